@@ -1,0 +1,3 @@
+from vfleet.cli import main
+
+raise SystemExit(main())

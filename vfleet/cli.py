@@ -1,0 +1,232 @@
+"""Headless commands. stdout carries data only; diagnostics go to stderr.
+
+This module must not import textual (directly or through anything it imports):
+cron jobs start it and a test checks sys.modules.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+import time
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import replace
+from pathlib import Path
+from typing import TextIO
+
+from vfleet import __version__, inventory
+from vfleet.errors import ExitCode, UsageError, VFleetError
+from vfleet.fleet import Fleet
+from vfleet.inventory import Inventory
+from vfleet.models import HostConfig
+from vfleet.output import as_csv, as_json, table
+from vfleet.report import TOP_SCHEMA, Report, build_report, collect, sleep_until
+from vfleet.selector import Selector
+
+LOCAL_LIBVIRT_SOCKET = Path("/var/run/libvirt/libvirt-sock")
+log = logging.getLogger("vfleet")
+
+
+def _add_filters(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("filters (all must match)")
+    group.add_argument("--host", action="append", default=[], metavar="GLOB", help="host name (repeatable: any)")
+    group.add_argument("--group", action="append", default=[], help="inventory group")
+    group.add_argument("--tag", action="append", default=[], help="host tag")
+    group.add_argument("--state", help="power state: running, off, paused, ...")
+    group.add_argument("--name", help="domain name glob, e.g. 'web-*'")
+    group.add_argument("--filter", default="", metavar="TERMS", help="TUI filter terms, e.g. 'hv:xen cpu>80'")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="vfleet", description="One console for KVM, Xen and ESXi fleets.")
+    parser.add_argument("--version", action="version", version=f"vfleet {__version__}")
+    parser.add_argument("-i", "--inventory", metavar="FILE", help=f"inventory file (default: ${inventory.ENV_VAR} or ~/.config/vfleet/inventory.yaml)")
+    parser.add_argument("--demo", action="store_true", help="use the built-in simulated fleet")
+    parser.add_argument("--read-only", action="store_true", help="refuse every mutating action (also VFLEET_READ_ONLY=1)")
+    parser.add_argument("-v", "--verbose", action="count", default=0, help="more diagnostics on stderr")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    status = commands.add_parser("status", help="one snapshot of the whole fleet")
+    status.add_argument("-o", "--output", choices=("table", "json", "csv"), default="table")
+    status.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
+                        help="seconds between the two polls that give rates (0: one poll, no rates)")
+    status.add_argument("--timeout", type=float, metavar="SECONDS", help="give up on hosts after this long")
+    _add_filters(status)
+
+    top = commands.add_parser("top", help="stream fleet metrics like `xentop -b`")
+    top.add_argument("-b", "--batch", action="store_true", help="headless stream (the interactive view is the TUI)")
+    top.add_argument("-d", "--delay", type=float, default=2.0, metavar="SECONDS", help="seconds between frames")
+    top.add_argument("-n", "--iterations", type=int, metavar="COUNT", help="stop after COUNT frames (default: run until Ctrl-C)")
+    top.add_argument("-o", "--output", choices=("ndjson", "table"), default="ndjson")
+    _add_filters(top)
+
+    inv = commands.add_parser("inventory", help="inventory tools")
+    inv_commands = inv.add_subparsers(dest="inventory_command", metavar="SUBCOMMAND", required=True)
+    check = inv_commands.add_parser("check", help="validate an inventory file and summarise it")
+    check.add_argument("file", nargs="?", help="inventory file (default: the -i/--inventory one)")
+
+    commands.add_parser("demo", help="try vfleet on the built-in simulated fleet")
+    return parser
+
+
+def _selector(args: argparse.Namespace) -> Selector:
+    terms = [f"group:{g}" for g in args.group] + [f"tag:{t}" for t in args.tag]
+    if len(args.host) == 1:
+        terms.append(f"host:{args.host[0]}")
+    if args.state:
+        terms.append(f"state:{args.state}")
+    if args.name:
+        terms.append(f"name:{args.name}")
+    return Selector.parse([*terms, *args.filter.split()])
+
+
+def _hosts_for(inv: Inventory, args: argparse.Namespace, selector: Selector) -> list[HostConfig]:
+    import fnmatch
+
+    for pattern in args.host:
+        if not any(fnmatch.fnmatchcase(h.name, pattern) for h in inv.hosts):
+            raise UsageError(f"{inv.path}: no host matches {pattern!r}")
+    for group in args.group:
+        if group not in inv.groups:
+            raise UsageError(f"{inv.path}: no group named {group!r}")
+    hosts = [h for h in inv.hosts if selector.host_may_match(h)]
+    if len(args.host) > 1:
+        hosts = [h for h in hosts if any(fnmatch.fnmatchcase(h.name, p) for p in args.host)]
+    return hosts
+
+
+def resolve_inventory(args: argparse.Namespace) -> Inventory:
+    """--demo, -i FILE, $VFLEET_INVENTORY, the XDG default, else local libvirt."""
+    if args.demo:
+        from vfleet.demo import demo_inventory
+
+        inv = demo_inventory()
+    elif args.inventory:
+        inv = inventory.load(args.inventory)
+    elif (default := inventory.default_path()).exists() or os.environ.get(inventory.ENV_VAR):
+        inv = inventory.load(default)
+    elif LOCAL_LIBVIRT_SOCKET.exists():
+        inv = Inventory("<local libvirt>", (HostConfig(name="localhost", driver="libvirt", uri="qemu:///system"),))
+    else:
+        raise UsageError(
+            "no inventory: pass -i FILE, set VFLEET_INVENTORY, create ~/.config/vfleet/inventory.yaml, or try --demo"
+        )
+    read_only = args.read_only or os.environ.get("VFLEET_READ_ONLY", "") not in ("", "0")
+    return inv.with_read_only() if read_only else inv
+
+
+def _warn_hosts(report: Report, views_errors: dict[str, str | None]) -> None:
+    for name in report.unreachable:
+        print(f"vfleet: {name}: {views_errors.get(name) or 'not reachable'}", file=sys.stderr)
+
+
+def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    inv = resolve_inventory(args)
+    selector = _selector(args)
+    hosts = _hosts_for(inv, args, selector)
+    if args.interval < 0:
+        raise UsageError("--interval must be 0 or more")
+    views = asyncio.run(collect(hosts, interval=args.interval, timeout=args.timeout))
+    report = build_report(views, selector)
+    if args.output == "json":
+        out.write(as_json(report.document(inventory=inv.path)))
+    elif args.output == "csv":
+        out.write(as_csv(report.domains))
+    else:
+        out.write(table(report.domains))
+    _warn_hosts(report, {v.name: v.health.last_error for v in views})
+    return ExitCode.UNREACHABLE if report.unreachable else ExitCode.OK
+
+
+def cmd_top(args: argparse.Namespace, out: TextIO) -> int:
+    if not args.batch:
+        raise UsageError("the interactive view is the TUI (run `vfleet`); use `vfleet top --batch` for a stream")
+    if args.delay <= 0:
+        raise UsageError("-d/--delay must be greater than 0")
+    if args.iterations is not None and args.iterations < 1:
+        raise UsageError("-n/--iterations must be 1 or more")
+    inv = resolve_inventory(args)
+    selector = _selector(args)
+    hosts = [replace(h, poll_interval=args.delay) for h in _hosts_for(inv, args, selector)]
+    return asyncio.run(_top(hosts, selector, args, out))
+
+
+async def _top(hosts: list[HostConfig], selector: Selector, args: argparse.Namespace, out: TextIO) -> int:
+    report = Report([], [], [])
+    async with Fleet(hosts) as fleet:
+        start = time.monotonic()
+        iteration = 0
+        while args.iterations is None or iteration < args.iterations:
+            iteration += 1
+            await sleep_until(start + iteration * args.delay)
+            report = build_report(fleet.views(), selector)
+            if args.output == "ndjson":
+                out.write(as_json(report.document(TOP_SCHEMA, iteration=iteration), indent=None))
+            else:
+                out.write(("\n" if iteration > 1 else "") + table(report.domains))
+            out.flush()
+        errors = {v.name: v.health.last_error for v in fleet.views()}
+    _warn_hosts(report, errors)
+    return ExitCode.UNREACHABLE if report.unreachable else ExitCode.OK
+
+
+def cmd_inventory_check(args: argparse.Namespace, out: TextIO) -> int:
+    path = args.file or args.inventory or str(inventory.default_path())
+    inv = inventory.load(path)
+    drivers = Counter(h.driver for h in inv.hosts)
+    read_only = [h.name for h in inv.hosts if h.read_only]
+    out.write(
+        f"{inv.path}: OK: {len(inv.hosts)} hosts ("
+        + ", ".join(f"{name} {count}" for name, count in sorted(drivers.items()))
+        + f"), {len(inv.groups)} groups"
+        + (f", read-only: {', '.join(read_only)}" if read_only else "")
+        + "\n"
+    )
+    for host in inv.hosts:
+        target = host.uri or f"{host.user + '@' if host.user else ''}{host.address or ''}{':' + str(host.port) if host.port else ''}"
+        flags = [f for f, on in (("read-only", host.read_only), ("protected", host.protected)) if on]
+        out.write(f"  {host.name:<20} {host.driver:<9} {target or '-':<40} every {host.poll_interval:g}s"
+                  f"{'  ' + ' '.join(flags) if flags else ''}{'  tags: ' + ','.join(sorted(host.tags)) if host.tags else ''}\n")
+    return ExitCode.OK
+
+
+def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
+    args.demo = True
+    status_args = build_parser().parse_args(["status"])
+    for key, value in vars(status_args).items():
+        if not hasattr(args, key) or key == "command":
+            setattr(args, key, value)
+    return cmd_status(args, out)
+
+
+def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    out = out or sys.stdout
+    logging.basicConfig(
+        level=logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING,
+        format="vfleet: %(levelname)s: %(name)s: %(message)s", stream=sys.stderr,
+    )
+    handlers = {"status": cmd_status, "top": cmd_top, "demo": cmd_demo, "inventory": cmd_inventory_check}
+    if args.command is None:
+        parser.print_usage(sys.stderr)
+        print("vfleet: the interactive console is not in this build yet; try `vfleet --demo status`", file=sys.stderr)
+        return ExitCode.USAGE
+    try:
+        return int(handlers[args.command](args, out))
+    except VFleetError as exc:
+        print(f"vfleet: {exc}", file=sys.stderr)
+        return int(exc.exit_code)
+    except KeyboardInterrupt:
+        return int(ExitCode.INTERRUPTED)
+    except BrokenPipeError:  # `vfleet top -b | head`: the reader left, that is fine
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - silence the flush at exit
+        return int(ExitCode.OK)
+    except Exception as exc:
+        log.debug("traceback", exc_info=True)
+        print(f"vfleet: internal error: {exc!r} (run with -vv for the traceback)", file=sys.stderr)
+        return int(ExitCode.INTERNAL)

@@ -1,0 +1,203 @@
+"""A simulated host: random-walk metrics, lifecycle with realistic delays, faults.
+
+It backs `vfleet demo` and the TUI tests. It is never used to test another driver.
+Options: flavour (kvm, xen or esxi: raw state words and memory sources follow the
+real backend), domains (count), seed, flaky (drops the connection now and then),
+latency (seconds per round trip).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+
+from vfleet.drivers.base import LIFECYCLE, Capability, Driver
+from vfleet.errors import ActionFailed, DomainNotFound, HostUnreachable
+from vfleet.models import (
+    ActionResult, Domain, DomainCounters, DomainEvent, HostFacts, HostSnapshot, MemorySource, PowerState, Verb,
+)
+
+GIB = 1024**3
+_RAW_STATES = {
+    "kvm": {PowerState.RUNNING: "running", PowerState.OFF: "shut off", PowerState.PAUSED: "paused",
+            PowerState.SHUTTING_DOWN: "in shutdown", PowerState.SUSPENDED: "pmsuspended"},
+    "xen": {PowerState.RUNNING: "-b----", PowerState.OFF: "(not running)", PowerState.PAUSED: "--p---",
+            PowerState.SHUTTING_DOWN: "---s--", PowerState.SUSPENDED: "--p---"},
+    "esxi": {PowerState.RUNNING: "poweredOn", PowerState.OFF: "poweredOff", PowerState.PAUSED: "suspended",
+             PowerState.SHUTTING_DOWN: "poweredOn", PowerState.SUSPENDED: "suspended"},
+}
+_MEMORY_SOURCE = {"kvm": MemorySource.GUEST, "xen": None, "esxi": MemorySource.HYPERVISOR}
+_ROLES = ("web", "db", "cache", "api", "build", "mail", "dns", "proxy", "queue", "ci", "ldap", "backup")
+
+
+@dataclass
+class _SimDomain:
+    name: str
+    uuid: str
+    vcpus: int
+    memory: int
+    state: PowerState
+    load: float  # fraction of its vCPUs busy, random-walked each poll
+    used_fraction: float
+    cpu_ns: int = 0
+    disk: list[int] = field(default_factory=lambda: [0, 0, 0, 0])  # rd bytes, wr bytes, rd reqs, wr reqs
+    net: list[int] = field(default_factory=lambda: [0, 0])
+    wait_ns: int = 0
+    started_at: float | None = None
+    domain_id: int | None = None
+
+
+class SimDriver(Driver):
+    kind = "sim"
+    capabilities = LIFECYCLE | {Capability.EVENTS, Capability.READ_ONLY_CONNECTION}
+
+    def __init__(self, config: object, *, read_only: bool = False) -> None:
+        super().__init__(config, read_only=read_only)  # type: ignore[arg-type]
+        options = self.config.options
+        self.flavour = str(options.get("flavour", "kvm"))
+        self.latency = float(options.get("latency", 0.05))  # type: ignore[arg-type]
+        self.flaky = bool(options.get("flaky", False))
+        seed = int(options.get("seed", 0))  # type: ignore[call-overload]
+        self._rng = random.Random(f"{seed}:{self.host}")
+        count = int(options.get("domains", 10))  # type: ignore[call-overload]
+        self._domains = {d.name: d for d in (self._make_domain(i) for i in range(count))}
+        self._events: asyncio.Queue[DomainEvent] = asyncio.Queue()
+        self._connected = False
+        self._last_tick = time.monotonic()
+        self._next_id = 1
+        self._transitions: set[asyncio.Task[None]] = set()
+
+    def _make_domain(self, index: int) -> _SimDomain:
+        rng = self._rng
+        roll = rng.random()
+        state = PowerState.RUNNING if roll < 0.8 else PowerState.OFF if roll < 0.95 else PowerState.PAUSED
+        role = _ROLES[index % len(_ROLES)]
+        return _SimDomain(
+            name=f"{self.host}-{role}{index // len(_ROLES) + 1:02d}",
+            uuid=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
+            vcpus=rng.choice((1, 2, 2, 4, 4, 8)),
+            memory=rng.choice((1, 2, 4, 4, 8, 16)) * GIB,
+            state=state,
+            load=rng.uniform(0.02, 0.6),
+            used_fraction=rng.uniform(0.2, 0.8),
+            started_at=time.monotonic() - rng.uniform(60, 86400 * 30) if state is not PowerState.OFF else None,
+        )
+
+    async def connect(self) -> HostFacts:
+        await asyncio.sleep(self.latency)
+        if self.flaky and self._rng.random() < 0.3:
+            raise HostUnreachable(self.host, "connection refused (simulated fault)")
+        self._connected = True
+        for dom in self._domains.values():
+            if dom.state is not PowerState.OFF and dom.domain_id is None:
+                dom.domain_id = self._take_id()
+        return HostFacts(
+            hypervisor=self.flavour, version={"kvm": "9.0.0", "xen": "4.17.7", "esxi": "8.0.2"}[self.flavour],
+            hostname=f"{self.host}.demo", cpus=32, memory_bytes=256 * GIB, cpu_model="Simulated Xeon",
+        )
+
+    def _take_id(self) -> int:
+        self._next_id += 1
+        return self._next_id
+
+    async def close(self) -> None:
+        self._connected = False
+        for task in self._transitions:
+            task.cancel()
+
+    async def poll(self) -> HostSnapshot:
+        if not self._connected:
+            raise HostUnreachable(self.host, "not connected")
+        await asyncio.sleep(self.latency * self._rng.uniform(0.5, 1.5))
+        if self.flaky and self._rng.random() < 0.04:
+            self._connected = False
+            raise HostUnreachable(self.host, "connection reset by peer (simulated fault)")
+        now = time.monotonic()
+        elapsed, self._last_tick = now - self._last_tick, now
+        return HostSnapshot(self.host, now, tuple(self._observe(d, elapsed, now) for d in self._domains.values()))
+
+    def _observe(self, dom: _SimDomain, elapsed: float, now: float) -> Domain:
+        running = dom.state in (PowerState.RUNNING, PowerState.SHUTTING_DOWN)
+        if running:
+            rng = self._rng
+            dom.load = min(1.0, max(0.0, dom.load + rng.gauss(0, 0.05)))
+            dom.used_fraction = min(0.98, max(0.05, dom.used_fraction + rng.gauss(0, 0.01)))
+            dom.cpu_ns += int(dom.load * dom.vcpus * elapsed * 1e9)
+            dom.wait_ns += int(dom.load * 0.03 * dom.vcpus * elapsed * 1e9 * rng.random())
+            for i, scale in enumerate((2e6, 1e6, 120, 80)):
+                dom.disk[i] += int(scale * dom.load * elapsed * rng.random())
+            for i, scale in enumerate((3e6, 1.5e6)):
+                dom.net[i] += int(scale * dom.load * elapsed * rng.random())
+        source = _MEMORY_SOURCE[self.flavour] if running else None
+        return Domain(
+            name=dom.name, state=dom.state, raw_state=_RAW_STATES[self.flavour][dom.state], uuid=dom.uuid,
+            domain_id=dom.domain_id, vcpus=dom.vcpus, memory_max_bytes=dom.memory,
+            memory_current_bytes=dom.memory if dom.state is not PowerState.OFF else None,
+            memory_used_bytes=int(dom.memory * dom.used_fraction) if source else None, memory_used_source=source,
+            uptime_s=now - dom.started_at if dom.started_at is not None and running else None,
+            counters=DomainCounters(
+                taken_at=now, cpu_time_ns=dom.cpu_ns, disk_read_bytes=dom.disk[0], disk_write_bytes=dom.disk[1],
+                disk_read_reqs=dom.disk[2], disk_write_reqs=dom.disk[3], net_rx_bytes=dom.net[0],
+                net_tx_bytes=dom.net[1], vcpu_wait_ns=dom.wait_ns if self.flavour != "xen" else None,
+            ) if running else None,
+        )
+
+    async def events(self) -> AsyncIterator[DomainEvent]:
+        while True:
+            yield await self._events.get()
+
+    def _emit(self, dom: _SimDomain, kind: str, detail: str = "") -> None:
+        self._events.put_nowait(DomainEvent(self.host, dom.name, kind, detail, dom.uuid, time.time()))
+
+    async def _perform(self, verb: Verb, domain: str) -> ActionResult:
+        dom = self._domains.get(domain)
+        if dom is None:
+            raise DomainNotFound(self.host, f"no domain named {domain!r}")
+        await asyncio.sleep(self.latency * 2)
+        allowed = {
+            Verb.START: (PowerState.OFF,), Verb.SHUTDOWN: (PowerState.RUNNING,), Verb.REBOOT: (PowerState.RUNNING,),
+            Verb.PAUSE: (PowerState.RUNNING,), Verb.RESUME: (PowerState.PAUSED, PowerState.SUSPENDED),
+            Verb.FORCE_OFF: (PowerState.RUNNING, PowerState.PAUSED, PowerState.SHUTTING_DOWN, PowerState.CRASHED),
+            Verb.RESET: (PowerState.RUNNING,),
+        }[verb]
+        if dom.state not in allowed:
+            raise ActionFailed(self.host, f"{domain}: cannot {verb.value} a domain that is {dom.state.value}")
+        if verb is Verb.START:
+            dom.state, dom.started_at, dom.domain_id = PowerState.RUNNING, time.monotonic(), self._take_id()
+            self._emit(dom, "started", "booted")
+        elif verb is Verb.PAUSE:
+            dom.state = PowerState.PAUSED
+            self._emit(dom, "suspended", "paused")
+        elif verb is Verb.RESUME:
+            dom.state = PowerState.RUNNING
+            self._emit(dom, "resumed", "unpaused")
+        elif verb is Verb.FORCE_OFF:
+            self._power_off(dom, "destroyed")
+        elif verb is Verb.RESET:
+            dom.started_at = time.monotonic()
+            self._emit(dom, "reset")
+        elif verb is Verb.SHUTDOWN:
+            dom.state = PowerState.SHUTTING_DOWN
+            self._emit(dom, "shutdown", "guest asked to power off")
+            self._later(self._rng.uniform(1.0, 3.0), lambda: self._power_off(dom, "shutdown"))
+        elif verb is Verb.REBOOT:
+            self._emit(dom, "reboot")
+            dom.started_at = time.monotonic() + 2.0
+        return ActionResult(self.host, domain, verb, ok=True, state_after=dom.state)
+
+    def _power_off(self, dom: _SimDomain, detail: str) -> None:
+        dom.state, dom.started_at, dom.domain_id = PowerState.OFF, None, None
+        self._emit(dom, "stopped", detail)
+
+    def _later(self, delay: float, change: object) -> None:
+        async def run() -> None:
+            await asyncio.sleep(delay)
+            change()  # type: ignore[operator]
+
+        task = asyncio.create_task(run())
+        self._transitions.add(task)
+        task.add_done_callback(self._transitions.discard)

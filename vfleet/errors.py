@@ -1,0 +1,98 @@
+"""Error tree and process exit codes shared by every layer.
+
+Every error a user can hit is a VFleetError whose str() is one line saying what
+happened and where; the CLI prints it and exits with the error's exit code.
+"""
+
+from __future__ import annotations
+
+from enum import IntEnum
+
+
+class ExitCode(IntEnum):
+    """Documented exit codes of the headless commands (see README)."""
+
+    OK = 0
+    FAILED = 1  # the requested operation failed
+    USAGE = 2  # bad command line or inventory
+    UNREACHABLE = 3  # some hosts could not be reached or authenticated
+    REFUSED = 4  # refused by policy (read-only, protected, interlock)
+    PARTIAL = 5  # some targets of a bulk operation failed
+    MISSING_DEPENDENCY = 6  # an optional backend package is not installed
+    INTERNAL = 70  # a bug in vfleet (EX_SOFTWARE)
+    INTERRUPTED = 130  # Ctrl-C
+
+
+class VFleetError(Exception):
+    """Base of every error vfleet reports to a user."""
+
+    exit_code: ExitCode = ExitCode.FAILED
+
+
+class UsageError(VFleetError):
+    exit_code = ExitCode.USAGE
+
+
+class InventoryError(UsageError):
+    """A malformed inventory; the message names file:line and the key."""
+
+    def __init__(self, path: str, line: int | None, key: str, problem: str) -> None:
+        self.path = path
+        self.line = line
+        self.key = key
+        self.problem = problem
+        where = f"{path}:{line}" if line is not None else path
+        super().__init__(f"{where}: {key}: {problem}" if key else f"{where}: {problem}")
+
+
+class MissingDependency(VFleetError):
+    exit_code = ExitCode.MISSING_DEPENDENCY
+
+
+class PolicyRefused(VFleetError):
+    exit_code = ExitCode.REFUSED
+
+
+class DriverError(VFleetError):
+    """A backend failed; `host` names which one. The backend's exception is __cause__."""
+
+    def __init__(self, host: str, message: str) -> None:
+        self.host = host
+        self.message = message
+        super().__init__(f"{host}: {message}")
+
+
+class HostUnreachable(DriverError):
+    exit_code = ExitCode.UNREACHABLE
+
+
+class AuthFailed(DriverError):
+    """Wrong credentials, or a host key that does not match known_hosts."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+
+class DriverTimeout(DriverError):
+    exit_code = ExitCode.UNREACHABLE
+
+
+class DriverBusy(DriverTimeout):
+    """The previous call to this host has timed out and is still running."""
+
+
+class UnsupportedAction(DriverError):
+    exit_code = ExitCode.REFUSED
+
+
+class DomainNotFound(DriverError):
+    exit_code = ExitCode.USAGE
+
+
+class ActionFailed(DriverError):
+    exit_code = ExitCode.FAILED
+
+
+class GarbledOutput(DriverError):
+    """A backend answered with something we cannot parse; never guess a number."""
+
+    exit_code = ExitCode.FAILED

@@ -1,0 +1,215 @@
+"""Normalised values shared by drivers, the core and both faces.
+
+Everything here is a frozen dataclass or an enum: drivers build them, the core
+derives rates from them, screens and the CLI only read them. Units are bytes,
+nanoseconds of CPU time and seconds of monotonic time; a value the backend does
+not have is None, never 0.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+
+
+class PowerState(Enum):
+    RUNNING = "running"
+    PAUSED = "paused"
+    SHUTTING_DOWN = "shutting-down"
+    OFF = "off"
+    CRASHED = "crashed"
+    SUSPENDED = "suspended"
+    UNKNOWN = "unknown"
+
+
+class HostStatus(Enum):
+    CONNECTING = "connecting"
+    UP = "up"
+    STALE = "stale"  # connected, but the last good poll is older than 2 intervals
+    DOWN = "down"
+    AUTH_FAILED = "auth-failed"
+
+
+class Verb(Enum):
+    """Lifecycle verbs, the same names for every hypervisor."""
+
+    START = "start"
+    SHUTDOWN = "shutdown"
+    REBOOT = "reboot"
+    PAUSE = "pause"
+    RESUME = "resume"
+    FORCE_OFF = "force-off"
+    RESET = "reset"
+
+
+class MemorySource(Enum):
+    """Where a "memory used" number came from, so allocation never poses as usage."""
+
+    GUEST = "guest"  # reported by the guest (balloon driver stats, tools)
+    HOST_RSS = "host-rss"  # resident memory of the VM process on the host
+    HYPERVISOR = "hypervisor"  # the hypervisor's own active-memory estimate
+
+
+@dataclass(frozen=True, slots=True)
+class DomainCounters:
+    """Cumulative counters at one instant; the core turns two of them into rates."""
+
+    taken_at: float  # time.monotonic() when the sample was read
+    cpu_time_ns: int | None = None
+    disk_read_bytes: int | None = None
+    disk_write_bytes: int | None = None
+    disk_read_reqs: int | None = None
+    disk_write_reqs: int | None = None
+    net_rx_bytes: int | None = None
+    net_tx_bytes: int | None = None
+    vcpu_wait_ns: int | None = None  # time runnable but not running (steal/ready)
+
+
+@dataclass(frozen=True, slots=True)
+class DomainGauges:
+    """Instant values, for backends that report rates rather than counters."""
+
+    cpu_percent: float | None = None
+    contention_percent: float | None = None
+    disk_read_bps: float | None = None
+    disk_write_bps: float | None = None
+    net_rx_bps: float | None = None
+    net_tx_bps: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Domain:
+    """One VM as a driver saw it in one poll."""
+
+    name: str
+    state: PowerState
+    raw_state: str  # the backend's own word, for display and debugging
+    uuid: str | None = None
+    domain_id: int | None = None  # hypervisor id while running (-1/None when off)
+    vcpus: int | None = None
+    memory_max_bytes: int | None = None  # configured maximum
+    memory_current_bytes: int | None = None  # current allocation / balloon target
+    memory_used_bytes: int | None = None
+    memory_used_source: MemorySource | None = None
+    uptime_s: float | None = None
+    counters: DomainCounters | None = None
+    gauges: DomainGauges | None = None
+    protected: bool = False  # a native "do not touch" flag where the backend has one
+
+    @property
+    def key(self) -> str:
+        """Stable identity within a host: the UUID when the backend has one."""
+        return self.uuid or self.name
+
+
+@dataclass(frozen=True, slots=True)
+class HostFacts:
+    hypervisor: str  # "kvm", "qemu", "xen", "esxi", "test", "sim"
+    version: str | None = None
+    hostname: str | None = None
+    cpus: int | None = None
+    memory_bytes: int | None = None
+    cpu_model: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HostSnapshot:
+    """Everything one poll of one host returned."""
+
+    host: str
+    taken_at: float
+    domains: tuple[Domain, ...]
+    facts: HostFacts | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DomainEvent:
+    """A lifecycle event as the backend announced it."""
+
+    host: str
+    domain: str
+    kind: str  # "started", "stopped", "suspended", "resumed", "shutdown", ...
+    detail: str = ""
+    uuid: str | None = None
+    wall_time: float = 0.0  # time.time(), for display
+
+
+@dataclass(frozen=True, slots=True)
+class ActionResult:
+    host: str
+    domain: str
+    verb: Verb
+    ok: bool
+    state_after: PowerState | None = None
+    message: str = ""
+    noop: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class DomainRates:
+    """Per-second rates and percentages derived by the core (None = unknown)."""
+
+    cpu_percent: float | None = None  # of the domain's own vCPUs (100 = all busy)
+    cpu_host_percent: float | None = None  # of the host's physical CPUs
+    disk_read_bps: float | None = None
+    disk_write_bps: float | None = None
+    disk_read_iops: float | None = None
+    disk_write_iops: float | None = None
+    net_rx_bps: float | None = None
+    net_tx_bps: float | None = None
+    contention_percent: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class HostHealth:
+    status: HostStatus
+    last_error: str | None = None
+    last_ok_at: float | None = None  # monotonic time of the last good poll
+    polls: int = 0
+    skipped_ticks: int = 0
+
+    def data_age(self, now: float) -> float | None:
+        return None if self.last_ok_at is None else max(0.0, now - self.last_ok_at)
+
+
+@dataclass(frozen=True, slots=True)
+class SshSettings:
+    """How to reach an SSH host; credentials are references, never secrets."""
+
+    agent: bool = True  # offer keys from $SSH_AUTH_SOCK
+    key_file: str | None = None
+    known_hosts: str | None = None  # None: the user's ~/.ssh/known_hosts
+    config: bool = True  # honour ~/.ssh/config (Host aliases, User, ProxyJump ...)
+
+
+@dataclass(frozen=True, slots=True)
+class TlsSettings:
+    verify: bool = True
+    ca_file: str | None = None
+    thumbprint: str | None = None  # pin a certificate by its SHA-1/SHA-256 fingerprint
+
+
+@dataclass(frozen=True, slots=True)
+class HostConfig:
+    """One inventory host after defaults and groups were applied."""
+
+    name: str
+    driver: str
+    uri: str | None = None
+    address: str | None = None
+    port: int | None = None
+    user: str | None = None
+    password_env: str | None = None  # name of the environment variable holding it
+    ssh: SshSettings = field(default_factory=SshSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    tags: frozenset[str] = frozenset()
+    groups: tuple[str, ...] = ()
+    poll_interval: float = 2.0
+    connect_timeout: float = 10.0
+    call_timeout: float = 15.0
+    read_only: bool = False
+    protected: bool = False
+    protected_domains: tuple[str, ...] = ()  # glob patterns of domain names
+    options: Mapping[str, object] = field(default_factory=dict)
+    source: str = ""  # "file:line" where the host was defined, for messages

@@ -1,0 +1,80 @@
+"""Renderers for headless output: table, JSON, CSV and NDJSON. stdout only gets data."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from vfleet.report import DOMAIN_FIELDS
+
+_TABLE_COLUMNS = (
+    ("HOST", "host"), ("HV", "hypervisor"), ("NAME", "name"), ("STATE", "state"), ("VCPU", "vcpus"),
+    ("CPU%", "cpu_pct"), ("MEM USED", "mem_used"), ("MEM ALLOC", "mem_current_bytes"),
+    ("DISK R/s", "disk_read_bps"), ("DISK W/s", "disk_write_bps"), ("NET RX/s", "net_rx_bps"),
+    ("NET TX/s", "net_tx_bps"), ("CONT%", "contention_pct"), ("UPTIME", "uptime_s"),
+)
+_RIGHT = {"vcpus", "cpu_pct", "mem_used", "mem_current_bytes", "disk_read_bps", "disk_write_bps",
+          "net_rx_bps", "net_tx_bps", "contention_pct", "uptime_s"}
+
+
+def human_bytes(value: float | None) -> str:
+    if value is None:
+        return "-"
+    for unit in ("B", "K", "M", "G", "T"):
+        if abs(value) < 1024 or unit == "T":
+            return f"{value:.0f}{unit}" if unit == "B" else f"{value:.1f}{unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def human_duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    minutes, _ = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    days, hours = divmod(hours, 24)
+    return f"{days}d{hours:02d}h" if days else f"{hours}h{minutes:02d}m" if hours else f"{minutes}m"
+
+
+def _cell(record: dict[str, Any], key: str) -> str:
+    if key == "mem_used":
+        used, source = record["mem_used_bytes"], record["mem_used_source"]
+        return "-" if used is None else f"{human_bytes(used)}({source[0]})"
+    value = record.get(key)
+    if value is None:
+        return "-"
+    if key.endswith("_bps") or key.endswith("_bytes"):
+        return human_bytes(value)
+    if key == "uptime_s":
+        return human_duration(value)
+    if key == "state" and record.get("stale"):
+        return f"{value}?"
+    return str(value)
+
+
+def table(records: Sequence[dict[str, Any]]) -> str:
+    rows = [[_cell(r, key) for _, key in _TABLE_COLUMNS] for r in records]
+    headers = [title for title, _ in _TABLE_COLUMNS]
+    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+
+    def line(cells: Sequence[str]) -> str:
+        out = [c.rjust(w) if key in _RIGHT else c.ljust(w) for c, w, (_, key) in zip(cells, widths, _TABLE_COLUMNS)]
+        return "  ".join(out).rstrip()
+
+    return "\n".join([line(headers), *(line(r) for r in rows)]) + "\n"
+
+
+def as_json(document: dict[str, Any], *, indent: int | None = 2) -> str:
+    return json.dumps(document, indent=indent, sort_keys=False) + "\n"
+
+
+def as_csv(records: Sequence[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=DOMAIN_FIELDS, lineterminator="\n")
+    writer.writeheader()
+    for record in records:
+        writer.writerow({**record, "tags": " ".join(record["tags"])})
+    return buffer.getvalue()

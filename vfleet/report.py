@@ -1,0 +1,148 @@
+"""One-shot and streaming fleet reports, shared by `status`, `top --batch` and exporters.
+
+Records are plain dicts in the documented, versioned JSON schema (docs/json-schema.md):
+the table and CSV renderers use the same records, so every format says the same.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from vfleet.fleet import DriverFactory, Fleet, HostView, _default_factory
+from vfleet.metrics import DomainRow
+from vfleet.models import HostConfig, HostStatus
+from vfleet.selector import Selector
+
+STATUS_SCHEMA = "vfleet.status/1"
+TOP_SCHEMA = "vfleet.top/1"
+_FINAL = (HostStatus.DOWN, HostStatus.AUTH_FAILED)
+
+DOMAIN_FIELDS = (
+    "host", "hypervisor", "name", "uuid", "id", "state", "raw_state", "vcpus", "cpu_pct", "cpu_host_pct",
+    "mem_max_bytes", "mem_current_bytes", "mem_used_bytes", "mem_used_source", "disk_read_bps",
+    "disk_write_bps", "disk_read_iops", "disk_write_iops", "net_rx_bps", "net_tx_bps", "contention_pct",
+    "uptime_s", "stale", "tags",
+)
+
+
+@dataclass(frozen=True)
+class Report:
+    hosts: list[dict[str, Any]]
+    domains: list[dict[str, Any]]
+    unreachable: list[str]  # hosts that are not UP, for the exit code and stderr
+
+    def document(self, schema: str = STATUS_SCHEMA, **extra: Any) -> dict[str, Any]:
+        return {
+            "schema": schema,
+            "generated_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+            **extra,
+            "hosts": self.hosts,
+            "domains": self.domains,
+        }
+
+
+def _round(value: float | None, digits: int = 1) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+def domain_record(row: DomainRow, stale: bool) -> dict[str, Any]:
+    d, r = row.domain, row.rates
+    return {
+        "host": row.host, "hypervisor": row.hypervisor, "name": d.name, "uuid": d.uuid, "id": d.domain_id,
+        "state": d.state.value, "raw_state": d.raw_state, "vcpus": d.vcpus,
+        "cpu_pct": _round(r.cpu_percent), "cpu_host_pct": _round(r.cpu_host_percent, 2),
+        "mem_max_bytes": d.memory_max_bytes, "mem_current_bytes": d.memory_current_bytes,
+        "mem_used_bytes": d.memory_used_bytes,
+        "mem_used_source": d.memory_used_source.value if d.memory_used_source else None,
+        "disk_read_bps": _round(r.disk_read_bps, 0), "disk_write_bps": _round(r.disk_write_bps, 0),
+        "disk_read_iops": _round(r.disk_read_iops), "disk_write_iops": _round(r.disk_write_iops),
+        "net_rx_bps": _round(r.net_rx_bps, 0), "net_tx_bps": _round(r.net_tx_bps, 0),
+        "contention_pct": _round(r.contention_percent, 2), "uptime_s": _round(d.uptime_s, 0),
+        "stale": stale, "tags": sorted(row.tags),
+    }
+
+
+def host_record(view: HostView, now: float) -> dict[str, Any]:
+    health = view.health
+    age = health.data_age(now)
+    return {
+        "name": view.name, "driver": view.config.driver,
+        "hypervisor": view.facts.hypervisor if view.facts else None,
+        "version": view.facts.version if view.facts else None,
+        "status": health.status.value, "error": health.last_error,
+        "data_age_s": None if age is None else round(age, 1),
+        "domains": len(view.rows), "read_only": view.read_only,
+        "groups": list(view.config.groups), "tags": sorted(view.config.tags),
+    }
+
+
+def build_report(views: Sequence[HostView], selector: Selector, now: float | None = None) -> Report:
+    now = time.monotonic() if now is None else now
+    hosts, domains, unreachable = [], [], []
+    for view in views:
+        if not selector.host_may_match(view.config):
+            continue
+        hosts.append(host_record(view, now))
+        if view.health.status is not HostStatus.UP:
+            unreachable.append(view.name)
+        stale = view.health.status is not HostStatus.UP
+        domains.extend(domain_record(row, stale) for row in view.rows if selector.matches(row, view.config))
+    return Report(hosts, domains, unreachable)
+
+
+def _settled(view: HostView, polls_needed: int) -> bool:
+    health = view.health
+    if health.polls >= polls_needed:
+        return True
+    if view.attempts >= 1 and health.status in _FINAL:
+        return True
+    # connected, but polls fail: report the error rather than wait for the deadline
+    return health.status is not HostStatus.CONNECTING and health.last_error is not None
+
+
+async def collect(
+    hosts: Sequence[HostConfig],
+    *,
+    interval: float,
+    read_only: bool = False,
+    timeout: float | None = None,
+    driver_factory: DriverFactory = _default_factory,
+) -> list[HostView]:
+    """Poll every host once (interval 0) or twice `interval` seconds apart, for rates."""
+    polls_needed = 2 if interval > 0 else 1
+    poll_interval = interval if interval > 0 else 3600.0
+    if timeout is None:
+        timeout = max((h.connect_timeout + h.call_timeout for h in hosts), default=1.0) + interval
+    fleet = Fleet(
+        [replace(h, poll_interval=poll_interval) for h in hosts], read_only=read_only, driver_factory=driver_factory
+    )
+    # A host is kept as it was when it settled: a DOWN host retrying in the
+    # background must not hold the report back, nor turn back into "connecting".
+    settled: dict[str, HostView] = {}
+
+    def all_settled(views: list[HostView]) -> bool:
+        for view in views:
+            if view.name not in settled and _settled(view, polls_needed):
+                settled[view.name] = view
+        return len(settled) == len(views)
+
+    async with fleet:
+        await fleet.wait_until(all_settled, timeout)
+        views = fleet.views()
+    return [settled.get(v.name) or _unsettled(v, timeout) for v in views]
+
+
+def _unsettled(view: HostView, timeout: float) -> HostView:
+    if view.health.status is not HostStatus.CONNECTING:
+        return view  # connected but slow: show what it has
+    health = replace(view.health, status=HostStatus.DOWN, last_error=f"{view.name}: no answer within {timeout:g} s")
+    return replace(view, health=health)
+
+
+async def sleep_until(deadline: float) -> None:
+    await asyncio.sleep(max(0.0, deadline - time.monotonic()))
