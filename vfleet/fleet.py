@@ -206,8 +206,8 @@ class Fleet:
     def _health_now(self, state: _HostState) -> HostHealth:
         health = state.health
         if health.status is HostStatus.UP:
-            age = health.data_age(self._clock())
-            if age is None or age > 2 * state.config.poll_interval:
+            fresh_since = health.last_ok_at if health.last_ok_at is not None else health.since
+            if fresh_since is None or self._clock() - fresh_since > 2 * state.config.poll_interval:
                 return replace(health, status=HostStatus.STALE)
         return health
 
@@ -219,6 +219,8 @@ class Fleet:
             self._changed.notify_all()
 
     async def _set_health(self, state: _HostState, **changes: object) -> None:
+        if "status" in changes and changes["status"] is not state.health.status:
+            changes["since"] = self._clock()
         state.health = replace(state.health, **changes)  # type: ignore[arg-type]
         await self._publish(state)
 
@@ -262,7 +264,7 @@ class Fleet:
             await self._poll_loop(state, driver)
         except (HostUnreachable, AuthFailed) as exc:
             status = HostStatus.AUTH_FAILED if isinstance(exc, AuthFailed) else HostStatus.DOWN
-            state.health = replace(state.health, status=status, last_error=str(exc))
+            state.health = replace(state.health, status=status, last_error=str(exc), since=self._clock())
         finally:
             state.driver = None
             if pump is not None:
@@ -277,6 +279,7 @@ class Fleet:
         while True:
             started = self._clock()
             poll = asyncio.create_task(driver.poll())
+            poll.add_done_callback(_retrieve)  # an abandoned poll's error must not be logged as lost
             try:
                 while True:  # skip ticks (never queue them) while this poll is in flight
                     left = started + timeout - self._clock()
@@ -313,7 +316,7 @@ class Fleet:
         snapshot = poll.result()
         self._absorb(state, snapshot)
         await self._set_health(
-            state, status=HostStatus.UP, last_error=None, last_ok_at=snapshot.taken_at, polls=state.health.polls + 1
+            state, status=HostStatus.UP, last_error=None, last_ok_at=self._clock(), polls=state.health.polls + 1
         )
 
     def _absorb(self, state: _HostState, snapshot: HostSnapshot) -> None:
@@ -351,6 +354,11 @@ class Fleet:
                 state.wake.set()  # show the new state now, not at the next tick
         except VFleetError as exc:
             log.warning("%s: event stream ended: %s", state.config.name, exc)
+
+
+def _retrieve(task: asyncio.Task[HostSnapshot]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 def summarise(views: Iterable[HostView]) -> dict[HostStatus, int]:

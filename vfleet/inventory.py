@@ -33,7 +33,7 @@ _HOST_KEYS = ("name", "driver", "uri", "address", "groups", "options", *_SETTING
 _GROUP_KEYS = ("description", *_SETTING_KEYS)
 _TOP_KEYS = ("version", "defaults", "groups", "hosts")
 _SSH_KEYS = {"agent": bool, "key_file": str, "known_hosts": str, "config": bool}
-_TLS_KEYS = {"verify": bool, "ca_file": str, "thumbprint": str}
+_TLS_KEYS = {"insecure": bool, "ca_file": str, "thumbprint": str}
 # Connection keys and the transports they belong to.
 _CONNECTION_KEYS = {
     "uri": ("uri",),
@@ -171,7 +171,10 @@ class _Parser:
         except yaml.MarkedYAMLError as exc:
             mark = exc.problem_mark or exc.context_mark
             line = mark.line + 1 if mark is not None else None
-            raise InventoryError(self.path, line, "", f"YAML syntax error: {exc.problem or exc}") from None
+            context = ""
+            if exc.context and exc.context_mark is not None:
+                context = f" ({exc.context} started on line {exc.context_mark.line + 1})"
+            raise InventoryError(self.path, line, "", f"YAML syntax error: {exc.problem or exc}{context}") from None
         except yaml.YAMLError as exc:
             raise InventoryError(self.path, None, "", f"YAML error: {exc}") from None
         if root is None:
@@ -251,10 +254,13 @@ class _Parser:
     # -- hosts -------------------------------------------------------------
 
     def host(self, node: yaml.Node, key: str, defaults: dict[str, Any], groups: dict[str, dict[str, Any]]) -> HostConfig:
-        peek = self.mapping(node, key, _HOST_KEYS)
-        if "name" not in peek:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, key, f"expected a mapping, got {self.kind(node)}")
+        # Find the name first, so every later message can say which host it is about.
+        name_nodes = [v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == "name"]
+        if not name_nodes:
             raise self.fail(node, f"{key}.name", "missing required key")
-        name = self.text(peek["name"], f"{key}.name")
+        name = self.text(name_nodes[0], f"{key}.name")
         key = f"hosts[{name}]"
         own = self.settings(node, key, _HOST_KEYS)
         nodes: dict[str, yaml.Node] = own["_nodes"]

@@ -168,6 +168,7 @@ class HostHealth:
     last_ok_at: float | None = None  # monotonic time of the last good poll
     polls: int = 0
     skipped_ticks: int = 0
+    since: float | None = None  # monotonic time this status began
 
     def data_age(self, now: float) -> float | None:
         return None if self.last_ok_at is None else max(0.0, now - self.last_ok_at)
@@ -185,7 +186,7 @@ class SshSettings:
 
 @dataclass(frozen=True, slots=True)
 class TlsSettings:
-    verify: bool = True
+    insecure: bool = False  # skip certificate checks: only when asked, and always shown as a warning
     ca_file: str | None = None
     thumbprint: str | None = None  # pin a certificate by its SHA-1/SHA-256 fingerprint
 

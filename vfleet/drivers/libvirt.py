@@ -1,0 +1,331 @@
+"""libvirt driver: KVM/QEMU, Xen (libxl) and anything else libvirt speaks.
+
+libvirt-python is blocking C code. Each host owns one connection and one daemon
+worker thread; every call goes through it with a timeout. A call that timed out
+keeps running in its thread: the host reports DriverBusy until it returns
+instead of piling more calls onto it. Domain events arrive through libvirtaio on
+the asyncio loop. Metrics come from one bulk getAllDomainStats call per poll,
+with a per-domain fallback for drivers that lack it (libxl).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import logging
+import queue
+import threading
+import time
+import xml.etree.ElementTree as ET
+from collections.abc import AsyncIterator, Callable
+from typing import Any, TypeVar
+from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+
+import libvirt
+import libvirtaio
+
+from vfleet.drivers.base import LIFECYCLE, Capability, Driver
+from vfleet.drivers.libvirt_parse import domain_from_stats, event_words, hypervisor_name, power_state, version_string
+from vfleet.errors import (
+    ActionFailed, AuthFailed, DomainNotFound, DriverBusy, DriverError, DriverTimeout, HostUnreachable,
+    PolicyRefused, UnsupportedAction,
+)
+from vfleet.models import ActionResult, DomainEvent, HostConfig, HostFacts, HostSnapshot, Verb
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# libvirt prints every error to stderr by default, which would tear the TUI.
+libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
+
+STATS_GROUPS = (
+    libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON
+    | libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_INTERFACE | libvirt.VIR_DOMAIN_STATS_BLOCK
+)
+# Do not wait for a domain job that holds the monitor: report what is free now.
+STATS_FLAGS = getattr(libvirt, "VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT", 0)
+_AUTH_CODES = {libvirt.VIR_ERR_AUTH_FAILED, libvirt.VIR_ERR_AUTH_CANCELLED, libvirt.VIR_ERR_AUTH_UNAVAILABLE}
+_HOST_KEY_WORDS = ("host key verification failed", "remote host identification has changed", "host key for")
+KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 5, 3
+
+
+class _Worker:
+    """One daemon thread running calls in order; daemon so a hung call never blocks exit."""
+
+    def __init__(self, name: str) -> None:
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]] | None] = (
+            queue.SimpleQueue()
+        )
+        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (job := self._jobs.get()) is not None:
+            fn, future = job
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(fn())
+                except BaseException as exc:
+                    future.set_exception(exc)
+
+    def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        self._jobs.put((fn, future))
+        return future
+
+    def stop(self) -> None:
+        self._jobs.put(None)
+
+
+def with_no_tty(uri: str) -> str:
+    """Make libvirt's ssh transports fail instead of prompting on the terminal."""
+    parts = urlsplit(uri)
+    if "+ssh" not in parts.scheme and "+libssh" not in parts.scheme:
+        return uri
+    query = dict(parse_qsl(parts.query, keep_blank_values=True))
+    query.setdefault("no_tty", "1")
+    return urlunsplit(parts._replace(query=urlencode(query, safe="/")))
+
+
+class LibvirtDriver(Driver):
+    kind = "libvirt"
+    capabilities = LIFECYCLE | {Capability.EVENTS, Capability.READ_ONLY_CONNECTION}
+
+    def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
+        super().__init__(config, read_only=read_only)
+        self.uri = with_no_tty(config.uri or "qemu:///system")
+        self._worker = _Worker(f"libvirt:{config.name}")
+        self._conn: libvirt.virConnect | None = None
+        self._stuck: concurrent.futures.Future[Any] | None = None
+        self._stuck_what = ""
+        self._bulk = True
+        self._lost: str | None = None  # why libvirt closed the connection under us
+        self._callbacks: list[int] = []
+        self._events: asyncio.Queue[DomainEvent] = asyncio.Queue()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._devices: dict[str, tuple[list[str], list[str]]] = {}  # uuid -> (disks, interfaces), fallback only
+
+    # -- plumbing ---------------------------------------------------------------
+
+    async def _call(self, what: str, fn: Callable[[], T], timeout: float | None = None) -> T:
+        if self._stuck is not None and not self._stuck.done():
+            raise DriverBusy(self.host, f"an earlier call ({self._stuck_what}) is still running; waiting for it")
+        timeout = timeout if timeout is not None else self.config.call_timeout
+        future = self._worker.submit(fn)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
+        except TimeoutError:
+            self._stuck, self._stuck_what = future, what
+            raise DriverTimeout(self.host, f"{what}: no answer from libvirt within {timeout:g} s") from None
+        except asyncio.CancelledError:
+            if not future.done():
+                self._stuck, self._stuck_what = future, what
+            raise
+        except libvirt.libvirtError as exc:
+            raise self._translate(exc, what) from exc
+
+    def _translate(self, exc: libvirt.libvirtError, what: str) -> DriverError:
+        code, message = exc.get_error_code(), (exc.get_error_message() or str(exc)).strip()
+        lowered = message.lower()
+        if any(word in lowered for word in _HOST_KEY_WORDS):
+            return AuthFailed(self.host, f"SSH host key verification failed for {self.uri}: check known_hosts ({message})")
+        if code in _AUTH_CODES:
+            return AuthFailed(self.host, f"authentication failed: {message}")
+        if code == libvirt.VIR_ERR_NO_DOMAIN:
+            return DomainNotFound(self.host, message)
+        if code == libvirt.VIR_ERR_NO_SUPPORT:
+            return UnsupportedAction(self.host, f"{what}: {message}")
+        if code == libvirt.VIR_ERR_OPERATION_INVALID:
+            return ActionFailed(self.host, message)
+        if self._conn is None or self._lost is not None or not self._alive():
+            return HostUnreachable(self.host, f"{what}: {message}")
+        return ActionFailed(self.host, f"{what}: {message}")
+
+    def _alive(self) -> bool:
+        try:
+            return self._conn is not None and bool(self._conn.isAlive())
+        except libvirt.libvirtError:
+            return False
+
+    def _use_event_loop(self) -> bool:
+        """Bind libvirt's event loop to ours; libvirt allows one per process."""
+        loop = asyncio.get_running_loop()
+        impl = libvirtaio.getCurrentImpl()
+        if impl is None:
+            libvirtaio.virEventRegisterAsyncIOImpl(loop=loop)
+            return True
+        if impl.loop is not loop:
+            log.warning("%s: libvirt events are bound to another event loop; polling only", self.host)
+            return False
+        return True
+
+    # -- connection ---------------------------------------------------------------
+
+    async def connect(self) -> HostFacts:
+        events = self._use_event_loop()
+        self._loop = asyncio.get_running_loop()
+        opener = libvirt.openReadOnly if self.read_only else libvirt.open
+        self._conn = await self._call("open", lambda: opener(self.uri), timeout=self.config.connect_timeout)
+        conn = self._conn
+        if events:
+            await self._call("keepalive", lambda: self._setup_connection(conn))
+        info, conn_type, version, hostname = await self._call(
+            "host facts", lambda: (conn.getInfo(), conn.getType(), conn.getVersion(), self._hostname(conn))
+        )
+        return HostFacts(
+            hypervisor=hypervisor_name(conn_type), version=version_string(version) if version else None,
+            hostname=hostname, cpus=int(info[2]), memory_bytes=int(info[1]) * 1024 * 1024, cpu_model=str(info[0]),
+        )
+
+    @staticmethod
+    def _hostname(conn: libvirt.virConnect) -> str | None:
+        try:
+            return str(conn.getHostname())
+        except libvirt.libvirtError:
+            return None
+
+    def _setup_connection(self, conn: libvirt.virConnect) -> None:
+        try:
+            conn.setKeepAlive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT)
+        except libvirt.libvirtError:
+            pass  # local drivers have no keepalive
+        conn.registerCloseCallback(self._on_close, None)
+        self._callbacks.append(
+            conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
+        )
+
+    def _on_close(self, _conn: libvirt.virConnect, reason: int, _opaque: object) -> None:
+        words = {0: "error", 1: "end of file", 2: "keepalive timeout", 3: "client closed"}
+        self._lost = f"connection closed by libvirt ({words.get(reason, reason)})"
+
+    def _on_lifecycle(self, _conn: object, dom: libvirt.virDomain, event: int, detail: int, _opaque: object) -> None:
+        kind, words = event_words(event, detail)
+        record = DomainEvent(self.host, dom.name(), kind, words, dom.UUIDString(), time.time())
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._events.put_nowait, record)
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None and (self._stuck is None or self._stuck.done()):
+            try:
+                await self._call("close", lambda: self._close_connection(conn), timeout=5.0)
+            except (DriverError, asyncio.CancelledError):
+                pass
+        self._worker.stop()
+
+    def _close_connection(self, conn: libvirt.virConnect) -> None:
+        for callback in self._callbacks:
+            try:
+                conn.domainEventDeregisterAny(callback)
+            except libvirt.libvirtError:
+                pass
+        self._callbacks.clear()
+        try:
+            conn.unregisterCloseCallback()
+        except libvirt.libvirtError:
+            pass
+        conn.close()
+
+    async def events(self) -> AsyncIterator[DomainEvent]:
+        while True:
+            yield await self._events.get()
+
+    # -- polling ------------------------------------------------------------------
+
+    def _connection(self) -> libvirt.virConnect:
+        if self._conn is None:
+            raise HostUnreachable(self.host, "not connected")
+        if self._lost is not None:
+            raise HostUnreachable(self.host, self._lost)
+        return self._conn
+
+    async def poll(self) -> HostSnapshot:
+        conn = self._connection()
+        if self._bulk:
+            try:
+                records = await self._call("getAllDomainStats", lambda: self._read_bulk(conn))
+            except UnsupportedAction:
+                log.info("%s: no bulk stats (VIR_ERR_NO_SUPPORT); polling domain by domain", self.host)
+                self._bulk = False
+        if not self._bulk:
+            records = await self._call("per-domain stats", lambda: self._read_each(conn))
+        taken_at = records[0][4] if records else time.monotonic()
+        domains = tuple(domain_from_stats(*record) for record in records)
+        return HostSnapshot(self.host, taken_at, domains)
+
+    @staticmethod
+    def _read_bulk(conn: libvirt.virConnect) -> list[tuple[str, str, int, dict[str, Any], float]]:
+        raw = conn.getAllDomainStats(STATS_GROUPS, STATS_FLAGS)
+        now = time.monotonic()
+        return [(dom.name(), dom.UUIDString(), dom.ID(), stats, now) for dom, stats in raw]
+
+    def _read_each(self, conn: libvirt.virConnect) -> list[tuple[str, str, int, dict[str, Any], float]]:
+        """The per-domain equivalent of getAllDomainStats, in its key format."""
+        out = []
+        for dom in conn.listAllDomains(0):
+            try:
+                out.append((dom.name(), dom.UUIDString(), dom.ID(), self._stats_of(dom), time.monotonic()))
+            except libvirt.libvirtError as exc:
+                if exc.get_error_code() != libvirt.VIR_ERR_NO_DOMAIN:  # vanished meanwhile: skip it
+                    raise
+        return out
+
+    def _stats_of(self, dom: libvirt.virDomain) -> dict[str, Any]:
+        state, max_kib, cur_kib, vcpus, cpu_ns = dom.info()
+        stats: dict[str, Any] = {
+            "state.state": state, "balloon.maximum": max_kib, "balloon.current": cur_kib, "vcpu.current": vcpus,
+        }
+        if not dom.isActive():
+            return stats
+        stats["cpu.time"] = cpu_ns
+        stats.update(_optional(lambda: {f"balloon.{k}": v for k, v in dom.memoryStats().items()}))
+        disks, nics = self._device_names(dom)
+        for prefix, names, read in (("block", disks, _block_stats), ("net", nics, _net_stats)):
+            stats[f"{prefix}.count"] = len(names)
+            for i, name in enumerate(names):
+                stats.update({f"{prefix}.{i}.{k}": v for k, v in _optional(lambda: read(dom, name)).items()})
+        return stats
+
+    def _device_names(self, dom: libvirt.virDomain) -> tuple[list[str], list[str]]:
+        key = f"{dom.UUIDString()}:{dom.ID()}"  # a restart may change the devices
+        if key not in self._devices:
+            tree = ET.fromstring(dom.XMLDesc(0))
+            disks = [t.get("dev", "") for t in tree.findall("./devices/disk/target")]
+            nics = [t.get("dev", "") for t in tree.findall("./devices/interface/target")]
+            self._devices[key] = ([d for d in disks if d], [n for n in nics if n])
+        return self._devices[key]
+
+    # -- actions ------------------------------------------------------------------
+
+    async def _perform(self, verb: Verb, domain: str) -> ActionResult:
+        if self.read_only:
+            raise PolicyRefused(f"{self.host}: read-only: {verb.value} {domain} refused")
+        conn = self._connection()
+        dom = await self._call(f"lookup {domain}", lambda: conn.lookupByName(domain))
+        calls: dict[Verb, Callable[[], object]] = {
+            Verb.START: dom.create, Verb.SHUTDOWN: dom.shutdown, Verb.REBOOT: lambda: dom.reboot(0),
+            Verb.PAUSE: dom.suspend, Verb.RESUME: dom.resume, Verb.FORCE_OFF: dom.destroy,
+            Verb.RESET: lambda: dom.reset(0),
+        }
+        await self._call(f"{verb.value} {domain}", calls[verb])
+        code, _reason = await self._call(f"state of {domain}", dom.state)
+        state, raw = power_state(code)
+        return ActionResult(self.host, domain, verb, ok=True, state_after=state, message=raw)
+
+
+def _optional(read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+    """Per-device stats are best effort: a device without counters reports None."""
+    try:
+        return read()
+    except libvirt.libvirtError:
+        return {}
+
+
+def _block_stats(dom: libvirt.virDomain, dev: str) -> dict[str, Any]:
+    rd_req, rd_bytes, wr_req, wr_bytes, _errs = dom.blockStats(dev)
+    return {"rd.reqs": rd_req, "rd.bytes": rd_bytes, "wr.reqs": wr_req, "wr.bytes": wr_bytes}
+
+
+def _net_stats(dom: libvirt.virDomain, dev: str) -> dict[str, Any]:
+    values = dom.interfaceStats(dev)
+    return {"rx.bytes": values[0], "tx.bytes": values[4]}
