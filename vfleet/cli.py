@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import fnmatch
 import logging
 import os
 import sys
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import TextIO
 
 from vfleet import __version__, inventory
+from vfleet.drivers.registry import check_available
 from vfleet.errors import ExitCode, UsageError, VFleetError
 from vfleet.fleet import Fleet
 from vfleet.inventory import Inventory
@@ -85,8 +87,6 @@ def _selector(args: argparse.Namespace) -> Selector:
 
 
 def _hosts_for(inv: Inventory, args: argparse.Namespace, selector: Selector) -> list[HostConfig]:
-    import fnmatch
-
     for pattern in args.host:
         if not any(fnmatch.fnmatchcase(h.name, pattern) for h in inv.hosts):
             raise UsageError(f"{inv.path}: no host matches {pattern!r}")
@@ -96,6 +96,7 @@ def _hosts_for(inv: Inventory, args: argparse.Namespace, selector: Selector) -> 
     hosts = [h for h in inv.hosts if selector.host_may_match(h)]
     if len(args.host) > 1:
         hosts = [h for h in hosts if any(fnmatch.fnmatchcase(h.name, p) for p in args.host)]
+    check_available({h.driver for h in hosts})
     return hosts
 
 

@@ -49,7 +49,7 @@ def _number(field: str) -> Callable[[DomainRow], float | None]:
         "contention": lambda r: r.rates.contention_percent,
     }
     if field not in getters:
-        raise UsageError(f"unknown filter field {field!r} (numeric fields: {', '.join(getters)})")
+        raise UsageError(f"unknown filter field {field!r} in a comparison (numeric fields: {', '.join(getters)})")
     return getters[field]
 
 
@@ -73,6 +73,8 @@ def _term(term: str) -> Predicate:
 
         return compare
     key, sep, value = term.partition(":")
+    if not sep and any(c in term for c in "<>="):
+        raise UsageError(f"bad comparison {term!r} (expected FIELD>N, FIELD<=N, ... e.g. cpu>80)")
     if not sep:
         needle = term.lower()
         return lambda row, host: needle in row.domain.name.lower()

@@ -125,18 +125,18 @@ class LibvirtDriver(Driver):
             raise self._translate(exc, what) from exc
 
     def _translate(self, exc: libvirt.libvirtError, what: str) -> DriverError:
-        code, message = exc.get_error_code(), (exc.get_error_message() or str(exc)).strip()
+        code, message = exc.get_error_code(), " ".join((str(exc) or exc.get_error_message() or "").split())
         lowered = message.lower()
         if any(word in lowered for word in _HOST_KEY_WORDS):
             return AuthFailed(self.host, f"SSH host key verification failed for {self.uri}: check known_hosts ({message})")
         if code in _AUTH_CODES:
             return AuthFailed(self.host, f"authentication failed: {message}")
         if code == libvirt.VIR_ERR_NO_DOMAIN:
-            return DomainNotFound(self.host, message)
+            return DomainNotFound(self.host, f"{what}: {message}")
         if code == libvirt.VIR_ERR_NO_SUPPORT:
             return UnsupportedAction(self.host, f"{what}: {message}")
         if code == libvirt.VIR_ERR_OPERATION_INVALID:
-            return ActionFailed(self.host, message)
+            return ActionFailed(self.host, f"{what}: {message}")
         if self._conn is None or self._lost is not None or not self._alive():
             return HostUnreachable(self.host, f"{what}: {message}")
         return ActionFailed(self.host, f"{what}: {message}")

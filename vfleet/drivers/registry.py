@@ -82,3 +82,9 @@ def driver_class(name: str) -> type[Driver]:
 
 def create_driver(config: HostConfig, *, read_only: bool = False) -> Driver:
     return driver_class(config.driver)(config, read_only=read_only)
+
+
+def check_available(names: set[str]) -> None:
+    """Fail early, with the install hint, when a backend the inventory uses is missing."""
+    for name in sorted(names):
+        driver_class(name)

@@ -1,0 +1,139 @@
+"""The libvirt driver against libvirt's own test driver: scale, lifecycle, events.
+
+The test driver runs inside libvirt itself (no daemon), each node XML file gives a
+private host. It fills only the `state` stats group, so metrics are tested on real
+QEMU guests (test_libvirt_qemu.py); here we test scale, states and lifecycle.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from nodexml import PAUSED, RUNNING, SHUTOFF, many, write_node
+from vfleet.errors import DomainNotFound, DriverError, PolicyRefused
+from vfleet.fleet import Fleet
+from vfleet.models import DomainEvent, HostConfig, HostStatus, PowerState, Verb
+
+pytestmark = pytest.mark.usefixtures("libvirt_module")
+
+
+def config(path: Path, name: str = "test1", **kw: object) -> HostConfig:
+    return HostConfig(name=name, driver="libvirt", uri=f"test://{path}", poll_interval=0.2, **kw)  # type: ignore[arg-type]
+
+
+def driver_for(cfg: HostConfig, read_only: bool = False):  # type: ignore[no-untyped-def]
+    from vfleet.drivers.libvirt import LibvirtDriver
+
+    return LibvirtDriver(cfg, read_only=read_only)
+
+
+async def next_event(events: object, want: str, timeout: float = 5.0) -> DomainEvent:
+    async def find() -> DomainEvent:
+        async for event in events:  # type: ignore[attr-defined]
+            if event.kind == want:
+                return event  # type: ignore[no-any-return]
+        raise AssertionError("event stream ended")
+
+    return await asyncio.wait_for(find(), timeout)
+
+
+async def test_hundreds_of_domains_in_one_poll(tmp_path: Path) -> None:
+    node = write_node(tmp_path / "node.xml", many("vm", 600))
+    driver = driver_for(config(node))
+    facts = await driver.connect()
+    try:
+        snapshot = await driver.poll()
+    finally:
+        await driver.close()
+    assert facts.cpus == 16 and facts.hypervisor == "test"
+    states = {d.name: d.state for d in snapshot.domains}
+    assert len(states) == 600
+    expected = {name: {RUNNING: PowerState.RUNNING, PAUSED: PowerState.PAUSED, SHUTOFF: PowerState.OFF}[s]
+                for name, s in many("vm", 600)}
+    assert states == expected
+    off = next(d for d in snapshot.domains if d.state is PowerState.OFF)
+    assert off.domain_id is None and off.counters is None
+    assert all(d.uuid for d in snapshot.domains)
+
+
+async def test_lifecycle_verbs_change_state_and_raise_events(tmp_path: Path) -> None:
+    node = write_node(tmp_path / "node.xml", [("a", RUNNING), ("b", SHUTOFF)])
+    driver = driver_for(config(node))
+    await driver.connect()
+    events = driver.events()
+    try:
+        steps = [
+            (Verb.PAUSE, "a", PowerState.PAUSED, "suspended"),
+            (Verb.RESUME, "a", PowerState.RUNNING, "resumed"),
+            (Verb.RESET, "a", PowerState.RUNNING, None),
+            (Verb.REBOOT, "a", PowerState.RUNNING, None),
+            (Verb.SHUTDOWN, "a", PowerState.OFF, "stopped"),  # the test driver powers off at once
+            (Verb.START, "a", PowerState.RUNNING, "started"),
+            (Verb.FORCE_OFF, "a", PowerState.OFF, "stopped"),
+            (Verb.START, "b", PowerState.RUNNING, "started"),
+        ]
+        for verb, name, state, event_kind in steps:
+            result = await driver.perform(verb, name)
+            assert result.ok and result.state_after is state, (verb, result)
+            if event_kind:
+                event = await next_event(events, event_kind)
+                assert event.domain == name and event.host == "test1"
+        snapshot = await driver.poll()
+        assert {d.name: d.state for d in snapshot.domains} == {"a": PowerState.OFF, "b": PowerState.RUNNING}
+    finally:
+        await driver.close()
+
+
+async def test_action_errors_are_typed(tmp_path: Path) -> None:
+    node = write_node(tmp_path / "node.xml", [("a", SHUTOFF)])
+    driver = driver_for(config(node))
+    await driver.connect()
+    try:
+        with pytest.raises(DomainNotFound, match="test1: .*nope"):
+            await driver.perform(Verb.START, "nope")
+        with pytest.raises(DriverError, match="test1: .*not running"):
+            await driver.perform(Verb.PAUSE, "a")
+    finally:
+        await driver.close()
+
+
+async def test_read_only_host_refuses_actions_and_still_polls(tmp_path: Path) -> None:
+    node = write_node(tmp_path / "node.xml", [("a", RUNNING)])
+    driver = driver_for(config(node), read_only=True)
+    await driver.connect()
+    try:
+        with pytest.raises(PolicyRefused, match="read-only"):
+            await driver.perform(Verb.FORCE_OFF, "a")
+        assert (await driver.poll()).domains[0].state is PowerState.RUNNING
+    finally:
+        await driver.close()
+
+
+async def test_fleet_of_test_hosts_sees_events_and_new_state(tmp_path: Path) -> None:
+    hosts = [config(write_node(tmp_path / f"n{i}.xml", many(f"h{i}-", 200)), name=f"t{i}") for i in range(3)]
+    fleet = Fleet(hosts)
+    seen: list[DomainEvent] = []
+    fleet.on_event(seen.append)
+    async with fleet:
+        assert await fleet.wait_until(lambda v: all(x.health.polls >= 1 for x in v), timeout=10)
+        assert [len(v.rows) for v in fleet.views()] == [200, 200, 200]
+        driver = fleet.driver("t1")
+        assert driver is not None
+        await driver.perform(Verb.PAUSE, "h1-0001")
+        assert await fleet.wait_until(
+            lambda v: any(r.domain.name == "h1-0001" and r.domain.state is PowerState.PAUSED for r in v[1].rows),
+            timeout=5,
+        )
+    assert any(e.domain == "h1-0001" and e.kind == "suspended" for e in seen)
+    assert all(v.health.status is not HostStatus.DOWN for v in fleet.views())
+
+
+async def test_unreachable_uri_is_a_clear_error(tmp_path: Path) -> None:
+    fleet = Fleet([config(tmp_path / "missing.xml", name="ghost")])
+    async with fleet:
+        assert await fleet.wait_until(lambda v: v[0].health.status is HostStatus.DOWN, timeout=10)
+        error = fleet.view("ghost").health.last_error or ""
+    assert error.startswith("ghost: ") and "missing.xml" in error and "\n" not in error
