@@ -91,8 +91,9 @@ for i in $(seq 1 "$N"); do
 
   st=$(state_of "$name")
   if [[ -n $st ]]; then
-    have=$(vsh dumpxml --inactive "$name" | grep -o "cfg='[0-9a-f]*'" | head -1 || true)
-    if [[ $have != "cfg='$cfg'" || ! -e $disk || ! -e $GDIR/$name.serial.log && $st != "shut off" ]]; then
+    # (libvirt re-serialises metadata attributes with double quotes)
+    have=$(vsh dumpxml --inactive "$name" | grep -o 'cfg=.[0-9a-f]*' | head -1 | cut -c6- || true)
+    if [[ $have != "$cfg" || ! -e $disk || ! -e $GDIR/$name.serial.log && $st != "shut off" ]]; then
       # stale definition, or .testbed/ was wiped under a running guest
       log "$name: stale ($st), redefining"
       purge "$name"

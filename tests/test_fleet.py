@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections.abc import Callable
@@ -99,7 +100,7 @@ async def test_slow_poll_skips_ticks_instead_of_queueing_them() -> None:
     async with fleet:
         assert await fleet.wait_until(lambda v: v[0].health.polls >= 3, timeout=5.0)
         view = fleet.view("slow")
-    gaps = [b - a for a, b in zip(starts, starts[1:])]
+    gaps = [b - a for a, b in itertools.pairwise(starts)]
     # After a long poll the next one starts on the next tick boundary (0.4 s), never back to back.
     assert all(g >= 0.39 for g in gaps), gaps
     assert view.health.skipped_ticks >= 3 * 2
@@ -182,7 +183,7 @@ def test_backoff_grows_is_capped_and_jittered() -> None:
     backoff = Backoff(base=1.0, cap=8.0, rng=random.Random(1))
     delays = [backoff.next_delay() for _ in range(8)]
     ceilings = [1, 2, 4, 8, 8, 8, 8, 8]
-    assert all(0.5 * c <= d <= c for d, c in zip(delays, ceilings)), delays
+    assert all(0.5 * c <= d <= c for d, c in zip(delays, ceilings, strict=False)), delays
     assert len({round(d, 6) for d in delays[3:]}) > 1  # jitter: capped delays still differ
     backoff.reset()
     assert backoff.next_delay() <= 1.0

@@ -11,8 +11,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
-
 from nodexml import PAUSED, RUNNING, SHUTOFF, many, write_node
+
 from vfleet.errors import DomainNotFound, DriverError, PolicyRefused
 from vfleet.fleet import Fleet
 from vfleet.models import DomainEvent, HostConfig, HostStatus, PowerState, Verb
@@ -92,9 +92,9 @@ async def test_action_errors_are_typed(tmp_path: Path) -> None:
     driver = driver_for(config(node))
     await driver.connect()
     try:
-        with pytest.raises(DomainNotFound, match="test1: .*nope"):
+        with pytest.raises(DomainNotFound, match=r"test1: .*nope"):
             await driver.perform(Verb.START, "nope")
-        with pytest.raises(DriverError, match="test1: .*not running"):
+        with pytest.raises(DriverError, match=r"test1: .*not running"):
             await driver.perform(Verb.PAUSE, "a")
     finally:
         await driver.close()

@@ -46,23 +46,37 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="vfleet", description="One console for KVM, Xen and ESXi fleets.")
     parser.add_argument("--version", action="version", version=f"vfleet {__version__}")
-    parser.add_argument("-i", "--inventory", metavar="FILE", help=f"inventory file (default: ${inventory.ENV_VAR} or ~/.config/vfleet/inventory.yaml)")
+    parser.add_argument(
+        "-i",
+        "--inventory",
+        metavar="FILE",
+        help=f"inventory file (default: ${inventory.ENV_VAR} or ~/.config/vfleet/inventory.yaml)",
+    )
     parser.add_argument("--demo", action="store_true", help="use the built-in simulated fleet")
-    parser.add_argument("--read-only", action="store_true", help="refuse every mutating action (also VFLEET_READ_ONLY=1)")
+    parser.add_argument(
+        "--read-only", action="store_true", help="refuse every mutating action (also VFLEET_READ_ONLY=1)"
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more diagnostics on stderr")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     status = commands.add_parser("status", help="one snapshot of the whole fleet")
     status.add_argument("-o", "--output", choices=("table", "json", "csv"), default="table")
-    status.add_argument("--interval", type=float, default=1.0, metavar="SECONDS",
-                        help="seconds between the two polls that give rates (0: one poll, no rates)")
+    status.add_argument(
+        "--interval",
+        type=float,
+        default=1.0,
+        metavar="SECONDS",
+        help="seconds between the two polls that give rates (0: one poll, no rates)",
+    )
     status.add_argument("--timeout", type=float, metavar="SECONDS", help="give up on hosts after this long")
     _add_filters(status)
 
     top = commands.add_parser("top", help="stream fleet metrics like `xentop -b`")
     top.add_argument("-b", "--batch", action="store_true", help="headless stream (the interactive view is the TUI)")
     top.add_argument("-d", "--delay", type=float, default=2.0, metavar="SECONDS", help="seconds between frames")
-    top.add_argument("-n", "--iterations", type=int, metavar="COUNT", help="stop after COUNT frames (default: run until Ctrl-C)")
+    top.add_argument(
+        "-n", "--iterations", type=int, metavar="COUNT", help="stop after COUNT frames (default: run until Ctrl-C)"
+    )
     top.add_argument("-o", "--output", choices=("ndjson", "table"), default="ndjson")
     _add_filters(top)
 
@@ -188,10 +202,16 @@ def cmd_inventory_check(args: argparse.Namespace, out: TextIO) -> int:
         + "\n"
     )
     for host in inv.hosts:
-        target = host.uri or f"{host.user + '@' if host.user else ''}{host.address or ''}{':' + str(host.port) if host.port else ''}"
+        target = (
+            host.uri
+            or f"{host.user + '@' if host.user else ''}{host.address or ''}{':' + str(host.port) if host.port else ''}"
+        )
         flags = [f for f, on in (("read-only", host.read_only), ("protected", host.protected)) if on]
-        out.write(f"  {host.name:<20} {host.driver:<9} {target or '-':<40} every {host.poll_interval:g}s"
-                  f"{'  ' + ' '.join(flags) if flags else ''}{'  tags: ' + ','.join(sorted(host.tags)) if host.tags else ''}\n")
+        tags = f"  tags: {','.join(sorted(host.tags))}" if host.tags else ""
+        out.write(
+            f"  {host.name:<20} {host.driver:<9} {target or '-':<40} every {host.poll_interval:g}s"
+            f"{'  ' + ' '.join(flags) if flags else ''}{tags}\n"
+        )
     return ExitCode.OK
 
 
@@ -210,7 +230,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     out = out or sys.stdout
     logging.basicConfig(
         level=logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING,
-        format="vfleet: %(levelname)s: %(name)s: %(message)s", stream=sys.stderr,
+        format="vfleet: %(levelname)s: %(name)s: %(message)s",
+        stream=sys.stderr,
     )
     handlers = {"status": cmd_status, "top": cmd_top, "demo": cmd_demo, "inventory": cmd_inventory_check}
     if args.command is None:

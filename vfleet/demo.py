@@ -20,10 +20,21 @@ FLAKY_HOST = "xen-lab-1"
 def demo_inventory(seed: int = 7, latency: float = 0.05) -> Inventory:
     hosts = tuple(
         HostConfig(
-            name=name, driver="sim", groups=groups, tags=frozenset(tags), poll_interval=2.0,
-            connect_timeout=5.0, call_timeout=5.0, source="<demo>",
-            options={"flavour": flavour, "domains": count, "seed": seed, "latency": latency,
-                     "flaky": name == FLAKY_HOST},
+            name=name,
+            driver="sim",
+            groups=groups,
+            tags=frozenset(tags),
+            poll_interval=2.0,
+            connect_timeout=5.0,
+            call_timeout=5.0,
+            source="<demo>",
+            options={
+                "flavour": flavour,
+                "domains": count,
+                "seed": seed,
+                "latency": latency,
+                "flaky": name == FLAKY_HOST,
+            },
         )
         for name, flavour, count, groups, tags in _HOSTS
     )

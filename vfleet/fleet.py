@@ -45,7 +45,7 @@ class Backoff:
     def next_delay(self) -> float:
         delay = min(self.cap, self.base * 2**self.failures)
         self.failures += 1
-        return delay * self._rng.uniform(0.5, 1.0)
+        return float(delay * self._rng.uniform(0.5, 1.0))
 
     def reset(self) -> None:
         self.failures = 0
@@ -184,6 +184,7 @@ class Fleet:
 
     async def wait_until(self, predicate: Callable[[list[HostView]], bool], timeout: float) -> bool:
         """Wait until predicate(views) holds; False if the timeout came first."""
+
         async def _wait() -> None:
             async with self._changed:
                 await self._changed.wait_for(lambda: predicate(self.views()))
@@ -199,8 +200,13 @@ class Fleet:
     def _view(self, state: _HostState) -> HostView:
         driver_caps = type(state.driver).capabilities if state.driver else frozenset()
         return HostView(
-            config=state.config, health=self._health_now(state), facts=state.facts, rows=state.rows,
-            read_only=state.read_only, capabilities=driver_caps, attempts=state.attempts,
+            config=state.config,
+            health=self._health_now(state),
+            facts=state.facts,
+            rows=state.rows,
+            read_only=state.read_only,
+            capabilities=driver_caps,
+            attempts=state.attempts,
         )
 
     def _health_now(self, state: _HostState) -> HostHealth:
@@ -238,7 +244,9 @@ class Fleet:
             except AuthFailed as exc:
                 await self._connect_failed(state, driver, HostStatus.AUTH_FAILED, str(exc))
             except TimeoutError:
-                await self._connect_failed(state, driver, HostStatus.DOWN, f"{config.name}: no answer within {config.connect_timeout:g} s")
+                await self._connect_failed(
+                    state, driver, HostStatus.DOWN, f"{config.name}: no answer within {config.connect_timeout:g} s"
+                )
             except VFleetError as exc:
                 await self._connect_failed(state, driver, HostStatus.DOWN, str(exc))
             except Exception as exc:  # a driver bug must not kill the host's task
@@ -258,7 +266,9 @@ class Fleet:
 
     async def _connected(self, state: _HostState, driver: Driver) -> None:
         state.driver = driver
-        pump = asyncio.create_task(self._pump_events(state, driver)) if Capability.EVENTS in driver.capabilities else None
+        pump = (
+            asyncio.create_task(self._pump_events(state, driver)) if Capability.EVENTS in driver.capabilities else None
+        )
         try:
             await self._set_health(state, status=HostStatus.UP, last_error=None)
             await self._poll_loop(state, driver)

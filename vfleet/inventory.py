@@ -26,8 +26,18 @@ ENV_VAR = "VFLEET_INVENTORY"
 
 # Keys every level (defaults, group, host) may set.
 _SETTING_KEYS = (
-    "poll_interval", "connect_timeout", "call_timeout", "read_only", "protected",
-    "protected_domains", "tags", "user", "port", "password_env", "ssh", "tls",
+    "poll_interval",
+    "connect_timeout",
+    "call_timeout",
+    "read_only",
+    "protected",
+    "protected_domains",
+    "tags",
+    "user",
+    "port",
+    "password_env",
+    "ssh",
+    "tls",
 )
 _HOST_KEYS = ("name", "driver", "uri", "address", "groups", "options", *_SETTING_KEYS)
 _GROUP_KEYS = ("description", *_SETTING_KEYS)
@@ -183,7 +193,9 @@ class _Parser:
         if "version" in top:
             version = self.value(top["version"], "version", int)
             if version != SCHEMA_VERSION:
-                raise self.fail(top["version"], "version", f"unsupported version {version} (this vfleet reads {SCHEMA_VERSION})")
+                raise self.fail(
+                    top["version"], "version", f"unsupported version {version} (this vfleet reads {SCHEMA_VERSION})"
+                )
         defaults = self.settings(top["defaults"], "defaults", _SETTING_KEYS) if "defaults" in top else {}
         groups: dict[str, dict[str, Any]] = {}
         descriptions: dict[str, str] = {}
@@ -202,7 +214,11 @@ class _Parser:
         for index, node in enumerate(hosts_node.value):
             host = self.host(node, f"hosts[{index}]", defaults, groups)
             if host.name in first_line:
-                raise self.fail(node, f"hosts[{host.name}].name", f"duplicate host name {host.name!r} (first defined on line {first_line[host.name]})")
+                raise self.fail(
+                    node,
+                    f"hosts[{host.name}].name",
+                    f"duplicate host name {host.name!r} (first defined on line {first_line[host.name]})",
+                )
             first_line[host.name] = _line(node)
             hosts.append(host)
         return Inventory(self.path, tuple(hosts), descriptions)
@@ -214,7 +230,9 @@ class _Parser:
         for key_node, value_node in node.value:
             name = self.value(key_node, key, str)
             if name in result:
-                raise self.fail(key_node, f"{key}.{name}", f"duplicate name (first defined on line {_line(result[name])})")
+                raise self.fail(
+                    key_node, f"{key}.{name}", f"duplicate name (first defined on line {_line(result[name])})"
+                )
             result[name] = value_node
         return result
 
@@ -253,7 +271,9 @@ class _Parser:
 
     # -- hosts -------------------------------------------------------------
 
-    def host(self, node: yaml.Node, key: str, defaults: dict[str, Any], groups: dict[str, dict[str, Any]]) -> HostConfig:
+    def host(
+        self, node: yaml.Node, key: str, defaults: dict[str, Any], groups: dict[str, dict[str, Any]]
+    ) -> HostConfig:
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, key, f"expected a mapping, got {self.kind(node)}")
         # Find the name first, so every later message can say which host it is about.
@@ -268,11 +288,19 @@ class _Parser:
             raise self.fail(node, f"{key}.driver", "missing required key")
         spec = DRIVERS.get(own["driver"])
         if spec is None:
-            raise self.fail(nodes["driver"], f"{key}.driver", f"unknown driver {own['driver']!r} (expected one of: {', '.join(DRIVERS)})")
+            raise self.fail(
+                nodes["driver"],
+                f"{key}.driver",
+                f"unknown driver {own['driver']!r} (expected one of: {', '.join(DRIVERS)})",
+            )
         levels = [defaults]
         for i, group in enumerate(own.get("groups", ())):
             if group not in groups:
-                raise self.fail(nodes["groups"], f"{key}.groups[{i}]", f"unknown group {group!r} (defined groups: {', '.join(groups) or 'none'})")
+                raise self.fail(
+                    nodes["groups"],
+                    f"{key}.groups[{i}]",
+                    f"unknown group {group!r} (defined groups: {', '.join(groups) or 'none'})",
+                )
             levels.append(groups[group])
         levels.append(own)
         merged = self.merge(levels)

@@ -11,13 +11,33 @@ from typing import Any
 from vfleet.report import DOMAIN_FIELDS
 
 _TABLE_COLUMNS = (
-    ("HOST", "host"), ("HV", "hypervisor"), ("NAME", "name"), ("STATE", "state"), ("VCPU", "vcpus"),
-    ("CPU%", "cpu_pct"), ("MEM USED", "mem_used"), ("MEM ALLOC", "mem_current_bytes"),
-    ("DISK R/s", "disk_read_bps"), ("DISK W/s", "disk_write_bps"), ("NET RX/s", "net_rx_bps"),
-    ("NET TX/s", "net_tx_bps"), ("CONT%", "contention_pct"), ("UPTIME", "uptime_s"),
+    ("HOST", "host"),
+    ("HV", "hypervisor"),
+    ("NAME", "name"),
+    ("STATE", "state"),
+    ("VCPU", "vcpus"),
+    ("CPU%", "cpu_pct"),
+    ("MEM USED", "mem_used"),
+    ("MEM ALLOC", "mem_current_bytes"),
+    ("DISK R/s", "disk_read_bps"),
+    ("DISK W/s", "disk_write_bps"),
+    ("NET RX/s", "net_rx_bps"),
+    ("NET TX/s", "net_tx_bps"),
+    ("CONT%", "contention_pct"),
+    ("UPTIME", "uptime_s"),
 )
-_RIGHT = {"vcpus", "cpu_pct", "mem_used", "mem_current_bytes", "disk_read_bps", "disk_write_bps",
-          "net_rx_bps", "net_tx_bps", "contention_pct", "uptime_s"}
+_RIGHT = {
+    "vcpus",
+    "cpu_pct",
+    "mem_used",
+    "mem_current_bytes",
+    "disk_read_bps",
+    "disk_write_bps",
+    "net_rx_bps",
+    "net_tx_bps",
+    "contention_pct",
+    "uptime_s",
+}
 
 
 def human_bytes(value: float | None) -> str:
@@ -61,7 +81,10 @@ def table(records: Sequence[dict[str, Any]]) -> str:
     widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
 
     def line(cells: Sequence[str]) -> str:
-        out = [c.rjust(w) if key in _RIGHT else c.ljust(w) for c, w, (_, key) in zip(cells, widths, _TABLE_COLUMNS)]
+        out = [
+            c.rjust(w) if key in _RIGHT else c.ljust(w)
+            for c, w, (_, key) in zip(cells, widths, _TABLE_COLUMNS, strict=False)
+        ]
         return "  ".join(out).rstrip()
 
     return "\n".join([line(headers), *(line(r) for r in rows)]) + "\n"

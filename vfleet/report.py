@@ -23,10 +23,30 @@ TOP_SCHEMA = "vfleet.top/1"
 _FINAL = (HostStatus.DOWN, HostStatus.AUTH_FAILED)
 
 DOMAIN_FIELDS = (
-    "host", "hypervisor", "name", "uuid", "id", "state", "raw_state", "vcpus", "cpu_pct", "cpu_host_pct",
-    "mem_max_bytes", "mem_current_bytes", "mem_used_bytes", "mem_used_source", "disk_read_bps",
-    "disk_write_bps", "disk_read_iops", "disk_write_iops", "net_rx_bps", "net_tx_bps", "contention_pct",
-    "uptime_s", "stale", "tags",
+    "host",
+    "hypervisor",
+    "name",
+    "uuid",
+    "id",
+    "state",
+    "raw_state",
+    "vcpus",
+    "cpu_pct",
+    "cpu_host_pct",
+    "mem_max_bytes",
+    "mem_current_bytes",
+    "mem_used_bytes",
+    "mem_used_source",
+    "disk_read_bps",
+    "disk_write_bps",
+    "disk_read_iops",
+    "disk_write_iops",
+    "net_rx_bps",
+    "net_tx_bps",
+    "contention_pct",
+    "uptime_s",
+    "stale",
+    "tags",
 )
 
 
@@ -53,17 +73,30 @@ def _round(value: float | None, digits: int = 1) -> float | None:
 def domain_record(row: DomainRow, stale: bool) -> dict[str, Any]:
     d, r = row.domain, row.rates
     return {
-        "host": row.host, "hypervisor": row.hypervisor, "name": d.name, "uuid": d.uuid, "id": d.domain_id,
-        "state": d.state.value, "raw_state": d.raw_state, "vcpus": d.vcpus,
-        "cpu_pct": _round(r.cpu_percent), "cpu_host_pct": _round(r.cpu_host_percent, 2),
-        "mem_max_bytes": d.memory_max_bytes, "mem_current_bytes": d.memory_current_bytes,
+        "host": row.host,
+        "hypervisor": row.hypervisor,
+        "name": d.name,
+        "uuid": d.uuid,
+        "id": d.domain_id,
+        "state": d.state.value,
+        "raw_state": d.raw_state,
+        "vcpus": d.vcpus,
+        "cpu_pct": _round(r.cpu_percent),
+        "cpu_host_pct": _round(r.cpu_host_percent, 2),
+        "mem_max_bytes": d.memory_max_bytes,
+        "mem_current_bytes": d.memory_current_bytes,
         "mem_used_bytes": d.memory_used_bytes,
         "mem_used_source": d.memory_used_source.value if d.memory_used_source else None,
-        "disk_read_bps": _round(r.disk_read_bps, 0), "disk_write_bps": _round(r.disk_write_bps, 0),
-        "disk_read_iops": _round(r.disk_read_iops), "disk_write_iops": _round(r.disk_write_iops),
-        "net_rx_bps": _round(r.net_rx_bps, 0), "net_tx_bps": _round(r.net_tx_bps, 0),
-        "contention_pct": _round(r.contention_percent, 2), "uptime_s": _round(d.uptime_s, 0),
-        "stale": stale, "tags": sorted(row.tags),
+        "disk_read_bps": _round(r.disk_read_bps, 0),
+        "disk_write_bps": _round(r.disk_write_bps, 0),
+        "disk_read_iops": _round(r.disk_read_iops),
+        "disk_write_iops": _round(r.disk_write_iops),
+        "net_rx_bps": _round(r.net_rx_bps, 0),
+        "net_tx_bps": _round(r.net_tx_bps, 0),
+        "contention_pct": _round(r.contention_percent, 2),
+        "uptime_s": _round(d.uptime_s, 0),
+        "stale": stale,
+        "tags": sorted(row.tags),
     }
 
 
@@ -71,19 +104,25 @@ def host_record(view: HostView, now: float) -> dict[str, Any]:
     health = view.health
     age = health.data_age(now)
     return {
-        "name": view.name, "driver": view.config.driver,
+        "name": view.name,
+        "driver": view.config.driver,
         "hypervisor": view.facts.hypervisor if view.facts else None,
         "version": view.facts.version if view.facts else None,
-        "status": health.status.value, "error": health.last_error,
+        "status": health.status.value,
+        "error": health.last_error,
         "data_age_s": None if age is None else round(age, 1),
-        "domains": len(view.rows), "read_only": view.read_only,
-        "groups": list(view.config.groups), "tags": sorted(view.config.tags),
+        "domains": len(view.rows),
+        "read_only": view.read_only,
+        "groups": list(view.config.groups),
+        "tags": sorted(view.config.tags),
     }
 
 
 def build_report(views: Sequence[HostView], selector: Selector, now: float | None = None) -> Report:
     now = time.monotonic() if now is None else now
-    hosts, domains, unreachable = [], [], []
+    hosts: list[dict[str, Any]] = []
+    domains: list[dict[str, Any]] = []
+    unreachable: list[str] = []
     for view in views:
         if not selector.host_may_match(view.config):
             continue

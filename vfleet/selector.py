@@ -25,7 +25,11 @@ from vfleet.models import HostConfig, PowerState
 _STATE_ALIASES = {"on": PowerState.RUNNING, "shutoff": PowerState.OFF, "stopped": PowerState.OFF}
 _COMPARE = re.compile(r"^(?P<field>[a-z_]+)(?P<op>>=|<=|>|<|=)(?P<value>-?\d+(\.\d+)?)$")
 _OPS: dict[str, Callable[[float, float], bool]] = {
-    ">": operator.gt, "<": operator.lt, ">=": operator.ge, "<=": operator.le, "=": operator.eq,
+    ">": operator.gt,
+    "<": operator.lt,
+    ">=": operator.ge,
+    "<=": operator.le,
+    "=": operator.eq,
 }
 Predicate = Callable[[DomainRow, HostConfig], bool]
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import logging
 import queue
 import threading
@@ -27,8 +28,15 @@ import libvirtaio
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
 from vfleet.drivers.libvirt_parse import domain_from_stats, event_words, hypervisor_name, power_state, version_string
 from vfleet.errors import (
-    ActionFailed, AuthFailed, DomainNotFound, DriverBusy, DriverError, DriverTimeout, HostUnreachable,
-    PolicyRefused, UnsupportedAction,
+    ActionFailed,
+    AuthFailed,
+    DomainNotFound,
+    DriverBusy,
+    DriverError,
+    DriverTimeout,
+    HostUnreachable,
+    PolicyRefused,
+    UnsupportedAction,
 )
 from vfleet.models import ActionResult, DomainEvent, HostConfig, HostFacts, HostSnapshot, Verb
 
@@ -39,8 +47,12 @@ T = TypeVar("T")
 libvirt.registerErrorHandler(lambda _ctx, _err: None, None)
 
 STATS_GROUPS = (
-    libvirt.VIR_DOMAIN_STATS_STATE | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL | libvirt.VIR_DOMAIN_STATS_BALLOON
-    | libvirt.VIR_DOMAIN_STATS_VCPU | libvirt.VIR_DOMAIN_STATS_INTERFACE | libvirt.VIR_DOMAIN_STATS_BLOCK
+    libvirt.VIR_DOMAIN_STATS_STATE
+    | libvirt.VIR_DOMAIN_STATS_CPU_TOTAL
+    | libvirt.VIR_DOMAIN_STATS_BALLOON
+    | libvirt.VIR_DOMAIN_STATS_VCPU
+    | libvirt.VIR_DOMAIN_STATS_INTERFACE
+    | libvirt.VIR_DOMAIN_STATS_BLOCK
 )
 # Do not wait for a domain job that holds the monitor: report what is free now.
 STATS_FLAGS = getattr(libvirt, "VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT", 0)
@@ -128,7 +140,9 @@ class LibvirtDriver(Driver):
         code, message = exc.get_error_code(), " ".join((str(exc) or exc.get_error_message() or "").split())
         lowered = message.lower()
         if any(word in lowered for word in _HOST_KEY_WORDS):
-            return AuthFailed(self.host, f"SSH host key verification failed for {self.uri}: check known_hosts ({message})")
+            return AuthFailed(
+                self.host, f"SSH host key verification failed for {self.uri}: check known_hosts ({message})"
+            )
         if code in _AUTH_CODES:
             return AuthFailed(self.host, f"authentication failed: {message}")
         if code == libvirt.VIR_ERR_NO_DOMAIN:
@@ -167,14 +181,19 @@ class LibvirtDriver(Driver):
         opener = libvirt.openReadOnly if self.read_only else libvirt.open
         self._conn = await self._call("open", lambda: opener(self.uri), timeout=self.config.connect_timeout)
         conn = self._conn
+        assert conn is not None
         if events:
             await self._call("keepalive", lambda: self._setup_connection(conn))
         info, conn_type, version, hostname = await self._call(
             "host facts", lambda: (conn.getInfo(), conn.getType(), conn.getVersion(), self._hostname(conn))
         )
         return HostFacts(
-            hypervisor=hypervisor_name(conn_type), version=version_string(version) if version else None,
-            hostname=hostname, cpus=int(info[2]), memory_bytes=int(info[1]) * 1024 * 1024, cpu_model=str(info[0]),
+            hypervisor=hypervisor_name(conn_type),
+            version=version_string(version) if version else None,
+            hostname=hostname,
+            cpus=int(info[2]),
+            memory_bytes=int(info[1]) * 1024 * 1024,
+            cpu_model=str(info[0]),
         )
 
     @staticmethod
@@ -185,10 +204,8 @@ class LibvirtDriver(Driver):
             return None
 
     def _setup_connection(self, conn: libvirt.virConnect) -> None:
-        try:
+        with contextlib.suppress(libvirt.libvirtError):  # local drivers have no keepalive
             conn.setKeepAlive(KEEPALIVE_INTERVAL, KEEPALIVE_COUNT)
-        except libvirt.libvirtError:
-            pass  # local drivers have no keepalive
         conn.registerCloseCallback(self._on_close, None)
         self._callbacks.append(
             conn.domainEventRegisterAny(None, libvirt.VIR_DOMAIN_EVENT_ID_LIFECYCLE, self._on_lifecycle, None)
@@ -207,23 +224,17 @@ class LibvirtDriver(Driver):
     async def close(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None and (self._stuck is None or self._stuck.done()):
-            try:
+            with contextlib.suppress(DriverError, asyncio.CancelledError):
                 await self._call("close", lambda: self._close_connection(conn), timeout=5.0)
-            except (DriverError, asyncio.CancelledError):
-                pass
         self._worker.stop()
 
     def _close_connection(self, conn: libvirt.virConnect) -> None:
         for callback in self._callbacks:
-            try:
+            with contextlib.suppress(libvirt.libvirtError):
                 conn.domainEventDeregisterAny(callback)
-            except libvirt.libvirtError:
-                pass
         self._callbacks.clear()
-        try:
+        with contextlib.suppress(libvirt.libvirtError):
             conn.unregisterCloseCallback()
-        except libvirt.libvirtError:
-            pass
         conn.close()
 
     async def events(self) -> AsyncIterator[DomainEvent]:
@@ -273,17 +284,21 @@ class LibvirtDriver(Driver):
     def _stats_of(self, dom: libvirt.virDomain) -> dict[str, Any]:
         state, max_kib, cur_kib, vcpus, cpu_ns = dom.info()
         stats: dict[str, Any] = {
-            "state.state": state, "balloon.maximum": max_kib, "balloon.current": cur_kib, "vcpu.current": vcpus,
+            "state.state": state,
+            "balloon.maximum": max_kib,
+            "balloon.current": cur_kib,
+            "vcpu.current": vcpus,
         }
         if not dom.isActive():
             return stats
         stats["cpu.time"] = cpu_ns
-        stats.update(_optional(lambda: {f"balloon.{k}": v for k, v in dom.memoryStats().items()}))
+        stats.update({f"balloon.{k}": v for k, v in _optional(_memory_stats, dom, "").items()})
         disks, nics = self._device_names(dom)
         for prefix, names, read in (("block", disks, _block_stats), ("net", nics, _net_stats)):
             stats[f"{prefix}.count"] = len(names)
             for i, name in enumerate(names):
-                stats.update({f"{prefix}.{i}.{k}": v for k, v in _optional(lambda: read(dom, name)).items()})
+                values = _optional(read, dom, name)
+                stats.update({f"{prefix}.{i}.{k}": v for k, v in values.items()})
         return stats
 
     def _device_names(self, dom: libvirt.virDomain) -> tuple[list[str], list[str]]:
@@ -303,8 +318,12 @@ class LibvirtDriver(Driver):
         conn = self._connection()
         dom = await self._call(f"lookup {domain}", lambda: conn.lookupByName(domain))
         calls: dict[Verb, Callable[[], object]] = {
-            Verb.START: dom.create, Verb.SHUTDOWN: dom.shutdown, Verb.REBOOT: lambda: dom.reboot(0),
-            Verb.PAUSE: dom.suspend, Verb.RESUME: dom.resume, Verb.FORCE_OFF: dom.destroy,
+            Verb.START: dom.create,
+            Verb.SHUTDOWN: dom.shutdown,
+            Verb.REBOOT: lambda: dom.reboot(0),
+            Verb.PAUSE: dom.suspend,
+            Verb.RESUME: dom.resume,
+            Verb.FORCE_OFF: dom.destroy,
             Verb.RESET: lambda: dom.reset(0),
         }
         await self._call(f"{verb.value} {domain}", calls[verb])
@@ -313,12 +332,18 @@ class LibvirtDriver(Driver):
         return ActionResult(self.host, domain, verb, ok=True, state_after=state, message=raw)
 
 
-def _optional(read: Callable[[], dict[str, Any]]) -> dict[str, Any]:
+def _optional(
+    read: Callable[[libvirt.virDomain, str], dict[str, Any]], dom: libvirt.virDomain, dev: str
+) -> dict[str, Any]:
     """Per-device stats are best effort: a device without counters reports None."""
     try:
-        return read()
+        return read(dom, dev)
     except libvirt.libvirtError:
         return {}
+
+
+def _memory_stats(dom: libvirt.virDomain, _dev: str) -> dict[str, Any]:
+    return dict(dom.memoryStats())
 
 
 def _block_stats(dom: libvirt.virDomain, dev: str) -> dict[str, Any]:

@@ -28,15 +28,31 @@ STATE_MAP: Mapping[int, tuple[PowerState, str]] = {
 
 # virDomainEventType -> our event kind, and the detail words per type
 EVENT_KINDS: Mapping[int, str] = {
-    0: "defined", 1: "undefined", 2: "started", 3: "suspended", 4: "resumed",
-    5: "stopped", 6: "shutdown", 7: "pmsuspended", 8: "crashed",
+    0: "defined",
+    1: "undefined",
+    2: "started",
+    3: "suspended",
+    4: "resumed",
+    5: "stopped",
+    6: "shutdown",
+    7: "pmsuspended",
+    8: "crashed",
 }
 EVENT_DETAILS: Mapping[int, tuple[str, ...]] = {
     0: ("added", "updated", "renamed", "from-snapshot"),
     1: ("removed", "renamed"),
     2: ("booted", "migrated", "restored", "from-snapshot", "wakeup"),
-    3: ("paused", "migrated", "io-error", "watchdog", "restored", "from-snapshot", "api-error", "postcopy",
-        "postcopy-failed"),
+    3: (
+        "paused",
+        "migrated",
+        "io-error",
+        "watchdog",
+        "restored",
+        "from-snapshot",
+        "api-error",
+        "postcopy",
+        "postcopy-failed",
+    ),
     4: ("unpaused", "migrated", "from-snapshot", "postcopy", "postcopy-failed"),
     5: ("shutdown", "destroyed", "crashed", "migrated", "saved", "failed", "from-snapshot"),
     6: ("finished", "guest", "host"),
@@ -77,9 +93,7 @@ def _kib(value: Any) -> int | None:
     return value * KIB if isinstance(value, int) else None
 
 
-def domain_from_stats(
-    name: str, uuid: str, domain_id: int, stats: Mapping[str, Any], taken_at: float
-) -> Domain:
+def domain_from_stats(name: str, uuid: str, domain_id: int, stats: Mapping[str, Any], taken_at: float) -> Domain:
     """One getAllDomainStats record (or our per-domain equivalent) -> Domain."""
     state, raw = power_state(int(stats.get("state.state", 0)))
     active = state not in (PowerState.OFF, PowerState.UNKNOWN)

@@ -18,17 +18,40 @@ from dataclasses import dataclass, field
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
 from vfleet.errors import ActionFailed, DomainNotFound, HostUnreachable
 from vfleet.models import (
-    ActionResult, Domain, DomainCounters, DomainEvent, HostFacts, HostSnapshot, MemorySource, PowerState, Verb,
+    ActionResult,
+    Domain,
+    DomainCounters,
+    DomainEvent,
+    HostFacts,
+    HostSnapshot,
+    MemorySource,
+    PowerState,
+    Verb,
 )
 
 GIB = 1024**3
 _RAW_STATES = {
-    "kvm": {PowerState.RUNNING: "running", PowerState.OFF: "shut off", PowerState.PAUSED: "paused",
-            PowerState.SHUTTING_DOWN: "in shutdown", PowerState.SUSPENDED: "pmsuspended"},
-    "xen": {PowerState.RUNNING: "-b----", PowerState.OFF: "(not running)", PowerState.PAUSED: "--p---",
-            PowerState.SHUTTING_DOWN: "---s--", PowerState.SUSPENDED: "--p---"},
-    "esxi": {PowerState.RUNNING: "poweredOn", PowerState.OFF: "poweredOff", PowerState.PAUSED: "suspended",
-             PowerState.SHUTTING_DOWN: "poweredOn", PowerState.SUSPENDED: "suspended"},
+    "kvm": {
+        PowerState.RUNNING: "running",
+        PowerState.OFF: "shut off",
+        PowerState.PAUSED: "paused",
+        PowerState.SHUTTING_DOWN: "in shutdown",
+        PowerState.SUSPENDED: "pmsuspended",
+    },
+    "xen": {
+        PowerState.RUNNING: "-b----",
+        PowerState.OFF: "(not running)",
+        PowerState.PAUSED: "--p---",
+        PowerState.SHUTTING_DOWN: "---s--",
+        PowerState.SUSPENDED: "--p---",
+    },
+    "esxi": {
+        PowerState.RUNNING: "poweredOn",
+        PowerState.OFF: "poweredOff",
+        PowerState.PAUSED: "suspended",
+        PowerState.SHUTTING_DOWN: "poweredOn",
+        PowerState.SUSPENDED: "suspended",
+    },
 }
 _MEMORY_SOURCE = {"kvm": MemorySource.GUEST, "xen": None, "esxi": MemorySource.HYPERVISOR}
 _ROLES = ("web", "db", "cache", "api", "build", "mail", "dns", "proxy", "queue", "ci", "ldap", "backup")
@@ -96,8 +119,12 @@ class SimDriver(Driver):
             if dom.state is not PowerState.OFF and dom.domain_id is None:
                 dom.domain_id = self._take_id()
         return HostFacts(
-            hypervisor=self.flavour, version={"kvm": "9.0.0", "xen": "4.17.7", "esxi": "8.0.2"}[self.flavour],
-            hostname=f"{self.host}.demo", cpus=32, memory_bytes=256 * GIB, cpu_model="Simulated Xeon",
+            hypervisor=self.flavour,
+            version={"kvm": "9.0.0", "xen": "4.17.7", "esxi": "8.0.2"}[self.flavour],
+            hostname=f"{self.host}.demo",
+            cpus=32,
+            memory_bytes=256 * GIB,
+            cpu_model="Simulated Xeon",
         )
 
     def _take_id(self) -> int:
@@ -134,16 +161,30 @@ class SimDriver(Driver):
                 dom.net[i] += int(scale * dom.load * elapsed * rng.random())
         source = _MEMORY_SOURCE[self.flavour] if running else None
         return Domain(
-            name=dom.name, state=dom.state, raw_state=_RAW_STATES[self.flavour][dom.state], uuid=dom.uuid,
-            domain_id=dom.domain_id, vcpus=dom.vcpus, memory_max_bytes=dom.memory,
+            name=dom.name,
+            state=dom.state,
+            raw_state=_RAW_STATES[self.flavour][dom.state],
+            uuid=dom.uuid,
+            domain_id=dom.domain_id,
+            vcpus=dom.vcpus,
+            memory_max_bytes=dom.memory,
             memory_current_bytes=dom.memory if dom.state is not PowerState.OFF else None,
-            memory_used_bytes=int(dom.memory * dom.used_fraction) if source else None, memory_used_source=source,
+            memory_used_bytes=int(dom.memory * dom.used_fraction) if source else None,
+            memory_used_source=source,
             uptime_s=now - dom.started_at if dom.started_at is not None and running else None,
             counters=DomainCounters(
-                taken_at=now, cpu_time_ns=dom.cpu_ns, disk_read_bytes=dom.disk[0], disk_write_bytes=dom.disk[1],
-                disk_read_reqs=dom.disk[2], disk_write_reqs=dom.disk[3], net_rx_bytes=dom.net[0],
-                net_tx_bytes=dom.net[1], vcpu_wait_ns=dom.wait_ns if self.flavour != "xen" else None,
-            ) if running else None,
+                taken_at=now,
+                cpu_time_ns=dom.cpu_ns,
+                disk_read_bytes=dom.disk[0],
+                disk_write_bytes=dom.disk[1],
+                disk_read_reqs=dom.disk[2],
+                disk_write_reqs=dom.disk[3],
+                net_rx_bytes=dom.net[0],
+                net_tx_bytes=dom.net[1],
+                vcpu_wait_ns=dom.wait_ns if self.flavour != "xen" else None,
+            )
+            if running
+            else None,
         )
 
     async def events(self) -> AsyncIterator[DomainEvent]:
@@ -159,8 +200,11 @@ class SimDriver(Driver):
             raise DomainNotFound(self.host, f"no domain named {domain!r}")
         await asyncio.sleep(self.latency * 2)
         allowed = {
-            Verb.START: (PowerState.OFF,), Verb.SHUTDOWN: (PowerState.RUNNING,), Verb.REBOOT: (PowerState.RUNNING,),
-            Verb.PAUSE: (PowerState.RUNNING,), Verb.RESUME: (PowerState.PAUSED, PowerState.SUSPENDED),
+            Verb.START: (PowerState.OFF,),
+            Verb.SHUTDOWN: (PowerState.RUNNING,),
+            Verb.REBOOT: (PowerState.RUNNING,),
+            Verb.PAUSE: (PowerState.RUNNING,),
+            Verb.RESUME: (PowerState.PAUSED, PowerState.SUSPENDED),
             Verb.FORCE_OFF: (PowerState.RUNNING, PowerState.PAUSED, PowerState.SHUTTING_DOWN, PowerState.CRASHED),
             Verb.RESET: (PowerState.RUNNING,),
         }[verb]
