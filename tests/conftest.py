@@ -14,7 +14,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).parent))
-ENV_FILE = ROOT / ".testbed" / "env"
+ENV_FILE = Path(os.environ.get("VFLEET_TESTBED_ENV", ROOT / ".testbed" / "env"))
 
 
 def testbed_env() -> dict[str, str]:
@@ -47,3 +47,17 @@ def libvirt_module() -> object:
     except ImportError:
         need_backend("libvirt-python", False)
     return libvirt
+
+
+@pytest.fixture(scope="session", autouse=True)
+async def _release_libvirt_before_the_loop_closes() -> object:
+    """libvirt frees connections (and their event-loop timers) when Python drops the
+    last reference; do that while the session's loop still runs, not at exit."""
+    yield None
+    import gc
+
+    gc.collect()
+    libvirtaio = sys.modules.get("libvirtaio")
+    impl = libvirtaio.getCurrentImpl() if libvirtaio else None
+    if impl is not None:
+        await impl.drain()
