@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from nodexml import many, write_node  # noqa: E402
+from nodexml import many, write_node
 
 ANCHOR = """
 import sys, libvirt

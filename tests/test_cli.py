@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from nodexml import PAUSED, RUNNING, SHUTOFF, many, write_node
 
+from nodexml import PAUSED, RUNNING, SHUTOFF, many, write_node
 from vfleet.errors import ExitCode
 
 

@@ -11,8 +11,8 @@ import asyncio
 from pathlib import Path
 
 import pytest
-from nodexml import PAUSED, RUNNING, SHUTOFF, many, write_node
 
+from nodexml import PAUSED, RUNNING, SHUTOFF, many, write_node
 from vfleet.errors import DomainNotFound, DriverError, PolicyRefused
 from vfleet.fleet import Fleet
 from vfleet.models import DomainEvent, HostConfig, HostStatus, PowerState, Verb
