@@ -166,3 +166,28 @@ async def test_read_only_connection_to_real_libvirtd(testbed: dict[str, str], gu
         assert await state_of(driver, guests[0]) is PowerState.RUNNING
     finally:
         await driver.close()
+
+
+async def test_per_domain_fallback_reads_the_same_metrics_as_bulk(testbed: dict[str, str], guests: list[str]) -> None:
+    """The path used for libxl hosts, exercised on real guests: same fields, same sources."""
+    from vfleet.drivers.libvirt import LibvirtDriver
+
+    bulk = LibvirtDriver(qemu_host(testbed))
+    each = LibvirtDriver(qemu_host(testbed))
+    each._bulk = False
+    await bulk.connect()
+    await each.connect()
+    try:
+        a = {d.name: d for d in (await bulk.poll()).domains}
+        b = {d.name: d for d in (await each.poll()).domains}
+    finally:
+        await bulk.close()
+        await each.close()
+    for name in guests:
+        x, y = a[name], b[name]
+        assert (x.state, x.vcpus, x.memory_max_bytes, x.memory_used_source) == (
+            y.state, y.vcpus, y.memory_max_bytes, y.memory_used_source)
+        assert x.counters is not None and y.counters is not None
+        for field in ("cpu_time_ns", "disk_read_bytes", "disk_write_bytes", "disk_read_reqs", "net_tx_bytes"):
+            before, after = getattr(x.counters, field), getattr(y.counters, field)
+            assert before is not None and after is not None and after >= before, field

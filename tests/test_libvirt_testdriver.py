@@ -137,3 +137,45 @@ async def test_unreachable_uri_is_a_clear_error(tmp_path: Path) -> None:
         assert await fleet.wait_until(lambda v: v[0].health.status is HostStatus.DOWN, timeout=10)
         error = fleet.view("ghost").health.last_error or ""
     assert error.startswith("ghost: ") and "missing.xml" in error and "\n" not in error
+
+
+class _WithoutBulkStats:
+    """A real test-driver connection whose getAllDomainStats fails the way libxl's does:
+    with a genuine VIR_ERR_NO_SUPPORT error raised by libvirt (from an API the test
+    driver does not implement), everything else passing through."""
+
+    def __init__(self, conn: object) -> None:
+        self._conn = conn
+        self.bulk_calls = 0
+
+    def getAllDomainStats(self, *_args: object) -> object:
+        self.bulk_calls += 1
+        return self._conn.getMemoryStats(-1, 0)  # type: ignore[attr-defined]
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self._conn, name)
+
+
+async def test_falls_back_to_per_domain_stats_on_no_support(tmp_path: Path) -> None:
+    node = write_node(tmp_path / "node.xml", [("a", RUNNING), ("b", SHUTOFF), ("c", PAUSED)])
+    driver = driver_for(config(node))
+    await driver.connect()
+    proxy = _WithoutBulkStats(driver._conn)
+    driver._conn = proxy  # type: ignore[assignment]
+    try:
+        first = await driver.poll()
+        second = await driver.poll()
+    finally:
+        driver._conn = proxy._conn  # type: ignore[assignment]
+        await driver.close()
+    assert proxy.bulk_calls == 1  # asked once, then remembered that the host cannot
+    for snapshot in (first, second):
+        by_name = {d.name: d for d in snapshot.domains}
+        assert {n: d.state for n, d in by_name.items()} == {
+            "a": PowerState.RUNNING, "b": PowerState.OFF, "c": PowerState.PAUSED}
+        a = by_name["a"]
+        # the per-domain path reads what the test driver has: vCPUs, memory, CPU time, devices
+        assert a.vcpus == 1 and a.memory_max_bytes == 131072 * 1024
+        assert a.counters is not None and a.counters.cpu_time_ns is not None
+        assert a.counters.disk_read_bytes is not None and a.counters.net_rx_bytes is not None
+        assert by_name["b"].counters is None
