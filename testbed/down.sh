@@ -11,8 +11,8 @@ stop() { # stop NAME: TERM the pid in .testbed/run/NAME.pid, wait up to 10 s
   if pid_alive "$f"; then
     local pid; pid=$(cat "$f")
     kill "$pid"
-    for _ in $(seq 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-    if kill -0 "$pid" 2>/dev/null; then kill -9 "$pid"; fi
+    for _ in $(seq 100); do alive "$pid" || break; sleep 0.1; done
+    if alive "$pid"; then kill -9 "$pid"; fi
     log "stopped $1 (pid $pid)"
   fi
   rm -f "$f"

@@ -55,8 +55,8 @@ fetch busybox-static
 WORK=$TB/cache/build
 rm -rf "$WORK"
 mkdir -p "$WORK/k" "$WORK/bb"
-dpkg-deb -x "$(ls "$DEBS/${KPKG}"_*.deb | head -1)" "$WORK/k"
-dpkg-deb -x "$(ls "$DEBS"/busybox-static_*.deb | head -1)" "$WORK/bb"
+dpkg-deb -x "$(compgen -G "$DEBS/${KPKG}_*.deb" | head -1)" "$WORK/k"
+dpkg-deb -x "$(compgen -G "$DEBS/busybox-static_*.deb" | head -1)" "$WORK/bb"
 KVER=${KPKG#linux-image-}
 MODDIR=$WORK/k/lib/modules/$KVER
 [[ -d $MODDIR ]] || die "no $MODDIR in $KPKG"
@@ -77,7 +77,11 @@ MODULES=(virtio_ring virtio virtio_pci_modern_dev virtio_pci_legacy_dev virtio_p
 for m in "${MODULES[@]}"; do
   f=$(find "$MODDIR" -name "$m.ko" -o -name "$m.ko.xz" -o -name "$m.ko.zst" -o -name "$m.ko.gz" | head -1)
   if [[ -z $f ]]; then
-    grep -q "/$m.ko\$" "$MODDIR/modules.builtin" 2>/dev/null && log "module $m: built-in" || log "module $m: not found, skipped"
+    if grep -q "/$m.ko\$" "$MODDIR/modules.builtin" 2>/dev/null; then
+      log "module $m: built-in"
+    else
+      log "module $m: not found, skipped"
+    fi
     continue
   fi
   case $f in

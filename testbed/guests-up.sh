@@ -86,14 +86,15 @@ for i in $(seq 1 "$N"); do
   name=vfleet-t$i
   disk=$GDIR/$name.qcow2
   xml=$(domain_xml "$i")
-  cfg=$( { echo "$xml"; sha256sum "$KERNEL" "$INITRD" | cut -c1-64; } | sha256sum | cut -c1-16)
+  # the image's stamp changes whenever guest-image.sh (its /init) changes
+  cfg=$( { echo "$xml"; cat "$TB/guest/stamp" "$TB/guest/kernel-version"; } | sha256sum | cut -c1-16)
   xml=${xml/@CFG@/$cfg}
 
   st=$(state_of "$name")
   if [[ -n $st ]]; then
     # (libvirt re-serialises metadata attributes with double quotes)
     have=$(vsh dumpxml --inactive "$name" | grep -o 'cfg=.[0-9a-f]*' | head -1 | cut -c6- || true)
-    if [[ $have != "$cfg" || ! -e $disk || ! -e $GDIR/$name.serial.log && $st != "shut off" ]]; then
+    if [[ $have != "$cfg" || ! -e $disk || ( ! -e $GDIR/$name.serial.log && $st != "shut off" ) ]]; then
       # stale definition, or .testbed/ was wiped under a running guest
       log "$name: stale ($st), redefining"
       purge "$name"

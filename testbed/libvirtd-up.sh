@@ -45,8 +45,11 @@ fi
 
 answers() { timeout 10 virsh -c "$QEMU_URI" version >/dev/null 2>&1; }
 
+adopt virtlogd "virtlogd --daemon --pid-file $RUN/virtlogd.pid"
+adopt libvirtd "libvirtd --daemon --pid-file $RUN/libvirtd.pid"
+
 # virtlogd collects QEMU's stdout/stderr into /var/log/libvirt/qemu/NAME.log
-if ! pgrep -x virtlogd >/dev/null; then
+if [[ -z $(live_pids -x virtlogd) ]]; then
   LIBVIRT_LOG_OUTPUTS="3:file:$LOGDIR/virtlogd.log" \
     virtlogd --daemon --pid-file "$RUN/virtlogd.pid"
   log "virtlogd started (pid $(cat "$RUN/virtlogd.pid" 2>/dev/null || echo ?))"
@@ -67,8 +70,7 @@ if answers; then
   fi
 fi
 
-if ! pid_alive "$RUN/libvirtd.pid" && ! pgrep -x libvirtd >/dev/null; then
-  t0=$(now_ms)
+if [[ -z $(live_pids -x libvirtd) ]]; then
   LIBVIRT_LOG_OUTPUTS="3:file:$LOGDIR/libvirtd.log" \
     libvirtd --daemon --pid-file "$RUN/libvirtd.pid"
   log "libvirtd started (pid $(cat "$RUN/libvirtd.pid" 2>/dev/null || echo ?))"

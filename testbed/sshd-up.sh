@@ -77,6 +77,7 @@ else
 fi
 /usr/sbin/sshd -t -f "$S/sshd_config"
 
+adopt sshd "/usr/sbin/sshd -f $S/sshd_config "
 if pid_alive "$RUN/sshd.pid" && ((restart)); then
   log "config changed, restarting sshd"
   kill "$(cat "$RUN/sshd.pid")"
@@ -88,6 +89,9 @@ if ! pid_alive "$RUN/sshd.pid"; then
   # sshd must be started by absolute path; -E: log to a file, not syslog
   /usr/sbin/sshd -f "$S/sshd_config" -E "$LOGDIR/sshd.log"
   started=1
+  # sshd may exit 0 and only log a bind failure (port taken by someone else)
+  for _ in $(seq 50); do pid_alive "$RUN/sshd.pid" && break; sleep 0.1; done
+  pid_alive "$RUN/sshd.pid" || { tail -3 "$LOGDIR/sshd.log" >&2; die "sshd did not start on 127.0.0.1:$PORT"; }
 fi
 
 W=$S/ssh-wrapper

@@ -12,8 +12,11 @@ T0=$(now_ms)
 step() { local t; t=$(now_ms); "$TESTBED_SRC/$1" "${@:2}"; log "$1: $(( $(now_ms) - t )) ms"; }
 
 step setup-apt.sh
+# The guest image build (~3 s, download + gzip) overlaps libvirtd's first
+# start (~8 s QEMU capability probe).
+step guest-image.sh & img=$!
 step libvirtd-up.sh
-step guest-image.sh
+wait "$img" || die "guest-image.sh failed"
 step guests-up.sh "$N"
 step sshd-up.sh
 
@@ -22,8 +25,8 @@ GUESTS=$(seq -f 'vfleet-t%g' 1 "$N" | paste -sd,)
 Q="keyfile=$S/id_ed25519&command=$S/ssh-wrapper"
 QW="keyfile=$S/id_ed25519&command=$S/ssh-wrapper-wrong"
 # Values with '&' are single-quoted so the file can be sourced; no value
-# contains a single quote (shlex.split(line) parses every line).
-cat > "$TB/env.tmp" <<EOF
+# contains a single quote, so shlex.split(line) parses every line.
+cat > "$TB/env.tmp" <<ENV
 VFLEET_TESTBED=1
 VFLEET_TESTBED_DIR=$TB
 VFLEET_QEMU_URI=$QEMU_URI
@@ -40,3 +43,7 @@ VFLEET_SSH_WRAPPER_WRONG=$S/ssh-wrapper-wrong
 VFLEET_SSH_URI_QUERY='$Q'
 VFLEET_QEMU_SSH_URI='qemu+ssh://root@127.0.0.1:$PORT/system?$Q'
 VFLEET_QEMU_SSH_URI_WRONG='qemu+ssh://root@127.0.0.1:$PORT/system?$QW'
+ENV
+mv "$TB/env.tmp" "$TB/env"
+log "wrote $TB/env"
+log "testbed up in $(( $(now_ms) - T0 )) ms"
