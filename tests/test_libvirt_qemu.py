@@ -188,9 +188,10 @@ async def test_per_domain_fallback_reads_the_same_metrics_as_bulk(testbed: dict[
         assert (x.state, x.vcpus, x.memory_max_bytes, x.memory_used_source) == (
             y.state, y.vcpus, y.memory_max_bytes, y.memory_used_source)
         assert x.counters is not None and y.counters is not None
-        # read second, so never lower; virDomainGetInfo's CPU time has 10 ms granularity
+        # virDomainGetInfo sums the vCPU threads (10 ms ticks), the bulk call reads the
+        # cgroup: the same CPU time within a tick or two, never a different magnitude
         assert x.counters.cpu_time_ns is not None and y.counters.cpu_time_ns is not None
-        assert y.counters.cpu_time_ns >= x.counters.cpu_time_ns - 10_000_000
+        assert abs(y.counters.cpu_time_ns - x.counters.cpu_time_ns) <= max(50_000_000, x.counters.cpu_time_ns // 50)
         for field in ("disk_read_bytes", "disk_write_bytes", "disk_read_reqs", "net_tx_bytes"):
             before, after = getattr(x.counters, field), getattr(y.counters, field)
             assert before is not None and after is not None and after >= before, field
