@@ -31,7 +31,7 @@ DriverFactory = Callable[[HostConfig, bool], Driver]
 EVENT_LOG_SIZE = 500
 
 
-def _default_factory(config: HostConfig, read_only: bool) -> Driver:
+def default_driver_factory(config: HostConfig, read_only: bool) -> Driver:
     return create_driver(config, read_only=read_only)
 
 
@@ -119,7 +119,7 @@ class Fleet:
         hosts: Sequence[HostConfig],
         *,
         read_only: bool = False,
-        driver_factory: DriverFactory = _default_factory,
+        driver_factory: DriverFactory = default_driver_factory,
         clock: Callable[[], float] = time.monotonic,
         backoff_cap: float = 60.0,
     ) -> None:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from vfleet.fleet import DriverFactory, Fleet, HostView, _default_factory
+from vfleet.fleet import DriverFactory, Fleet, HostView, default_driver_factory
 from vfleet.metrics import DomainRow
 from vfleet.models import HostConfig, HostStatus
 from vfleet.selector import Selector
@@ -150,7 +150,7 @@ async def collect(
     interval: float,
     read_only: bool = False,
     timeout: float | None = None,
-    driver_factory: DriverFactory = _default_factory,
+    driver_factory: DriverFactory = default_driver_factory,
 ) -> list[HostView]:
     """Poll every host once (interval 0) or twice `interval` seconds apart, for rates."""
     polls_needed = 2 if interval > 0 else 1
