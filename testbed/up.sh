@@ -12,6 +12,8 @@ T0=$(now_ms)
 step() { local t; t=$(now_ms); "$TESTBED_SRC/$1" "${@:2}"; log "$1: $(( $(now_ms) - t )) ms"; }
 
 step setup-apt.sh
+# vcsim (VMware's simulator) for the esxi_api tests: built once from Debian's govmomi
+step vcsim.sh build
 # The guest image build (~3 s, download + gzip) overlaps libvirtd's first
 # start (~8 s QEMU capability probe).
 step guest-image.sh & img=$!

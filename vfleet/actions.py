@@ -1,75 +1,161 @@
-"""Lifecycle actions: policy, confirmation tiers and bounded dispatch, for TUI and CLI alike.
+"""Lifecycle dispatch for TUI and CLI alike: policy, bounded concurrency, audit, wait.
 
-The checks live here, below both faces, so that a read-only host refuses a verb
-whichever face asked. Every target gets exactly one result: ok, no-op, refused,
-failed (with the backend's message) or timed out; nothing is dropped.
+Every target gets exactly one result: ok, no-op, refused, failed (with the
+backend's message) or timed out; nothing is dropped, and a host that dies in the
+middle reports failed for its targets, never ok. Every attempt is audited.
 """
 
 from __future__ import annotations
 
 import asyncio
+import time
+from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from enum import Enum
+from dataclasses import dataclass, field, replace
 
-from vfleet.drivers.base import capability_for
-from vfleet.errors import DriverError, PolicyRefused, VFleetError
+from vfleet.audit import AuditLog
+from vfleet.errors import VFleetError
 from vfleet.fleet import Fleet, HostView
-from vfleet.models import ActionResult, PowerState, Verb
+from vfleet.models import ActionResult, Verb
+from vfleet.policy import (
+    TARGET_STATE,
+    Decision,
+    Plan,
+    Target,
+    Tier,
+    allowed_verbs,
+    confirmation_tier,
+    plan,
+)
+
+__all__ = ["Dispatch", "Target", "Tier", "allowed_verbs", "confirmation_tier", "execute", "run_action"]
 
 PER_HOST_LIMIT = 5  # libvirtd serves at most 5 calls in flight per client connection
 GLOBAL_LIMIT = 32
-DESTRUCTIVE = frozenset({Verb.FORCE_OFF, Verb.RESET})
-HARMLESS = frozenset({Verb.RESUME})
-# Verbs that have nothing to do in a state: reported as a no-op, never sent twice.
-_ALREADY = {
-    Verb.START: {PowerState.RUNNING, PowerState.PAUSED},
-    Verb.SHUTDOWN: {PowerState.OFF},
-    Verb.FORCE_OFF: {PowerState.OFF},
-    Verb.PAUSE: {PowerState.PAUSED},
-    Verb.RESUME: {PowerState.RUNNING},
-}
 
 
-class Tier(Enum):
-    """How much confirmation a face must get before dispatching."""
+@dataclass
+class Dispatch:
+    """What one execution did, beyond the results: for the audit log and for tests."""
 
-    NONE = "none"
-    YES_NO = "yes-no"
-    TYPE_NAME = "type-name"  # type the domain name, or the target count for several
-
-
-@dataclass(frozen=True, slots=True)
-class Target:
-    host: str
-    domain: str
+    results: list[ActionResult] = field(default_factory=list)
+    peak_in_flight: Counter[str] = field(default_factory=Counter)  # per host
+    seconds: float = 0.0
 
 
-def confirmation_tier(verb: Verb, targets: int) -> Tier:
-    if verb in DESTRUCTIVE or targets > 1:
-        return Tier.TYPE_NAME
-    return Tier.NONE if verb in HARMLESS else Tier.YES_NO
+def _refused(decision: Decision, verb: Verb) -> ActionResult:
+    t = decision.target
+    return ActionResult(
+        t.host,
+        t.domain,
+        verb,
+        ok=False,
+        state_after=decision.state,
+        refused=True,
+        message=f"refused: {decision.refused}",
+    )
 
 
-def allowed_verbs(view: HostView) -> frozenset[Verb]:
-    """What may be offered for this host's domains: its driver can, and policy allows."""
-    if view.read_only:
-        return frozenset()
-    return frozenset(v for v in Verb if capability_for(v) in view.capabilities)
+async def execute(
+    fleet: Fleet,
+    the_plan: Plan,
+    *,
+    timeout: float = 60.0,
+    wait: float | None = None,
+    on_result: Callable[[ActionResult], None] | None = None,
+    audit: AuditLog | None = None,
+    context: dict[str, object] | None = None,
+) -> Dispatch:
+    """Run a plan; `wait` seconds (if given) to see each target reach the verb's end state."""
+    verb = the_plan.verb
+    report = Dispatch()
+    started = time.monotonic()
+    global_slots = asyncio.Semaphore(GLOBAL_LIMIT)
+    host_slots = {d.target.host: asyncio.Semaphore(PER_HOST_LIMIT) for d in the_plan.decisions}
+    in_flight: Counter[str] = Counter()
+
+    async def send(decision: Decision) -> ActionResult:
+        t = decision.target
+        if decision.refused is not None:
+            return _refused(decision, verb)
+        if decision.noop is not None:
+            return ActionResult(
+                t.host, t.domain, verb, ok=True, noop=True, state_after=decision.state, message=decision.noop
+            )
+        async with global_slots, host_slots[t.host]:
+            driver = fleet.driver(t.host)
+            if driver is None:
+                return ActionResult(t.host, t.domain, verb, ok=False, message=f"{t.host}: not connected")
+            in_flight[t.host] += 1
+            report.peak_in_flight[t.host] = max(report.peak_in_flight[t.host], in_flight[t.host])
+            try:
+                result = await asyncio.wait_for(driver.perform(verb, t.domain), timeout)
+            except TimeoutError:
+                result = ActionResult(
+                    t.host,
+                    t.domain,
+                    verb,
+                    ok=False,
+                    timed_out=True,
+                    message=f"{t.host}: {verb.value} {t.domain}: no answer within {timeout:g} s",
+                )
+            except VFleetError as exc:
+                result = ActionResult(t.host, t.domain, verb, ok=False, message=str(exc))
+            finally:
+                in_flight[t.host] -= 1
+        fleet.request_poll(t.host)
+        if wait is not None and result.ok:
+            result = await _await_state(fleet, result, wait)
+        return result
+
+    async def reported(decision: Decision) -> ActionResult:
+        result = await send(decision)
+        if on_result is not None:
+            on_result(result)
+        return result
+
+    report.results = list(await asyncio.gather(*(reported(d) for d in the_plan.decisions)))
+    report.seconds = time.monotonic() - started
+    if audit is not None:
+        audit.append(_audit_record(the_plan, report, context or {}))
+    return report
 
 
-def _refusal(view: HostView | None, verb: Verb, target: Target) -> str | None:
-    if view is None:
-        return f"{target.host}: no such host in the inventory"
-    if view.read_only:
-        return f"{target.host}: read-only: {verb.value} refused"
-    if view.capabilities and capability_for(verb) not in view.capabilities:
-        return f"{target.host}: the {view.config.driver} driver cannot {verb.value}"
-    return None
+async def _await_state(fleet: Fleet, result: ActionResult, wait: float) -> ActionResult:
+    want = TARGET_STATE[result.verb]
+
+    def reached(views: list[HostView]) -> bool:
+        view = next((v for v in views if v.name == result.host), None)
+        return view is not None and any(r.domain.name == result.domain and r.domain.state is want for r in view.rows)
+
+    if result.state_after is want or await fleet.wait_until(reached, wait):
+        return replace(result, state_after=want)
+    return replace(
+        result,
+        ok=False,
+        timed_out=True,
+        message=f"{result.host}: {result.domain} did not reach {want.value} within {wait:g} s",
+    )
 
 
-def _current_state(view: HostView, domain: str) -> PowerState | None:
-    return next((r.domain.state for r in view.rows if r.domain.name == domain), None)
+def _audit_record(the_plan: Plan, report: Dispatch, context: dict[str, object]) -> dict[str, object]:
+    overridden = {(d.target.host, d.target.domain) for d in the_plan.decisions if d.overridden}
+    return {
+        "verb": the_plan.verb.value,
+        **context,
+        "targets": [
+            {
+                "host": r.host,
+                "domain": r.domain,
+                "result": r.outcome,
+                "noop": r.noop,
+                "state_after": r.state_after.value if r.state_after else None,
+                "override": (r.host, r.domain) in overridden,
+                "error": None if r.ok else r.message,
+            }
+            for r in report.results
+        ],
+    }
 
 
 async def run_action(
@@ -78,58 +164,13 @@ async def run_action(
     targets: Sequence[Target],
     *,
     timeout: float = 60.0,
+    override: bool = False,
     on_result: Callable[[ActionResult], None] | None = None,
+    audit: AuditLog | None = None,
 ) -> list[ActionResult]:
-    """Dispatch one verb to many domains; results come back in the order of `targets`."""
-    views = {v.name: v for v in fleet.views()}
-    global_slots = asyncio.Semaphore(GLOBAL_LIMIT)
-    host_slots = {name: asyncio.Semaphore(PER_HOST_LIMIT) for name in {t.host for t in targets}}
-
-    async def one(target: Target) -> ActionResult:
-        view = views.get(target.host)
-        if (refusal := _refusal(view, verb, target)) is not None:
-            return ActionResult(target.host, target.domain, verb, ok=False, message=refusal)
-        assert view is not None
-        state = _current_state(view, target.domain)
-        if state is not None and state in _ALREADY.get(verb, ()):
-            return ActionResult(
-                target.host,
-                target.domain,
-                verb,
-                ok=True,
-                state_after=state,
-                noop=True,
-                message=f"already {state.value}",
-            )
-        driver = fleet.driver(target.host)
-        if driver is None:
-            return ActionResult(
-                target.host,
-                target.domain,
-                verb,
-                ok=False,
-                message=f"{target.host}: not connected ({view.health.status.value})",
-            )
-        async with global_slots, host_slots[target.host]:
-            try:
-                result = await asyncio.wait_for(driver.perform(verb, target.domain), timeout)
-            except TimeoutError:
-                result = ActionResult(
-                    target.host,
-                    target.domain,
-                    verb,
-                    ok=False,
-                    message=f"{target.host}: {verb.value} {target.domain}: no answer within {timeout:g} s",
-                )
-            except (DriverError, PolicyRefused, VFleetError) as exc:
-                result = ActionResult(target.host, target.domain, verb, ok=False, message=str(exc))
-        fleet.request_poll(target.host)
-        return result
-
-    async def reported(target: Target) -> ActionResult:
-        result = await one(target)
-        if on_result is not None:
-            on_result(result)
-        return result
-
-    return list(await asyncio.gather(*(reported(t) for t in targets)))
+    """Plan against the fleet's current views and execute: the one call the TUI needs."""
+    the_plan = plan(fleet.views(), verb, targets, override=override)
+    dispatch = await execute(
+        fleet, the_plan, timeout=timeout, on_result=on_result, audit=audit, context={"face": "tui"}
+    )
+    return dispatch.results

@@ -143,7 +143,17 @@ class ActionResult:
     ok: bool
     state_after: PowerState | None = None
     message: str = ""
-    noop: bool = False
+    noop: bool = False  # nothing to do: the domain was already in the verb's end state
+    refused: bool = False  # the policy refused it; nothing was sent
+    timed_out: bool = False
+
+    @property
+    def outcome(self) -> str:
+        if self.noop:
+            return "no-op"
+        if self.ok:
+            return "ok"
+        return "refused" if self.refused else "timed-out" if self.timed_out else "failed"
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,11 +11,8 @@ with a per-domain fallback for drivers that lack it (libxl).
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import contextlib
 import logging
-import queue
-import threading
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable
@@ -27,13 +24,12 @@ import libvirtaio
 
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
 from vfleet.drivers.libvirt_parse import domain_from_stats, event_words, hypervisor_name, power_state, version_string
+from vfleet.drivers.worker import BlockingWorker
 from vfleet.errors import (
     ActionFailed,
     AuthFailed,
     DomainNotFound,
-    DriverBusy,
     DriverError,
-    DriverTimeout,
     HostUnreachable,
     PolicyRefused,
     UnsupportedAction,
@@ -61,34 +57,6 @@ _HOST_KEY_WORDS = ("host key verification failed", "remote host identification h
 KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 5, 3
 
 
-class _Worker:
-    """One daemon thread running calls in order; daemon so a hung call never blocks exit."""
-
-    def __init__(self, name: str) -> None:
-        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], concurrent.futures.Future[Any]] | None] = (
-            queue.SimpleQueue()
-        )
-        self._thread = threading.Thread(target=self._run, name=name, daemon=True)
-        self._thread.start()
-
-    def _run(self) -> None:
-        while (job := self._jobs.get()) is not None:
-            fn, future = job
-            if future.set_running_or_notify_cancel():
-                try:
-                    future.set_result(fn())
-                except BaseException as exc:
-                    future.set_exception(exc)
-
-    def submit(self, fn: Callable[[], T]) -> concurrent.futures.Future[T]:
-        future: concurrent.futures.Future[T] = concurrent.futures.Future()
-        self._jobs.put((fn, future))
-        return future
-
-    def stop(self) -> None:
-        self._jobs.put(None)
-
-
 def with_no_tty(uri: str) -> str:
     """Make libvirt's ssh transports fail instead of prompting on the terminal."""
     parts = urlsplit(uri)
@@ -106,10 +74,8 @@ class LibvirtDriver(Driver):
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
         super().__init__(config, read_only=read_only)
         self.uri = with_no_tty(config.uri or "qemu:///system")
-        self._worker = _Worker(f"libvirt:{config.name}")
+        self._worker = BlockingWorker(config.name, "libvirt")
         self._conn: libvirt.virConnect | None = None
-        self._stuck: concurrent.futures.Future[Any] | None = None
-        self._stuck_what = ""
         self._bulk = True
         self._lost: str | None = None  # why libvirt closed the connection under us
         self._callbacks: list[int] = []
@@ -120,21 +86,11 @@ class LibvirtDriver(Driver):
     # -- plumbing ---------------------------------------------------------------
 
     async def _call(self, what: str, fn: Callable[[], T], timeout: float | None = None) -> T:
-        if self._stuck is not None and not self._stuck.done():
-            raise DriverBusy(self.host, f"an earlier call ({self._stuck_what}) is still running; waiting for it")
         timeout = timeout if timeout is not None else self.config.call_timeout
-        future = self._worker.submit(fn)
-        try:
-            return await asyncio.wait_for(asyncio.wrap_future(future), timeout)
-        except TimeoutError:
-            self._stuck, self._stuck_what = future, what
-            raise DriverTimeout(self.host, f"{what}: no answer from libvirt within {timeout:g} s") from None
-        except asyncio.CancelledError:
-            if not future.done():
-                self._stuck, self._stuck_what = future, what
-            raise
-        except libvirt.libvirtError as exc:
-            raise self._translate(exc, what) from exc
+        return await self._worker.call(what, fn, timeout, self._translate_backend)
+
+    def _translate_backend(self, exc: Exception, what: str) -> DriverError | None:
+        return self._translate(exc, what) if isinstance(exc, libvirt.libvirtError) else None
 
     def _translate(self, exc: libvirt.libvirtError, what: str) -> DriverError:
         code, message = exc.get_error_code(), " ".join((str(exc) or exc.get_error_message() or "").split())
@@ -223,7 +179,7 @@ class LibvirtDriver(Driver):
 
     async def close(self) -> None:
         conn, self._conn = self._conn, None
-        if conn is not None and (self._stuck is None or self._stuck.done()):
+        if conn is not None and not self._worker.busy:
             with contextlib.suppress(DriverError, asyncio.CancelledError):
                 await self._call("close", lambda: self._close_connection(conn), timeout=5.0)
         self._worker.stop()

@@ -1,0 +1,154 @@
+"""The esxi_ssh driver over real SSH against a test host serving the hand-written
+ESXi outputs in tests/fixtures/esxi (no real ESXi captures exist here: see its README)."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from sshhost import EsxiHost, Keys, SshTestServer
+from vfleet.drivers.esxi_ssh import EsxiSshDriver
+from vfleet.drivers.registry import create_driver
+from vfleet.errors import ActionFailed, AuthFailed, DomainNotFound, GarbledOutput
+from vfleet.fleet import Fleet, HostView
+from vfleet.models import HostStatus, MemorySource, PowerState, Verb
+
+MIB = 1024 * 1024
+
+
+@pytest.fixture(scope="module")
+def keys() -> Keys:
+    return Keys.generate()
+
+
+@pytest.fixture
+def esx() -> EsxiHost:
+    return EsxiHost()
+
+
+@pytest.fixture
+async def server(keys: Keys, tmp_path: Path, esx: EsxiHost) -> AsyncIterator[SshTestServer]:
+    srv = await SshTestServer(esx, keys, tmp_path).start()
+    yield srv
+    await srv.close()
+
+
+@pytest.fixture
+async def driver(server: SshTestServer) -> AsyncIterator[EsxiSshDriver]:
+    drv = create_driver(server.config(name="esx1", driver="esxi_ssh"))
+    assert isinstance(drv, EsxiSshDriver)
+    await drv.connect()
+    yield drv
+    await drv.close()
+
+
+async def test_connect_reads_host_facts(server: SshTestServer) -> None:
+    drv = EsxiSshDriver(server.config(name="esx1", driver="esxi_ssh"))
+    try:
+        facts = await drv.connect()
+    finally:
+        await drv.close()
+    assert (facts.hypervisor, facts.version, facts.hostname) == ("esxi", "7.0.3 Releasebuild-21930508",
+                                                                 "esx01.lab.example.com")
+    assert (facts.cpus, facts.memory_bytes) == (8, 34359738368)
+
+
+async def test_poll_batches_all_summaries_into_one_command(driver: EsxiSshDriver, esx: EsxiHost,
+                                                           server: SshTestServer) -> None:
+    before = len(esx.shell.lines)
+    snapshot = await driver.poll()
+    lines = esx.shell.lines[before:]
+    assert len(lines) == 2 and lines[1].count("vim-cmd vmsvc/get.summary") == 4
+    by_name = {d.name: d for d in snapshot.domains}
+    assert set(by_name) == {"web01", "db server (primary)", "vCLS-4c4c4544-0033-4b10 (1)", "win #2"}
+    web = by_name["web01"]
+    assert (web.state, web.raw_state, web.domain_id, web.vcpus) == (PowerState.RUNNING, "poweredOn", 1, 2)
+    assert web.memory_max_bytes == 4096 * MIB and web.memory_current_bytes is None
+    assert (web.memory_used_bytes, web.memory_used_source) == (409 * MIB, MemorySource.HYPERVISOR)
+    assert web.uptime_s == 86400.0 and web.uuid == "524d2a1c-91b5-8e3f-07a2-5c0e1f3b6d21"
+    assert web.gauges is not None and web.gauges.cpu_percent == pytest.approx(100 * 523 / 4788)
+    db = by_name["db server (primary)"]
+    assert (db.state, db.memory_used_bytes, db.uptime_s, db.gauges) == (PowerState.OFF, None, None, None)
+    assert by_name["win #2"].state is PowerState.SUSPENDED
+    assert server.connections == 1
+
+
+async def test_lifecycle(driver: EsxiSshDriver, esx: EsxiHost) -> None:
+    steps = [
+        (Verb.SHUTDOWN, "web01", PowerState.OFF, "vim-cmd vmsvc/power.shutdown 1"),
+        (Verb.START, "web01", PowerState.RUNNING, "vim-cmd vmsvc/power.on 1"),
+        (Verb.REBOOT, "web01", PowerState.RUNNING, "vim-cmd vmsvc/power.reboot 1"),
+        (Verb.RESET, "web01", PowerState.RUNNING, "vim-cmd vmsvc/power.reset 1"),
+        (Verb.PAUSE, "web01", PowerState.SUSPENDED, "vim-cmd vmsvc/power.suspend 1"),
+        (Verb.RESUME, "web01", PowerState.RUNNING, "vim-cmd vmsvc/power.on 1"),
+        (Verb.FORCE_OFF, "web01", PowerState.OFF, "vim-cmd vmsvc/power.off 1"),
+        (Verb.RESUME, "win #2", PowerState.RUNNING, "vim-cmd vmsvc/power.on 4"),
+    ]
+    for verb, name, state, command in steps:
+        result = await driver.perform(verb, name)
+        assert (result.ok, result.state_after, result.noop) == (True, state, False), (verb, result)
+        assert command in esx.shell.lines, command
+    assert esx.power == {1: "poweredOff", 2: "poweredOff", 3: "poweredOn", 4: "poweredOn"}
+
+
+async def test_force_off_of_an_off_vm_is_a_noop(driver: EsxiSshDriver) -> None:
+    result = await driver.perform(Verb.FORCE_OFF, "db server (primary)")
+    assert (result.ok, result.noop, result.state_after) == (True, True, PowerState.OFF)
+
+
+async def test_fault_block_becomes_a_clear_error(driver: EsxiSshDriver) -> None:
+    with pytest.raises(ActionFailed, match=r"start db server \(primary\): power on failed: GenericVmConfigFault: "
+                                           r"Failed to lock the file"):
+        await driver.perform(Verb.START, "db server (primary)")
+    with pytest.raises(ActionFailed, match="reboot win #2: reboot guest failed: InvalidPowerState"):
+        await driver.perform(Verb.REBOOT, "win #2")
+
+
+async def test_wedged_vm_is_killed_gentlest_first(driver: EsxiSshDriver, esx: EsxiHost) -> None:
+    esx.wedged.add(1)
+    result = await driver.perform(Verb.FORCE_OFF, "web01")
+    assert (result.ok, result.state_after) == (True, PowerState.OFF)
+    assert "killed with --type hard" in result.message
+    kills = [line for line in esx.shell.lines if "process kill" in line]
+    assert kills == ["esxcli vm process kill --type soft --world-id 2100001",
+                     "esxcli vm process kill --type hard --world-id 2100001"]
+
+
+async def test_unknown_vm(driver: EsxiSshDriver, esx: EsxiHost) -> None:
+    with pytest.raises(DomainNotFound, match="no VM named 'nope'"):
+        await driver.perform(Verb.START, "nope")
+    # A VM unregistered between the listing and the summaries is skipped, not an error.
+    esx.overrides["vim-cmd vmsvc/get.summary 4"] = (esx.fixture("unknown-vm.txt"), "", 1)
+    names = {d.name for d in (await driver.poll()).domains}
+    assert "win #2" not in names and len(names) == 3
+
+
+async def test_garbled_summary(driver: EsxiSshDriver, esx: EsxiHost) -> None:
+    esx.overrides["vim-cmd vmsvc/get.summary 3"] = (esx.summary(3)[:900], "", 0)
+    with pytest.raises(GarbledOutput):
+        await driver.poll()
+
+
+async def test_wrong_client_key(server: SshTestServer) -> None:
+    drv = EsxiSshDriver(server.config(name="esx1", driver="esxi_ssh", key_file=server.stranger_key_file))
+    with pytest.raises(AuthFailed, match="refused our keys"):
+        await drv.connect()
+    await drv.close()
+
+
+async def test_fleet_over_esxi_ssh(server: SshTestServer) -> None:
+    fleet = Fleet([server.config(name="esx1", driver="esxi_ssh")])
+
+    def polled_twice(views: list[HostView]) -> bool:
+        return views[0].health.polls >= 2
+
+    async with fleet:
+        assert await fleet.wait_until(polled_twice, timeout=20), fleet.view("esx1").health
+        view = fleet.view("esx1")
+    assert view.health.status is HostStatus.UP and view.facts is not None and view.facts.hypervisor == "esxi"
+    rows = {r.domain.name: r for r in view.rows}
+    assert rows["web01"].rates.cpu_percent == pytest.approx(100 * 523 / 4788)
+    assert rows["db server (primary)"].rates.cpu_percent is None
+    assert server.connections == 1

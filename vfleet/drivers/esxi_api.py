@@ -1,0 +1,442 @@
+"""esxi_api driver: an ESXi host or a whole vCenter through the vSphere API (pyVmomi).
+
+pyVmomi is blocking: each host owns one session and one daemon worker thread,
+and every call goes through it with a timeout (the libvirt driver's shape). A
+call that timed out keeps running in its thread; the host reports DriverBusy
+until it returns. Sockets also carry a timeout, so a hung call ends by itself.
+
+One poll = ONE RetrievePropertiesEx through ContainerViews (every VM and every
+HostSystem; vCenter may page a very large answer, which we follow), plus at
+most one QueryPerf per realtime interval (20 s) for all powered-on VMs: ESXi
+produces a new sample only every 20 s, so asking more often only costs.
+
+TLS is verified by default (system CAs, or tls.ca_file). tls.thumbprint pins
+the certificate instead: we check its SHA-256 (or SHA-1) fingerprint ourselves
+on every handshake, because pyVmomi's own pinning turns verification off for
+the whole SSL context after the first mismatch with the CA check.
+tls.insecure is honoured and reported in `warnings`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import http.client
+import logging
+import os
+import socket
+import ssl
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable
+from datetime import UTC, datetime
+from typing import Any, ClassVar, TypeVar
+
+from pyVim import connect as _connect
+from pyVmomi import vim as _vim
+from pyVmomi import vmodl as _vmodl
+
+from vfleet.drivers.base import LIFECYCLE, Driver
+from vfleet.drivers.vsphere_map import (
+    HOST_PROPERTIES,
+    REALTIME_INTERVAL_S,
+    VM_PROPERTIES,
+    PerfSample,
+    domain_from_props,
+    facts_from_hosts,
+    fingerprint,
+    parse_thumbprint,
+    pin_matches,
+    power_state,
+    resolve_counters,
+)
+from vfleet.drivers.worker import BlockingWorker
+from vfleet.errors import (
+    ActionFailed,
+    AuthFailed,
+    DomainNotFound,
+    DriverError,
+    DriverTimeout,
+    HostUnreachable,
+    PolicyRefused,
+)
+from vfleet.models import ActionResult, Domain, HostConfig, HostFacts, HostSnapshot, PowerState, TlsSettings, Verb
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+# pyVmomi's types are generated at run time and its hints are partial (untyped
+# constructors, faults without their fields): use it as dynamically typed.
+vim: Any = _vim
+vmodl: Any = _vmodl
+SmartConnect: Any = _connect.SmartConnect
+Disconnect: Any = _connect.Disconnect
+PC = vmodl.query.PropertyCollector
+
+
+# -- TLS --------------------------------------------------------------------------
+
+
+class PinMismatch(ssl.SSLCertVerificationError):
+    def __init__(self, expected: str, actual: str) -> None:
+        super().__init__(f"certificate fingerprint {actual} does not match the pinned {expected}")
+        self.expected, self.actual = expected, actual
+
+
+class _PinnedSocket(ssl.SSLSocket):
+    """Checks the peer certificate against the context's pin right after each handshake."""
+
+    def do_handshake(self, block: bool = False) -> None:
+        super().do_handshake(block)
+        algorithm, digest = self.context.vfleet_pin  # type: ignore[attr-defined]
+        der = self.getpeercert(binary_form=True) or b""
+        if not pin_matches(der, algorithm, digest):
+            self.close()
+            expected = ":".join(digest[i : i + 2] for i in range(0, len(digest), 2)).upper()
+            raise PinMismatch(f"{algorithm.upper()} {expected}", f"{algorithm.upper()} {fingerprint(der, algorithm)}")
+
+
+class _PinnedContext(ssl.SSLContext):
+    sslsocket_class = _PinnedSocket
+    vfleet_pin: tuple[str, str]
+
+
+def tls_context(tls: TlsSettings) -> tuple[ssl.SSLContext, list[str]]:
+    """The SSL context for these settings, and the warnings to show. A pin wins over insecure."""
+    if tls.thumbprint:
+        pinned = _PinnedContext(ssl.PROTOCOL_TLS_CLIENT)
+        pinned.check_hostname = False  # the pin names exactly one certificate; names add nothing
+        pinned.verify_mode = ssl.CERT_NONE
+        pinned.vfleet_pin = parse_thumbprint(tls.thumbprint)
+        return pinned, []
+    if tls.insecure:
+        loose = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        loose.check_hostname = False
+        loose.verify_mode = ssl.CERT_NONE
+        return loose, ["TLS certificate verification is OFF (tls.insecure: true)"]
+    return ssl.create_default_context(cafile=tls.ca_file), []
+
+
+def _presented_fingerprint(address: str, port: int, timeout: float) -> str:
+    """The SHA-256 fingerprint the server shows, for the error message (never trusted)."""
+    try:
+        pem = ssl.get_server_certificate((address, port), timeout=timeout)
+        return fingerprint(ssl.PEM_cert_to_DER_cert(pem))
+    except (OSError, ValueError):
+        return "unknown"
+
+
+class _Untrusted(Exception):
+    def __init__(self, reason: str, presented: str) -> None:
+        super().__init__(reason)
+        self.reason, self.presented = reason, presented
+
+
+# -- the driver --------------------------------------------------------------------
+
+
+class EsxiApiDriver(Driver):
+    kind = "esxi_api"
+    capabilities = LIFECYCLE
+    # Verb -> (vSphere method, whether it returns a Task). PAUSE has no vSphere
+    # equivalent: it suspends (memory to disk); RESUME powers a suspended VM on.
+    METHODS: ClassVar[dict[Verb, tuple[str, bool]]] = {
+        Verb.START: ("PowerOnVM_Task", True),
+        Verb.FORCE_OFF: ("PowerOffVM_Task", True),
+        Verb.SHUTDOWN: ("ShutdownGuest", False),
+        Verb.REBOOT: ("RebootGuest", False),
+        Verb.RESET: ("ResetVM_Task", True),
+        Verb.PAUSE: ("SuspendVM_Task", True),
+        Verb.RESUME: ("PowerOnVM_Task", True),
+    }
+
+    def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
+        super().__init__(config, read_only=read_only)
+        self._worker = BlockingWorker(config.name, self.endpoint)
+        self._si: Any = None
+        self._content: Any = None
+        self._spec: Any = None
+        self._views: list[Any] = []
+        self._counters: dict[int, str] = {}
+        self._perf: dict[str, PerfSample] = {}  # VM moId -> latest realtime sample
+        self._perf_asked: set[str] = set()
+        self._perf_at = float("-inf")
+        self._by_name: dict[str, list[Any]] = {}
+        self._by_uuid: dict[str, Any] = {}
+        self._about = ""
+        self.warnings: list[str] = []  # shown as a badge: e.g. TLS verification is off
+        self.calls: Counter[str] = Counter()  # SOAP round trips by method, for diagnostics and tests
+
+    @property
+    def endpoint(self) -> str:
+        return f"{self.config.address}:{self._port}"
+
+    @property
+    def _port(self) -> int:
+        return self.config.port or 443
+
+    # -- plumbing -----------------------------------------------------------------
+
+    async def _call(self, what: str, fn: Callable[[], T], timeout: float | None = None) -> T:
+        timeout = timeout if timeout is not None else self.config.call_timeout
+        return await self._worker.call(what, fn, timeout, self._translate)
+
+    def _translate(self, exc: Exception, what: str) -> DriverError:
+        host, where = self.host, self.endpoint
+        if isinstance(exc, PinMismatch):
+            return AuthFailed(host, f"TLS certificate of {where} does not match tls.thumbprint: {exc}")
+        if isinstance(exc, _Untrusted):
+            return AuthFailed(
+                host,
+                f"TLS certificate of {where} is not trusted ({exc.reason}); it presented SHA-256 {exc.presented}. "
+                "Set tls.ca_file to its CA bundle, or pin it with tls.thumbprint after checking that "
+                "fingerprint on the host (or, at your own risk, tls.insecure: true)",
+            )
+        if isinstance(exc, vim.fault.InvalidLogin):
+            return AuthFailed(host, f"login as {self.config.user!r} refused by {where}: wrong user name or password")
+        if isinstance(exc, vim.fault.NotAuthenticated):
+            return HostUnreachable(host, f"{what}: the session on {where} is no longer valid; reconnecting")
+        if isinstance(exc, vim.fault.RestrictedVersion):
+            return ActionFailed(
+                host,
+                f"{what}: refused by the license on {where} (RestrictedVersion: the free ESXi license makes the "
+                "API read-only); use the esxi_ssh driver for actions on this host",
+            )
+        if isinstance(exc, vim.fault.InvalidPowerState):
+            return ActionFailed(host, f"{what}: not possible while the VM is {exc.existingState}")
+        if isinstance(exc, vim.fault.NoPermission):
+            return ActionFailed(
+                host, f"{what}: permission denied: user {self.config.user!r} lacks the privilege {exc.privilegeId}"
+            )
+        if isinstance(exc, vim.fault.ToolsUnavailable):
+            return ActionFailed(host, f"{what}: VMware Tools are not running in the guest (use force-off or reset)")
+        if isinstance(exc, vmodl.fault.ManagedObjectNotFound):
+            return DomainNotFound(host, f"{what}: the VM no longer exists")
+        if isinstance(exc, vmodl.MethodFault):
+            return ActionFailed(host, f"{what}: {type(exc).__name__}: {exc.msg or 'no message'}")
+        if isinstance(exc, (TimeoutError, socket.timeout)):
+            return DriverTimeout(host, f"{what}: {where} did not answer within {self.config.call_timeout:g} s")
+        if isinstance(exc, (OSError, http.client.HTTPException)):
+            return HostUnreachable(host, f"{what}: cannot reach {where}: {exc}")
+        return HostUnreachable(host, f"{what}: {where}: {exc}")  # e.g. "is down or is not a VIM server"
+
+    def _counting(self, si: Any) -> None:
+        """Count SOAP round trips by method (cheap, and lets tests prove one call per poll)."""
+        stub = si._stub
+        invoke = stub.InvokeMethod
+
+        def counted(mo: Any, info: Any, args: Any) -> Any:
+            self.calls[info.wsdlName] += 1
+            return invoke(mo, info, args)
+
+        stub.InvokeMethod = counted
+
+    # -- connection ---------------------------------------------------------------
+
+    async def connect(self) -> HostFacts:
+        cfg = self.config
+        if not cfg.address or not cfg.user:
+            raise AuthFailed(self.host, "the esxi_api driver needs address and user in the inventory")
+        if not cfg.password_env:
+            raise AuthFailed(self.host, "no password_env: name the environment variable that holds the password")
+        if cfg.password_env not in os.environ:
+            raise AuthFailed(
+                self.host, f"the environment variable {cfg.password_env} (password_env) is not set; export it"
+            )
+        try:
+            context, warnings = tls_context(cfg.tls)
+        except (ValueError, OSError) as exc:  # a bad pin, or an unreadable ca_file
+            raise AuthFailed(self.host, f"TLS settings: {exc}") from exc
+        self.warnings = warnings
+        for warning in warnings:
+            log.warning("%s: %s", self.host, warning)
+        return await self._call("login", lambda: self._open(context), timeout=cfg.connect_timeout)
+
+    def _open(self, context: ssl.SSLContext) -> HostFacts:
+        cfg = self.config
+        assert cfg.address and cfg.password_env
+        try:
+            si = SmartConnect(
+                host=cfg.address,
+                port=self._port,
+                user=cfg.user,
+                pwd=os.environ[cfg.password_env],  # read here only; never stored or logged
+                sslContext=context,
+                httpConnectionTimeout=max(1, int(cfg.call_timeout)),
+            )
+        except PinMismatch:
+            raise
+        except ssl.SSLCertVerificationError as exc:
+            reason = exc.verify_message or str(exc)
+            raise _Untrusted(reason, _presented_fingerprint(cfg.address, self._port, cfg.connect_timeout)) from exc
+        self._si = si  # from here on close() logs out, even if the rest of the setup fails
+        self._counting(si)
+        content = self._content = si.RetrieveContent()
+        self._about = str(content.about.fullName)
+        views = content.viewManager
+        vm_view = views.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
+        host_view = views.CreateContainerView(content.rootFolder, [vim.HostSystem], True)
+        self._views = [vm_view, host_view]
+        self._spec = _filter_spec(
+            ((vm_view, vim.VirtualMachine, VM_PROPERTIES), (host_view, vim.HostSystem, HOST_PROPERTIES))
+        )
+        self._counters = resolve_counters(
+            (c.groupInfo.key, c.nameInfo.key, str(c.rollupType), c.key) for c in content.perfManager.perfCounter
+        )
+        _vms, hosts = self._retrieve()
+        return facts_from_hosts(self._about, hosts.values(), cfg.address)
+
+    async def close(self) -> None:
+        si, self._si = self._si, None
+        if si is not None and not self._worker.busy:
+            with contextlib.suppress(DriverError, asyncio.CancelledError):
+                await self._call("logout", lambda: self._logout(si), timeout=5.0)
+        self._worker.stop()
+
+    def _logout(self, si: Any) -> None:
+        for view in self._views:
+            with contextlib.suppress(Exception):
+                view.DestroyView()
+        self._views.clear()
+        Disconnect(si)  # logs the session out, then drops the pooled connections
+
+    # -- polling ------------------------------------------------------------------
+
+    def _connected(self) -> Any:
+        if self._si is None:
+            raise HostUnreachable(self.host, "not connected")
+        return self._si
+
+    async def poll(self) -> HostSnapshot:
+        self._connected()
+        return await self._call("poll", self._read_snapshot)
+
+    def _retrieve(self) -> tuple[dict[Any, dict[str, Any]], dict[Any, dict[str, Any]]]:
+        """ONE RetrievePropertiesEx for every VM and host (plus continuation pages, if any)."""
+        collector = self._content.propertyCollector
+        result = collector.RetrievePropertiesEx([self._spec], PC.RetrieveOptions())
+        vms: dict[Any, dict[str, Any]] = {}
+        hosts: dict[Any, dict[str, Any]] = {}
+        while result is not None:
+            for item in result.objects:
+                props = {p.name: p.val for p in item.propSet}
+                (vms if isinstance(item.obj, vim.VirtualMachine) else hosts)[item.obj] = props
+            result = collector.ContinueRetrievePropertiesEx(result.token) if result.token else None
+        return vms, hosts
+
+    def _read_snapshot(self) -> HostSnapshot:
+        vms, hosts = self._retrieve()
+        taken_at, now = time.monotonic(), datetime.now(UTC)
+        running = [vm for vm, p in vms.items() if power_state(p.get("runtime.powerState"))[0] is PowerState.RUNNING]
+        self._refresh_perf(running, taken_at)
+        by_name: dict[str, list[Any]] = {}
+        by_uuid: dict[str, Any] = {}
+        domains: list[Domain] = []
+        for vm, props in vms.items():
+            domain = domain_from_props(props, now, self._perf.get(vm._moId))
+            if domain is None:
+                continue
+            domains.append(domain)
+            by_name.setdefault(domain.name, []).append(vm)
+            if domain.uuid:
+                by_uuid[domain.uuid] = vm
+        self._by_name, self._by_uuid = by_name, by_uuid
+        facts = facts_from_hosts(self._about, hosts.values(), self.config.address or self.host)
+        return HostSnapshot(self.host, taken_at, tuple(domains), facts)
+
+    def _refresh_perf(self, running: list[Any], now: float) -> None:
+        """One QueryPerf for all running VMs, only when a new 20 s sample can exist or a VM is new."""
+        ids = {vm._moId for vm in running}
+        self._perf = {k: v for k, v in self._perf.items() if k in ids}
+        self._perf_asked &= ids  # a VM powered on again needs a fresh sample
+        if not running or not self._counters:
+            return
+        if now - self._perf_at < REALTIME_INTERVAL_S and ids <= self._perf_asked:
+            return
+        metric_ids = [vim.PerformanceManager.MetricId(counterId=key, instance="") for key in self._counters]
+        query = vim.PerformanceManager.QuerySpec
+        specs = [query(entity=vm, metricId=metric_ids, intervalId=REALTIME_INTERVAL_S, maxSample=1) for vm in running]
+        self._perf_at, self._perf_asked = now, ids
+        try:
+            answer = self._content.perfManager.QueryPerf(specs)
+        except vmodl.MethodFault as exc:  # no statistics is not a failed poll: gauges stay None
+            log.info("%s: QueryPerf failed (%s); no realtime metrics this interval", self.host, type(exc).__name__)
+            return
+        for entity_metric in answer or ():
+            interval = entity_metric.sampleInfo[-1].interval if entity_metric.sampleInfo else REALTIME_INTERVAL_S
+            values = {
+                self._counters[s.id.counterId]: int(s.value[-1])
+                for s in entity_metric.value
+                if s.id.counterId in self._counters and s.value
+            }
+            self._perf[entity_metric.entity._moId] = PerfSample(values, int(interval or REALTIME_INTERVAL_S))
+
+    # -- actions ------------------------------------------------------------------
+
+    async def _perform(self, verb: Verb, domain: str) -> ActionResult:
+        if self.read_only:
+            raise PolicyRefused(f"{self.host}: read-only: {verb.value} {domain} refused")
+        self._connected()
+        what = f"{verb.value} {domain}"
+        # The task wait stops a little before the outer timeout, so we report the task's fate.
+        task_wait = max(1.0, self.config.call_timeout - 1.0)
+        state, raw, note = await self._call(what, lambda: self._act(verb, domain, what, task_wait))
+        return ActionResult(self.host, domain, verb, ok=True, state_after=state, message=note or raw)
+
+    def _act(self, verb: Verb, domain: str, what: str, task_wait: float) -> tuple[PowerState, str, str]:
+        vm = self._find(domain)
+        before, _ = power_state(vm.runtime.powerState)
+        if verb is Verb.RESUME and before is not PowerState.SUSPENDED:
+            # RESUME maps to PowerOn, which would also boot a VM that is off: refuse that.
+            raise ActionFailed(self.host, f"{what}: only a suspended VM can be resumed (it is {before.value})")
+        method, is_task = self.METHODS[verb]
+        answer = getattr(vm, method)()
+        if is_task:
+            _wait_for_task(answer, task_wait, self.host, what)
+        state, raw = power_state(vm.runtime.powerState)
+        if verb is Verb.SHUTDOWN and state is PowerState.RUNNING:
+            return PowerState.SHUTTING_DOWN, raw, "guest shutdown requested; the guest is shutting down"
+        if verb is Verb.REBOOT:
+            return state, raw, "guest reboot requested"
+        return state, raw, ""
+
+    def _find(self, domain: str) -> Any:
+        vm = self._lookup(domain)
+        if vm is None:  # not seen yet (no poll, or new): read the names once more
+            self._read_snapshot()
+            vm = self._lookup(domain)
+        if vm is None:
+            raise DomainNotFound(self.host, f"no VM named {domain!r} on {self.endpoint}")
+        return vm
+
+    def _lookup(self, domain: str) -> Any:
+        if domain in self._by_uuid:
+            return self._by_uuid[domain]
+        matches = self._by_name.get(domain, [])
+        if len(matches) > 1:  # vCenter allows the same name in different folders
+            raise ActionFailed(self.host, f"{len(matches)} VMs are named {domain!r}; name the VM by its UUID instead")
+        return matches[0] if matches else None
+
+
+def _wait_for_task(task: Any, timeout: float, host: str, what: str) -> Any:
+    """Poll the task's state (one small read each time, backing off) until it ends or time is up."""
+    deadline, delay = time.monotonic() + timeout, 0.02
+    while True:
+        info = task.info
+        if info.state == vim.TaskInfo.State.success:
+            return info.result
+        if info.state == vim.TaskInfo.State.error:
+            raise info.error
+        if time.monotonic() >= deadline:
+            raise DriverTimeout(host, f"{what}: task {info.key} still {info.state} after {timeout:g} s")
+        time.sleep(delay)
+        delay = min(delay * 2, 0.5)
+
+
+def _filter_spec(targets: Iterable[tuple[Any, Any, tuple[str, ...]]]) -> Any:
+    """A FilterSpec reading the given properties of every object in each ContainerView."""
+    object_specs, prop_specs = [], []
+    for view, kind, properties in targets:
+        traverse = PC.TraversalSpec(name=f"view-{kind.__name__}", path="view", skip=False, type=vim.view.ContainerView)
+        object_specs.append(PC.ObjectSpec(obj=view, skip=True, selectSet=[traverse]))
+        prop_specs.append(PC.PropertySpec(type=kind, pathSet=list(properties), all=False))
+    return PC.FilterSpec(objectSet=object_specs, propSet=prop_specs)

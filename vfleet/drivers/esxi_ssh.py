@@ -1,0 +1,187 @@
+"""esxi_ssh driver: free-license ESXi (its API is read-only) through vim-cmd over SSH.
+
+A poll is two round trips: the VM ids (getallvms) with the running worlds, then
+every get.summary in one command line. Force-off is `power.off`, and when that
+fails on a wedged VM, `esxcli vm process kill` escalating soft -> hard -> force.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+
+from vfleet.drivers.base import LIFECYCLE, Driver
+from vfleet.drivers.esxi_parse import (
+    POWER_STATES,
+    UNKNOWN_VM,
+    VmSummary,
+    domain_from_summary,
+    host_facts,
+    parse_fault,
+    parse_getallvms,
+    parse_summary,
+    world_ids,
+)
+from vfleet.drivers.ssh import CommandResult, SshTransport, first_line, raise_for
+from vfleet.drivers.xen_parse import SEPARATOR, split_sections
+from vfleet.errors import ActionFailed, DomainNotFound, PolicyRefused
+from vfleet.models import ActionResult, HostConfig, HostFacts, HostSnapshot, PowerState, Verb
+
+log = logging.getLogger(__name__)
+
+FACTS = (
+    "esxcli system version get",
+    "esxcli system hostname get",
+    "esxcli hardware cpu global get",
+    "esxcli hardware memory get",
+)
+_SKIPPED = re.compile(r"^Skipping invalid VM")
+_POWER = {
+    Verb.START: "power.on",
+    Verb.RESUME: "power.on",  # a suspended VM resumes on power-on
+    Verb.SHUTDOWN: "power.shutdown",  # needs VMware Tools in the guest
+    Verb.REBOOT: "power.reboot",
+    Verb.RESET: "power.reset",
+    Verb.PAUSE: "power.suspend",  # ESXi has no pause: suspend to disk is the nearest
+    Verb.FORCE_OFF: "power.off",
+}
+_TARGET = {
+    Verb.START: "poweredOn",
+    Verb.RESUME: "poweredOn",
+    Verb.PAUSE: "suspended",
+    Verb.FORCE_OFF: "poweredOff",
+    Verb.SHUTDOWN: "poweredOff",
+}
+KILL_TYPES = ("soft", "hard", "force")
+
+
+def batch(commands: list[str]) -> str:
+    return "; ".join(f"{command}; echo {SEPARATOR} $?" for command in commands)
+
+
+class EsxiSshDriver(Driver):
+    kind = "esxi_ssh"
+    capabilities = LIFECYCLE
+
+    def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
+        super().__init__(config, read_only=read_only)
+        self.ssh = SshTransport(config)
+        self.worlds: dict[str, int] = {}  # display name -> world id, from the last listing
+
+    async def connect(self) -> HostFacts:
+        await self.ssh.connect()
+        result = await self.ssh.run(batch(list(FACTS)))
+        sections = split_sections(result.stdout, len(FACTS), self.host)
+        for (status, _text), command in zip(sections, FACTS, strict=True):
+            if status != 0:
+                raise ActionFailed(
+                    self.host,
+                    f"`{command}` exited with status {status}: "
+                    f"{first_line(result.stderr) or 'no message'} (is this ESXi?)",
+                )
+        return host_facts(*(text for _status, text in sections))
+
+    async def close(self) -> None:
+        await self.ssh.close()
+
+    async def _summaries(self) -> list[VmSummary]:
+        listing = await self.ssh.run(batch(["vim-cmd vmsvc/getallvms", "esxcli vm process list"]))
+        (list_status, list_text), (ps_status, ps_text) = split_sections(listing.stdout, 2, self.host)
+        self._check_poll_stderr(listing)
+        if list_status != 0:
+            raise ActionFailed(
+                self.host,
+                f"`vim-cmd vmsvc/getallvms` exited with status {list_status}: "
+                f"{first_line(listing.stderr) or 'no message'}",
+            )
+        self.worlds = world_ids(ps_text, self.host) if ps_status == 0 else {}
+        ids = parse_getallvms(list_text, self.host)
+        if not ids:
+            return []
+        result = await self.ssh.run(batch([f"vim-cmd vmsvc/get.summary {vmid}" for vmid in ids]))
+        self._check_poll_stderr(result)
+        summaries = []
+        for vmid, (_status, text) in zip(ids, split_sections(result.stdout, len(ids), self.host), strict=True):
+            if UNKNOWN_VM in text:
+                continue  # unregistered between the two round trips
+            summaries.append(parse_summary(text, vmid, self.host))
+        return summaries
+
+    def _check_poll_stderr(self, result: CommandResult) -> None:
+        noise = [line for line in result.stderr.splitlines() if line.strip() and not _SKIPPED.match(line)]
+        if noise:
+            raise ActionFailed(self.host, f"poll wrote to stderr: {first_line(noise[0])}")
+
+    async def poll(self) -> HostSnapshot:
+        summaries = await self._summaries()
+        taken_at = time.monotonic()
+        return HostSnapshot(self.host, taken_at, tuple(domain_from_summary(s) for s in summaries))
+
+    async def _find(self, name: str) -> VmSummary:
+        matches = [s for s in await self._summaries() if s.name == name]
+        if not matches:
+            raise DomainNotFound(self.host, f"no VM named {name!r}")
+        if len(matches) > 1:
+            ids = ", ".join(str(s.vmid) for s in matches)
+            raise ActionFailed(self.host, f"{len(matches)} VMs are named {name!r} (ids {ids}); rename one")
+        return matches[0]
+
+    async def _state(self, vmid: int) -> tuple[PowerState, str]:
+        result = await self.ssh.run(f"vim-cmd vmsvc/get.summary {vmid}")
+        if UNKNOWN_VM in result.stdout + result.stderr:
+            raise DomainNotFound(self.host, f"VM id {vmid} is gone")
+        raise_for(self.host, result)
+        summary = parse_summary(result.stdout, vmid, self.host)
+        return POWER_STATES.get(summary.power, PowerState.UNKNOWN), summary.power
+
+    async def _perform(self, verb: Verb, domain: str) -> ActionResult:
+        if self.read_only:
+            raise PolicyRefused(f"{self.host}: read-only: {verb.value} {domain} refused")
+        vm = await self._find(domain)
+        command = f"vim-cmd vmsvc/{_POWER[verb]} {vm.vmid}"
+        result = await self.ssh.run(command)
+        output = result.stdout + result.stderr
+        if UNKNOWN_VM in output:
+            raise DomainNotFound(self.host, f"{verb.value} {domain}: VM id {vm.vmid} is gone")
+        fault = parse_fault(output)
+        if fault is not None:
+            if "InvalidPowerState" in fault and vm.power == _TARGET.get(verb):
+                return ActionResult(
+                    self.host,
+                    domain,
+                    verb,
+                    ok=True,
+                    state_after=POWER_STATES[vm.power],
+                    message=f"already {vm.power}",
+                    noop=True,
+                )
+            if verb is not Verb.FORCE_OFF:
+                raise ActionFailed(self.host, f"{verb.value} {domain}: {fault}")
+            log.warning("%s: %s; killing the VM process", self.host, fault)
+            return await self._kill(domain, vm, fault)
+        raise_for(self.host, result)
+        state, raw = await self._state(vm.vmid)
+        return ActionResult(self.host, domain, verb, ok=True, state_after=state, message=raw)
+
+    async def _kill(self, domain: str, vm: VmSummary, why: str) -> ActionResult:
+        """Last resort for a VM that power.off cannot stop: kill its world, gentlest first."""
+        await self._summaries()  # fresh world ids
+        world = self.worlds.get(vm.name)
+        if world is None:
+            raise ActionFailed(self.host, f"force-off {domain}: {why}; and it has no running world to kill")
+        for kind in KILL_TYPES:
+            result = await self.ssh.run(f"esxcli vm process kill --type {kind} --world-id {world}")
+            if result.exit_status != 0:
+                log.warning("%s: kill --type %s of %s: %s", self.host, kind, domain, first_line(result.stdout))
+            state, raw = await self._state(vm.vmid)
+            if state is PowerState.OFF:
+                return ActionResult(
+                    self.host,
+                    domain,
+                    Verb.FORCE_OFF,
+                    ok=True,
+                    state_after=state,
+                    message=f"{raw} (power.off failed; killed with --type {kind})",
+                )
+        raise ActionFailed(self.host, f"force-off {domain}: {why}; still running after kill --type force")

@@ -1,0 +1,223 @@
+"""Shared SSH transport (asyncssh) for the command-line drivers (xen_xl, esxi_ssh).
+
+One connection per host, reused for every command: channels are cheap,
+handshakes are not. Host keys are always checked against a known_hosts file:
+asyncssh treats known_hosts=None as "accept anything", so we always pass a path
+and fail clearly when there is none. Reconnecting is the fleet engine's job: a
+dropped connection is HostUnreachable and the driver is replaced.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import asyncssh
+
+from vfleet.errors import ActionFailed, AuthFailed, DriverTimeout, HostUnreachable
+from vfleet.models import HostConfig
+
+log = logging.getLogger(__name__)
+
+# sshd's default MaxSessions is 10: stay below it so polls and actions never get refused.
+MAX_CHANNELS = 8
+_HOST_IN_ERROR = re.compile(r"for host (\S+)")
+
+
+@dataclass(frozen=True, slots=True)
+class CommandResult:
+    command: str
+    exit_status: int
+    stdout: str
+    stderr: str
+
+
+def first_line(text: str, limit: int = 200) -> str:
+    """The first non-empty line, shortened: enough to say what went wrong in one line."""
+    for line in text.splitlines():
+        if line.strip():
+            line = line.strip()
+            return line if len(line) <= limit else line[: limit - 3] + "..."
+    return ""
+
+
+class SshTransport:
+    """One asyncssh connection to one host; run() opens a channel per command."""
+
+    def __init__(self, config: HostConfig) -> None:
+        self.config = config
+        self.target = config.address or config.name  # may be a ~/.ssh/config Host alias
+        self._conn: asyncssh.SSHClientConnection | None = None
+        self._lost: str | None = None
+        self._channels = asyncio.Semaphore(MAX_CHANNELS)
+
+    @property
+    def host(self) -> str:
+        return self.config.name
+
+    @property
+    def where(self) -> str:
+        return f"{self.target}:{self.config.port or 22}"
+
+    def known_hosts_file(self) -> Path:
+        configured = self.config.ssh.known_hosts
+        path = Path(configured or "~/.ssh/known_hosts").expanduser()
+        if not path.is_file():
+            source = "the inventory's ssh.known_hosts" if configured else "the default known_hosts"
+            raise AuthFailed(
+                self.host,
+                f"cannot verify the host key of {self.where}: {source} file {path} does not exist; "
+                f"add the host's key to it (e.g. ssh-keyscan) or name another file with ssh.known_hosts",
+            )
+        return path
+
+    def _options(self, known_hosts: Path) -> dict[str, Any]:
+        ssh = self.config.ssh
+        options: dict[str, Any] = {
+            "known_hosts": str(known_hosts),  # never None: None disables host key checking
+            "config": () if ssh.config else [],  # () = ~/.ssh/config when it exists
+            "agent_path": () if ssh.agent else None,
+            "connect_timeout": self.config.connect_timeout,
+            "login_timeout": self.config.connect_timeout,
+            "password_auth": False,  # never prompt: a console cannot answer
+            "kbdint_auth": False,
+            "keepalive_interval": 15,
+        }
+        if self.config.port is not None:
+            options["port"] = self.config.port
+        if self.config.user is not None:
+            options["username"] = self.config.user
+        if ssh.key_file:
+            options["client_keys"] = [str(Path(ssh.key_file).expanduser())]
+        if self.config.password_env:
+            password = os.environ.get(self.config.password_env)
+            if password:
+                options.update(password=password, password_auth=True)
+        return options
+
+    async def connect(self) -> None:
+        known_hosts = self.known_hosts_file()
+        try:
+            options = self._options(known_hosts)
+            self._conn = await asyncio.wait_for(
+                asyncssh.connect(self.target, **options), self.config.connect_timeout + 1
+            )
+        except TimeoutError:
+            raise DriverTimeout(
+                self.host, f"no SSH answer from {self.where} within {self.config.connect_timeout:g} s"
+            ) from None
+        except asyncssh.HostKeyNotVerifiable as exc:
+            raise AuthFailed(self.host, self._host_key_message(exc, known_hosts)) from exc
+        except asyncssh.PermissionDenied as exc:
+            user = f"{self.config.user}@" if self.config.user else ""
+            raise AuthFailed(
+                self.host,
+                f"SSH authentication to {user}{self.where} failed: the server refused our keys "
+                f"({exc.reason}); check ssh.key_file, the agent and the user",
+            ) from exc
+        except (asyncssh.KeyImportError, asyncssh.KeyEncryptionError) as exc:
+            raise AuthFailed(self.host, f"cannot load the SSH key {self.config.ssh.key_file}: {exc}") from exc
+        except asyncssh.DisconnectError as exc:
+            raise HostUnreachable(self.host, f"SSH to {self.where} failed: {exc.reason}") from exc
+        except OSError as exc:
+            if (
+                self.config.ssh.key_file
+                and exc.filename
+                and str(exc.filename).endswith(Path(self.config.ssh.key_file).name)
+            ):
+                raise AuthFailed(self.host, f"cannot read the SSH key {exc.filename}: {exc.strerror}") from exc
+            raise HostUnreachable(self.host, f"cannot reach {self.where}: {exc.strerror or exc}") from exc
+        self._lost = None
+
+    def _host_key_message(self, exc: asyncssh.HostKeyNotVerifiable, known_hosts: Path) -> str:
+        """Tell an unknown key from a changed one: the second may be an attack."""
+        found = _HOST_IN_ERROR.search(exc.reason)
+        host = found.group(1) if found else self.target
+        port = self.config.port or 22
+        where = f"{host}:{port}"
+        try:
+            trusted = asyncssh.match_known_hosts(str(known_hosts), host, host, port if port != 22 else None)[0]
+        except (OSError, ValueError):
+            trusted = []
+        if trusted:
+            return (
+                f"host key for {where} does not match {known_hosts}: the host was reinstalled or someone "
+                f"is intercepting the connection; verify the new key before replacing the old entry"
+            )
+        return f"host key for {where} not in {known_hosts}: verify the host's key fingerprint, then add it"
+
+    async def close(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            conn.close()
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.wait_closed(), 5.0)
+
+    def _connection(self) -> asyncssh.SSHClientConnection:
+        if self._conn is None:
+            raise HostUnreachable(self.host, f"not connected to {self.where}")
+        if self._lost is not None:
+            raise HostUnreachable(self.host, self._lost)
+        return self._conn
+
+    async def run(self, command: str, *, timeout: float | None = None) -> CommandResult:
+        """Run one command line on its own channel; never raises on a non-zero exit."""
+        conn = self._connection()
+        timeout = self.config.call_timeout if timeout is None else timeout
+        process: asyncssh.SSHClientProcess[str] | None = None
+        try:
+            async with asyncio.timeout(timeout), self._channels:
+                process = await conn.create_process(command, stdin=asyncssh.DEVNULL)
+                completed = await process.wait(check=False)
+        except TimeoutError:
+            if process is not None:
+                process.close()  # frees the channel; the remote command gets SIGHUP-like EOF
+            raise DriverTimeout(
+                self.host, f"`{_short(command)}` on {self.where}: no answer within {timeout:g} s"
+            ) from None
+        except (asyncssh.ChannelOpenError, asyncssh.DisconnectError, ConnectionError, BrokenPipeError) as exc:
+            self._lost = f"SSH connection to {self.where} lost: {exc}"
+            raise HostUnreachable(self.host, self._lost) from exc
+        status = completed.exit_status
+        if status is None:  # killed by a signal, or the channel closed under us
+            status = -1 if completed.exit_signal is None else 128
+        return CommandResult(command, status, _text(completed.stdout), _text(completed.stderr))
+
+    async def run_checked(
+        self, command: str, *, timeout: float | None = None, allowed_stderr: re.Pattern[str] | None = None
+    ) -> CommandResult:
+        """Run and require exit status 0 and no stderr beyond the lines `allowed_stderr` matches."""
+        result = await self.run(command, timeout=timeout)
+        raise_for(self.host, result, allowed_stderr)
+        return result
+
+
+def raise_for(host: str, result: CommandResult, allowed_stderr: re.Pattern[str] | None = None) -> None:
+    if result.exit_status != 0:
+        detail = first_line(result.stderr) or first_line(result.stdout) or "no message"
+        raise ActionFailed(host, f"`{_short(result.command)}` exited with status {result.exit_status}: {detail}")
+    unexpected = [
+        line
+        for line in result.stderr.splitlines()
+        if line.strip() and not (allowed_stderr and allowed_stderr.search(line))
+    ]
+    if unexpected:
+        raise ActionFailed(host, f"`{_short(result.command)}` wrote to stderr: {first_line(unexpected[0])}")
+
+
+def _short(command: str, limit: int = 120) -> str:
+    return command if len(command) <= limit else command[: limit - 3] + "..."
+
+
+def _text(data: object) -> str:
+    if data is None:
+        return ""
+    if isinstance(data, bytes):
+        return data.decode("utf-8", "replace")
+    return str(data)

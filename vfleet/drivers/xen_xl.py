@@ -1,0 +1,126 @@
+"""xen_xl driver: a Xen dom0 with the xl toolstack, over SSH.
+
+A poll is one command line (one channel, one round trip): xl list for states,
+xentop for counters (its last block: the first one's CPU(%) is always 0.0), xl
+info for host facts and the config directory for domains that are off. Options:
+config_dir (default /etc/xen), where `start` finds NAME.cfg.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import time
+
+from vfleet.drivers.base import Capability, Driver
+from vfleet.drivers.ssh import CommandResult, SshTransport, first_line, raise_for
+from vfleet.drivers.xen_parse import (
+    NOT_RUNNING,
+    SEPARATOR,
+    build_domains,
+    config_names,
+    parse_xentop,
+    parse_xl_info,
+    parse_xl_list,
+    split_sections,
+    xl_power_state,
+)
+from vfleet.errors import ActionFailed, DomainNotFound, PolicyRefused
+from vfleet.models import ActionResult, HostConfig, HostFacts, HostSnapshot, PowerState, Verb
+
+XENTOP = "xentop -b -i 2 -d 1"
+# What xl prints on stderr when all is well (progress, not trouble).
+_XL_CHATTER = re.compile(
+    r"^(Parsing config from |Shutting down domain \d+|Rebooting domain \d+|Waiting for \d+ domains"
+    r"|Domain \d+ has been shut down)"
+)
+_NO_DOMAIN = re.compile(r"is an invalid domain identifier")
+_NO_CONFIG = re.compile(r"Failed to read config file")
+_VERB_COMMANDS = {
+    Verb.SHUTDOWN: "shutdown",
+    Verb.REBOOT: "reboot",
+    Verb.PAUSE: "pause",
+    Verb.RESUME: "unpause",
+    Verb.FORCE_OFF: "destroy",
+}
+
+
+class XenXlDriver(Driver):
+    kind = "xen_xl"
+    # No RESET: `xl trigger NAME reset` works for HVM guests only and has no real capture to test against.
+    capabilities = frozenset(
+        {
+            Capability.START,
+            Capability.SHUTDOWN,
+            Capability.REBOOT,
+            Capability.PAUSE,
+            Capability.RESUME,
+            Capability.FORCE_OFF,
+        }
+    )
+
+    def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
+        super().__init__(config, read_only=read_only)
+        self.ssh = SshTransport(config)
+        config_dir = config.options.get("config_dir", "/etc/xen")
+        self.config_dir = str(config_dir).rstrip("/") or "/"
+        parts = ["xl list", XENTOP, "xl info", f"ls -1 {shlex.quote(self.config_dir)} 2>/dev/null"]
+        self.poll_command = "; ".join(f"{part}; echo {SEPARATOR} $?" for part in parts)
+
+    async def connect(self) -> HostFacts:
+        await self.ssh.connect()
+        result = await self.ssh.run_checked("xl info")
+        return parse_xl_info(result.stdout, self.host)
+
+    async def close(self) -> None:
+        await self.ssh.close()
+
+    async def poll(self) -> HostSnapshot:
+        result = await self.ssh.run(self.poll_command)
+        taken_at = time.monotonic()
+        sections = split_sections(result.stdout, 4, self.host)
+        names = ("xl list", XENTOP, "xl info")
+        for (status, _text), name in zip(sections, names, strict=False):
+            if status != 0:
+                detail = first_line(result.stderr) or "no message"
+                raise ActionFailed(self.host, f"`{name}` exited with status {status}: {detail}")
+        if result.stderr.strip():
+            raise ActionFailed(self.host, f"poll wrote to stderr: {first_line(result.stderr)}")
+        rows = parse_xl_list(sections[0][1], self.host)
+        top = parse_xentop(sections[1][1], self.host)
+        facts = parse_xl_info(sections[2][1], self.host)
+        configured = config_names(sections[3][1]) if sections[3][0] == 0 else []
+        return HostSnapshot(self.host, taken_at, build_domains(rows, top, configured, taken_at), facts)
+
+    async def _perform(self, verb: Verb, domain: str) -> ActionResult:
+        if self.read_only:
+            raise PolicyRefused(f"{self.host}: read-only: {verb.value} {domain} refused")
+        if verb is Verb.START:
+            path = f"{self.config_dir}/{domain}.cfg"
+            command = f"xl create {shlex.quote(path)}"
+        else:
+            command = f"xl {_VERB_COMMANDS[verb]} {shlex.quote(domain)}"
+        result = await self.ssh.run(command)
+        self._check(result, verb, domain)
+        state, raw = await self._state_of(domain)
+        return ActionResult(self.host, domain, verb, ok=True, state_after=state, message=raw)
+
+    def _check(self, result: CommandResult, verb: Verb, domain: str) -> None:
+        output = result.stderr + result.stdout
+        if result.exit_status != 0 and _NO_DOMAIN.search(output):
+            raise DomainNotFound(self.host, f"{verb.value} {domain}: no running domain of that name")
+        if result.exit_status != 0 and _NO_CONFIG.search(output):
+            raise DomainNotFound(
+                self.host,
+                f"start {domain}: no config file {self.config_dir}/{domain}.cfg "
+                f"(set the host's config_dir option if the configs live elsewhere)",
+            )
+        raise_for(self.host, result, _XL_CHATTER)
+
+    async def _state_of(self, domain: str) -> tuple[PowerState, str]:
+        """Read the state back; a domain xl no longer lists is off."""
+        result = await self.ssh.run_checked("xl list")
+        for row in parse_xl_list(result.stdout, self.host):
+            if row.name == domain:
+                return xl_power_state(row.flags), row.flags
+        return PowerState.OFF, NOT_RUNNING
