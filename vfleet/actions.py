@@ -128,7 +128,8 @@ async def _await_state(fleet: Fleet, result: ActionResult, wait: float) -> Actio
         view = next((v for v in views if v.name == result.host), None)
         return view is not None and any(r.domain.name == result.domain and r.domain.state is want for r in view.rows)
 
-    if result.state_after is want or await fleet.wait_until(reached, wait):
+    # Wait for the fleet's own view, not just the driver's read-back: the next plan decides on it.
+    if await fleet.wait_until(reached, wait):
         return replace(result, state_after=want)
     return replace(
         result,
