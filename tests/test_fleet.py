@@ -197,3 +197,24 @@ async def test_subscribers_get_only_the_latest_view_per_host(status: HostStatus)
         assert await fleet.wait_until(lambda v: all(x.health.polls >= 4 for x in v), timeout=3.0)
         batch = await sub.next_batch()
     assert sorted(v.name for v in batch) == ["a", "b"]  # many updates collapsed into one per host
+
+
+async def test_reconnect_cuts_the_backoff_and_drops_a_live_connection() -> None:
+    attempts = 0
+
+    async def connect() -> None:
+        nonlocal attempts
+        attempts += 1
+        if attempts == 1:
+            raise HostUnreachable("kicked", "connection refused")
+
+    ScriptedDriver.scripts = {"kicked": {"connect": connect, "poll": counting_poll("kicked")}}
+    fleet = Fleet([host("kicked")], driver_factory=lambda c, ro: ScriptedDriver(c, read_only=ro),
+                  backoff_base=60, backoff_cap=3600)
+    async with fleet:
+        assert await fleet.wait_until(lambda v: v[0].health.status is HostStatus.DOWN, timeout=3)
+        fleet.reconnect("kicked")  # without it the next try would come 30-60 s later
+        assert await fleet.wait_until(lambda v: v[0].health.polls >= 1, timeout=5)
+        assert fleet.view("kicked").attempts == 2
+        fleet.reconnect("kicked")  # connected: dropped and connected again
+        assert await fleet.wait_until(lambda v: v[0].attempts == 3 and v[0].health.status is HostStatus.UP, timeout=3)

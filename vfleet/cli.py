@@ -14,12 +14,12 @@ import os
 import sys
 import time
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
-from vfleet import __version__, inventory
+from vfleet import __version__, cli_act, inventory
 from vfleet.drivers.registry import check_available
 from vfleet.errors import ExitCode, UsageError, VFleetError
 from vfleet.fleet import Fleet
@@ -85,7 +85,8 @@ def build_parser() -> argparse.ArgumentParser:
     check = inv_commands.add_parser("check", help="validate an inventory file and summarise it")
     check.add_argument("file", nargs="?", help="inventory file (default: the -i/--inventory one)")
 
-    commands.add_parser("demo", help="try vfleet on the built-in simulated fleet")
+    commands.add_parser("demo", help="the console on the built-in simulated fleet")
+    cli_act.add_commands(commands)
     return parser
 
 
@@ -215,13 +216,17 @@ def cmd_inventory_check(args: argparse.Namespace, out: TextIO) -> int:
     return ExitCode.OK
 
 
+def cmd_tui(args: argparse.Namespace, out: TextIO) -> int:
+    inv = resolve_inventory(args)
+    check_available({h.driver for h in inv.hosts})
+    from vfleet.app import run_tui  # textual loads here only: headless commands never pay for it
+
+    return run_tui(inv, demo=args.demo, read_only=args.read_only)
+
+
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     args.demo = True
-    status_args = build_parser().parse_args(["status"])
-    for key, value in vars(status_args).items():
-        if not hasattr(args, key) or key == "command":
-            setattr(args, key, value)
-    return cmd_status(args, out)
+    return cmd_tui(args, out)
 
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
@@ -233,13 +238,16 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         format="vfleet: %(levelname)s: %(name)s: %(message)s",
         stream=sys.stderr,
     )
-    handlers = {"status": cmd_status, "top": cmd_top, "demo": cmd_demo, "inventory": cmd_inventory_check}
-    if args.command is None:
-        parser.print_usage(sys.stderr)
-        print("vfleet: the interactive console is not in this build yet; try `vfleet --demo status`", file=sys.stderr)
-        return ExitCode.USAGE
+    handlers: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
+        "status": cmd_status,
+        "top": cmd_top,
+        "demo": cmd_demo,
+        "inventory": cmd_inventory_check,
+        "act": lambda a, o: cli_act.cmd_act(a, o, resolve_inventory),
+        "audit": lambda a, o: cli_act.cmd_audit(a, o, resolve_inventory),
+    }
     try:
-        return int(handlers[args.command](args, out))
+        return int(handlers.get(args.command, cmd_tui)(args, out))
     except VFleetError as exc:
         print(f"vfleet: {exc}", file=sys.stderr)
         return int(exc.exit_code)

@@ -111,6 +111,8 @@ class _HostState:
         self.history: dict[str, History] = {}
         self.attempts = 0
         self.wake = asyncio.Event()  # set by a lifecycle event: poll now
+        self.kick = asyncio.Event()  # set by reconnect(): skip the backoff sleep
+        self.reconnect_requested = False
 
 
 class Fleet:
@@ -122,10 +124,12 @@ class Fleet:
         driver_factory: DriverFactory = default_driver_factory,
         clock: Callable[[], float] = time.monotonic,
         backoff_cap: float = 60.0,
+        backoff_base: float = 1.0,
     ) -> None:
         self._clock = clock
         self._factory = driver_factory
         self._backoff_cap = backoff_cap
+        self._backoff_base = backoff_base
         self._states = {h.name: _HostState(h, read_only or h.read_only) for h in hosts}
         self._tasks: list[asyncio.Task[None]] = []
         self._subscriptions: set[Subscription] = set()
@@ -171,6 +175,13 @@ class Fleet:
     def request_poll(self, host: str) -> None:
         """Poll this host as soon as its current poll (if any) is done."""
         self._states[host].wake.set()
+
+    def reconnect(self, host: str) -> None:
+        """Drop the host's connection (if any) and connect again now, skipping the backoff."""
+        state = self._states[host]
+        state.reconnect_requested = state.driver is not None
+        state.kick.set()
+        state.wake.set()
 
     def subscribe(self) -> Subscription:
         sub = Subscription(self)
@@ -232,7 +243,7 @@ class Fleet:
 
     async def _run_host(self, state: _HostState) -> None:
         config = state.config
-        backoff = Backoff(cap=self._backoff_cap)
+        backoff = Backoff(base=self._backoff_base, cap=self._backoff_cap)
         while True:
             state.attempts += 1
             if state.health.status is not HostStatus.CONNECTING:
@@ -256,7 +267,10 @@ class Fleet:
                 assert driver is not None
                 backoff.reset()
                 await self._connected(state, driver)
-            await asyncio.sleep(backoff.next_delay())
+            state.reconnect_requested = False
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(state.kick.wait(), backoff.next_delay())
+            state.kick.clear()
 
     async def _connect_failed(self, state: _HostState, driver: Driver | None, status: HostStatus, error: str) -> None:
         if driver is not None:
@@ -305,6 +319,8 @@ class Fleet:
             pause = interval - (self._clock() - started) % interval
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(state.wake.wait(), pause)
+            if state.reconnect_requested:
+                raise HostUnreachable(state.config.name, "reconnecting on request")
 
     async def _finish_poll(self, state: _HostState, poll: asyncio.Task[HostSnapshot]) -> None:
         await asyncio.wait({poll}, timeout=1.0)  # let a cancelled poll unwind

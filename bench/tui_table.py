@@ -1,0 +1,245 @@
+"""The fleet screen's live table against a stock DataTable rebuilt every tick.
+
+Drives both headless at 200x50 with 1,000 and 10,000 domains (100 per host) where
+10% of the rows change per tick, and prints, per tick, the time from "new data"
+to "frame written" and the bytes written to the terminal, as ratios of vfleet
+over the rebuild (targets: <= 0.1x time, <= 0.15x bytes). Then it measures how
+long key presses wait while 10,000 domains update the way a live fleet does
+(every host once per 2 s poll interval, staggered) against one 60 Hz frame.
+
+Headless run_test never encodes output for a terminal, so the driver is swapped
+for one that renders like a real terminal driver and counts the bytes it writes.
+Run: .venv/bin/python bench/tui_table.py [--ticks 10]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import random
+import statistics
+import sys
+import time
+from dataclasses import replace
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+import textual.drivers.headless_driver as headless
+from textual import events
+from textual.app import App, ComposeResult
+from textual.pilot import Pilot
+from textual.widgets import DataTable
+
+from vfleet.app import VFleetApp
+from vfleet.fleet import Fleet, HostView
+from vfleet.messages import FleetUpdated
+from vfleet.metrics import DomainRow
+from vfleet.models import Domain, DomainRates, HostConfig, HostFacts, HostHealth, HostStatus, MemorySource, PowerState
+from vfleet.widgets.columns import COLUMNS, row_texts, styled
+
+SIZE = (200, 50)
+PER_HOST = 100
+FRAME = 1 / 60
+
+
+class CountingDriver(headless.HeadlessDriver):
+    """Renders like a terminal driver (is_headless False) and counts the bytes instead of writing them."""
+
+    written = 0
+
+    @property
+    def is_headless(self) -> bool:
+        return False
+
+    def write(self, data: str) -> None:
+        CountingDriver.written += len(data.encode("utf-8"))
+
+    def flush(self) -> None:
+        pass
+
+
+headless.HeadlessDriver = CountingDriver  # type: ignore[misc]  # run_test imports it from here
+
+
+class Fleetish:
+    """Synthetic host views: deterministic, 10% of rows replaced per tick."""
+
+    def __init__(self, domains: int, seed: int = 1) -> None:
+        self.rng = random.Random(seed)
+        hosts = max(1, domains // PER_HOST)
+        self.configs = [HostConfig(name=f"kvm{h:03d}", driver="sim", tags=frozenset({"bench"})) for h in range(hosts)]
+        self.rows: dict[str, list[DomainRow]] = {
+            c.name: [self._row(c.name, i) for i in range(min(PER_HOST, domains - h * PER_HOST))]
+            for h, c in enumerate(self.configs)
+        }
+
+    def _row(self, host: str, index: int) -> DomainRow:
+        rng = self.rng
+        domain = Domain(
+            name=f"{host}-vm{index:03d}",
+            state=PowerState.RUNNING,
+            raw_state="running",
+            uuid=f"{host}-{index}",
+            vcpus=4,
+            memory_max_bytes=8 << 30,
+            memory_current_bytes=8 << 30,
+            memory_used_bytes=int(rng.uniform(1, 7) * (1 << 30)),
+            memory_used_source=MemorySource.GUEST,
+            uptime_s=rng.uniform(100, 1e6),
+        )
+        rates = DomainRates(
+            cpu_percent=rng.uniform(0, 100),
+            disk_read_bps=rng.uniform(0, 1e7),
+            disk_write_bps=rng.uniform(0, 1e7),
+            net_rx_bps=rng.uniform(0, 1e7),
+            net_tx_bps=rng.uniform(0, 1e7),
+            contention_percent=rng.uniform(0, 5),
+        )
+        return DomainRow(host, "kvm", domain, rates, frozenset({"bench"}), 0.0)
+
+    def tick(self, fraction: float = 0.1) -> None:
+        for rows in self.rows.values():
+            for i in self.rng.sample(range(len(rows)), int(len(rows) * fraction)):
+                row = rows[i]
+                rows[i] = replace(row, rates=replace(row.rates, cpu_percent=self.rng.uniform(0, 100)))
+
+    def views(self, hosts: list[str] | None = None) -> list[HostView]:
+        facts = HostFacts("kvm", cpus=64)
+        return [
+            HostView(
+                c,
+                HostHealth(HostStatus.UP, last_ok_at=time.monotonic()),
+                facts,
+                tuple(self.rows[c.name]),
+                False,
+                frozenset(),
+                1,
+            )
+            for c in self.configs
+            if hosts is None or c.name in hosts
+        ]
+
+
+async def frame(pilot: Pilot[object]) -> None:
+    """Let every widget handle its messages, then composite and write one frame."""
+    await pilot._wait_for_screen()
+    pilot.app.screen._on_timer_update()
+
+
+class RebuildApp(App[None]):
+    """The anchor: a stock DataTable, cleared and refilled with every row each tick."""
+
+    def compose(self) -> ComposeResult:
+        yield DataTable(cursor_type="row")
+
+    def on_mount(self) -> None:
+        table = self.query_one(DataTable)
+        for column in COLUMNS:
+            table.add_column(column.label, width=column.width, key=column.key)
+
+    def rebuild(self, views: list[HostView]) -> None:
+        table = self.query_one(DataTable)
+        table.clear()
+        table.add_rows(
+            styled(
+                row_texts(r, stale=False, marked=False, spark=""),
+                r,
+                f"{r.host}/{r.domain.key}",
+                stale=False,
+                colours={},
+            )
+            for view in views
+            for r in view.rows
+        )
+
+
+async def measure(app: App[object], apply: object, data: Fleetish, ticks: int) -> tuple[float, float]:
+    """Median seconds and bytes per tick, from new data to the frame written."""
+    times, sizes = [], []
+    async with app.run_test(size=SIZE) as pilot:
+        apply(data.views())  # type: ignore[operator]
+        await frame(pilot)
+        for _ in range(ticks):
+            data.tick()
+            views = data.views()
+            await frame(pilot)
+            CountingDriver.written = 0
+            started = time.perf_counter()
+            apply(views)  # type: ignore[operator]
+            await frame(pilot)
+            times.append(time.perf_counter() - started)
+            sizes.append(CountingDriver.written)
+    return statistics.median(times), statistics.median(sizes)
+
+
+async def key_latency(domains: int, seconds: float = 4.0) -> list[float]:
+    """Key presses while every host posts a fresh view once per 2 s, staggered (as a live Fleet does)."""
+    data = Fleetish(domains, seed=3)
+    app = VFleetApp(Fleet([]), start_fleet=False)
+    latencies: list[float] = []
+    async with app.run_test(size=SIZE) as pilot:
+        app.apply_views(data.views())
+        await frame(pilot)
+        hosts = [c.name for c in data.configs]
+        gap = 2.0 / len(hosts)
+
+        async def feed() -> None:
+            i = 0
+            while True:
+                host = hosts[i % len(hosts)]
+                data.rows[host] = [replace(r, taken_at=r.taken_at + 1) for r in data.rows[host]]  # all rows new
+                data.tick()
+                app.post_message(FleetUpdated({v.name: v for v in data.views([host])}))
+                i += 1
+                await asyncio.sleep(gap)
+
+        feeder = asyncio.create_task(feed())
+        table = app.fleet_screen.table
+        deadline = time.monotonic() + seconds
+        driver = app._driver
+        assert driver is not None
+        while time.monotonic() < deadline:
+            before = table.cursor_row
+            started = time.perf_counter()
+            # As a terminal driver does it; pilot.press() would also wait for the CPU to go idle.
+            driver.send_message(events.Key("down" if before < 40 else "up", None))
+            while table.cursor_row == before:
+                if time.perf_counter() - started > 5:
+                    raise SystemExit("a key press was not handled within 5 s")
+                await asyncio.sleep(0.0005)
+            latencies.append(time.perf_counter() - started)
+            await asyncio.sleep(0.05)  # key repeat is ~20 Hz, not a flood
+        feeder.cancel()
+    return latencies
+
+
+async def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--ticks", type=int, default=10)
+    args = parser.parse_args()
+    print(f"fleet screen vs stock DataTable rebuilt per tick, {SIZE[0]}x{SIZE[1]}, 10% of rows change per tick")
+    print(
+        f"{'domains':>8} {'vfleet ms':>10} {'rebuild ms':>11} {'time x':>7}"
+        f" {'vfleet B':>9} {'rebuild B':>10} {'bytes x':>8}"
+    )
+    for domains in (1_000, 10_000):
+        live = VFleetApp(Fleet([]), start_fleet=False)
+        ours = await measure(live, live.apply_views, Fleetish(domains), args.ticks)
+        stock = RebuildApp()
+        theirs = await measure(stock, stock.rebuild, Fleetish(domains), args.ticks)
+        print(
+            f"{domains:>8} {ours[0] * 1e3:>10.1f} {theirs[0] * 1e3:>11.1f} {ours[0] / theirs[0]:>6.3f}x"
+            f" {ours[1]:>9.0f} {theirs[1]:>10.0f} {ours[1] / theirs[1]:>7.3f}x"
+        )
+    latencies = await key_latency(10_000)
+    print(
+        f"key press handled while 10,000 domains update (100 hosts, each every 2 s): {len(latencies)} presses,"
+        f" median {statistics.median(latencies) * 1e3:.1f} ms, max {max(latencies) * 1e3:.1f} ms"
+        f" (one 60 Hz frame = {FRAME * 1e3:.1f} ms; within one frame: "
+        f"{sum(t <= FRAME for t in latencies)}/{len(latencies)})"
+    )
+
+
+if __name__ == "__main__":
+    asyncio.run(main())

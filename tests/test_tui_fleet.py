@@ -1,0 +1,336 @@
+"""Pilot tests of the fleet screen: table, filter, sort, marks, drill-down, actions by tier, health."""
+
+from __future__ import annotations
+
+import pytest
+from test_tui_support import FakeHost, domain, loaded, make_app, until
+from textual.widgets import Label, OptionList, Static
+
+from vfleet.app import VFleetApp
+from vfleet.models import DomainEvent, HostStatus, PowerState, Verb
+from vfleet.screens.domain import DomainScreen
+from vfleet.screens.host import HostScreen
+from vfleet.screens.modals import ActionMenu, ConfirmTyped, ConfirmYesNo, HelpScreen
+from vfleet.widgets.panes import EventsPane, HostsPane, JobsPane
+
+SIZE = (160, 50)
+
+
+def names(app: VFleetApp) -> list[str]:
+    table = app.fleet_screen.table
+    return [table.rows_by_key[k].domain.name for k in table.shown_keys()]
+
+
+def text_of(widget: Static) -> str:
+    return str(widget.content)
+
+
+def goto(app: VFleetApp, name: str) -> None:
+    table = app.fleet_screen.table
+    key = next(k for k in table.shown_keys() if table.rows_by_key[k].domain.name == name)
+    table.move_cursor(row=table.get_row_index(key))
+
+
+async def type_text(pilot, text: str) -> None:  # type: ignore[no-untyped-def]
+    await pilot.press(*("space" if c == " " else c for c in text))
+
+
+async def test_table_shows_every_domain_with_host_health_and_totals() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        assert sorted(names(app)) == sorted(["web-1", "web-2", "db-1", "build-1", "mail-1", "dns-1", "web-3", "ci-1"])
+        table = app.fleet_screen.table
+        web1 = next(k for k in table.shown_keys() if k.endswith("uuid-web-1"))
+        cells = [str(c) for c in table.get_row(web1)]
+        assert cells[1:6] == ["kvm1", "kvm", "web-1", "running", "95.0"]
+        assert "1.0G(g)/4.0G" in cells  # used, with its source, over the allocation
+        assert "1.0K/2.0K" in cells  # disk read/write rates
+        summary = app.fleet_screen._summary
+        assert "3 hosts: 3 up" in summary and "8 domains, 6 running" in summary
+        assert all(texts[2] == "UP" for texts in app.fleet_screen.query_one(HostsPane)._shown.values())
+
+
+@pytest.mark.parametrize(
+    ("terms", "expected"),
+    [
+        ("web", {"web-1", "web-2", "web-3"}),
+        ("re:^d", {"db-1", "dns-1"}),
+        ("name:web-?", {"web-1", "web-2", "web-3"}),
+        ("host:kvm*", {"web-1", "web-2", "db-1", "build-1"}),
+        ("state:paused", {"dns-1"}),
+        ("tag:lab", {"mail-1", "dns-1"}),
+        ("group:g-esx1", {"web-3", "ci-1"}),
+        ("hv:esxi", {"web-3", "ci-1"}),
+        ("cpu>80", {"web-1", "web-3"}),
+        ("vcpus>=4", {"db-1", "ci-1"}),
+        ("host:kvm1 cpu>30", {"web-1", "db-1"}),
+    ],
+)
+async def test_filter_terms(terms: str, expected: set[str]) -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("slash")
+        await type_text(pilot, terms)
+        await pilot.press("enter")
+        await until(pilot, lambda: set(names(app)) == expected, what=f"filter {terms!r}")
+        assert f"filter '{terms}'" in app.fleet_screen._summary
+        await pilot.press("escape")  # clears the filter
+        await until(pilot, lambda: len(names(app)) == 8, what="filter cleared")
+
+
+@pytest.mark.parametrize(
+    ("terms", "message"),
+    [
+        ("bogus:x", "unknown filter term"),
+        ("re:(", "bad regular expression"),
+        ("cpu>>1", "bad comparison"),
+        ("state:asleep", "unknown state"),
+    ],
+)
+async def test_a_bad_filter_term_shows_the_error_and_keeps_the_table(terms: str, message: str) -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("slash")
+        await type_text(pilot, terms)
+        await pilot.press("enter")
+        error = app.fleet_screen.query_one("#filter-error", Label)
+        await until(pilot, lambda: error.display and message in text_of(error), what="the filter error")
+        assert len(names(app)) == 8
+
+
+async def test_sort_by_keys_command_and_header_click() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        table = app.fleet_screen.table
+        assert table.sort_column == "host"
+        assert [table.rows_by_key[k].host for k in table.shown_keys()] == ["esx1"] * 2 + ["kvm1"] * 4 + ["xen1"] * 2
+        await pilot.press("colon")
+        await type_text(pilot, "sort cpu desc")
+        await pilot.press("enter")
+        await until(pilot, lambda: names(app)[:3] == ["web-1", "web-3", "db-1"], what="cpu descending")
+        await pilot.press("r")
+        await until(pilot, lambda: names(app)[-1] == "web-1", what="reversed")
+        await pilot.press("greater_than_sign")  # next sortable column after cpu: vcpus
+        assert table.sort_column == "vcpus"
+        await pilot.click("#domains", offset=(25, 0))  # the NAME header
+        await until(pilot, lambda: table.sort_column == "name", what="header click")
+        assert names(app) == sorted(names(app))
+        await pilot.click("#domains", offset=(25, 0))  # again: reverse
+        await until(pilot, lambda: names(app) == sorted(names(app), reverse=True), what="header click reverses")
+
+
+async def test_mark_rows_and_mark_everything_the_filter_shows() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        table = app.fleet_screen.table
+        await pilot.press("space", "space")  # marks two rows, the cursor moves down each time
+        assert len(table.marked) == 2 and "2 marked" in app.fleet_screen._summary
+        assert str(table.get_row(table.shown_keys()[0])[0]) == "●"
+        await pilot.press("u")
+        assert not table.marked
+        await pilot.press("slash")
+        await type_text(pilot, "hv:kvm")
+        await pilot.press("enter", "asterisk")
+        await until(pilot, lambda: len(table.marked) == 4, what="4 marked")
+        assert {t.domain for t in table.targets()} == {"web-1", "web-2", "db-1", "build-1"}
+
+
+async def test_enter_opens_the_domain_detail_and_h_the_host_screen() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        goto(app, "db-1")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, DomainScreen), what="the detail screen")
+        identity = text_of(app.screen.query_one("#identity", Static))
+        assert "uuid      uuid-db-1" in identity and "host      kvm1  (fake driver, kvm)" in identity
+        assert "(raw: 'running')" in identity
+        assert "cpu % of its vCPUs: now 50.0" in text_of(app.screen.query_one("#cpu-title", Label))
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is app.fleet_screen, what="back")
+        goto(app, "mail-1")
+        await pilot.press("h")
+        await until(pilot, lambda: isinstance(app.screen, HostScreen), what="the host screen")
+        facts = text_of(app.screen.query_one("#host-facts", Static))
+        assert "host        xen1" in facts and "connection  UP" in facts and "hostname xen1.test" in facts
+        assert app.screen.query_one("#host-domains").row_count == 2
+
+
+async def choose_verb(pilot, app: VFleetApp, verb: Verb) -> None:  # type: ignore[no-untyped-def]
+    await pilot.press("a")
+    await until(pilot, lambda: isinstance(app.screen, ActionMenu), what="the action menu")
+    options = app.screen.query_one(OptionList)
+    offered = [options.get_option_at_index(i).id for i in range(options.option_count)]
+    options.highlighted = offered.index(verb.value)
+    await pilot.press("enter")
+
+
+async def test_harmless_verb_runs_without_confirmation() -> None:
+    app, world = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        goto(app, "dns-1")
+        await choose_verb(pilot, app, Verb.RESUME)
+        await until(pilot, lambda: world["xen1"].performed == [(Verb.RESUME, "dns-1")], what="resume performed")
+        jobs = app.fleet_screen.query_one(JobsPane)
+        await until(
+            pilot, lambda: any("resume xen1/dns-1: ok -> running" in line for line in jobs.lines), what="job line"
+        )
+
+
+@pytest.mark.parametrize(("answer", "performed"), [("y", True), ("n", False), ("escape", False)])
+async def test_graceful_verb_asks_yes_or_no(answer: str, performed: bool) -> None:
+    app, world = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        goto(app, "web-2")
+        await choose_verb(pilot, app, Verb.SHUTDOWN)
+        await until(pilot, lambda: isinstance(app.screen, ConfirmYesNo), what="the y/N question")
+        await pilot.press(answer)
+        await until(pilot, lambda: app.screen is app.fleet_screen, what="the question answered")
+        if performed:
+            await until(pilot, lambda: world["kvm1"].performed == [(Verb.SHUTDOWN, "web-2")], what="shutdown")
+        else:
+            await pilot.pause()
+            assert world["kvm1"].performed == []
+
+
+async def test_destructive_verb_needs_the_typed_name() -> None:
+    app, world = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        goto(app, "web-1")
+        await choose_verb(pilot, app, Verb.FORCE_OFF)
+        await until(pilot, lambda: isinstance(app.screen, ConfirmTyped), what="the typed confirmation")
+        await type_text(pilot, "web-2")
+        await pilot.press("enter")
+        error = app.screen.query_one("#confirm-error", Label)
+        assert "not 'web-1'" in text_of(error) and world["kvm1"].performed == []
+        await type_text(pilot, "web-1")
+        await pilot.press("enter")
+        await until(pilot, lambda: world["kvm1"].performed == [(Verb.FORCE_OFF, "web-1")], what="force-off")
+
+
+async def test_several_targets_need_the_typed_count_and_each_gets_a_result() -> None:
+    app, world = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("slash")
+        await type_text(pilot, "web")
+        await pilot.press("enter", "asterisk")
+        await choose_verb(pilot, app, Verb.REBOOT)
+        await until(pilot, lambda: isinstance(app.screen, ConfirmTyped), what="the typed confirmation")
+        assert app.screen.expected == "3"
+        await type_text(pilot, "3")
+        await pilot.press("enter")
+        jobs = app.fleet_screen.query_one(JobsPane)
+        await until(pilot, lambda: any("done, 3 ok, 0 failed" in line for line in jobs.lines), what="job done")
+        assert sorted(world["kvm1"].performed + world["esx1"].performed) == [
+            (Verb.REBOOT, "web-1"),
+            (Verb.REBOOT, "web-2"),
+            (Verb.REBOOT, "web-3"),
+        ]
+        assert not app.fleet_screen.table.marked
+
+
+async def test_read_only_offers_nothing_and_the_core_refuses_a_typed_command() -> None:
+    app, world = make_app(read_only=True)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        assert app.fleet_screen.query_one("#ro-badge", Label).display
+        goto(app, "web-1")
+        await pilot.press("a")
+        await pilot.pause()
+        assert app.screen is app.fleet_screen  # no menu: nothing is allowed
+        await pilot.press("colon")
+        await type_text(pilot, "shutdown")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmYesNo), what="the question")
+        await pilot.press("y")
+        jobs = app.fleet_screen.query_one(JobsPane)
+        await until(
+            pilot,
+            lambda: any("kvm1/web-1: FAILED" in line and "read-only" in line for line in jobs.lines),
+            what=f"the refusal in {jobs.lines}",
+        )
+        assert all(not host.performed for host in world.values())
+
+
+async def test_a_host_going_down_goes_stale_in_the_table_and_comes_back() -> None:
+    world = {
+        "kvm1": FakeHost("kvm1", "kvm", [domain("web-1"), domain("web-2")]),
+        "xen1": FakeHost("xen1", "xen", [domain("mail-1")]),
+    }
+    app, world = make_app(world, interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app, rows=3)
+        hosts = app.fleet_screen.query_one(HostsPane)
+        table = app.fleet_screen.table
+        world["xen1"].down = True
+        await until(pilot, lambda: hosts._shown["xen1"][2].startswith("DOWN"), what="xen1 DOWN")
+        assert "connection reset (test)" in hosts._shown["xen1"][4]
+        mail = next(k for k in table.shown_keys() if "mail-1" in k)
+        await until(pilot, lambda: str(table.get_row(mail)[4]) == "running?", what="the stale row")
+        assert str(table.get_row(next(k for k in table.shown_keys() if "web-1" in k))[4]) == "running"
+        assert "1 down" in app.fleet_screen._summary
+        world["xen1"].down = False
+        await until(pilot, lambda: hosts._shown["xen1"][2] == "UP", what="xen1 back UP")
+        await until(pilot, lambda: str(table.get_row(mail)[4]) == "running", what="the row fresh again")
+
+
+async def test_help_lists_every_key_and_q_quits_closing_every_connection() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+        keys = text_of(app.screen.query_one("#help-keys", Static))
+        for description in (
+            "Filter",
+            "Mark",
+            "Mark filtered",
+            "Unmark all",
+            "Actions",
+            "Host",
+            "Reverse",
+            "Command",
+            "Quit",
+            "Events pane",
+            "Jobs pane",
+        ):
+            assert description in keys
+        await pilot.press("escape", "q")
+        await until(pilot, lambda: not app.is_running, what="the app to exit")
+    assert app.return_value == 0
+    assert all(app.fleet.driver(name) is None for name in ("kvm1", "xen1", "esx1"))
+
+
+async def test_events_pane_shows_fleet_events_newest_first() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        for n, kind in enumerate(("stopped", "started")):
+            event = DomainEvent("kvm1", "web-1", kind, "test", "uuid-web-1", wall_time=1_700_000_000.0 + n)
+            app.fleet.events.appendleft(event)
+            app._on_fleet_event(event)
+        pane = app.fleet_screen.query_one(EventsPane)
+        await until(pilot, lambda: "kvm1/web-1 started" in str(pane.content), what="the event")
+        lines = str(pane.content.plain if hasattr(pane.content, "plain") else pane.content).splitlines()
+        assert "started" in lines[0] and "stopped" in lines[1]
+
+
+async def test_host_screen_reconnect_asks_the_fleet_to_poll() -> None:
+    app, world = make_app(interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        await app.push_screen(HostScreen(app.fleet, "kvm1"))
+        world["kvm1"].domains.append(domain("new-1"))
+        await pilot.press("r")
+        await until(pilot, lambda: app.screen.query_one("#host-domains").row_count == 5, what="the new domain")
+        assert app.fleet.view("kvm1").health.status is HostStatus.UP
+        assert PowerState.RUNNING in {r.domain.state for r in app.fleet.view("kvm1").rows}

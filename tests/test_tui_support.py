@@ -1,0 +1,215 @@
+"""A scripted fleet for the TUI tests, and tests of the TUI's pure helpers.
+
+The fake hosts report fixed gauges (no counters, no clock in any number), so every
+screen is deterministic; a test can take a host down, bring it back, and read which
+verbs reached which domain.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
+
+import pytest
+from textual.pilot import Pilot
+
+from vfleet.app import VFleetApp
+from vfleet.drivers.base import LIFECYCLE, Driver
+from vfleet.errors import HostUnreachable
+from vfleet.fleet import Fleet
+from vfleet.models import (
+    ActionResult,
+    Domain,
+    DomainGauges,
+    HostConfig,
+    HostFacts,
+    HostSnapshot,
+    MemorySource,
+    PowerState,
+    Verb,
+)
+from vfleet.screens.commands import Command, parse_command
+from vfleet.widgets.columns import memory_cell, sparkline
+
+GIB = 1 << 30
+_AFTER = {
+    Verb.START: PowerState.RUNNING,
+    Verb.SHUTDOWN: PowerState.OFF,
+    Verb.REBOOT: PowerState.RUNNING,
+    Verb.PAUSE: PowerState.PAUSED,
+    Verb.RESUME: PowerState.RUNNING,
+    Verb.FORCE_OFF: PowerState.OFF,
+    Verb.RESET: PowerState.RUNNING,
+}
+
+
+@dataclass
+class FakeHost:
+    name: str
+    hypervisor: str
+    domains: list[Domain]
+    down: bool = False
+    performed: list[tuple[Verb, str]] = field(default_factory=list)
+
+
+class FakeDriver(Driver):
+    kind = "fake"
+    capabilities = LIFECYCLE
+
+    def __init__(self, config: HostConfig, host: FakeHost, *, read_only: bool = False) -> None:
+        super().__init__(config, read_only=read_only)
+        self.fake = host
+
+    async def connect(self) -> HostFacts:
+        if self.fake.down:
+            raise HostUnreachable(self.host, "connection refused (test)")
+        return HostFacts(
+            self.fake.hypervisor, version="1.0", hostname=f"{self.host}.test", cpus=16, memory_bytes=64 * GIB
+        )
+
+    async def close(self) -> None:
+        return None
+
+    async def poll(self) -> HostSnapshot:
+        if self.fake.down:
+            raise HostUnreachable(self.host, "connection reset (test)")
+        return HostSnapshot(self.host, time.monotonic(), tuple(self.fake.domains))
+
+    async def _perform(self, verb: Verb, domain: str) -> ActionResult:
+        self.fake.performed.append((verb, domain))
+        index = next(i for i, d in enumerate(self.fake.domains) if d.name == domain)
+        self.fake.domains[index] = replace(self.fake.domains[index], state=_AFTER[verb])
+        return ActionResult(self.host, domain, verb, ok=True, state_after=_AFTER[verb])
+
+
+def domain(name: str, state: PowerState = PowerState.RUNNING, cpu: float = 10.0, vcpus: int = 2) -> Domain:
+    running = state is PowerState.RUNNING
+    return Domain(
+        name=name,
+        state=state,
+        raw_state=state.value,
+        uuid=f"uuid-{name}",
+        vcpus=vcpus,
+        memory_max_bytes=4 * GIB,
+        memory_current_bytes=4 * GIB,
+        memory_used_bytes=GIB if running else None,
+        memory_used_source=MemorySource.GUEST if running else None,
+        uptime_s=3600.0 if running else None,
+        gauges=DomainGauges(
+            cpu_percent=cpu, disk_read_bps=1024.0, disk_write_bps=2048.0, net_rx_bps=512.0, net_tx_bps=256.0
+        )
+        if running
+        else None,
+    )
+
+
+def standard_world() -> dict[str, FakeHost]:
+    return {
+        "kvm1": FakeHost(
+            "kvm1",
+            "kvm",
+            [
+                domain("web-1", cpu=95.0),
+                domain("web-2", cpu=20.0),
+                domain("db-1", vcpus=8, cpu=50.0),
+                domain("build-1", PowerState.OFF),
+            ],
+        ),
+        "xen1": FakeHost("xen1", "xen", [domain("mail-1", cpu=5.0), domain("dns-1", PowerState.PAUSED)]),
+        "esx1": FakeHost("esx1", "esxi", [domain("web-3", cpu=85.0), domain("ci-1", cpu=1.0, vcpus=4)]),
+    }
+
+
+TAGS = {"kvm1": frozenset({"prod"}), "xen1": frozenset({"lab"}), "esx1": frozenset({"prod"})}
+
+
+def make_app(
+    world: dict[str, FakeHost] | None = None,
+    *,
+    read_only: bool = False,
+    interval: float = 3600.0,
+    demo: bool = False,
+) -> tuple[VFleetApp, dict[str, FakeHost]]:
+    """An app over fake hosts; the default interval polls exactly once (deterministic screens)."""
+    world = world if world is not None else standard_world()
+    configs = [
+        HostConfig(
+            name=name,
+            driver="fake",
+            tags=TAGS.get(name, frozenset()),
+            groups=("g-" + name,),
+            poll_interval=interval,
+            connect_timeout=2.0,
+            call_timeout=2.0,
+            read_only=read_only,
+        )
+        for name in world
+    ]
+    fleet = Fleet(
+        configs,
+        read_only=read_only,
+        driver_factory=lambda c, ro: FakeDriver(c, world[c.name], read_only=ro),
+        backoff_cap=0.1,
+    )
+    return VFleetApp(fleet, demo=demo, read_only=read_only), world
+
+
+async def until(pilot: Pilot[object], condition: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:
+    """Let the app work until the condition holds; fail (never hang) after the timeout."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what or condition}")
+        await pilot.pause(0.01)
+
+
+async def loaded(pilot: Pilot[object], app: VFleetApp, rows: int = 8) -> None:
+    await until(pilot, lambda: app.fleet_screen.table.row_count == rows, what=f"{rows} rows in the table")
+
+
+# -- the pure helpers -----------------------------------------------------------------
+
+
+def test_sparkline_scales_to_the_block_characters_and_keeps_gaps() -> None:
+    assert sparkline([0.0, 50.0, 100.0, None], points=4) == "▁▅█ "
+    assert sparkline([100.0] * 20, points=8) == "█" * 8
+    assert sparkline([], points=3) == "   "
+
+
+def test_memory_cell_names_the_source_and_never_shows_allocation_as_usage() -> None:
+    from vfleet.metrics import DomainRow
+    from vfleet.models import DomainRates
+
+    used = DomainRow("h", "kvm", domain("a"), DomainRates(), frozenset(), 0.0)
+    assert memory_cell(used) == "1.0G(g)/4.0G"
+    unknown = DomainRow(
+        "h",
+        "xen",
+        replace(domain("b"), memory_used_bytes=None, memory_used_source=None),
+        DomainRates(),
+        frozenset(),
+        0.0,
+    )
+    assert memory_cell(unknown) == "-/4.0G"
+
+
+@pytest.mark.parametrize(
+    ("line", "expected"),
+    [
+        (":q", Command("quit")),
+        ("sort cpu desc", Command("sort", ("cpu", "desc"))),
+        ("sort name", Command("sort", ("name",))),
+        ("force-off", Command("verb", ("force-off",))),
+        ("filter host:kvm* cpu>5", Command("filter", ("host:kvm*", "cpu>5"))),
+        ("   ", None),
+    ],
+)
+def test_commands_parse(line: str, expected: Command | None) -> None:
+    assert parse_command(line) == expected
+
+
+@pytest.mark.parametrize("line", ["frobnicate", "sort nope", "sort cpu sideways", "host", "theme a b"])
+def test_bad_commands_say_why(line: str) -> None:
+    with pytest.raises(ValueError, match=r"unknown|usage"):
+        parse_command(line)

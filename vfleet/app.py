@@ -1,0 +1,119 @@
+"""The Textual console: one App over one Fleet.
+
+The fleet's subscription is read by a task on the app's loop that only posts
+messages (never touches widgets); every screen is fed from those messages.
+Only this module and screens/, widgets/, messages import textual.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual.app import App
+from textual.binding import Binding
+
+from vfleet.fleet import Fleet, HostView
+from vfleet.inventory import Inventory
+from vfleet.messages import FleetEvents, FleetUpdated
+from vfleet.models import DomainEvent, HostStatus
+from vfleet.screens.domain import DomainScreen
+from vfleet.screens.fleet import FleetScreen
+from vfleet.screens.host import HostScreen
+from vfleet.widgets.panes import HostsPane
+
+HEALTH_TICK = 1.0  # seconds: re-read health so that STALE and data ages move on quiet hosts
+
+
+class VFleetApp(App[int]):
+    CSS_PATH = Path(__file__).with_name("vfleet.tcss")
+    TITLE = "vfleet"
+    BINDINGS = [Binding("ctrl+c", "quit", "Quit", show=False, priority=True)]
+
+    def __init__(self, fleet: Fleet, *, demo: bool = False, read_only: bool = False, start_fleet: bool = True) -> None:
+        super().__init__()
+        self.fleet = fleet
+        self.demo = demo
+        self.read_only = read_only
+        self._start_fleet = start_fleet
+        self._pump: asyncio.Task[None] | None = None
+        self._stopped = False
+        self._statuses: dict[str, HostStatus] = {}
+        self.fleet_screen = FleetScreen(fleet, demo=demo, read_only=read_only)
+
+    async def on_mount(self) -> None:
+        await self.push_screen(self.fleet_screen)
+        self.theme_changed_signal.subscribe(self, lambda _theme: self.fleet_screen.apply_theme())
+        if self._start_fleet:
+            self.fleet.on_event(self._on_fleet_event)
+            await self.fleet.start()
+            self._pump = asyncio.create_task(self._pump_views(), name="vfleet-views")
+            self.set_interval(HEALTH_TICK, self._health_tick)
+
+    async def _pump_views(self) -> None:
+        """Fleet subscription -> messages; the subscription already keeps only the latest view per host."""
+        subscription = self.fleet.subscribe()
+        try:
+            async for batch in subscription:
+                self.post_message(FleetUpdated({view.name: view for view in batch}))
+        finally:
+            subscription.close()
+
+    def _on_fleet_event(self, event: DomainEvent) -> None:
+        self.post_message(FleetEvents(event))
+
+    def _health_tick(self) -> None:
+        # A hung host publishes nothing; its STALE status and data age only show if we look.
+        if not self.is_running:
+            return
+        views = self.fleet.views()
+        self.fleet_screen.query_one(HostsPane).apply(views)
+        changed = {v.name: v for v in views if self._statuses.get(v.name) is not v.health.status}
+        if changed:
+            self.post_message(FleetUpdated(changed))
+
+    def on_fleet_updated(self, message: FleetUpdated) -> None:
+        if self.is_running:  # views still arrive while the screens are being torn down
+            self.apply_views(message.views.values())
+
+    def apply_views(self, views: Iterable[HostView]) -> None:
+        batch = list(views)
+        for view in batch:
+            self._statuses[view.name] = view.health.status
+        self.fleet_screen.apply_views(batch)
+        screen = self.screen
+        if isinstance(screen, DomainScreen | HostScreen):
+            for view in batch:
+                if view.name == screen.host:
+                    screen.host_updated(view)
+
+    def on_fleet_events(self, message: FleetEvents) -> None:
+        if self.is_running:
+            self.fleet_screen.show_events()
+
+    async def action_quit(self) -> None:
+        await self.stop_fleet()
+        self.exit(0)
+
+    async def on_unmount(self) -> None:
+        await self.stop_fleet()
+
+    async def stop_fleet(self) -> None:
+        """Close every connection once, whichever way the app ends."""
+        if self._stopped:
+            return
+        self._stopped = True
+        if self._pump is not None:
+            self._pump.cancel()
+            await asyncio.gather(self._pump, return_exceptions=True)
+        if self._start_fleet:
+            await self.fleet.stop()
+
+
+def run_tui(inventory: Inventory, *, demo: bool = False, read_only: bool = False) -> int:
+    """Start the console on an inventory; returns the exit code."""
+    # The badge says the whole console is read-only; per-host read-only shows in the hosts pane.
+    read_only = read_only or (bool(inventory.hosts) and all(h.read_only for h in inventory.hosts))
+    app = VFleetApp(Fleet(inventory.hosts, read_only=read_only), demo=demo, read_only=read_only)
+    return app.run() or 0

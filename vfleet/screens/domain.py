@@ -1,0 +1,109 @@
+"""Domain detail: identity, history sparklines from the core's ring buffer, recent events."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import Footer, Label, Sparkline, Static
+
+from vfleet.fleet import Fleet, HostView
+from vfleet.metrics import DomainRow
+from vfleet.output import human_bytes, human_duration
+from vfleet.widgets.columns import memory_cell
+from vfleet.widgets.panes import event_line
+
+# (widget id, title, how to read one history point)
+_SERIES = (
+    ("cpu", "cpu % of its vCPUs"),
+    ("mem", "memory used"),
+    ("disk", "disk bytes/s (read + write)"),
+    ("net", "net bytes/s (rx + tx)"),
+)
+
+
+class DomainScreen(Screen[None]):
+    BINDINGS = [Binding("escape,q", "app.pop_screen", "Back"), Binding("h", "open_host", "Host")]
+
+    def __init__(self, fleet: Fleet, host: str, key: str) -> None:
+        super().__init__()
+        self.fleet = fleet
+        self.host = host
+        self.key = key
+
+    def compose(self) -> ComposeResult:
+        with VerticalScroll(id="detail"):
+            yield Static("", id="identity", markup=False)
+            for series_id, title in _SERIES:
+                with Vertical(classes="series"):
+                    yield Label(title, id=f"{series_id}-title", markup=False)
+                    yield Sparkline([], id=f"{series_id}-spark")
+            yield Label("recent events", classes="section")
+            yield Static("", id="domain-events", markup=False)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._render_view(self.fleet.view(self.host))
+
+    def _row(self, view: HostView) -> DomainRow | None:
+        return next((r for r in view.rows if r.domain.key == self.key), None)
+
+    def host_updated(self, view: HostView) -> None:
+        """Called by the app whenever this host has a new view."""
+        if self.is_mounted:  # a view can arrive between push and compose; on_mount reads the latest
+            self._render_view(view)
+
+    def _render_view(self, view: HostView) -> None:
+        row = self._row(view)
+        if row is None:
+            self.query_one("#identity", Static).update(f"{self.key} is gone from {self.host}")
+            return
+        d = row.domain
+        self.title = f"{d.name} on {self.host}"
+        lines = [
+            f"name      {d.name}",
+            f"uuid      {d.uuid or '-'}",
+            f"host      {self.host}  ({view.config.driver} driver, {row.hypervisor})"
+            f"  health: {view.health.status.value}",
+            f"state     {d.state.value}  (raw: {d.raw_state!r})  id {d.domain_id if d.domain_id is not None else '-'}",
+            f"vcpus     {d.vcpus if d.vcpus is not None else '-'}   uptime {human_duration(d.uptime_s)}",
+            f"memory    {memory_cell(row)} used/alloc, max {human_bytes(d.memory_max_bytes)}"
+            + (f", used from {d.memory_used_source.value}" if d.memory_used_source else ", guest usage unknown"),
+            f"tags      {' '.join(sorted(row.tags)) or '-'}" + ("   PROTECTED" if d.protected else ""),
+        ]
+        self.query_one("#identity", Static).update(Text("\n".join(lines)))
+        self._plot(row)
+        events = [e for e in self.fleet.events if e.host == self.host and (e.domain == d.name or e.uuid == d.uuid)]
+        self.query_one("#domain-events", Static).update(
+            Text("\n".join(event_line(e) for e in events[:20]) or "no events for this domain yet")
+        )
+
+    def _plot(self, row: DomainRow) -> None:
+        history = self.fleet.history(self.host, self.key)
+        points = history.points() if history is not None else ()
+        series = {
+            "cpu": [p.rates.cpu_percent for p in points],
+            "mem": [None if p.memory_used_bytes is None else float(p.memory_used_bytes) for p in points],
+            "disk": [_sum(p.rates.disk_read_bps, p.rates.disk_write_bps) for p in points],
+            "net": [_sum(p.rates.net_rx_bps, p.rates.net_tx_bps) for p in points],
+        }
+        for series_id, title in _SERIES:
+            values = [v for v in series[series_id] if v is not None]
+            last = values[-1] if values else None
+            shown = "-" if last is None else f"{last:.1f}" if series_id == "cpu" else human_bytes(last)
+            peak = "-" if not values else f"{max(values):.1f}" if series_id == "cpu" else human_bytes(max(values))
+            self.query_one(f"#{series_id}-title", Label).update(
+                f"{title}: now {shown}, max {peak} ({len(points)} samples)"
+            )
+            self.query_one(f"#{series_id}-spark", Sparkline).data = values
+
+    def action_open_host(self) -> None:
+        from vfleet.screens.host import HostScreen
+
+        self.app.push_screen(HostScreen(self.fleet, self.host))
+
+
+def _sum(a: float | None, b: float | None) -> float | None:
+    return None if a is None and b is None else (a or 0.0) + (b or 0.0)

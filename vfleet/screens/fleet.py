@@ -1,0 +1,360 @@
+"""The main screen: every domain of the fleet, hosts health, events and jobs."""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Iterable
+
+from rich.style import Style
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Input, Label, Static
+
+from vfleet.actions import Target, allowed_verbs, confirmation_tier, run_action
+from vfleet.errors import VFleetError
+from vfleet.fleet import Fleet, HostView
+from vfleet.messages import JobDone, JobResult
+from vfleet.models import ActionResult, HostStatus, Verb
+from vfleet.output import human_bytes
+from vfleet.screens.commands import Command, parse_command
+from vfleet.screens.modals import ActionMenu, HelpScreen, confirm_screen
+from vfleet.widgets.columns import SORTABLE
+from vfleet.widgets.fleet_table import FleetTable
+from vfleet.widgets.panes import EventsPane, HostsPane, JobsPane
+
+_job_numbers = itertools.count(1)
+
+
+class FleetScreen(Screen[None]):
+    BINDINGS = [
+        Binding("slash", "filter", "Filter"),
+        Binding("escape", "clear_filter", "Clear filter", show=False),
+        Binding("space", "mark", "Mark"),
+        Binding("asterisk", "mark_filtered", "Mark filtered"),
+        Binding("u", "unmark", "Unmark all"),
+        Binding("a", "actions", "Actions"),
+        Binding("enter", "open_domain", "Detail", show=False),
+        Binding("h", "open_host", "Host"),
+        Binding("less_than_sign", "sort_step(-1)", "Sort <", show=False),
+        Binding("greater_than_sign", "sort_step(1)", "Sort >", show=False),
+        Binding("r", "reverse_sort", "Reverse", show=False),
+        Binding("p", "toggle_pane('#hosts')", "Hosts pane", show=False),
+        Binding("e", "toggle_pane('#events')", "Events pane", show=False),
+        Binding("j", "toggle_pane('#jobs')", "Jobs pane", show=False),
+        Binding("colon", "command", "Command"),
+        Binding("question_mark", "help", "Help"),
+        Binding("q", "app.quit", "Quit"),
+    ]
+    HELP_EXTRA = (
+        ("up/down/pgup/pgdn", "move the cursor"),
+        ("click a header", "sort by that column (again: reverse)"),
+        ("ctrl+p", "command palette (themes, ...)"),
+        (":sort COL [desc]", "sort by a column: " + " ".join(SORTABLE)),
+        (":filter TERMS", "filter: text re:RE host: state: tag: hv: group: name: cpu>80 mem>=90 ..."),
+        (":VERB", "run a verb on the marked rows: start shutdown reboot pause resume force-off reset"),
+        (":host NAME, :theme NAME, :q", "open a host, change theme, quit"),
+    )
+
+    def __init__(self, fleet: Fleet, *, demo: bool = False, read_only: bool = False) -> None:
+        super().__init__()
+        self.fleet = fleet
+        self.demo = demo
+        self.read_only = read_only
+        self.views: dict[str, HostView] = {}
+        self._summary = ""
+
+    def compose(self) -> ComposeResult:
+        with Horizontal(id="topbar"):
+            yield Label("vfleet", id="title")
+            if self.demo:
+                yield Label(" DEMO ", id="demo-badge", classes="badge")
+            if self.read_only:
+                yield Label(" READ-ONLY ", id="ro-badge", classes="badge")
+            yield Static("", id="summary", markup=False)
+        yield HostsPane(id="hosts")
+        yield FleetTable(self.fleet.history, id="domains")
+        with Horizontal(id="bottom"):
+            yield EventsPane("", id="events", markup=False)
+            yield JobsPane(id="jobs", max_lines=500)
+        yield Input(placeholder="filter: text re:RE host:GLOB state:running tag:T hv:xen cpu>80", id="filter")
+        yield Label("", id="filter-error", classes="error", markup=False)
+        yield Input(
+            placeholder="command: sort cpu desc | filter ... | shutdown | host NAME | theme NAME | q", id="command"
+        )
+        yield Footer()
+
+    @property
+    def table(self) -> FleetTable:
+        return self.query_one(FleetTable)
+
+    def on_mount(self) -> None:
+        self.table.focus()
+        self.apply_theme()
+        self.show_events()
+        self._update_summary()
+
+    def apply_theme(self) -> None:
+        variables = self.app.theme_variables
+        names = ("success", "warning", "error", "accent", "secondary")
+        colours: dict[str, Style] = {name: Style.parse(variables[name]) for name in names if name in variables}
+        self.table.colours = colours
+        self.query_one(HostsPane).colours = colours
+        self.table.refresh_styles()
+        hosts = self.query_one(HostsPane)
+        hosts.restyle()
+        hosts.apply(self.views.values())
+
+    # -- live data ----------------------------------------------------------------
+
+    def apply_views(self, views: Iterable[HostView]) -> None:
+        views = list(views)
+        for view in views:
+            self.views[view.name] = view
+        self.table.apply(views)
+        self.query_one(HostsPane).apply(views)
+        self._update_summary()
+
+    def show_events(self) -> None:
+        self.query_one(EventsPane).show(self.fleet.events)
+
+    def _update_summary(self) -> None:
+        counts = {s: 0 for s in HostStatus}
+        for view in self.views.values():
+            counts[view.health.status] += 1
+        totals = self.table.totals.values()
+        domains = sum(t.domains for t in totals)
+        running = sum(t.running for t in totals)
+        parts = []  # what the operator set comes first: it must not be cut off on a narrow terminal
+        if self.table.selector:
+            parts.append(f"filter '{self.table.selector.text}': {self.table.shown_count} shown")
+        if self.table.marked:
+            parts.append(f"{len(self.table.marked)} marked")
+        parts += [
+            f"{len(self.views)} hosts: " + " ".join(f"{n} {s.value}" for s, n in counts.items() if n),
+            f"{domains} domains, {running} running, {sum(t.vcpus for t in totals)} vCPU",
+            f"mem {human_bytes(sum(t.mem_used for t in totals))} used/{human_bytes(sum(t.mem_alloc for t in totals))}",
+            f"sort {self.table.sort_column}{' desc' if self.table.sort_reverse else ''}",
+        ]
+        text = " · ".join(parts)
+        summary = self.query_one("#summary", Static)
+        if text != self._summary:
+            self._summary = text
+            summary.update(text, layout=False)  # one line of fixed size: no re-layout per tick
+
+    # -- filter and commands ----------------------------------------------------------
+
+    def action_filter(self) -> None:
+        box = self.query_one("#filter", Input)
+        box.value = self.table.selector.text
+        box.display = True
+        box.focus()
+
+    def action_clear_filter(self) -> None:
+        if self.table.selector:
+            self.set_filter("")
+
+    def set_filter(self, text: str) -> bool:
+        error = self.query_one("#filter-error", Label)
+        try:
+            self.table.set_filter(text)
+        except VFleetError as exc:
+            error.update(f"filter: {exc}")
+            error.display = True
+            return False
+        error.display = False
+        self._update_summary()
+        return True
+
+    @on(Input.Submitted, "#filter")
+    def _filter_submitted(self, event: Input.Submitted) -> None:
+        if self.set_filter(event.value):
+            event.input.display = False
+            self.table.focus()
+
+    def action_command(self) -> None:
+        box = self.query_one("#command", Input)
+        box.value = ""
+        box.display = True
+        box.focus()
+
+    @on(Input.Submitted, "#command")
+    def _command_submitted(self, event: Input.Submitted) -> None:
+        event.input.display = False
+        self.table.focus()
+        try:
+            command = parse_command(event.value)
+        except ValueError as exc:
+            self.notify(str(exc), severity="error")
+            return
+        if command is not None:
+            self.run_command(command)
+
+    def run_command(self, command: Command) -> None:
+        name, args = command.name, command.args
+        if name == "quit":
+            self.app.exit()
+        elif name == "filter":
+            self.set_filter(" ".join(args))
+        elif name == "sort":
+            self.table.sort_by(args[0], reverse=len(args) > 1)
+            self._update_summary()
+        elif name == "host":
+            self.open_host(args[0])
+        elif name == "theme":
+            self.app.theme = args[0]
+        elif name == "help":
+            self.action_help()
+        elif name == "verb":
+            self.confirm_and_run(Verb(args[0]), self.table.targets())
+
+    def on_key(self, event: object) -> None:
+        # escape inside an input: close it and go back to the table
+        from textual.events import Key
+
+        if isinstance(event, Key) and event.key == "escape" and isinstance(self.focused, Input):
+            self.focused.display = False
+            self.query_one("#filter-error", Label).display = False
+            self.table.focus()
+            event.stop()
+
+    # -- sort and marks ----------------------------------------------------------------
+
+    def action_sort_step(self, step: int) -> None:
+        index = SORTABLE.index(self.table.sort_column)
+        self.table.sort_by(SORTABLE[(index + step) % len(SORTABLE)], reverse=self.table.sort_reverse)
+        self._update_summary()
+
+    def action_reverse_sort(self) -> None:
+        self.table.sort_by(self.table.sort_column, reverse=not self.table.sort_reverse)
+        self._update_summary()
+
+    @on(DataTable.HeaderSelected, "#domains")
+    def _header_clicked(self, event: DataTable.HeaderSelected) -> None:
+        key = str(event.column_key.value)
+        if key in SORTABLE:
+            self.table.sort_by(key)
+            self._update_summary()
+
+    def action_mark(self) -> None:
+        self.table.toggle_mark()
+        self._update_summary()
+
+    def action_mark_filtered(self) -> None:
+        self.table.mark_shown()
+        self._update_summary()
+
+    def action_unmark(self) -> None:
+        self.table.clear_marks()
+        self._update_summary()
+
+    def action_toggle_pane(self, selector: str) -> None:
+        widget = self.query_one(selector)
+        widget.display = not widget.display
+
+    def action_help(self) -> None:
+        keys = [(b.key, b.description) for b in self.BINDINGS if isinstance(b, Binding)]
+        self.app.push_screen(HelpScreen("Fleet", [*keys, *self.HELP_EXTRA]))
+
+    # -- drill down -------------------------------------------------------------------
+
+    @on(DataTable.RowSelected, "#domains")
+    def _row_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.action_open_domain()
+
+    def action_open_domain(self) -> None:
+        from vfleet.screens.domain import DomainScreen
+
+        row = self.table.row_at_cursor()
+        if row is not None:
+            self.app.push_screen(DomainScreen(self.fleet, row.host, row.domain.key))
+
+    @on(DataTable.RowSelected, "#hosts")
+    def _host_selected(self, event: DataTable.RowSelected) -> None:
+        event.stop()
+        self.open_host(str(event.row_key.value))
+
+    def action_open_host(self) -> None:
+        host = self.query_one(HostsPane).host_at_cursor() if self.focused is self.query_one(HostsPane) else None
+        row = self.table.row_at_cursor()
+        host = host or (row.host if row else None)
+        if host is not None:
+            self.open_host(host)
+
+    def open_host(self, host: str) -> None:
+        from vfleet.screens.host import HostScreen
+
+        if host not in self.views:
+            self.notify(f"no host named {host!r}", severity="error")
+            return
+        self.app.push_screen(HostScreen(self.fleet, host))
+
+    # -- actions ---------------------------------------------------------------------
+
+    def action_actions(self) -> None:
+        targets = self.table.targets()
+        if not targets:
+            self.notify("no domain under the cursor and none marked", severity="warning")
+            return
+        hosts = {t.host for t in targets}
+        verbs = frozenset(Verb)
+        for host in hosts:
+            verbs &= allowed_verbs(self.fleet.view(host))
+        if not verbs:
+            why = (
+                "read-only"
+                if any(self.fleet.view(h).read_only for h in hosts)
+                else "no verb is supported by every host"
+            )
+            self.notify(f"no actions: {why}", severity="warning")
+            return
+        ordered = [v for v in Verb if v in verbs]
+
+        def chosen(verb: Verb | None) -> None:
+            if verb is not None:
+                self.confirm_and_run(verb, targets)
+
+        self.app.push_screen(ActionMenu(ordered, targets), chosen)
+
+    def confirm_and_run(self, verb: Verb, targets: list[Target]) -> None:
+        if not targets:
+            self.notify("no domain under the cursor and none marked", severity="warning")
+            return
+        modal = confirm_screen(confirmation_tier(verb, len(targets)), verb, targets)
+
+        def confirmed(yes: bool | None) -> None:
+            if yes:
+                self.start_job(verb, targets)
+
+        if modal is None:
+            self.start_job(verb, targets)
+        else:
+            self.app.push_screen(modal, confirmed)
+
+    def start_job(self, verb: Verb, targets: list[Target]) -> None:
+        job = next(_job_numbers)
+        jobs = self.query_one(JobsPane)
+        jobs.display = True
+        jobs.job_started(job, verb.value, len(targets))
+
+        def report(result: ActionResult) -> None:
+            self.post_message(JobResult(job, result))
+
+        async def run() -> None:
+            results = await run_action(self.fleet, verb, targets, on_result=report)
+            ok = sum(r.ok for r in results)
+            self.post_message(JobDone(job, ok, len(results) - ok))
+
+        self.run_worker(run(), group="jobs", exit_on_error=False)
+
+    def on_job_result(self, message: JobResult) -> None:
+        self.query_one(JobsPane).result(message.job, message.result)
+
+    def on_job_done(self, message: JobDone) -> None:
+        self.query_one(JobsPane).job_done(message.job, message.ok, message.failed)
+        if message.ok and self.table.marked:
+            self.table.clear_marks()
+            self._update_summary()

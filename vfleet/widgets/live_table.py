@@ -1,0 +1,77 @@
+"""A DataTable that repaints only the rows that changed.
+
+Stock DataTable.update_cell repaints the whole widget: every visible line goes to
+the terminal again on every tick, which is what makes a live table heavy over SSH.
+Here cell updates are batched; the batch repaints just the screen lines of the
+rows it touched (and nothing when they are scrolled out of view).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from textual.geometry import Region
+from textual.widgets import DataTable
+from textual.widgets.data_table import CellType, ColumnKey, RowKey
+
+
+class LiveTable(DataTable[CellType]):
+    # Class-level defaults: DataTable.__init__ already calls refresh().
+    _in_batch = False
+    _full_refresh_wanted = False
+
+    def __init__(self, **kwargs: object) -> None:
+        super().__init__(**kwargs)  # type: ignore[arg-type]
+        self._touched: set[RowKey] = set()
+
+    def refresh(self, *regions: Region, **kwargs: object) -> LiveTable[CellType]:
+        # update_cell() asks for a full repaint; inside a batch we repaint rows instead.
+        if self._in_batch and not regions and not kwargs:
+            return self
+        if self._in_batch and (kwargs.get("layout") or kwargs.get("repaint") is False):
+            self._full_refresh_wanted = True
+        super().refresh(*regions, **kwargs)  # type: ignore[arg-type]
+        return self
+
+    @contextmanager
+    def updating_rows(self) -> Iterator[None]:
+        """Collect set_cells() calls; repaint only the touched rows at the end."""
+        self._in_batch, self._full_refresh_wanted = True, False
+        self._touched.clear()
+        try:
+            yield
+        finally:
+            self._in_batch = False
+            if self._full_refresh_wanted:
+                self.refresh()
+            else:
+                self._repaint_rows()
+
+    def set_cells(self, row_key: str, values: dict[str, CellType]) -> None:
+        key = RowKey(row_key)
+        for column, value in values.items():
+            self.update_cell(key, ColumnKey(column), value)
+        if self._in_batch:
+            self._touched.add(key)
+
+    def _repaint_rows(self) -> None:
+        if not self._touched:
+            return
+        header = self.header_height if self.show_header else 0
+        top = self.scroll_offset.y
+        visible = range(top, top + max(0, self.size.height - header))
+        width = self.size.width
+        for key in self._touched:
+            index = self.get_row_index(key)  # every row is one line high
+            if index in visible:
+                self.refresh(Region(0, header + index - top, width, 1))
+        self._touched.clear()
+
+    def row_key_at_cursor(self) -> str | None:
+        if not self.row_count:
+            return None
+        try:
+            return self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value
+        except Exception:  # the cursor sits outside the (just shrunk) table
+            return None
