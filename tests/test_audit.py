@@ -3,6 +3,7 @@ one chain when several processes append at once."""
 
 from __future__ import annotations
 
+import itertools
 import json
 import subprocess
 import sys
@@ -23,7 +24,7 @@ def test_records_chain_to_each_other(tmp_path: Path) -> None:
     path = _log(tmp_path)
     records = list(AuditLog(path).records())
     assert records[0]["prev"] == GENESIS
-    assert all(b["prev"] == a["hash"] for a, b in zip(records, records[1:], strict=False))
+    assert all(b["prev"] == a["hash"] for a, b in itertools.pairwise(records))
     assert {"time", "user", "ran_on", "verb", "targets"} <= set(records[0])
     assert verify(path).ok and verify(path).records == 5
 
