@@ -5,7 +5,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(PY) -m pip --disable-pip-version-check -q
 
-.PHONY: demo test check lint typecheck unit testbed testbed-down bench clean
+.PHONY: demo test lint unit testbed testbed-apt testbed-down xen-fixtures bench clean
 
 demo: $(VENV)/.base
 	$(VENV)/bin/vfleet demo
@@ -14,9 +14,10 @@ test: testbed-apt $(VENV)/.test testbed
 	VFLEET_REQUIRE_BACKENDS=1 $(PY) -m pytest -ra
 	$(MAKE) --no-print-directory lint
 
-# The suite without the real backends (they are skipped): quick feedback while coding.
+# Quick feedback while coding: whatever backends are up are used, missing ones are
+# skipped, and the real Xen host (a 2-4 minute boot) is left out.
 unit: $(VENV)/.test
-	$(PY) -m pytest -q
+	VFLEET_SKIP_XEN=1 $(PY) -m pytest -q
 
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check vfleet tests bench
@@ -30,9 +31,17 @@ testbed: testbed-apt
 
 testbed-down:
 	testbed/down.sh
+	testbed/xen-down.sh
+
+# Re-record tests/fixtures/xen/ from the real Xen dom0 (boots it if needed).
+xen-fixtures:
+	testbed/xen-up.sh
+	testbed/xen-fixtures.sh
 
 bench: $(VENV)/.test testbed
 	$(PY) bench/status_scale.py
+	$(PY) bench/bulk_actions.py
+	$(PY) bench/tui_table.py
 
 $(VENV)/.python:
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv)

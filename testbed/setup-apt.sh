@@ -19,6 +19,10 @@ PKGS=(
   cpio gzip xz-utils zstd kmod
   # ip(8), useradd/groupadd, pgrep/pkill -F
   iproute2 passwd procps
+  # vcsim (VMware's simulator) is built from Debian's govmomi sources
+  golang-go golang-github-vmware-govmomi-dev
+  # the real Xen dom0 image (xen-image.sh)
+  debootstrap e2fsprogs
 )
 
 missing=()
