@@ -17,43 +17,34 @@ from textual.widgets.data_table import CellType, ColumnKey, RowKey
 
 
 class LiveTable(DataTable[CellType]):
-    # Class-level defaults: DataTable.__init__ already calls refresh().
-    _in_batch = False
-    _full_refresh_wanted = False
-
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._touched: set[RowKey] = set()
-
-    def refresh(self, *regions: Region, **kwargs: object) -> LiveTable[CellType]:
-        # update_cell() asks for a full repaint; inside a batch we repaint rows instead.
-        if self._in_batch and not regions and not kwargs:
-            return self
-        if self._in_batch and (kwargs.get("layout") or kwargs.get("repaint") is False):
-            self._full_refresh_wanted = True
-        super().refresh(*regions, **kwargs)  # type: ignore[arg-type]
-        return self
+        self._in_batch = False
 
     @contextmanager
     def updating_rows(self) -> Iterator[None]:
         """Collect set_cells() calls; repaint only the touched rows at the end."""
-        self._in_batch, self._full_refresh_wanted = True, False
+        self._in_batch = True
         self._touched.clear()
         try:
             yield
         finally:
             self._in_batch = False
-            if self._full_refresh_wanted:
-                self.refresh()
-            else:
-                self._repaint_rows()
+            self._repaint_rows()
 
     def set_cells(self, row_key: str, values: dict[str, CellType]) -> None:
+        """update_cell() without its full repaint: the same data change, then one line."""
         key = RowKey(row_key)
+        if key not in self._row_locations:
+            raise KeyError(row_key)
+        row = self._data[key]
         for column, value in values.items():
-            self.update_cell(key, ColumnKey(column), value)
-        if self._in_batch:
-            self._touched.add(key)
+            row[ColumnKey(column)] = value
+        self._update_count += 1  # invalidates DataTable's render caches, as update_cell does
+        self._touched.add(key)
+        if not self._in_batch:
+            self._repaint_rows()
 
     def _repaint_rows(self) -> None:
         if not self._touched:
@@ -63,6 +54,8 @@ class LiveTable(DataTable[CellType]):
         visible = range(top, top + max(0, self.size.height - header))
         width = self.size.width
         for key in self._touched:
+            if key not in self._row_locations:
+                continue  # removed meanwhile
             index = self.get_row_index(key)  # every row is one line high
             if index in visible:
                 self.refresh(Region(0, header + index - top, width, 1))
