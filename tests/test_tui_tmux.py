@@ -12,9 +12,14 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from conftest import need_backend
 
 ROOT = Path(__file__).resolve().parent.parent
-pytestmark = pytest.mark.skipif(shutil.which("tmux") is None, reason="tmux is not installed")
+
+
+@pytest.fixture(autouse=True)
+def _tmux_installed() -> None:
+    need_backend("tmux", shutil.which("tmux") is not None)
 
 
 class Tmux:
@@ -24,8 +29,8 @@ class Tmux:
     def run(self, *args: str) -> str:
         return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True, timeout=10).stdout
 
-    def screen(self) -> str:
-        return self.run("capture-pane", "-p", "-t", self.session)
+    def screen(self, escapes: bool = False) -> str:
+        return self.run("capture-pane", "-p", *(["-e"] if escapes else []), "-t", self.session)
 
     def keys(self, *keys: str) -> None:
         self.run("send-keys", "-t", self.session, *keys)
@@ -45,20 +50,50 @@ class Tmux:
             time.sleep(0.1)  # the pane is another process's output: there is nothing to await
 
 
-@pytest.fixture
-def tmux() -> object:
+def start(no_color: bool = False) -> Tmux:
     term = Tmux()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
-    env.pop("NO_COLOR", None)
-    command = f"cd {ROOT} && exec {sys.executable} -m vfleet demo"
+    # A running tmux server gives new panes its own environment, not ours: set it in the command.
+    colour = "NO_COLOR=1" if no_color else "-u NO_COLOR"
+    command = f"cd {ROOT} && exec env {colour} PYTHONPATH={ROOT} {sys.executable} -m vfleet demo"
     subprocess.run(
         ["tmux", "new-session", "-d", "-s", term.session, "-x", "120", "-y", "40", command],
         check=True,
         env=env,
         timeout=10,
     )
+    return term
+
+
+@pytest.fixture
+def tmux() -> object:
+    term = start()
     yield term
     subprocess.run(["tmux", "kill-session", "-t", term.session], check=False, capture_output=True, timeout=10)
+
+
+@pytest.fixture
+def tmux_no_color() -> object:
+    term = start(no_color=True)
+    yield term
+    subprocess.run(["tmux", "kill-session", "-t", term.session], check=False, capture_output=True, timeout=10)
+
+
+def test_no_color_renders_in_greys_only(tmux: Tmux, tmux_no_color: Tmux) -> None:
+    """Textual reads NO_COLOR as "monochrome": every colour it sends is a grey."""
+    import re
+
+    def hues(screen: str) -> set[int]:  # xterm-256 codes that are not on the grey ramp
+        codes = {int(c) for c in re.findall(r"\[(?:[0-9;]*;)?[34]8;5;(\d+)m", screen)}
+        return {c for c in codes if not 232 <= c <= 255 and c not in (0, 7, 8, 15, 16, 59, 102, 145, 188, 231)}
+
+    tmux.wait_for(lambda s: "esx-fra-1-api01" in s, "the coloured demo")
+    tmux_no_color.wait_for(lambda s: "esx-fra-1-api01" in s, "the NO_COLOR demo")
+    coloured = tmux.screen(escapes=True)
+    plain = tmux_no_color.screen(escapes=True)
+    assert hues(coloured), "the check must see colours when there are some"
+    assert hues(plain) == set(), hues(plain)
+    assert not re.search(r"[34]8;2;", plain)  # no true-colour either
 
 
 def test_demo_in_a_terminal_filter_mark_and_confirm_an_action(tmux: Tmux) -> None:
