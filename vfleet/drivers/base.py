@@ -13,7 +13,7 @@ from collections.abc import AsyncIterator
 from enum import Enum
 from typing import ClassVar
 
-from vfleet.errors import UnsupportedAction
+from vfleet.errors import PolicyRefused, UnsupportedAction
 from vfleet.models import ActionResult, DomainEvent, HostConfig, HostFacts, HostSnapshot, Verb
 
 
@@ -72,6 +72,8 @@ class Driver(ABC):
         """Run one lifecycle verb on one domain and report the state read back."""
         if capability_for(verb) not in self.capabilities:
             raise UnsupportedAction(self.host, f"the {self.kind} driver cannot {verb.value}")
+        if self.read_only:  # defence in depth: the core's policy refuses first
+            raise PolicyRefused(f"{self.host}: read-only: {verb.value} {domain} refused")
         return await self._perform(verb, domain)
 
     async def _perform(self, verb: Verb, domain: str) -> ActionResult:

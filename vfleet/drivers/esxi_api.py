@@ -58,7 +58,6 @@ from vfleet.errors import (
     DriverError,
     DriverTimeout,
     HostUnreachable,
-    PolicyRefused,
 )
 from vfleet.models import ActionResult, Domain, HostConfig, HostFacts, HostSnapshot, PowerState, TlsSettings, Verb
 
@@ -373,8 +372,6 @@ class EsxiApiDriver(Driver):
     # -- actions ------------------------------------------------------------------
 
     async def _perform(self, verb: Verb, domain: str) -> ActionResult:
-        if self.read_only:
-            raise PolicyRefused(f"{self.host}: read-only: {verb.value} {domain} refused")
         self._connected()
         what = f"{verb.value} {domain}"
         # The task wait stops a little before the outer timeout, so we report the task's fate.

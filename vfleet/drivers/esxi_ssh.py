@@ -25,7 +25,7 @@ from vfleet.drivers.esxi_parse import (
 )
 from vfleet.drivers.ssh import CommandResult, SshTransport, first_line, raise_for
 from vfleet.drivers.xen_parse import SEPARATOR, split_sections
-from vfleet.errors import ActionFailed, DomainNotFound, PolicyRefused
+from vfleet.errors import ActionFailed, DomainNotFound
 from vfleet.models import ActionResult, HostConfig, HostFacts, HostSnapshot, PowerState, Verb
 
 log = logging.getLogger(__name__)
@@ -136,8 +136,6 @@ class EsxiSshDriver(Driver):
         return POWER_STATES.get(summary.power, PowerState.UNKNOWN), summary.power
 
     async def _perform(self, verb: Verb, domain: str) -> ActionResult:
-        if self.read_only:
-            raise PolicyRefused(f"{self.host}: read-only: {verb.value} {domain} refused")
         vm = await self._find(domain)
         command = f"vim-cmd vmsvc/{_POWER[verb]} {vm.vmid}"
         result = await self.ssh.run(command)

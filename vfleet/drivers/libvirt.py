@@ -31,7 +31,6 @@ from vfleet.errors import (
     DomainNotFound,
     DriverError,
     HostUnreachable,
-    PolicyRefused,
     UnsupportedAction,
 )
 from vfleet.models import ActionResult, DomainEvent, HostConfig, HostFacts, HostSnapshot, Verb
@@ -269,8 +268,6 @@ class LibvirtDriver(Driver):
     # -- actions ------------------------------------------------------------------
 
     async def _perform(self, verb: Verb, domain: str) -> ActionResult:
-        if self.read_only:
-            raise PolicyRefused(f"{self.host}: read-only: {verb.value} {domain} refused")
         conn = self._connection()
         dom = await self._call(f"lookup {domain}", lambda: conn.lookupByName(domain))
         calls: dict[Verb, Callable[[], object]] = {

@@ -25,7 +25,7 @@ from vfleet.drivers.xen_parse import (
     split_sections,
     xl_power_state,
 )
-from vfleet.errors import ActionFailed, DomainNotFound, PolicyRefused
+from vfleet.errors import ActionFailed, DomainNotFound
 from vfleet.models import ActionResult, HostConfig, HostFacts, HostSnapshot, PowerState, Verb
 
 XENTOP = "xentop -b -i 2 -d 1"
@@ -93,8 +93,6 @@ class XenXlDriver(Driver):
         return HostSnapshot(self.host, taken_at, build_domains(rows, top, configured, taken_at), facts)
 
     async def _perform(self, verb: Verb, domain: str) -> ActionResult:
-        if self.read_only:
-            raise PolicyRefused(f"{self.host}: read-only: {verb.value} {domain} refused")
         if verb is Verb.START:
             path = f"{self.config_dir}/{domain}.cfg"
             command = f"xl create {shlex.quote(path)}"
