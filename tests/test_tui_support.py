@@ -29,19 +29,12 @@ from vfleet.models import (
     PowerState,
     Verb,
 )
+from vfleet.policy import TARGET_STATE
 from vfleet.screens.commands import Command, parse_command
 from vfleet.widgets.columns import memory_cell, sparkline
 
 GIB = 1 << 30
-_AFTER = {
-    Verb.START: PowerState.RUNNING,
-    Verb.SHUTDOWN: PowerState.OFF,
-    Verb.REBOOT: PowerState.RUNNING,
-    Verb.PAUSE: PowerState.PAUSED,
-    Verb.RESUME: PowerState.RUNNING,
-    Verb.FORCE_OFF: PowerState.OFF,
-    Verb.RESET: PowerState.RUNNING,
-}
+_AFTER = TARGET_STATE  # the state each verb leads to
 
 
 @dataclass

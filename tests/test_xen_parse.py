@@ -13,15 +13,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sshhost import XEN_SESSION, load_session
+from vfleet.drivers.batch import SEPARATOR, split_sections
 from vfleet.drivers.xen_parse import (
-    SEPARATOR,
     XentopRow,
     XlListRow,
     build_domains,
     parse_xentop,
     parse_xl_info,
     parse_xl_list,
-    split_sections,
     xl_power_state,
 )
 from vfleet.errors import GarbledOutput

@@ -12,6 +12,7 @@ import re
 import time
 
 from vfleet.drivers.base import LIFECYCLE, Driver
+from vfleet.drivers.batch import join, split_sections
 from vfleet.drivers.esxi_parse import (
     POWER_STATES,
     UNKNOWN_VM,
@@ -24,7 +25,6 @@ from vfleet.drivers.esxi_parse import (
     world_ids,
 )
 from vfleet.drivers.ssh import CommandResult, SshTransport, first_line, raise_for
-from vfleet.drivers.xen_parse import SEPARATOR, split_sections
 from vfleet.errors import ActionFailed, DomainNotFound
 from vfleet.models import ActionResult, HostConfig, HostFacts, HostSnapshot, PowerState, Verb
 
@@ -57,7 +57,7 @@ KILL_TYPES = ("soft", "hard", "force")
 
 
 def batch(commands: list[str]) -> str:
-    return "; ".join(f"{command}; echo {SEPARATOR} $?" for command in commands)
+    return join(commands)
 
 
 class EsxiSshDriver(Driver):

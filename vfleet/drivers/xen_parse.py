@@ -21,7 +21,6 @@ MIB = 1024 * 1024
 SECTOR = 512  # xentop VBD_RSECT/VBD_WSECT count 512-byte sectors
 XENTOP_NAME_WIDTH = 10  # xentop prints "%10.10s": longer names are cut
 NOT_RUNNING = "(not running)"  # raw state of a configured domain that xl does not list
-SEPARATOR = "@@VFLEET@@"
 
 XL_LIST_HEADER = ("Name", "ID", "Mem", "VCPUs", "State", "Time(s)")
 _XL_ROW = re.compile(
@@ -242,24 +241,6 @@ def parse_xl_info(text: str, host: str = "") -> HostFacts:
 def config_names(text: str) -> list[str]:
     """Domain names from `ls -1 CONFIG_DIR`: every NAME.cfg there can be started."""
     return sorted(line[: -len(".cfg")] for line in text.splitlines() if line.endswith(".cfg") and len(line) > 4)
-
-
-def split_sections(text: str, count: int, host: str = "") -> list[tuple[int, str]]:
-    """Cut `a; echo SEP $?; b; echo SEP $?` output into (exit status, text) per command."""
-    sections: list[tuple[int, str]] = []
-    current: list[str] = []
-    for line in text.splitlines(keepends=True):
-        if line.startswith(SEPARATOR):
-            status = line[len(SEPARATOR) :].strip()
-            if not _INT.match(status):
-                raise GarbledOutput(host, f"poll output: bad separator line {line.strip()!r}")
-            sections.append((int(status), "".join(current)))
-            current = []
-        else:
-            current.append(line)
-    if len(sections) != count or "".join(current).strip():
-        raise GarbledOutput(host, f"poll output: {len(sections)} of {count} sections (truncated?)")
-    return sections
 
 
 def _match_xentop(rows: Sequence[XlListRow], top: Iterable[XentopRow]) -> dict[int, XentopRow]:

@@ -13,16 +13,15 @@ import shlex
 import time
 
 from vfleet.drivers.base import Capability, Driver
+from vfleet.drivers.batch import join, split_sections
 from vfleet.drivers.ssh import CommandResult, SshTransport, first_line, raise_for
 from vfleet.drivers.xen_parse import (
     NOT_RUNNING,
-    SEPARATOR,
     build_domains,
     config_names,
     parse_xentop,
     parse_xl_info,
     parse_xl_list,
-    split_sections,
     xl_power_state,
 )
 from vfleet.errors import ActionFailed, DomainNotFound
@@ -65,7 +64,7 @@ class XenXlDriver(Driver):
         config_dir = config.options.get("config_dir", "/etc/xen")
         self.config_dir = str(config_dir).rstrip("/") or "/"
         parts = ["xl list", XENTOP, "xl info", f"ls -1 {shlex.quote(self.config_dir)} 2>/dev/null"]
-        self.poll_command = "; ".join(f"{part}; echo {SEPARATOR} $?" for part in parts)
+        self.poll_command = join(parts)
 
     async def connect(self) -> HostFacts:
         await self.ssh.connect()
