@@ -181,3 +181,15 @@ async def test_ssh_config_aliases_user_port_and_identity(
     with pytest.raises((HostUnreachable, AuthFailed)):
         await connected(HostConfig(name="xenbox", driver="xen_xl", connect_timeout=3,
                                    ssh=SshSettings(agent=False, config=False)))
+
+
+async def test_a_broken_ssh_config_is_a_clear_host_error(
+    server: SshTestServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("HOME", str(tmp_path))
+    ssh_dir = tmp_path / ".ssh"
+    ssh_dir.mkdir()
+    (ssh_dir / "config").write_text("Host xenbox\n  Port not-a-number\n")
+    (ssh_dir / "known_hosts").write_text(server.known_line(server.keys.host))
+    with pytest.raises(HostUnreachable, match=r"^xenbox: cannot use ~/.ssh/config: .*ssh.config: false"):
+        await connected(HostConfig(name="xenbox", driver="xen_xl", ssh=SshSettings(agent=False, config=True)))

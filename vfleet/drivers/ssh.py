@@ -125,6 +125,8 @@ class SshTransport:
             raise AuthFailed(self.host, f"cannot load the SSH key {self.config.ssh.key_file}: {exc}") from exc
         except asyncssh.DisconnectError as exc:
             raise HostUnreachable(self.host, f"SSH to {self.where} failed: {exc.reason}") from exc
+        except asyncssh.ConfigParseError as exc:  # a typo in ~/.ssh/config is the user's to fix, not a bug
+            raise HostUnreachable(self.host, f"cannot use ~/.ssh/config: {exc} (or set ssh.config: false)") from exc
         except OSError as exc:
             if (
                 self.config.ssh.key_file
