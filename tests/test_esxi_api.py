@@ -16,8 +16,8 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from conftest import need_backend
 
+from conftest import need_backend
 from vcsim_fixture import PASSWORD, USER, VCSIM_BIN, Vcsim, start_vcsim
 from vfleet.drivers import vsphere_map as vm_map
 from vfleet.errors import (

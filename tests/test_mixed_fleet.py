@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from conftest import need_backend
 
+from conftest import need_backend
 from nodexml import RUNNING, SHUTOFF, write_node
 from sshhost import EsxiHost, Keys, SshTestServer, XenHost
 from vcsim_fixture import PASSWORD, USER, VCSIM_BIN, Vcsim, start_vcsim

@@ -12,6 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+
 from conftest import need_backend
 
 ROOT = Path(__file__).resolve().parent.parent

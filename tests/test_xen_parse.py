@@ -8,10 +8,10 @@ import itertools
 from decimal import Decimal
 
 import pytest
-from conftest import need_backend
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from conftest import need_backend
 from sshhost import XEN_SESSION, load_session
 from vfleet.drivers.batch import SEPARATOR, split_sections
 from vfleet.drivers.xen_parse import (

@@ -29,8 +29,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import ROOT, need_backend
 
+from conftest import ROOT, need_backend
 from vfleet.errors import AuthFailed, DomainNotFound
 from vfleet.fleet import Fleet, HostView
 from vfleet.models import Domain, DomainEvent, HostConfig, HostSnapshot, HostStatus, PowerState, SshSettings, Verb

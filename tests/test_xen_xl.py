@@ -9,8 +9,8 @@ from dataclasses import replace
 from pathlib import Path
 
 import pytest
-from conftest import need_backend
 
+from conftest import need_backend
 from sshhost import XEN_SESSION, Keys, SshTestServer, XenHost
 from vfleet.drivers.registry import create_driver
 from vfleet.drivers.xen_xl import XenXlDriver
