@@ -16,7 +16,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 
 from vfleet.drivers.base import Capability, Driver
@@ -386,9 +386,3 @@ def _retrieve(task: asyncio.Task[HostSnapshot]) -> None:
     if not task.cancelled():
         task.exception()
 
-
-def summarise(views: Iterable[HostView]) -> dict[HostStatus, int]:
-    counts = {status: 0 for status in HostStatus}
-    for view in views:
-        counts[view.health.status] += 1
-    return counts

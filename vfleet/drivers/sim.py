@@ -12,7 +12,7 @@ import asyncio
 import random
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
@@ -22,6 +22,7 @@ from vfleet.models import (
     Domain,
     DomainCounters,
     DomainEvent,
+    HostConfig,
     HostFacts,
     HostSnapshot,
     MemorySource,
@@ -78,15 +79,15 @@ class SimDriver(Driver):
     kind = "sim"
     capabilities = LIFECYCLE | {Capability.EVENTS, Capability.READ_ONLY_CONNECTION}
 
-    def __init__(self, config: object, *, read_only: bool = False) -> None:
-        super().__init__(config, read_only=read_only)  # type: ignore[arg-type]
-        options = self.config.options
+    def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
+        super().__init__(config, read_only=read_only)
+        options = self.config.options  # typed and checked by the inventory against the sim spec
         self.flavour = str(options.get("flavour", "kvm"))
-        self.latency = float(options.get("latency", 0.05))  # type: ignore[arg-type]
+        self.latency = float(str(options.get("latency", 0.05)))
         self.flaky = bool(options.get("flaky", False))
-        seed = int(options.get("seed", 0))  # type: ignore[call-overload]
+        seed = str(options.get("seed", 0))
         self._rng = random.Random(f"{seed}:{self.host}")
-        count = int(options.get("domains", 10))  # type: ignore[call-overload]
+        count = int(str(options.get("domains", 10)))
         self._domains = {d.name: d for d in (self._make_domain(i) for i in range(count))}
         self._events: asyncio.Queue[DomainEvent] = asyncio.Queue()
         self._connected = False
@@ -237,10 +238,10 @@ class SimDriver(Driver):
         dom.state, dom.started_at, dom.domain_id = PowerState.OFF, None, None
         self._emit(dom, "stopped", detail)
 
-    def _later(self, delay: float, change: object) -> None:
+    def _later(self, delay: float, change: Callable[[], None]) -> None:
         async def run() -> None:
             await asyncio.sleep(delay)
-            change()  # type: ignore[operator]
+            change()
 
         task = asyncio.create_task(run())
         self._transitions.add(task)

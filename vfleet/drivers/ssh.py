@@ -2,8 +2,8 @@
 
 One connection per host, reused for every command: channels are cheap,
 handshakes are not. Host keys are always checked against a known_hosts file:
-asyncssh treats known_hosts=None as "accept anything", so we always pass a path
-and fail clearly when there is none. Reconnecting is the fleet engine's job: a
+asyncssh reads a missing (None) known_hosts argument as "accept any key", so we
+always pass a file and fail clearly when there is none. Reconnecting is the fleet engine's job: a
 dropped connection is HostUnreachable and the driver is replaced.
 """
 
