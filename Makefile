@@ -22,6 +22,7 @@ unit: $(VENV)/.test
 lint: $(VENV)/.test
 	$(VENV)/bin/ruff check vfleet tests bench
 	$(VENV)/bin/mypy
+	$(VENV)/bin/lint-imports
 
 testbed-apt:
 	testbed/setup-apt.sh

@@ -32,10 +32,19 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from vfleet.app import VFleetApp
-from vfleet.fleet import Fleet, HostView
+from vfleet.core.engine import Fleet, HostView
+from vfleet.core.metrics import DomainRow
+from vfleet.core.models import (
+    Domain,
+    DomainRates,
+    HostConfig,
+    HostFacts,
+    HostHealth,
+    HostStatus,
+    MemorySource,
+    PowerState,
+)
 from vfleet.messages import FleetUpdated
-from vfleet.metrics import DomainRow
-from vfleet.models import Domain, DomainRates, HostConfig, HostFacts, HostHealth, HostStatus, MemorySource, PowerState
 from vfleet.widgets.columns import COLUMNS, row_texts, styled
 
 SIZE = (200, 50)

@@ -19,7 +19,7 @@ from typing import Protocol
 
 import asyncssh
 
-from vfleet.models import HostConfig, SshSettings
+from vfleet.core.models import HostConfig, SshSettings
 
 ROOT = Path(__file__).resolve().parent.parent
 # A copy of ../shared/fixtures/xen: real outputs of a Xen 4.17 dom0 (see its README).

@@ -14,20 +14,20 @@ from typing import Any
 import pytest
 
 from nodexml import SHUTOFF, write_node
-from vfleet.actions import execute
-from vfleet.audit import AuditLog, verify
-from vfleet.errors import ExitCode
-from vfleet.fleet import Fleet
-from vfleet.models import HostConfig, PowerState, Verb
-from vfleet.policy import plan, select
-from vfleet.selector import Selector
+from vfleet.core.audit import AuditLog, verify
+from vfleet.core.engine import Fleet
+from vfleet.core.errors import ExitCode
+from vfleet.core.models import HostConfig, PowerState, Verb
+from vfleet.core.operations import execute
+from vfleet.core.policy import plan, select
+from vfleet.core.selector import Selector
 
 pytestmark = pytest.mark.usefixtures("libvirt_module")
 
 
 def counting_factory(peaks: Counter[str]):  # type: ignore[no-untyped-def]
     """Real LibvirtDriver instances whose perform() counts concurrent calls per host."""
-    from vfleet.drivers.libvirt import LibvirtDriver
+    from vfleet.drivers.libvirt.driver import LibvirtDriver
 
     in_flight: Counter[str] = Counter()
 
@@ -44,7 +44,7 @@ def counting_factory(peaks: Counter[str]):  # type: ignore[no-untyped-def]
 
 
 async def test_bulk_start_and_stop_of_500_domains_on_10_hosts(tmp_path: Path) -> None:
-    from vfleet.actions import PER_HOST_LIMIT
+    from vfleet.core.operations import PER_HOST_LIMIT
 
     hosts = [
         HostConfig(name=f"t{i}", driver="libvirt", poll_interval=0.5,

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from vfleet.actions import Target, Tier, allowed_verbs, confirmation_tier, run_action
-from vfleet.demo import demo_inventory
-from vfleet.fleet import Fleet
-from vfleet.models import PowerState, Verb
+from vfleet.core.demo import demo_inventory
+from vfleet.core.engine import Fleet
+from vfleet.core.models import PowerState, Verb
+from vfleet.core.operations import Target, Tier, allowed_verbs, confirmation_tier, run_action
 
 
 def test_confirmation_tiers() -> None:

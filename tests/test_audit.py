@@ -9,7 +9,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vfleet.audit import GENESIS, AuditLog, verify
+from vfleet.core.audit import GENESIS, AuditLog, verify
 
 
 def _log(tmp_path: Path, count: int = 5) -> Path:
@@ -60,7 +60,7 @@ def test_reordered_records_are_named(tmp_path: Path) -> None:
 
 def test_rehashed_forgery_still_breaks_the_chain(tmp_path: Path) -> None:
     """Editing a record and recomputing its own hash is caught by the next record's link."""
-    from vfleet.audit import _digest
+    from vfleet.core.audit import _digest
 
     path = _log(tmp_path)
     lines = path.read_text().splitlines()
@@ -87,7 +87,7 @@ def test_cli_verify_exit_codes(tmp_path: Path) -> None:
 APPENDER = """
 import sys
 from pathlib import Path
-from vfleet.audit import AuditLog
+from vfleet.core.audit import AuditLog
 log = AuditLog(Path(sys.argv[1]))
 for i in range(int(sys.argv[3])):
     log.append({"verb": "start", "writer": sys.argv[2], "n": i, "targets": []})

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from nodexml import PAUSED, RUNNING, SHUTOFF, many, write_node
-from vfleet.errors import ExitCode
+from vfleet.core.errors import ExitCode
 
 
 def vfleet(*args: str, env: dict[str, str] | None = None, timeout: float = 60) -> subprocess.CompletedProcess[str]:

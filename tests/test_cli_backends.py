@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from nodexml import many, write_node
-from vfleet.errors import ExitCode
+from vfleet.core.errors import ExitCode
 
 
 @pytest.fixture

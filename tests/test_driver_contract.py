@@ -14,10 +14,10 @@ from conftest import need_backend
 from nodexml import PAUSED, RUNNING, SHUTOFF, write_node
 from sshhost import EsxiHost, Keys, SshTestServer, XenHost
 from vcsim_fixture import PASSWORD, USER, VCSIM_BIN, start_vcsim
+from vfleet.core.errors import DriverError, PolicyRefused, UnsupportedAction
+from vfleet.core.models import DomainCounters, HostConfig, PowerState, TlsSettings, Verb
 from vfleet.drivers.base import Capability, Driver, capability_for
 from vfleet.drivers.registry import create_driver
-from vfleet.errors import DriverError, PolicyRefused, UnsupportedAction
-from vfleet.models import DomainCounters, HostConfig, PowerState, TlsSettings, Verb
 
 PASSWORD_ENV = "VFLEET_CONTRACT_ESX_PASSWORD"
 

@@ -19,8 +19,8 @@ import pytest
 
 from conftest import need_backend
 from vcsim_fixture import PASSWORD, USER, VCSIM_BIN, Vcsim, start_vcsim
-from vfleet.drivers import vsphere_map as vm_map
-from vfleet.errors import (
+from vfleet.core.engine import Fleet
+from vfleet.core.errors import (
     ActionFailed,
     AuthFailed,
     DomainNotFound,
@@ -29,8 +29,8 @@ from vfleet.errors import (
     HostUnreachable,
     PolicyRefused,
 )
-from vfleet.fleet import Fleet
-from vfleet.models import Domain, HostConfig, HostStatus, MemorySource, PowerState, TlsSettings, Verb
+from vfleet.core.models import Domain, HostConfig, HostStatus, MemorySource, PowerState, TlsSettings, Verb
+from vfleet.drivers.esxi import vsphere_map as vm_map
 
 PASSWORD_ENV = "VFLEET_TEST_VCSIM_PASSWORD"
 WRONG_PASSWORD = "Wr0ng-Secret-4711"
@@ -84,7 +84,7 @@ def config(sim: Vcsim, *, name: str = "esx1", pin: bool = True, **kw: object) ->
 
 
 def driver_for(cfg: HostConfig, read_only: bool = False):  # type: ignore[no-untyped-def]
-    from vfleet.drivers.esxi_api import EsxiApiDriver
+    from vfleet.drivers.esxi.api import EsxiApiDriver
 
     return EsxiApiDriver(cfg, read_only=read_only)
 

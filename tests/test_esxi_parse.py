@@ -11,14 +11,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from sshhost import ESXI_FIXTURES
-from vfleet.drivers.esxi_parse import (
+from vfleet.core.errors import GarbledOutput
+from vfleet.drivers.esxi.parse import (
     VmSummary,
     parse_fault,
     parse_getallvms,
     parse_summary,
     world_ids,
 )
-from vfleet.errors import GarbledOutput
 
 HEADER = ("Vmid              Name                                          File                                       "
           "Guest OS          Version              Annotation\n")

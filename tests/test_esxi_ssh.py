@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from sshhost import EsxiHost, Keys, SshTestServer
-from vfleet.drivers.esxi_ssh import EsxiSshDriver
+from vfleet.core.engine import Fleet, HostView
+from vfleet.core.errors import ActionFailed, AuthFailed, DomainNotFound, GarbledOutput
+from vfleet.core.models import HostStatus, MemorySource, PowerState, Verb
+from vfleet.drivers.esxi.ssh import EsxiSshDriver
 from vfleet.drivers.registry import create_driver
-from vfleet.errors import ActionFailed, AuthFailed, DomainNotFound, GarbledOutput
-from vfleet.fleet import Fleet, HostView
-from vfleet.models import HostStatus, MemorySource, PowerState, Verb
 
 MIB = 1024 * 1024
 

@@ -10,10 +10,10 @@ from collections.abc import Callable
 
 import pytest
 
+from vfleet.core.engine import Backoff, Fleet, HostView
+from vfleet.core.errors import AuthFailed, DriverError, HostUnreachable
+from vfleet.core.models import Domain, DomainCounters, HostConfig, HostFacts, HostSnapshot, HostStatus, PowerState
 from vfleet.drivers.base import Driver
-from vfleet.errors import AuthFailed, DriverError, HostUnreachable
-from vfleet.fleet import Backoff, Fleet, HostView
-from vfleet.models import Domain, DomainCounters, HostConfig, HostFacts, HostSnapshot, HostStatus, PowerState
 
 
 class ScriptedDriver(Driver):

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from vfleet import inventory
-from vfleet.errors import ExitCode, InventoryError
+from vfleet.core import inventory
+from vfleet.core.errors import ExitCode, InventoryError
 
 GOOD = """\
 version: 1

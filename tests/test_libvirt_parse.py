@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from vfleet.drivers import libvirt_parse as lp
-from vfleet.models import MemorySource, PowerState
+from vfleet.core.models import MemorySource, PowerState
+from vfleet.drivers.libvirt import parse as lp
 
 libvirt = pytest.importorskip("libvirt")
 

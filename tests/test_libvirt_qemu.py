@@ -13,10 +13,10 @@ from collections.abc import AsyncIterator
 
 import pytest
 
+from vfleet.core.engine import Fleet, HostView
+from vfleet.core.metrics import DomainRow
+from vfleet.core.models import DomainEvent, HostConfig, HostStatus, MemorySource, PowerState, Verb
 from vfleet.drivers.base import Driver
-from vfleet.fleet import Fleet, HostView
-from vfleet.metrics import DomainRow
-from vfleet.models import DomainEvent, HostConfig, HostStatus, MemorySource, PowerState, Verb
 
 MIB = 1024 * 1024
 
@@ -105,7 +105,7 @@ async def state_of(driver: Driver, name: str) -> PowerState:
 
 
 async def test_real_guest_lifecycle_with_events(testbed: dict[str, str], guests: list[str]) -> None:
-    from vfleet.drivers.libvirt import LibvirtDriver
+    from vfleet.drivers.libvirt.driver import LibvirtDriver
 
     name = guests[-1]
     driver = LibvirtDriver(qemu_host(testbed))
@@ -145,8 +145,8 @@ async def test_real_guest_lifecycle_with_events(testbed: dict[str, str], guests:
 
 
 async def test_read_only_connection_to_real_libvirtd(testbed: dict[str, str], guests: list[str]) -> None:
-    from vfleet.drivers.libvirt import LibvirtDriver
-    from vfleet.errors import PolicyRefused
+    from vfleet.core.errors import PolicyRefused
+    from vfleet.drivers.libvirt.driver import LibvirtDriver
 
     driver = LibvirtDriver(qemu_host(testbed), read_only=True)
     await driver.connect()
@@ -170,7 +170,7 @@ async def test_read_only_connection_to_real_libvirtd(testbed: dict[str, str], gu
 
 async def test_per_domain_fallback_reads_the_same_metrics_as_bulk(testbed: dict[str, str], guests: list[str]) -> None:
     """The path used for libxl hosts, exercised on real guests: same fields, same sources."""
-    from vfleet.drivers.libvirt import LibvirtDriver
+    from vfleet.drivers.libvirt.driver import LibvirtDriver
 
     bulk = LibvirtDriver(qemu_host(testbed))
     each = LibvirtDriver(qemu_host(testbed))

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from nodexml import RUNNING, SHUTOFF, write_node
-from vfleet.errors import AuthFailed
-from vfleet.fleet import Fleet
-from vfleet.models import HostConfig, HostStatus, PowerState, Verb
+from vfleet.core.engine import Fleet
+from vfleet.core.errors import AuthFailed
+from vfleet.core.models import HostConfig, HostStatus, PowerState, Verb
 
 
 def ssh_uri(testbed: dict[str, str], scheme: str, path: str, wrapper_key: str = "VFLEET_SSH_WRAPPER") -> str:
@@ -49,7 +49,7 @@ async def test_qemu_over_ssh_sees_real_guests_with_metrics(testbed: dict[str, st
 
 async def test_events_and_actions_over_ssh(testbed: dict[str, str], tmp_path: Path) -> None:
     node = write_node(tmp_path / "remote.xml", [("r1", RUNNING), ("r2", SHUTOFF)])
-    from vfleet.drivers.libvirt import LibvirtDriver
+    from vfleet.drivers.libvirt.driver import LibvirtDriver
 
     driver = LibvirtDriver(host("test-ssh", ssh_uri(testbed, "test+ssh", str(node))))
     facts = await driver.connect()
@@ -67,7 +67,7 @@ async def test_events_and_actions_over_ssh(testbed: dict[str, str], tmp_path: Pa
 
 
 async def test_wrong_host_key_is_a_clear_auth_error_not_a_hang(testbed: dict[str, str]) -> None:
-    from vfleet.drivers.libvirt import LibvirtDriver
+    from vfleet.drivers.libvirt.driver import LibvirtDriver
 
     uri = ssh_uri(testbed, "qemu+ssh", "/system", wrapper_key="VFLEET_SSH_WRAPPER_WRONG")
     driver = LibvirtDriver(host("impostor", uri))

@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from nodexml import PAUSED, RUNNING, SHUTOFF, many, write_node
-from vfleet.errors import DomainNotFound, DriverError, PolicyRefused
-from vfleet.fleet import Fleet
-from vfleet.models import DomainEvent, HostConfig, HostStatus, PowerState, Verb
+from vfleet.core.engine import Fleet
+from vfleet.core.errors import DomainNotFound, DriverError, PolicyRefused
+from vfleet.core.models import DomainEvent, HostConfig, HostStatus, PowerState, Verb
 
 pytestmark = pytest.mark.usefixtures("libvirt_module")
 
@@ -25,7 +25,7 @@ def config(path: Path, name: str = "test1", **kw: object) -> HostConfig:
 
 
 def driver_for(cfg: HostConfig, read_only: bool = False):  # type: ignore[no-untyped-def]
-    from vfleet.drivers.libvirt import LibvirtDriver
+    from vfleet.drivers.libvirt.driver import LibvirtDriver
 
     return LibvirtDriver(cfg, read_only=read_only)
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vfleet.metrics import History, HistoryPoint, compute_rates, rate
-from vfleet.models import DomainCounters, DomainGauges, DomainRates
+from vfleet.core.metrics import History, HistoryPoint, compute_rates, rate
+from vfleet.core.models import DomainCounters, DomainGauges, DomainRates
 
 
 def test_rate_math() -> None:

@@ -18,11 +18,11 @@ from conftest import need_backend
 from nodexml import RUNNING, SHUTOFF, write_node
 from sshhost import EsxiHost, Keys, SshTestServer, XenHost
 from vcsim_fixture import PASSWORD, USER, VCSIM_BIN, Vcsim, start_vcsim
-from vfleet import inventory
-from vfleet.actions import run_action
-from vfleet.fleet import Fleet
-from vfleet.models import PowerState, Verb
-from vfleet.policy import Target
+from vfleet.core import inventory
+from vfleet.core.engine import Fleet
+from vfleet.core.models import PowerState, Verb
+from vfleet.core.operations import run_action
+from vfleet.core.policy import Target
 
 PASSWORD_ENV = "VFLEET_MIXED_ESX_PASSWORD"
 EXPECTED_HV = {"kvm": "kvm", "test-ssh": "test", "xen1": "xen", "esx-api": "esxi", "esx-ssh": "esxi"}

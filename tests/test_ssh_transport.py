@@ -13,9 +13,9 @@ from pathlib import Path
 import pytest
 
 from sshhost import Answer, Keys, Shell, SshTestServer
-from vfleet.drivers.ssh import SshTransport
-from vfleet.errors import ActionFailed, AuthFailed, DriverTimeout, HostUnreachable
-from vfleet.models import HostConfig, SshSettings
+from vfleet.core.errors import ActionFailed, AuthFailed, DriverTimeout, HostUnreachable
+from vfleet.core.models import HostConfig, SshSettings
+from vfleet.drivers.ssh.transport import SshTransport
 
 
 class Canned:

@@ -7,7 +7,7 @@ from test_tui_support import FakeHost, domain, loaded, make_app, until
 from textual.widgets import Label, OptionList, Static
 
 from vfleet.app import VFleetApp
-from vfleet.models import DomainEvent, HostStatus, PowerState, Verb
+from vfleet.core.models import DomainEvent, HostStatus, PowerState, Verb
 from vfleet.screens.domain import DomainScreen
 from vfleet.screens.host import HostScreen
 from vfleet.screens.modals import ActionMenu, ConfirmTyped, ConfirmYesNo, HelpScreen

@@ -15,10 +15,9 @@ import pytest
 from textual.pilot import Pilot
 
 from vfleet.app import VFleetApp
-from vfleet.drivers.base import LIFECYCLE, Driver
-from vfleet.errors import HostUnreachable
-from vfleet.fleet import Fleet
-from vfleet.models import (
+from vfleet.core.engine import Fleet
+from vfleet.core.errors import HostUnreachable
+from vfleet.core.models import (
     ActionResult,
     Domain,
     DomainGauges,
@@ -29,7 +28,8 @@ from vfleet.models import (
     PowerState,
     Verb,
 )
-from vfleet.policy import TARGET_STATE
+from vfleet.core.policy import TARGET_STATE
+from vfleet.drivers.base import LIFECYCLE, Driver
 from vfleet.screens.commands import Command, parse_command
 from vfleet.widgets.columns import memory_cell, sparkline
 
@@ -171,8 +171,8 @@ def test_sparkline_scales_to_the_block_characters_and_keeps_gaps() -> None:
 
 
 def test_memory_cell_names_the_source_and_never_shows_allocation_as_usage() -> None:
-    from vfleet.metrics import DomainRow
-    from vfleet.models import DomainRates
+    from vfleet.core.metrics import DomainRow
+    from vfleet.core.models import DomainRates
 
     used = DomainRow("h", "kvm", domain("a"), DomainRates(), frozenset(), 0.0)
     assert memory_cell(used) == "1.0G(g)/4.0G"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from sshhost import load_session
-from vfleet.drivers.xen_parse import parse_xentop, parse_xl_info, parse_xl_list
+from vfleet.drivers.xen.parse import parse_xentop, parse_xl_info, parse_xl_list
 
 FIXTURES = Path(__file__).parent / "fixtures"
 SESSIONS = [FIXTURES / "xen-recorded" / "dom0-session.txt", FIXTURES / "xen" / "dom0-session.txt"]

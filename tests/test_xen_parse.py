@@ -13,8 +13,10 @@ from hypothesis import strategies as st
 
 from conftest import need_backend
 from sshhost import XEN_SESSION, load_session
-from vfleet.drivers.batch import SEPARATOR, split_sections
-from vfleet.drivers.xen_parse import (
+from vfleet.core.errors import GarbledOutput
+from vfleet.core.models import PowerState
+from vfleet.drivers.ssh.batch import SEPARATOR, split_sections
+from vfleet.drivers.xen.parse import (
     XentopRow,
     XlListRow,
     build_domains,
@@ -23,8 +25,6 @@ from vfleet.drivers.xen_parse import (
     parse_xl_list,
     xl_power_state,
 )
-from vfleet.errors import GarbledOutput
-from vfleet.models import PowerState
 
 XL_HEADER = "Name                                        ID   Mem VCPUs\tState\tTime(s)\n"
 TOP_COLUMNS = ("NAME", "STATE", "CPU(sec)", "CPU(%)", "MEM(k)", "MEM(%)", "MAXMEM(k)", "MAXMEM(%)", "VCPUS", "NETS",

@@ -31,9 +31,9 @@ from typing import Any
 import pytest
 
 from conftest import ROOT, need_backend
-from vfleet.errors import AuthFailed, DomainNotFound
-from vfleet.fleet import Fleet, HostView
-from vfleet.models import Domain, DomainEvent, HostConfig, HostSnapshot, HostStatus, PowerState, SshSettings, Verb
+from vfleet.core.engine import Fleet, HostView
+from vfleet.core.errors import AuthFailed, DomainNotFound
+from vfleet.core.models import Domain, DomainEvent, HostConfig, HostSnapshot, HostStatus, PowerState, SshSettings, Verb
 
 # Building the image from nothing (~95 s) + booting (~60 s) happens inside the first test's setup.
 pytestmark = [pytest.mark.timeout(480), pytest.mark.backend("xen")]
@@ -143,7 +143,7 @@ async def ensure_lvtiny_running(xen: dict[str, str]) -> None:
 
 @pytest.fixture
 async def lv_driver(libvirt_xen: dict[str, str]) -> AsyncIterator[Any]:
-    from vfleet.drivers.libvirt import LibvirtDriver
+    from vfleet.drivers.libvirt.driver import LibvirtDriver
 
     driver = LibvirtDriver(libvirt_config(libvirt_xen))
     yield driver
@@ -237,7 +237,7 @@ async def test_libvirt_metrics_come_from_the_per_domain_fallback(
 
 @pytest.fixture
 async def xl_driver(xen: dict[str, str]) -> AsyncIterator[Any]:
-    xen_xl = pytest.importorskip("vfleet.drivers.xen_xl")
+    xen_xl = pytest.importorskip("vfleet.drivers.xen.xl")
     driver = xen_xl.XenXlDriver(xl_config(xen))
     yield driver
     await driver.close()
@@ -331,7 +331,7 @@ def wrong_known_hosts(xen: dict[str, str], tmp_path: Path) -> Path:
 async def test_xl_refuses_a_dom0_whose_host_key_is_not_the_known_one(
     xen: dict[str, str], wrong_known_hosts: Path
 ) -> None:
-    xen_xl = pytest.importorskip("vfleet.drivers.xen_xl")
+    xen_xl = pytest.importorskip("vfleet.drivers.xen.xl")
     config = xl_config(xen, "impostor")
     driver = xen_xl.XenXlDriver(replace(config, ssh=replace(config.ssh, known_hosts=str(wrong_known_hosts))))
     try:
@@ -347,7 +347,7 @@ async def test_xl_refuses_a_dom0_whose_host_key_is_not_the_known_one(
 async def test_status_json_with_both_drivers_agrees(
     libvirt_xen: dict[str, str], tmp_path: Path
 ) -> None:
-    pytest.importorskip("vfleet.drivers.xen_xl")
+    pytest.importorskip("vfleet.drivers.xen.xl")
     xen = libvirt_xen
     await ensure_lvtiny_running(xen)
     inventory = tmp_path / "xen.yaml"

@@ -12,9 +12,8 @@ import pytest
 
 from conftest import need_backend
 from sshhost import XEN_SESSION, Keys, SshTestServer, XenHost
-from vfleet.drivers.registry import create_driver
-from vfleet.drivers.xen_xl import XenXlDriver
-from vfleet.errors import (
+from vfleet.core.engine import Fleet, HostView
+from vfleet.core.errors import (
     ActionFailed,
     AuthFailed,
     DomainNotFound,
@@ -23,8 +22,9 @@ from vfleet.errors import (
     PolicyRefused,
     UnsupportedAction,
 )
-from vfleet.fleet import Fleet, HostView
-from vfleet.models import HostStatus, MemorySource, PowerState, Verb
+from vfleet.core.models import HostStatus, MemorySource, PowerState, Verb
+from vfleet.drivers.registry import create_driver
+from vfleet.drivers.xen.xl import XenXlDriver
 
 
 @pytest.fixture(autouse=True)

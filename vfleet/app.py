@@ -14,10 +14,10 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 
-from vfleet.fleet import Fleet, HostView
-from vfleet.inventory import Inventory
+from vfleet.core.engine import Fleet, HostView
+from vfleet.core.inventory import Inventory
+from vfleet.core.models import DomainEvent, HostStatus
 from vfleet.messages import FleetEvents, FleetUpdated
-from vfleet.models import DomainEvent, HostStatus
 from vfleet.screens.domain import DomainScreen
 from vfleet.screens.fleet import FleetScreen
 from vfleet.screens.host import HostScreen

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from textual.message import Message
 
-from vfleet.fleet import HostView
-from vfleet.models import ActionResult, DomainEvent
+from vfleet.core.engine import HostView
+from vfleet.core.models import ActionResult, DomainEvent
 
 
 class FleetUpdated(Message):

@@ -13,8 +13,8 @@ from collections.abc import AsyncIterator
 from enum import Enum
 from typing import ClassVar
 
-from vfleet.errors import PolicyRefused, UnsupportedAction
-from vfleet.models import ActionResult, DomainEvent, HostConfig, HostFacts, HostSnapshot, Verb
+from vfleet.core.errors import PolicyRefused, UnsupportedAction
+from vfleet.core.models import ActionResult, DomainEvent, HostConfig, HostFacts, HostSnapshot, Verb
 
 
 class Capability(Enum):

@@ -11,9 +11,9 @@ import importlib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from vfleet.core.errors import MissingDependency, UsageError
+from vfleet.core.models import HostConfig
 from vfleet.drivers.base import Driver
-from vfleet.errors import MissingDependency, UsageError
-from vfleet.models import HostConfig
 
 
 @dataclass(frozen=True, slots=True)
@@ -33,7 +33,7 @@ DRIVERS: Mapping[str, DriverSpec] = {
     for spec in (
         DriverSpec(
             "libvirt",
-            "vfleet.drivers.libvirt",
+            "vfleet.drivers.libvirt.driver",
             "LibvirtDriver",
             "uri",
             "KVM/QEMU, Xen (libxl) and anything else libvirt speaks",
@@ -42,7 +42,7 @@ DRIVERS: Mapping[str, DriverSpec] = {
         ),
         DriverSpec(
             "xen_xl",
-            "vfleet.drivers.xen_xl",
+            "vfleet.drivers.xen.xl",
             "XenXlDriver",
             "ssh",
             "Xen dom0 with the xl toolstack, over SSH",
@@ -50,7 +50,7 @@ DRIVERS: Mapping[str, DriverSpec] = {
         ),
         DriverSpec(
             "esxi_api",
-            "vfleet.drivers.esxi_api",
+            "vfleet.drivers.esxi.api",
             "EsxiApiDriver",
             "api",
             "ESXi or vCenter through the vSphere API",
@@ -59,7 +59,7 @@ DRIVERS: Mapping[str, DriverSpec] = {
         ),
         DriverSpec(
             "esxi_ssh",
-            "vfleet.drivers.esxi_ssh",
+            "vfleet.drivers.esxi.ssh",
             "EsxiSshDriver",
             "ssh",
             "free-license ESXi through vim-cmd over SSH",

@@ -15,9 +15,8 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from vfleet.drivers.base import LIFECYCLE, Capability, Driver
-from vfleet.errors import ActionFailed, DomainNotFound, HostUnreachable
-from vfleet.models import (
+from vfleet.core.errors import ActionFailed, DomainNotFound, HostUnreachable
+from vfleet.core.models import (
     ActionResult,
     Domain,
     DomainCounters,
@@ -29,6 +28,7 @@ from vfleet.models import (
     PowerState,
     Verb,
 )
+from vfleet.drivers.base import LIFECYCLE, Capability, Driver
 
 GIB = 1024**3
 _RAW_STATES = {

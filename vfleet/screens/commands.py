@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from vfleet.models import Verb
+from vfleet.core.models import Verb
 from vfleet.widgets.columns import SORTABLE
 
 _ALIASES = {

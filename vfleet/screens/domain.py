@@ -9,9 +9,9 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import Screen
 from textual.widgets import Footer, Label, Sparkline, Static
 
-from vfleet.fleet import Fleet, HostView
-from vfleet.metrics import DomainRow
-from vfleet.output import human_bytes, human_duration
+from vfleet.core.engine import Fleet, HostView
+from vfleet.core.metrics import DomainRow
+from vfleet.core.output import human_bytes, human_duration
 from vfleet.widgets.columns import memory_cell
 from vfleet.widgets.panes import event_line
 

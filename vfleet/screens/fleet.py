@@ -13,12 +13,12 @@ from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
-from vfleet.actions import Target, allowed_verbs, confirmation_tier, run_action
-from vfleet.errors import VFleetError
-from vfleet.fleet import Fleet, HostView
+from vfleet.core.engine import Fleet, HostView
+from vfleet.core.errors import VFleetError
+from vfleet.core.models import ActionResult, HostStatus, Verb
+from vfleet.core.operations import Target, allowed_verbs, confirmation_tier, run_action
+from vfleet.core.output import human_bytes
 from vfleet.messages import JobDone, JobResult
-from vfleet.models import ActionResult, HostStatus, Verb
-from vfleet.output import human_bytes
 from vfleet.screens.commands import Command, parse_command
 from vfleet.screens.modals import ActionMenu, HelpScreen, confirm_screen
 from vfleet.widgets.columns import SORTABLE

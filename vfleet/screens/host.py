@@ -9,8 +9,8 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from vfleet.fleet import Fleet, HostView
-from vfleet.output import human_bytes
+from vfleet.core.engine import Fleet, HostView
+from vfleet.core.output import human_bytes
 from vfleet.widgets.columns import memory_cell
 from vfleet.widgets.panes import health_text
 

@@ -12,8 +12,8 @@ from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
-from vfleet.actions import Target, Tier
-from vfleet.models import Verb
+from vfleet.core.models import Verb
+from vfleet.core.operations import Target, Tier
 
 
 class HelpScreen(ModalScreen[None]):

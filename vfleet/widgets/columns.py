@@ -13,9 +13,9 @@ from typing import Any
 from rich.style import Style
 from rich.text import Text
 
-from vfleet.metrics import DomainRow
-from vfleet.models import MemorySource, PowerState
-from vfleet.output import human_bytes, human_duration
+from vfleet.core.metrics import DomainRow
+from vfleet.core.models import MemorySource, PowerState
+from vfleet.core.output import human_bytes, human_duration
 
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 SPARK_POINTS = 8

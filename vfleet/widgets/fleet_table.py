@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from rich.style import Style
 from textual.widgets.data_table import ColumnKey
 
-from vfleet.actions import Target
-from vfleet.fleet import HostView
-from vfleet.metrics import DomainRow, History
-from vfleet.models import HostConfig, HostStatus, PowerState
-from vfleet.selector import Selector
+from vfleet.core.engine import HostView
+from vfleet.core.metrics import DomainRow, History
+from vfleet.core.models import HostConfig, HostStatus, PowerState
+from vfleet.core.operations import Target
+from vfleet.core.selector import Selector
 from vfleet.widgets.columns import BY_KEY, COLUMNS, KeyedText, row_texts, sparkline, styled, styled_cell
 from vfleet.widgets.live_table import LiveTable
 

@@ -9,9 +9,9 @@ from rich.style import Style
 from rich.text import Text
 from textual.widgets import DataTable, Log, Static
 
-from vfleet.fleet import HostView
-from vfleet.models import ActionResult, DomainEvent, HostStatus
-from vfleet.output import human_duration
+from vfleet.core.engine import HostView
+from vfleet.core.models import ActionResult, DomainEvent, HostStatus
+from vfleet.core.output import human_duration
 
 # Theme variable for each host status (resolved against the running theme).
 STATUS_COLOURS = {

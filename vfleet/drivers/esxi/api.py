@@ -36,8 +36,17 @@ from pyVim import connect as _connect
 from pyVmomi import vim as _vim
 from pyVmomi import vmodl as _vmodl
 
+from vfleet.core.errors import (
+    ActionFailed,
+    AuthFailed,
+    DomainNotFound,
+    DriverError,
+    DriverTimeout,
+    HostUnreachable,
+)
+from vfleet.core.models import ActionResult, Domain, HostConfig, HostFacts, HostSnapshot, PowerState, TlsSettings, Verb
 from vfleet.drivers.base import LIFECYCLE, Driver
-from vfleet.drivers.vsphere_map import (
+from vfleet.drivers.esxi.vsphere_map import (
     HOST_PROPERTIES,
     REALTIME_INTERVAL_S,
     VM_PROPERTIES,
@@ -50,16 +59,7 @@ from vfleet.drivers.vsphere_map import (
     power_state,
     resolve_counters,
 )
-from vfleet.drivers.worker import BlockingWorker
-from vfleet.errors import (
-    ActionFailed,
-    AuthFailed,
-    DomainNotFound,
-    DriverError,
-    DriverTimeout,
-    HostUnreachable,
-)
-from vfleet.models import ActionResult, Domain, HostConfig, HostFacts, HostSnapshot, PowerState, TlsSettings, Verb
+from vfleet.drivers.threaded import BlockingWorker
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

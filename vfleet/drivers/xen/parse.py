@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
 
-from vfleet.errors import GarbledOutput
-from vfleet.models import Domain, DomainCounters, DomainGauges, HostFacts, PowerState
+from vfleet.core.errors import GarbledOutput
+from vfleet.core.models import Domain, DomainCounters, DomainGauges, HostFacts, PowerState
 
 KIB = 1024
 MIB = 1024 * 1024

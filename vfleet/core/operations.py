@@ -13,11 +13,11 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 
-from vfleet.audit import AuditLog
-from vfleet.errors import VFleetError
-from vfleet.fleet import Fleet, HostView
-from vfleet.models import ActionResult, Verb
-from vfleet.policy import (
+from vfleet.core.audit import AuditLog
+from vfleet.core.engine import Fleet, HostView
+from vfleet.core.errors import VFleetError
+from vfleet.core.models import ActionResult, Verb
+from vfleet.core.policy import (
     TARGET_STATE,
     Decision,
     Plan,

@@ -17,9 +17,9 @@ from typing import Any
 
 import yaml
 
+from vfleet.core.errors import InventoryError, UsageError
+from vfleet.core.models import HostConfig, SshSettings, TlsSettings
 from vfleet.drivers.registry import DRIVERS
-from vfleet.errors import InventoryError, UsageError
-from vfleet.models import HostConfig, SshSettings, TlsSettings
 
 SCHEMA_VERSION = 1
 ENV_VAR = "VFLEET_INVENTORY"

@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from vfleet.errors import UsageError
+from vfleet.core.errors import UsageError
 
 GENESIS = "0" * 64
 ENV_VAR = "VFLEET_AUDIT_LOG"

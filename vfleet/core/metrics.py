@@ -11,7 +11,7 @@ import math
 from collections import deque
 from dataclasses import dataclass
 
-from vfleet.models import Domain, DomainCounters, DomainGauges, DomainRates
+from vfleet.core.models import Domain, DomainCounters, DomainGauges, DomainRates
 
 HISTORY_SECONDS = 600.0  # ten minutes of sparkline
 

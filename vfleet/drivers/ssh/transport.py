@@ -20,8 +20,8 @@ from typing import Any
 
 import asyncssh
 
-from vfleet.errors import ActionFailed, AuthFailed, DriverTimeout, HostUnreachable
-from vfleet.models import HostConfig
+from vfleet.core.errors import ActionFailed, AuthFailed, DriverTimeout, HostUnreachable
+from vfleet.core.models import HostConfig
 
 log = logging.getLogger(__name__)
 

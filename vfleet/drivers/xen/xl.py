@@ -12,10 +12,12 @@ import re
 import shlex
 import time
 
+from vfleet.core.errors import ActionFailed, DomainNotFound
+from vfleet.core.models import ActionResult, HostConfig, HostFacts, HostSnapshot, PowerState, Verb
 from vfleet.drivers.base import Capability, Driver
-from vfleet.drivers.batch import join, split_sections
-from vfleet.drivers.ssh import CommandResult, SshTransport, first_line, raise_for
-from vfleet.drivers.xen_parse import (
+from vfleet.drivers.ssh.batch import join, split_sections
+from vfleet.drivers.ssh.transport import CommandResult, SshTransport, first_line, raise_for
+from vfleet.drivers.xen.parse import (
     NOT_RUNNING,
     build_domains,
     config_names,
@@ -24,8 +26,6 @@ from vfleet.drivers.xen_parse import (
     parse_xl_list,
     xl_power_state,
 )
-from vfleet.errors import ActionFailed, DomainNotFound
-from vfleet.models import ActionResult, HostConfig, HostFacts, HostSnapshot, PowerState, Verb
 
 XENTOP = "xentop -b -i 2 -d 1"
 # What xl prints on stderr when all is well (progress, not trouble).

@@ -21,7 +21,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime
 from typing import Any
 
-from vfleet.models import Domain, DomainGauges, HostFacts, MemorySource, PowerState
+from vfleet.core.models import Domain, DomainGauges, HostFacts, MemorySource, PowerState
 
 MIB = 1024 * 1024
 KIB = 1024

@@ -16,11 +16,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from enum import Enum
 
+from vfleet.core.engine import HostView
+from vfleet.core.errors import PolicyRefused
+from vfleet.core.models import Domain, PowerState, Verb
+from vfleet.core.selector import Selector
 from vfleet.drivers.base import capability_for
-from vfleet.errors import PolicyRefused
-from vfleet.fleet import HostView
-from vfleet.models import Domain, PowerState, Verb
-from vfleet.selector import Selector
 
 DESTRUCTIVE = frozenset({Verb.FORCE_OFF, Verb.RESET})
 HARMLESS = frozenset({Verb.RESUME})

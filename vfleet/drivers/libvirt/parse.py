@@ -10,7 +10,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from vfleet.models import Domain, DomainCounters, MemorySource, PowerState
+from vfleet.core.models import Domain, DomainCounters, MemorySource, PowerState
 
 KIB = 1024
 

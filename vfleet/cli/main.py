@@ -19,15 +19,17 @@ from dataclasses import replace
 from pathlib import Path
 from typing import TextIO
 
-from vfleet import __version__, cli_act, inventory
+from vfleet import __version__
+from vfleet.cli import act as cli_act
+from vfleet.core import inventory
+from vfleet.core.engine import Fleet
+from vfleet.core.errors import ExitCode, UsageError, VFleetError
+from vfleet.core.inventory import Inventory
+from vfleet.core.models import HostConfig
+from vfleet.core.output import as_csv, as_json, table
+from vfleet.core.report import TOP_SCHEMA, Report, build_report, collect, sleep_until
+from vfleet.core.selector import Selector
 from vfleet.drivers.registry import check_available
-from vfleet.errors import ExitCode, UsageError, VFleetError
-from vfleet.fleet import Fleet
-from vfleet.inventory import Inventory
-from vfleet.models import HostConfig
-from vfleet.output import as_csv, as_json, table
-from vfleet.report import TOP_SCHEMA, Report, build_report, collect, sleep_until
-from vfleet.selector import Selector
 
 LOCAL_LIBVIRT_SOCKET = Path("/var/run/libvirt/libvirt-sock")
 log = logging.getLogger("vfleet")
@@ -118,7 +120,7 @@ def _hosts_for(inv: Inventory, args: argparse.Namespace, selector: Selector) -> 
 def resolve_inventory(args: argparse.Namespace) -> Inventory:
     """--demo, -i FILE, $VFLEET_INVENTORY, the XDG default, else local libvirt."""
     if args.demo:
-        from vfleet.demo import demo_inventory
+        from vfleet.core.demo import demo_inventory
 
         inv = demo_inventory()
     elif args.inventory:

@@ -11,9 +11,10 @@ import logging
 import re
 import time
 
+from vfleet.core.errors import ActionFailed, DomainNotFound
+from vfleet.core.models import ActionResult, HostConfig, HostFacts, HostSnapshot, PowerState, Verb
 from vfleet.drivers.base import LIFECYCLE, Driver
-from vfleet.drivers.batch import join, split_sections
-from vfleet.drivers.esxi_parse import (
+from vfleet.drivers.esxi.parse import (
     POWER_STATES,
     UNKNOWN_VM,
     VmSummary,
@@ -24,9 +25,8 @@ from vfleet.drivers.esxi_parse import (
     parse_summary,
     world_ids,
 )
-from vfleet.drivers.ssh import CommandResult, SshTransport, first_line, raise_for
-from vfleet.errors import ActionFailed, DomainNotFound
-from vfleet.models import ActionResult, HostConfig, HostFacts, HostSnapshot, PowerState, Verb
+from vfleet.drivers.ssh.batch import join, split_sections
+from vfleet.drivers.ssh.transport import CommandResult, SshTransport, first_line, raise_for
 
 log = logging.getLogger(__name__)
 

@@ -22,10 +22,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import libvirt
 import libvirtaio
 
-from vfleet.drivers.base import LIFECYCLE, Capability, Driver
-from vfleet.drivers.libvirt_parse import domain_from_stats, event_words, hypervisor_name, power_state, version_string
-from vfleet.drivers.worker import BlockingWorker
-from vfleet.errors import (
+from vfleet.core.errors import (
     ActionFailed,
     AuthFailed,
     DomainNotFound,
@@ -33,7 +30,10 @@ from vfleet.errors import (
     HostUnreachable,
     UnsupportedAction,
 )
-from vfleet.models import ActionResult, DomainEvent, HostConfig, HostFacts, HostSnapshot, Verb
+from vfleet.core.models import ActionResult, DomainEvent, HostConfig, HostFacts, HostSnapshot, Verb
+from vfleet.drivers.base import LIFECYCLE, Capability, Driver
+from vfleet.drivers.libvirt.parse import domain_from_stats, event_words, hypervisor_name, power_state, version_string
+from vfleet.drivers.threaded import BlockingWorker
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

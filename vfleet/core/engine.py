@@ -19,11 +19,11 @@ from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, replace
 
+from vfleet.core.errors import AuthFailed, DriverError, DriverTimeout, HostUnreachable, VFleetError
+from vfleet.core.metrics import DomainRow, History, HistoryPoint, compute_rates
+from vfleet.core.models import DomainCounters, DomainEvent, HostConfig, HostFacts, HostHealth, HostSnapshot, HostStatus
 from vfleet.drivers.base import Capability, Driver
 from vfleet.drivers.registry import create_driver
-from vfleet.errors import AuthFailed, DriverError, DriverTimeout, HostUnreachable, VFleetError
-from vfleet.metrics import DomainRow, History, HistoryPoint, compute_rates
-from vfleet.models import DomainCounters, DomainEvent, HostConfig, HostFacts, HostHealth, HostSnapshot, HostStatus
 
 log = logging.getLogger(__name__)
 

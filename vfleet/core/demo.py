@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from vfleet.inventory import Inventory
-from vfleet.models import HostConfig
+from vfleet.core.inventory import Inventory
+from vfleet.core.models import HostConfig
 
 # name, flavour, domains, groups, tags, flaky
 _HOSTS = (

@@ -13,10 +13,10 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
-from vfleet.fleet import DriverFactory, Fleet, HostView, default_driver_factory
-from vfleet.metrics import DomainRow
-from vfleet.models import HostConfig, HostStatus
-from vfleet.selector import Selector
+from vfleet.core.engine import DriverFactory, Fleet, HostView, default_driver_factory
+from vfleet.core.metrics import DomainRow
+from vfleet.core.models import HostConfig, HostStatus
+from vfleet.core.selector import Selector
 
 STATUS_SCHEMA = "vfleet.status/1"
 TOP_SCHEMA = "vfleet.top/1"

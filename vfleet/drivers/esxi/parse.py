@@ -13,8 +13,8 @@ import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from vfleet.errors import GarbledOutput
-from vfleet.models import Domain, DomainGauges, HostFacts, MemorySource, PowerState
+from vfleet.core.errors import GarbledOutput
+from vfleet.core.models import Domain, DomainGauges, HostFacts, MemorySource, PowerState
 
 MIB = 1024 * 1024
 UNKNOWN_VM = "Unable to find a VM corresponding"

@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from typing import Any, TypeVar
 
-from vfleet.errors import DriverBusy, DriverError, DriverTimeout
+from vfleet.core.errors import DriverBusy, DriverError, DriverTimeout
 
 T = TypeVar("T")
 Translate = Callable[[Exception, str], DriverError | None]

@@ -18,9 +18,9 @@ import re
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
-from vfleet.errors import UsageError
-from vfleet.metrics import DomainRow
-from vfleet.models import HostConfig, PowerState
+from vfleet.core.errors import UsageError
+from vfleet.core.metrics import DomainRow
+from vfleet.core.models import HostConfig, PowerState
 
 _STATE_ALIASES = {"on": PowerState.RUNNING, "shutoff": PowerState.OFF, "stopped": PowerState.OFF}
 _COMPARE = re.compile(r"^(?P<field>[a-z_]+)(?P<op>>=|<=|>|<|=)(?P<value>-?\d+(\.\d+)?)$")

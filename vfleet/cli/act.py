@@ -9,15 +9,15 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from vfleet.actions import Dispatch, execute
-from vfleet.audit import AuditLog, verify
-from vfleet.audit import default_path as default_audit_path
-from vfleet.errors import ExitCode, PolicyRefused, UsageError
-from vfleet.fleet import Fleet, HostView
-from vfleet.models import ActionResult, HostConfig, HostStatus, Verb
-from vfleet.output import as_json
-from vfleet.policy import Plan, Tier, interlock, plan, select
-from vfleet.selector import Selector
+from vfleet.core.audit import AuditLog, verify
+from vfleet.core.audit import default_path as default_audit_path
+from vfleet.core.engine import Fleet, HostView
+from vfleet.core.errors import ExitCode, PolicyRefused, UsageError
+from vfleet.core.models import ActionResult, HostConfig, HostStatus, Verb
+from vfleet.core.operations import Dispatch, execute
+from vfleet.core.output import as_json
+from vfleet.core.policy import Plan, Tier, interlock, plan, select
+from vfleet.core.selector import Selector
 
 ACT_SCHEMA = "vfleet.act/1"
 Resolve = Callable[[argparse.Namespace], Any]

@@ -8,7 +8,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from vfleet.report import DOMAIN_FIELDS
+from vfleet.core.report import DOMAIN_FIELDS
 
 _TABLE_COLUMNS = (
     ("HOST", "host"),

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from vfleet.errors import GarbledOutput
+from vfleet.core.errors import GarbledOutput
 
 SEPARATOR = "@@VFLEET@@"
 _INT = re.compile(r"^\d+$")

@@ -1,0 +1,1 @@
+"""ESXi and vCenter: the vSphere API (pyVmomi) and vim-cmd over SSH."""

@@ -1,0 +1,1 @@
+"""libvirt: KVM/QEMU, Xen (libxl) and anything else libvirt speaks."""

@@ -1,0 +1,1 @@
+"""The shared asyncssh transport and command batching."""

@@ -1,0 +1,1 @@
+"""Xen dom0 with the xl toolstack, over SSH."""
