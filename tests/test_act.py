@@ -32,11 +32,11 @@ def counting_factory(peaks: Counter[str]):  # type: ignore[no-untyped-def]
     in_flight: Counter[str] = Counter()
 
     class Counting(LibvirtDriver):
-        async def perform(self, verb, domain):  # type: ignore[no-untyped-def]
+        async def perform(self, verb, target, *, deadline=None):  # type: ignore[no-untyped-def]
             in_flight[self.host] += 1
             peaks[self.host] = max(peaks[self.host], in_flight[self.host])
             try:
-                return await super().perform(verb, domain)
+                return await super().perform(verb, target, deadline=deadline)
             finally:
                 in_flight[self.host] -= 1
 

@@ -15,7 +15,7 @@ from nodexml import PAUSED, RUNNING, SHUTOFF, write_node
 from sshhost import EsxiHost, Keys, SshTestServer, XenHost
 from vcsim_fixture import PASSWORD, USER, VCSIM_BIN, start_vcsim
 from vfleet.core.errors import DriverError, PolicyRefused, UnsupportedAction
-from vfleet.core.models import DomainCounters, HostConfig, PowerState, TlsSettings, Verb
+from vfleet.core.models import DomainCounters, DomainRef, HostConfig, PowerState, TlsSettings, Verb
 from vfleet.drivers.base import Capability, Driver, capability_for
 from vfleet.drivers.registry import create_driver
 
@@ -98,7 +98,7 @@ async def test_capabilities_are_declared_and_honoured(subject: Subject) -> None:
         for verb in Verb:
             if capability_for(verb) not in type(driver).capabilities:
                 with pytest.raises(UnsupportedAction, match=f"^{subject.config.name}: "):
-                    await driver.perform(verb, running)
+                    await driver.perform(verb, DomainRef.named(running))
     finally:
         await driver.close()
     assert Capability.START in type(driver).capabilities and Capability.FORCE_OFF in type(driver).capabilities
@@ -109,7 +109,7 @@ async def test_unknown_domain_is_a_one_line_typed_error(subject: Subject) -> Non
     await driver.connect()
     try:
         with pytest.raises(DriverError) as caught:
-            await driver.perform(Verb.FORCE_OFF, "no-such-domain-4711")
+            await driver.perform(Verb.FORCE_OFF, DomainRef.named("no-such-domain-4711"))
     finally:
         await driver.close()
     message = str(caught.value)
@@ -125,7 +125,7 @@ async def test_read_only_driver_refuses_every_verb_and_still_polls(subject: Subj
         for verb in Verb:
             if capability_for(verb) in type(driver).capabilities:
                 with pytest.raises(PolicyRefused, match="read-only"):
-                    await driver.perform(verb, running.name)
+                    await driver.perform(verb, DomainRef.named(running.name))
         after = {d.key: d.state for d in (await driver.poll()).domains}
     finally:
         await driver.close()

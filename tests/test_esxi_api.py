@@ -29,7 +29,7 @@ from vfleet.core.errors import (
     HostUnreachable,
     PolicyRefused,
 )
-from vfleet.core.models import Domain, HostConfig, HostStatus, MemorySource, PowerState, TlsSettings, Verb
+from vfleet.core.models import Domain, DomainRef, HostConfig, HostStatus, MemorySource, PowerState, TlsSettings, Verb
 from vfleet.drivers.esxi import vsphere_map as vm_map
 
 PASSWORD_ENV = "VFLEET_TEST_VCSIM_PASSWORD"
@@ -262,26 +262,26 @@ async def test_lifecycle_with_state_read_back(esx: Vcsim) -> None:
             (Verb.START, PowerState.RUNNING),
         ]
         for verb, state in steps:
-            result = await driver.perform(verb, name)
+            result = await driver.perform(verb, DomainRef.named(name))
             assert result.ok and result.state_after is state, (verb, result)
             assert (await polled(verb)).state is state, verb
 
         before = next(d for d in (await driver.poll()).domains if d.name == name)
         assert before.uptime_s is not None
-        reboot = await driver.perform(Verb.REBOOT, name)
+        reboot = await driver.perform(Verb.REBOOT, DomainRef.named(name))
         after = next(d for d in (await driver.poll()).domains if d.name == name)
         assert reboot.state_after is PowerState.RUNNING and "reboot" in reboot.message
         assert after.uptime_s is not None and after.uptime_s < before.uptime_s  # a new boot time
 
         with pytest.raises(ActionFailed, match="poweredOn"):
-            await driver.perform(Verb.START, name)  # InvalidPowerState from the server
-        await driver.perform(Verb.FORCE_OFF, name)
+            await driver.perform(Verb.START, DomainRef.named(name))  # InvalidPowerState from the server
+        await driver.perform(Verb.FORCE_OFF, DomainRef.named(name))
         with pytest.raises(ActionFailed, match="only a suspended VM can be resumed"):
-            await driver.perform(Verb.RESUME, name)
+            await driver.perform(Verb.RESUME, DomainRef.named(name))
         with pytest.raises(ActionFailed, match="poweredOff"):
-            await driver.perform(Verb.REBOOT, name)
+            await driver.perform(Verb.REBOOT, DomainRef.named(name))
         with pytest.raises(DomainNotFound, match=r"esx1: .*no-such-vm"):
-            await driver.perform(Verb.START, "no-such-vm")
+            await driver.perform(Verb.START, DomainRef.named("no-such-vm"))
     finally:
         await driver.close()
 
@@ -297,7 +297,7 @@ async def test_action_by_uuid_before_any_poll(esx: Vcsim) -> None:
     await driver.connect()
     try:
         assert target.uuid
-        result = await driver.perform(Verb.PAUSE, target.uuid)
+        result = await driver.perform(Verb.PAUSE, DomainRef.named(target.uuid))
     finally:
         await driver.close()
     assert result.state_after is PowerState.SUSPENDED
@@ -309,7 +309,7 @@ async def test_read_only_refuses_actions(esx: Vcsim) -> None:
     try:
         name = (await driver.poll()).domains[0].name
         with pytest.raises(PolicyRefused, match="read-only"):
-            await driver.perform(Verb.FORCE_OFF, name)
+            await driver.perform(Verb.FORCE_OFF, DomainRef.named(name))
         assert driver.calls["PowerOffVM_Task"] == 0
     finally:
         await driver.close()
@@ -322,7 +322,7 @@ async def test_free_license_fault_suggests_esxi_ssh(vcsim_factory) -> None:  # t
     try:
         name = (await driver.poll()).domains[0].name
         with pytest.raises(ActionFailed, match=r"RestrictedVersion.*use the esxi_ssh driver"):
-            await driver.perform(Verb.FORCE_OFF, name)
+            await driver.perform(Verb.FORCE_OFF, DomainRef.named(name))
     finally:
         await driver.close()
 
@@ -334,7 +334,7 @@ async def test_missing_privilege_is_named(vcsim_factory) -> None:  # type: ignor
     try:
         name = (await driver.poll()).domains[0].name
         with pytest.raises(ActionFailed, match=r"permission denied: .*VirtualMachine.Interact.Reset"):
-            await driver.perform(Verb.RESET, name)
+            await driver.perform(Verb.RESET, DomainRef.named(name))
     finally:
         await driver.close()
 

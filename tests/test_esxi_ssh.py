@@ -11,7 +11,7 @@ import pytest
 from sshhost import EsxiHost, Keys, SshTestServer
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.errors import ActionFailed, AuthFailed, DomainNotFound, GarbledOutput
-from vfleet.core.models import HostStatus, MemorySource, PowerState, Verb
+from vfleet.core.models import DomainRef, HostStatus, MemorySource, PowerState, Verb
 from vfleet.drivers.esxi.ssh import EsxiSshDriver
 from vfleet.drivers.registry import create_driver
 
@@ -87,28 +87,28 @@ async def test_lifecycle(driver: EsxiSshDriver, esx: EsxiHost) -> None:
         (Verb.RESUME, "win #2", PowerState.RUNNING, "vim-cmd vmsvc/power.on 4"),
     ]
     for verb, name, state, command in steps:
-        result = await driver.perform(verb, name)
+        result = await driver.perform(verb, DomainRef.named(name))
         assert (result.ok, result.state_after, result.noop) == (True, state, False), (verb, result)
         assert command in esx.shell.lines, command
     assert esx.power == {1: "poweredOff", 2: "poweredOff", 3: "poweredOn", 4: "poweredOn"}
 
 
 async def test_force_off_of_an_off_vm_is_a_noop(driver: EsxiSshDriver) -> None:
-    result = await driver.perform(Verb.FORCE_OFF, "db server (primary)")
+    result = await driver.perform(Verb.FORCE_OFF, DomainRef.named("db server (primary)"))
     assert (result.ok, result.noop, result.state_after) == (True, True, PowerState.OFF)
 
 
 async def test_fault_block_becomes_a_clear_error(driver: EsxiSshDriver) -> None:
     with pytest.raises(ActionFailed, match=r"start db server \(primary\): power on failed: GenericVmConfigFault: "
                                            r"Failed to lock the file"):
-        await driver.perform(Verb.START, "db server (primary)")
+        await driver.perform(Verb.START, DomainRef.named("db server (primary)"))
     with pytest.raises(ActionFailed, match="reboot win #2: reboot guest failed: InvalidPowerState"):
-        await driver.perform(Verb.REBOOT, "win #2")
+        await driver.perform(Verb.REBOOT, DomainRef.named("win #2"))
 
 
 async def test_wedged_vm_is_killed_gentlest_first(driver: EsxiSshDriver, esx: EsxiHost) -> None:
     esx.wedged.add(1)
-    result = await driver.perform(Verb.FORCE_OFF, "web01")
+    result = await driver.perform(Verb.FORCE_OFF, DomainRef.named("web01"))
     assert (result.ok, result.state_after) == (True, PowerState.OFF)
     assert "killed with --type hard" in result.message
     kills = [line for line in esx.shell.lines if "process kill" in line]
@@ -118,7 +118,7 @@ async def test_wedged_vm_is_killed_gentlest_first(driver: EsxiSshDriver, esx: Es
 
 async def test_unknown_vm(driver: EsxiSshDriver, esx: EsxiHost) -> None:
     with pytest.raises(DomainNotFound, match="no VM named 'nope'"):
-        await driver.perform(Verb.START, "nope")
+        await driver.perform(Verb.START, DomainRef.named("nope"))
     # A VM unregistered between the listing and the summaries is skipped, not an error.
     esx.overrides["vim-cmd vmsvc/get.summary 4"] = (esx.fixture("unknown-vm.txt"), "", 1)
     names = {d.name for d in (await driver.poll()).domains}

@@ -15,7 +15,7 @@ import pytest
 
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.metrics import DomainRow
-from vfleet.core.models import DomainEvent, HostConfig, HostStatus, MemorySource, PowerState, Verb
+from vfleet.core.models import DomainEvent, DomainRef, HostConfig, HostStatus, MemorySource, PowerState, Verb
 from vfleet.drivers.base import Driver
 
 MIB = 1024 * 1024
@@ -112,31 +112,31 @@ async def test_real_guest_lifecycle_with_events(testbed: dict[str, str], guests:
     await driver.connect()
     stream = _events(driver)
     try:
-        result = await driver.perform(Verb.PAUSE, name)
+        result = await driver.perform(Verb.PAUSE, DomainRef.named(name))
         assert result.state_after is PowerState.PAUSED
         assert (await wait_event(stream, name, "suspended", 10)).detail == "paused"
 
-        result = await driver.perform(Verb.RESUME, name)
+        result = await driver.perform(Verb.RESUME, DomainRef.named(name))
         assert result.state_after is PowerState.RUNNING
         await wait_event(stream, name, "resumed", 10)
 
         # Graceful shutdown: the guest's init sees the ACPI button and powers off by itself.
         started = time.monotonic()
-        await driver.perform(Verb.SHUTDOWN, name)
+        await driver.perform(Verb.SHUTDOWN, DomainRef.named(name))
         stopped = await wait_event(stream, name, "stopped", 60)
         assert stopped.detail == "shutdown"  # not destroyed: the guest really powered off
         assert await state_of(driver, name) is PowerState.OFF
         shutdown_seconds = time.monotonic() - started
 
-        result = await driver.perform(Verb.START, name)
+        result = await driver.perform(Verb.START, DomainRef.named(name))
         assert result.state_after is PowerState.RUNNING
         assert (await wait_event(stream, name, "started", 20)).detail == "booted"
 
-        result = await driver.perform(Verb.FORCE_OFF, name)
+        result = await driver.perform(Verb.FORCE_OFF, DomainRef.named(name))
         assert result.state_after is PowerState.OFF
         assert (await wait_event(stream, name, "stopped", 20)).detail == "destroyed"
 
-        await driver.perform(Verb.START, name)  # leave the testbed as we found it
+        await driver.perform(Verb.START, DomainRef.named(name))  # leave the testbed as we found it
         await wait_event(stream, name, "started", 20)
         assert await state_of(driver, name) is PowerState.RUNNING
     finally:
@@ -154,7 +154,7 @@ async def test_read_only_connection_to_real_libvirtd(testbed: dict[str, str], gu
         names = {d.name for d in (await driver.poll()).domains}
         assert set(guests) <= names
         with pytest.raises(PolicyRefused):
-            await driver.perform(Verb.FORCE_OFF, guests[0])
+            await driver.perform(Verb.FORCE_OFF, DomainRef.named(guests[0]))
         # Below our own refusal, libvirtd itself must refuse: the connection is read-only.
         import libvirt
 

@@ -15,7 +15,7 @@ import pytest
 from nodexml import RUNNING, SHUTOFF, write_node
 from vfleet.core.engine import Fleet
 from vfleet.core.errors import AuthFailed
-from vfleet.core.models import HostConfig, HostStatus, PowerState, Verb
+from vfleet.core.models import DomainRef, HostConfig, HostStatus, PowerState, Verb
 
 
 def ssh_uri(testbed: dict[str, str], scheme: str, path: str, wrapper_key: str = "VFLEET_SSH_WRAPPER") -> str:
@@ -58,7 +58,7 @@ async def test_events_and_actions_over_ssh(testbed: dict[str, str], tmp_path: Pa
         states = {d.name: d.state for d in (await driver.poll()).domains}
         assert states == {"r1": PowerState.RUNNING, "r2": PowerState.OFF}
         events = driver.events()
-        result = await driver.perform(Verb.PAUSE, "r1")
+        result = await driver.perform(Verb.PAUSE, DomainRef.named("r1"))
         assert result.state_after is PowerState.PAUSED
         event = await events.__anext__()
         assert (event.domain, event.kind) == ("r1", "suspended")

@@ -15,7 +15,7 @@ import pytest
 from nodexml import PAUSED, RUNNING, SHUTOFF, many, write_node
 from vfleet.core.engine import Fleet
 from vfleet.core.errors import DomainNotFound, DriverError, PolicyRefused
-from vfleet.core.models import DomainEvent, HostConfig, HostStatus, PowerState, Verb
+from vfleet.core.models import DomainEvent, DomainRef, HostConfig, HostStatus, PowerState, Verb
 
 pytestmark = pytest.mark.usefixtures("libvirt_module")
 
@@ -76,7 +76,7 @@ async def test_lifecycle_verbs_change_state_and_raise_events(tmp_path: Path) -> 
             (Verb.START, "b", PowerState.RUNNING, "started"),
         ]
         for verb, name, state, event_kind in steps:
-            result = await driver.perform(verb, name)
+            result = await driver.perform(verb, DomainRef.named(name))
             assert result.ok and result.state_after is state, (verb, result)
             if event_kind:
                 event = await next_event(events, event_kind)
@@ -93,9 +93,9 @@ async def test_action_errors_are_typed(tmp_path: Path) -> None:
     await driver.connect()
     try:
         with pytest.raises(DomainNotFound, match=r"test1: .*nope"):
-            await driver.perform(Verb.START, "nope")
+            await driver.perform(Verb.START, DomainRef.named("nope"))
         with pytest.raises(DriverError, match=r"test1: .*not running"):
-            await driver.perform(Verb.PAUSE, "a")
+            await driver.perform(Verb.PAUSE, DomainRef.named("a"))
     finally:
         await driver.close()
 
@@ -106,7 +106,7 @@ async def test_read_only_host_refuses_actions_and_still_polls(tmp_path: Path) ->
     await driver.connect()
     try:
         with pytest.raises(PolicyRefused, match="read-only"):
-            await driver.perform(Verb.FORCE_OFF, "a")
+            await driver.perform(Verb.FORCE_OFF, DomainRef.named("a"))
         assert (await driver.poll()).domains[0].state is PowerState.RUNNING
     finally:
         await driver.close()
@@ -122,7 +122,7 @@ async def test_fleet_of_test_hosts_sees_events_and_new_state(tmp_path: Path) -> 
         assert [len(v.rows) for v in fleet.views()] == [200, 200, 200]
         driver = fleet.driver("t1")
         assert driver is not None
-        await driver.perform(Verb.PAUSE, "h1-0001")
+        await driver.perform(Verb.PAUSE, DomainRef.named("h1-0001"))
         assert await fleet.wait_until(
             lambda v: any(r.domain.name == "h1-0001" and r.domain.state is PowerState.PAUSED for r in v[1].rows),
             timeout=5,

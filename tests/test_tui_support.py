@@ -21,6 +21,7 @@ from vfleet.core.models import (
     ActionResult,
     Domain,
     DomainGauges,
+    DomainRef,
     HostConfig,
     HostFacts,
     HostSnapshot,
@@ -54,7 +55,7 @@ class FakeDriver(Driver):
         super().__init__(config, read_only=read_only)
         self.fake = host
 
-    async def connect(self) -> HostFacts:
+    async def connect(self, *, deadline: float | None = None) -> HostFacts:
         if self.fake.down:
             raise HostUnreachable(self.host, "connection refused (test)")
         return HostFacts(
@@ -64,14 +65,15 @@ class FakeDriver(Driver):
     async def close(self) -> None:
         return None
 
-    async def poll(self) -> HostSnapshot:
+    async def poll(self, *, deadline: float | None = None) -> HostSnapshot:
         if self.fake.down:
             raise HostUnreachable(self.host, "connection reset (test)")
         return HostSnapshot(self.host, time.monotonic(), tuple(self.fake.domains))
 
-    async def _perform(self, verb: Verb, domain: str) -> ActionResult:
+    async def _perform(self, verb: Verb, target: DomainRef, deadline: float | None) -> ActionResult:
+        domain = target.name
         self.fake.performed.append((verb, domain))
-        index = next(i for i, d in enumerate(self.fake.domains) if d.name == domain)
+        index = next(i for i, d in enumerate(self.fake.domains) if d.key == target.key)
         self.fake.domains[index] = replace(self.fake.domains[index], state=_AFTER[verb])
         return ActionResult(self.host, domain, verb, ok=True, state_after=_AFTER[verb])
 

@@ -33,7 +33,17 @@ import pytest
 from conftest import ROOT, need_backend
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.errors import AuthFailed, DomainNotFound
-from vfleet.core.models import Domain, DomainEvent, HostConfig, HostSnapshot, HostStatus, PowerState, SshSettings, Verb
+from vfleet.core.models import (
+    Domain,
+    DomainEvent,
+    DomainRef,
+    HostConfig,
+    HostSnapshot,
+    HostStatus,
+    PowerState,
+    SshSettings,
+    Verb,
+)
 
 # Building the image from nothing (~95 s) + booting (~60 s) happens inside the first test's setup.
 pytestmark = [pytest.mark.timeout(480), pytest.mark.backend("xen")]
@@ -260,7 +270,7 @@ async def test_xl_lifecycle_and_xentop_metrics(xen: dict[str, str], xl_driver: A
     await xl_driver.connect()
     await dom0(xen, f"xl destroy {XL_GUEST} 2>/dev/null")  # clean slate if an earlier run left it
 
-    result = await xl_driver.perform(Verb.START, XL_GUEST)  # xl create /etc/xen/tiny.cfg (~10 s)
+    result = await xl_driver.perform(Verb.START, DomainRef.named(XL_GUEST))  # xl create /etc/xen/tiny.cfg (~10 s)
     assert result.ok and result.state_after is PowerState.RUNNING, result
     rc, out = await dom0(xen, f"xl list {XL_GUEST}")
     assert rc == 0 and XL_GUEST in out
@@ -280,13 +290,13 @@ async def test_xl_lifecycle_and_xentop_metrics(xen: dict[str, str], xl_driver: A
     assert row.domain.counters is not None and row.domain.counters.cpu_time_ns is not None
     assert row.domain.memory_current_bytes == 128 * 1024 * 1024
 
-    result = await xl_driver.perform(Verb.PAUSE, XL_GUEST)
+    result = await xl_driver.perform(Verb.PAUSE, DomainRef.named(XL_GUEST))
     assert result.state_after is PowerState.PAUSED and result.message == "--p---"
-    result = await xl_driver.perform(Verb.RESUME, XL_GUEST)
+    result = await xl_driver.perform(Verb.RESUME, DomainRef.named(XL_GUEST))
     assert result.state_after is PowerState.RUNNING and result.message in RUNNING_FLAGS
 
     # reboot: the domain is torn down and created again under a new id
-    await xl_driver.perform(Verb.REBOOT, XL_GUEST)
+    await xl_driver.perform(Verb.REBOOT, DomainRef.named(XL_GUEST))
 
     def rebooted(s: HostSnapshot) -> bool:
         d = by_name(s)[XL_GUEST]
@@ -296,14 +306,14 @@ async def test_xl_lifecycle_and_xentop_metrics(xen: dict[str, str], xl_driver: A
     assert by_name(snapshot)[XL_GUEST].domain_id != first_id
 
     # shutdown: the guest's init powers off and the domain really disappears
-    await xl_driver.perform(Verb.SHUTDOWN, XL_GUEST)
+    await xl_driver.perform(Verb.SHUTDOWN, DomainRef.named(XL_GUEST))
     await poll_until(xl_driver, lambda s: by_name(s)[XL_GUEST].domain_id is None, 60)
     rc, out = await dom0(xen, f"xl list {XL_GUEST}")
     assert rc != 0 and "invalid domain identifier" in out, out
 
-    result = await xl_driver.perform(Verb.START, XL_GUEST)
+    result = await xl_driver.perform(Verb.START, DomainRef.named(XL_GUEST))
     assert result.state_after is PowerState.RUNNING
-    result = await xl_driver.perform(Verb.FORCE_OFF, XL_GUEST)
+    result = await xl_driver.perform(Verb.FORCE_OFF, DomainRef.named(XL_GUEST))
     assert result.state_after is PowerState.OFF
     rc, out = await dom0(xen, f"xl list {XL_GUEST}")
     assert rc != 0, out
@@ -312,9 +322,9 @@ async def test_xl_lifecycle_and_xentop_metrics(xen: dict[str, str], xl_driver: A
 async def test_xl_unknown_domain_errors(xen: dict[str, str], xl_driver: Any) -> None:
     await xl_driver.connect()
     with pytest.raises(DomainNotFound, match="nosuchdom"):
-        await xl_driver.perform(Verb.PAUSE, "nosuchdom")
+        await xl_driver.perform(Verb.PAUSE, DomainRef.named("nosuchdom"))
     with pytest.raises(DomainNotFound, match=re.escape("no config file /etc/xen/nosuchdom.cfg")):
-        await xl_driver.perform(Verb.START, "nosuchdom")
+        await xl_driver.perform(Verb.START, DomainRef.named("nosuchdom"))
 
 
 @pytest.fixture
@@ -396,29 +406,29 @@ async def test_libvirt_lifecycle_of_a_libvirt_defined_guest(libvirt_xen: dict[st
     await lv_driver.connect()
     events = lv_driver.events()
 
-    result = await lv_driver.perform(Verb.PAUSE, LV_GUEST)
+    result = await lv_driver.perform(Verb.PAUSE, DomainRef.named(LV_GUEST))
     assert result.ok and result.state_after is PowerState.PAUSED
     await next_event(events, LV_GUEST, "suspended", 30)
     assert await lv_state(libvirt_xen) == "paused"
 
-    result = await lv_driver.perform(Verb.RESUME, LV_GUEST)
+    result = await lv_driver.perform(Verb.RESUME, DomainRef.named(LV_GUEST))
     assert result.state_after is PowerState.RUNNING
     await next_event(events, LV_GUEST, "resumed", 30)
 
     # a graceful shutdown: the guest's busybox init powers off, libxl reaps the domain
-    await lv_driver.perform(Verb.SHUTDOWN, LV_GUEST)
+    await lv_driver.perform(Verb.SHUTDOWN, DomainRef.named(LV_GUEST))
     await next_event(events, LV_GUEST, "stopped", 90)
     assert by_name(await lv_driver.poll())[LV_GUEST].state is PowerState.OFF
     rc, out = await dom0(libvirt_xen, f"xl list {LV_GUEST}")
     assert rc != 0 and "invalid domain identifier" in out  # really gone from the hypervisor
 
-    result = await lv_driver.perform(Verb.START, LV_GUEST)
+    result = await lv_driver.perform(Verb.START, DomainRef.named(LV_GUEST))
     assert result.state_after is PowerState.RUNNING
     await next_event(events, LV_GUEST, "started", 30)
     rc, out = await dom0(libvirt_xen, f"xl list {LV_GUEST}")
     assert rc == 0 and LV_GUEST in out
 
-    result = await lv_driver.perform(Verb.FORCE_OFF, LV_GUEST)
+    result = await lv_driver.perform(Verb.FORCE_OFF, DomainRef.named(LV_GUEST))
     assert result.state_after is PowerState.OFF
     await next_event(events, LV_GUEST, "stopped", 30)
     assert await lv_state(libvirt_xen) == "shut off"
@@ -427,4 +437,4 @@ async def test_libvirt_lifecycle_of_a_libvirt_defined_guest(libvirt_xen: dict[st
 async def test_libvirt_unknown_domain(libvirt_xen: dict[str, str], lv_driver: Any) -> None:
     await lv_driver.connect()
     with pytest.raises(DomainNotFound):
-        await lv_driver.perform(Verb.START, "nosuchdom")
+        await lv_driver.perform(Verb.START, DomainRef.named("nosuchdom"))

@@ -22,7 +22,7 @@ from vfleet.core.errors import (
     PolicyRefused,
     UnsupportedAction,
 )
-from vfleet.core.models import HostStatus, MemorySource, PowerState, Verb
+from vfleet.core.models import DomainRef, HostStatus, MemorySource, PowerState, Verb
 from vfleet.drivers.registry import create_driver
 from vfleet.drivers.xen.xl import XenXlDriver
 
@@ -120,7 +120,7 @@ async def test_lifecycle_follows_the_real_transcript(driver: XenXlDriver, dom0: 
         (Verb.FORCE_OFF, "tinynet", PowerState.OFF, "(not running)"),
     ]
     for verb, name, state, raw in steps:
-        result = await driver.perform(verb, name)
+        result = await driver.perform(verb, DomainRef.named(name))
         assert (result.ok, result.state_after, result.message) == (True, state, raw), (verb, name, result)
     sent = [line for line in dom0.shell.lines if line.startswith("xl ") and line != "xl list" and line != "xl info"]
     assert sent == [
@@ -141,28 +141,28 @@ async def test_paused_domain_shows_in_poll(driver: XenXlDriver, dom0: XenHost) -
 async def test_unknown_domain_is_domain_not_found(driver: XenXlDriver) -> None:
     await driver.connect()
     with pytest.raises(DomainNotFound, match="pause nosuchdom"):
-        await driver.perform(Verb.PAUSE, "nosuchdom")
+        await driver.perform(Verb.PAUSE, DomainRef.named("nosuchdom"))
     with pytest.raises(DomainNotFound, match="force-off nosuchdom"):
-        await driver.perform(Verb.FORCE_OFF, "nosuchdom")
+        await driver.perform(Verb.FORCE_OFF, DomainRef.named("nosuchdom"))
 
 
 async def test_missing_config_file_names_the_path_and_the_option(driver: XenXlDriver) -> None:
     await driver.connect()
     with pytest.raises(DomainNotFound, match=r"no config file /etc/xen/does-not-exist\.cfg .*config_dir"):
-        await driver.perform(Verb.START, "does-not-exist")
+        await driver.perform(Verb.START, DomainRef.named("does-not-exist"))
 
 
 async def test_start_of_a_running_domain_fails_with_xl_message(driver: XenXlDriver, dom0: XenHost) -> None:
     await driver.connect()
     at_step(dom0, "xl mem-set tiny 96m")
     with pytest.raises(ActionFailed, match=r"`xl create /etc/xen/tiny\.cfg` exited with status 3: Parsing config"):
-        await driver.perform(Verb.START, "tiny")
+        await driver.perform(Verb.START, DomainRef.named("tiny"))
 
 
 async def test_names_are_shell_quoted(driver: XenXlDriver, dom0: XenHost) -> None:
     await driver.connect()
     with pytest.raises(ActionFailed):
-        await driver.perform(Verb.PAUSE, "x; rm -rf /")
+        await driver.perform(Verb.PAUSE, DomainRef.named("x; rm -rf /"))
     assert dom0.shell.lines[-1] == "xl pause 'x; rm -rf /'"
 
 
@@ -171,9 +171,9 @@ async def test_reset_is_unsupported_and_read_only_refuses(server: SshTestServer)
     await driver.connect()
     try:
         with pytest.raises(UnsupportedAction):
-            await driver.perform(Verb.RESET, "tiny")
+            await driver.perform(Verb.RESET, DomainRef.named("tiny"))
         with pytest.raises(PolicyRefused):
-            await driver.perform(Verb.PAUSE, "tiny")
+            await driver.perform(Verb.PAUSE, DomainRef.named("tiny"))
     finally:
         await driver.close()
 

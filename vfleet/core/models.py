@@ -104,6 +104,28 @@ class Domain:
 
 
 @dataclass(frozen=True, slots=True)
+class DomainRef:
+    """What an action aims at: the domain's key (its UUID where the backend has one) and,
+    for messages and for backends that only know names, its name as last polled."""
+
+    name: str
+    key: str
+
+    @classmethod
+    def of(cls, domain: Domain) -> DomainRef:
+        return cls(domain.name, domain.key)
+
+    @classmethod
+    def named(cls, name: str) -> DomainRef:
+        """Aim by name alone (backends whose names are unique; scripts that know only the name)."""
+        return cls(name, name)
+
+    @property
+    def by_uuid(self) -> bool:
+        return self.key != self.name
+
+
+@dataclass(frozen=True, slots=True)
 class HostFacts:
     hypervisor: str  # "kvm", "qemu", "xen", "esxi", "test", "sim"
     version: str | None = None
@@ -146,6 +168,7 @@ class ActionResult:
     noop: bool = False  # nothing to do: the domain was already in the verb's end state
     refused: bool = False  # the policy refused it; nothing was sent
     timed_out: bool = False
+    key: str = ""  # the domain's key (DomainRef.key); "" where unknown
 
     @property
     def outcome(self) -> str:

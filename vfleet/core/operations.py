@@ -89,7 +89,7 @@ async def execute(
             in_flight[t.host] += 1
             report.peak_in_flight[t.host] = max(report.peak_in_flight[t.host], in_flight[t.host])
             try:
-                result = await asyncio.wait_for(driver.perform(verb, t.domain), timeout)
+                result = await asyncio.wait_for(driver.perform(verb, t.ref), timeout)
             except TimeoutError:
                 result = ActionResult(
                     t.host,

@@ -18,7 +18,7 @@ from enum import Enum
 
 from vfleet.core.engine import HostView
 from vfleet.core.errors import PolicyRefused
-from vfleet.core.models import Domain, PowerState, Verb
+from vfleet.core.models import Domain, DomainRef, PowerState, Verb
 from vfleet.core.selector import Selector
 from vfleet.drivers.base import capability_for
 
@@ -61,7 +61,12 @@ def confirmation_tier(verb: Verb, targets: int) -> Tier:
 @dataclass(frozen=True, slots=True)
 class Target:
     host: str
-    domain: str
+    domain: str  # the name, for messages
+    key: str = ""  # the domain's key (UUID where known); "" aims by name
+
+    @property
+    def ref(self) -> DomainRef:
+        return DomainRef(self.domain, self.key or self.domain)
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +111,9 @@ def is_protected(view: HostView, name: str, domain: Domain | None) -> bool:
 def decide(view: HostView | None, verb: Verb, target: Target, *, override: bool = False) -> Decision:
     if view is None:
         return Decision(target, refused=f"{target.host}: no such host in the inventory")
-    domain = next((r.domain for r in view.rows if r.domain.name == target.domain), None)
+    domain = next((r.domain for r in view.rows if r.domain.key == target.ref.key), None)
+    if domain is None and not target.key:  # aimed by name (tests, old callers)
+        domain = next((r.domain for r in view.rows if r.domain.name == target.domain), None)
     state = domain.state if domain else None
     if view.read_only:
         return Decision(target, refused=f"{target.host}: read-only: {verb.value} refused", state=state)
@@ -139,7 +146,7 @@ def select(views: Iterable[HostView], selector: Selector) -> list[Target]:
     targets: list[Target] = []
     for view in views:
         rows = sorted((r for r in view.rows if selector.matches(r, view.config)), key=lambda r: r.domain.name)
-        targets.extend(Target(view.name, r.domain.name) for r in rows)
+        targets.extend(Target(view.name, r.domain.name, r.domain.key) for r in rows)
     return targets
 
 

@@ -8,13 +8,14 @@ channels inside. They translate backend exceptions into the VFleetError tree
 from __future__ import annotations
 
 import asyncio
+import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from enum import Enum
 from typing import ClassVar
 
 from vfleet.core.errors import PolicyRefused, UnsupportedAction
-from vfleet.core.models import ActionResult, DomainEvent, HostConfig, HostFacts, HostSnapshot, Verb
+from vfleet.core.models import ActionResult, DomainEvent, DomainRef, HostConfig, HostFacts, HostSnapshot, Verb
 
 
 class Capability(Enum):
@@ -50,17 +51,23 @@ class Driver(ABC):
     def host(self) -> str:
         return self.config.name
 
+    def seconds_left(self, deadline: float | None, default: float | None = None) -> float:
+        """What is left of a call's budget (a time.monotonic() deadline); the host's call_timeout without one."""
+        if deadline is None:
+            return default if default is not None else self.config.call_timeout
+        return max(0.0, deadline - time.monotonic())
+
     @abstractmethod
-    async def connect(self) -> HostFacts:
-        """Open the connection; raise HostUnreachable, AuthFailed or DriverTimeout."""
+    async def connect(self, *, deadline: float | None = None) -> HostFacts:
+        """Open the connection by `deadline`; raise HostUnreachable, AuthFailed or DriverTimeout."""
 
     @abstractmethod
     async def close(self) -> None:
         """Release the connection; must not raise and must be safe to call twice."""
 
     @abstractmethod
-    async def poll(self) -> HostSnapshot:
-        """Read every domain of the host, in as few round trips as the backend allows."""
+    async def poll(self, *, deadline: float | None = None) -> HostSnapshot:
+        """Read every domain of the host, in as few round trips as the backend allows, by `deadline`."""
 
     async def events(self) -> AsyncIterator[DomainEvent]:
         """Lifecycle events as they happen; drivers without EVENTS never yield."""
@@ -68,13 +75,16 @@ class Driver(ABC):
         return
         yield  # pragma: no cover - unreachable; makes this an async generator
 
-    async def perform(self, verb: Verb, domain: str) -> ActionResult:
-        """Run one lifecycle verb on one domain and report the state read back."""
+    async def perform(self, verb: Verb, target: DomainRef, *, deadline: float | None = None) -> ActionResult:
+        """Run one lifecycle verb on the domain `target.key` names and report the state read back.
+
+        Only the core's operations service calls this (policy, confirmation and audit come first).
+        """
         if capability_for(verb) not in self.capabilities:
             raise UnsupportedAction(self.host, f"the {self.kind} driver cannot {verb.value}")
         if self.read_only:  # defence in depth: the core's policy refuses first
-            raise PolicyRefused(f"{self.host}: read-only: {verb.value} {domain} refused")
-        return await self._perform(verb, domain)
+            raise PolicyRefused(f"{self.host}: read-only: {verb.value} {target.name} refused")
+        return await self._perform(verb, target, deadline)
 
-    async def _perform(self, verb: Verb, domain: str) -> ActionResult:
+    async def _perform(self, verb: Verb, target: DomainRef, deadline: float | None) -> ActionResult:
         raise UnsupportedAction(self.host, f"the {self.kind} driver cannot {verb.value}")

@@ -21,6 +21,7 @@ from vfleet.core.models import (
     Domain,
     DomainCounters,
     DomainEvent,
+    DomainRef,
     HostConfig,
     HostFacts,
     HostSnapshot,
@@ -111,7 +112,7 @@ class SimDriver(Driver):
             started_at=time.monotonic() - rng.uniform(60, 86400 * 30) if state is not PowerState.OFF else None,
         )
 
-    async def connect(self) -> HostFacts:
+    async def connect(self, *, deadline: float | None = None) -> HostFacts:
         await asyncio.sleep(self.latency)
         if self.flaky and self._rng.random() < 0.3:
             raise HostUnreachable(self.host, "connection refused (simulated fault)")
@@ -137,7 +138,7 @@ class SimDriver(Driver):
         for task in self._transitions:
             task.cancel()
 
-    async def poll(self) -> HostSnapshot:
+    async def poll(self, *, deadline: float | None = None) -> HostSnapshot:
         if not self._connected:
             raise HostUnreachable(self.host, "not connected")
         await asyncio.sleep(self.latency * self._rng.uniform(0.5, 1.5))
@@ -195,8 +196,11 @@ class SimDriver(Driver):
     def _emit(self, dom: _SimDomain, kind: str, detail: str = "") -> None:
         self._events.put_nowait(DomainEvent(self.host, dom.name, kind, detail, dom.uuid, time.time()))
 
-    async def _perform(self, verb: Verb, domain: str) -> ActionResult:
-        dom = self._domains.get(domain)
+    async def _perform(self, verb: Verb, target: DomainRef, deadline: float | None) -> ActionResult:
+        domain = target.name
+        dom = next((d for d in self._domains.values() if d.uuid == target.key), None)
+        if dom is None and not target.by_uuid:
+            dom = self._domains.get(domain)
         if dom is None:
             raise DomainNotFound(self.host, f"no domain named {domain!r}")
         await asyncio.sleep(self.latency * 2)

@@ -237,7 +237,7 @@ class FleetTable(LiveTable[KeyedText]):
             k for k in (self.row_key_at_cursor(),) if k is not None
         ]
         rows = sorted((self.rows_by_key[k] for k in keys), key=lambda r: (r.host, r.domain.name))
-        return [Target(r.host, r.domain.name) for r in rows]
+        return [Target(r.host, r.domain.name, r.domain.key) for r in rows]
 
     def header_key(self, column: ColumnKey) -> str:
         return str(column.value)

@@ -44,7 +44,17 @@ from vfleet.core.errors import (
     DriverTimeout,
     HostUnreachable,
 )
-from vfleet.core.models import ActionResult, Domain, HostConfig, HostFacts, HostSnapshot, PowerState, TlsSettings, Verb
+from vfleet.core.models import (
+    ActionResult,
+    Domain,
+    DomainRef,
+    HostConfig,
+    HostFacts,
+    HostSnapshot,
+    PowerState,
+    TlsSettings,
+    Verb,
+)
 from vfleet.drivers.base import LIFECYCLE, Driver
 from vfleet.drivers.esxi.vsphere_map import (
     HOST_PROPERTIES,
@@ -231,7 +241,7 @@ class EsxiApiDriver(Driver):
 
     # -- connection ---------------------------------------------------------------
 
-    async def connect(self) -> HostFacts:
+    async def connect(self, *, deadline: float | None = None) -> HostFacts:
         cfg = self.config
         if not cfg.address or not cfg.user:
             raise AuthFailed(self.host, "the esxi_api driver needs address and user in the inventory")
@@ -305,7 +315,7 @@ class EsxiApiDriver(Driver):
             raise HostUnreachable(self.host, "not connected")
         return self._si
 
-    async def poll(self) -> HostSnapshot:
+    async def poll(self, *, deadline: float | None = None) -> HostSnapshot:
         self._connected()
         return await self._call("poll", self._read_snapshot)
 
@@ -371,12 +381,13 @@ class EsxiApiDriver(Driver):
 
     # -- actions ------------------------------------------------------------------
 
-    async def _perform(self, verb: Verb, domain: str) -> ActionResult:
+    async def _perform(self, verb: Verb, target: DomainRef, deadline: float | None) -> ActionResult:
+        domain = target.name
         self._connected()
         what = f"{verb.value} {domain}"
         # The task wait stops a little before the outer timeout, so we report the task's fate.
         task_wait = max(1.0, self.config.call_timeout - 1.0)
-        state, raw, note = await self._call(what, lambda: self._act(verb, domain, what, task_wait))
+        state, raw, note = await self._call(what, lambda: self._act(verb, target.key, what, task_wait))
         return ActionResult(self.host, domain, verb, ok=True, state_after=state, message=note or raw)
 
     def _act(self, verb: Verb, domain: str, what: str, task_wait: float) -> tuple[PowerState, str, str]:

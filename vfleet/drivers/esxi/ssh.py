@@ -12,7 +12,7 @@ import re
 import time
 
 from vfleet.core.errors import ActionFailed, DomainNotFound
-from vfleet.core.models import ActionResult, HostConfig, HostFacts, HostSnapshot, PowerState, Verb
+from vfleet.core.models import ActionResult, DomainRef, HostConfig, HostFacts, HostSnapshot, PowerState, Verb
 from vfleet.drivers.base import LIFECYCLE, Driver
 from vfleet.drivers.esxi.parse import (
     POWER_STATES,
@@ -69,7 +69,7 @@ class EsxiSshDriver(Driver):
         self.ssh = SshTransport(config)
         self.worlds: dict[str, int] = {}  # display name -> world id, from the last listing
 
-    async def connect(self) -> HostFacts:
+    async def connect(self, *, deadline: float | None = None) -> HostFacts:
         await self.ssh.connect()
         result = await self.ssh.run(batch(list(FACTS)))
         sections = split_sections(result.stdout, len(FACTS), self.host)
@@ -113,13 +113,19 @@ class EsxiSshDriver(Driver):
         if noise:
             raise ActionFailed(self.host, f"poll wrote to stderr: {first_line(noise[0])}")
 
-    async def poll(self) -> HostSnapshot:
+    async def poll(self, *, deadline: float | None = None) -> HostSnapshot:
         summaries = await self._summaries()
         taken_at = time.monotonic()
         return HostSnapshot(self.host, taken_at, tuple(domain_from_summary(s) for s in summaries))
 
-    async def _find(self, name: str) -> VmSummary:
-        matches = [s for s in await self._summaries() if s.name == name]
+    async def _find(self, name: str, key: str | None = None) -> VmSummary:
+        summaries = await self._summaries()
+        if key is not None and key != name:  # aim by identity: the UUID survives renames and duplicates
+            by_key = [s for s in summaries if s.uuid == key]
+            if not by_key:
+                raise DomainNotFound(self.host, f"no VM with UUID {key} (was {name!r})")
+            return by_key[0]
+        matches = [s for s in summaries if s.name == name]
         if not matches:
             raise DomainNotFound(self.host, f"no VM named {name!r}")
         if len(matches) > 1:
@@ -135,8 +141,9 @@ class EsxiSshDriver(Driver):
         summary = parse_summary(result.stdout, vmid, self.host)
         return POWER_STATES.get(summary.power, PowerState.UNKNOWN), summary.power
 
-    async def _perform(self, verb: Verb, domain: str) -> ActionResult:
-        vm = await self._find(domain)
+    async def _perform(self, verb: Verb, target: DomainRef, deadline: float | None) -> ActionResult:
+        domain = target.name
+        vm = await self._find(domain, target.key)
         command = f"vim-cmd vmsvc/{_POWER[verb]} {vm.vmid}"
         result = await self.ssh.run(command)
         output = result.stdout + result.stderr

@@ -30,7 +30,7 @@ from vfleet.core.errors import (
     HostUnreachable,
     UnsupportedAction,
 )
-from vfleet.core.models import ActionResult, DomainEvent, HostConfig, HostFacts, HostSnapshot, Verb
+from vfleet.core.models import ActionResult, DomainEvent, DomainRef, HostConfig, HostFacts, HostSnapshot, Verb
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
 from vfleet.drivers.libvirt.parse import domain_from_stats, event_words, hypervisor_name, power_state, version_string
 from vfleet.drivers.threaded import BlockingWorker
@@ -130,7 +130,7 @@ class LibvirtDriver(Driver):
 
     # -- connection ---------------------------------------------------------------
 
-    async def connect(self) -> HostFacts:
+    async def connect(self, *, deadline: float | None = None) -> HostFacts:
         events = self._use_event_loop()
         self._loop = asyncio.get_running_loop()
         opener = libvirt.openReadOnly if self.read_only else libvirt.open
@@ -205,7 +205,7 @@ class LibvirtDriver(Driver):
             raise HostUnreachable(self.host, self._lost)
         return self._conn
 
-    async def poll(self) -> HostSnapshot:
+    async def poll(self, *, deadline: float | None = None) -> HostSnapshot:
         conn = self._connection()
         if self._bulk:
             try:
@@ -267,9 +267,13 @@ class LibvirtDriver(Driver):
 
     # -- actions ------------------------------------------------------------------
 
-    async def _perform(self, verb: Verb, domain: str) -> ActionResult:
+    async def _perform(self, verb: Verb, target: DomainRef, deadline: float | None) -> ActionResult:
+        domain = target.name
         conn = self._connection()
-        dom = await self._call(f"lookup {domain}", lambda: conn.lookupByName(domain))
+        dom = await self._call(
+            f"lookup {domain}",
+            lambda: conn.lookupByUUIDString(target.key) if target.by_uuid else conn.lookupByName(domain),
+        )
         calls: dict[Verb, Callable[[], object]] = {
             Verb.START: dom.create,
             Verb.SHUTDOWN: dom.shutdown,

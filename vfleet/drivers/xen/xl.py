@@ -13,7 +13,7 @@ import shlex
 import time
 
 from vfleet.core.errors import ActionFailed, DomainNotFound
-from vfleet.core.models import ActionResult, HostConfig, HostFacts, HostSnapshot, PowerState, Verb
+from vfleet.core.models import ActionResult, DomainRef, HostConfig, HostFacts, HostSnapshot, PowerState, Verb
 from vfleet.drivers.base import Capability, Driver
 from vfleet.drivers.ssh.batch import join, split_sections
 from vfleet.drivers.ssh.transport import CommandResult, SshTransport, first_line, raise_for
@@ -66,7 +66,7 @@ class XenXlDriver(Driver):
         parts = ["xl list", XENTOP, "xl info", f"ls -1 {shlex.quote(self.config_dir)} 2>/dev/null"]
         self.poll_command = join(parts)
 
-    async def connect(self) -> HostFacts:
+    async def connect(self, *, deadline: float | None = None) -> HostFacts:
         await self.ssh.connect()
         result = await self.ssh.run_checked("xl info")
         return parse_xl_info(result.stdout, self.host)
@@ -74,7 +74,7 @@ class XenXlDriver(Driver):
     async def close(self) -> None:
         await self.ssh.close()
 
-    async def poll(self) -> HostSnapshot:
+    async def poll(self, *, deadline: float | None = None) -> HostSnapshot:
         result = await self.ssh.run(self.poll_command)
         taken_at = time.monotonic()
         sections = split_sections(result.stdout, 4, self.host)
@@ -91,7 +91,8 @@ class XenXlDriver(Driver):
         configured = config_names(sections[3][1]) if sections[3][0] == 0 else []
         return HostSnapshot(self.host, taken_at, build_domains(rows, top, configured, taken_at), facts)
 
-    async def _perform(self, verb: Verb, domain: str) -> ActionResult:
+    async def _perform(self, verb: Verb, target: DomainRef, deadline: float | None) -> ActionResult:
+        domain = target.name
         if verb is Verb.START:
             path = f"{self.config_dir}/{domain}.cfg"
             command = f"xl create {shlex.quote(path)}"
