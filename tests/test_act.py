@@ -18,8 +18,8 @@ from vfleet.core.audit import AuditLog, verify
 from vfleet.core.engine import Fleet
 from vfleet.core.errors import ExitCode
 from vfleet.core.models import HostConfig, PowerState, Verb
-from vfleet.core.operations import execute
-from vfleet.core.policy import plan, select
+from vfleet.core.operations import Operations, always
+from vfleet.core.policy import select
 from vfleet.core.selector import Selector
 
 pytestmark = pytest.mark.usefixtures("libvirt_module")
@@ -55,10 +55,11 @@ async def test_bulk_start_and_stop_of_500_domains_on_10_hosts(tmp_path: Path) ->
     audit = AuditLog(tmp_path / "audit.jsonl")
     async with Fleet(hosts, driver_factory=counting_factory(peaks)) as fleet:
         assert await fleet.wait_until(lambda v: all(x.health.polls >= 1 for x in v), timeout=20)
+        ops = Operations(fleet, audit, face="test")
         for verb, want in ((Verb.START, PowerState.RUNNING), (Verb.SHUTDOWN, PowerState.OFF)):
             targets = select(fleet.views(), Selector.parse(""))
             assert len(targets) == 500
-            dispatch = await execute(fleet, plan(fleet.views(), verb, targets), timeout=30, wait=30, audit=audit)
+            dispatch = await ops.run(ops.plan(verb, targets), always, timeout=30, wait=30)
             assert len(dispatch.results) == 500
             assert Counter(r.outcome for r in dispatch.results) == {"ok": 500}, Counter(r.message for r in dispatch.results)
             assert all(r.state_after is want for r in dispatch.results)
@@ -67,8 +68,9 @@ async def test_bulk_start_and_stop_of_500_domains_on_10_hosts(tmp_path: Path) ->
             # results come back in plan order: stable per host
             assert [(r.host, r.domain) for r in dispatch.results] == [(t.host, t.domain) for t in targets]
     records = list(audit.records())
-    assert [r["verb"] for r in records] == ["start", "shutdown"]
-    assert all(len(r["targets"]) == 500 for r in records)
+    intents = [r for r in records if r["kind"] == "intent"]
+    assert [r["verb"] for r in intents] == ["start", "shutdown"] and all(len(r["targets"]) == 500 for r in intents)
+    assert Counter(r["kind"] for r in records) == {"intent": 2, "result": 1000, "close": 2}
     assert verify(audit.path).ok
 
 
@@ -157,13 +159,16 @@ def test_act_on_real_guests_obeys_the_policy(testbed: dict[str, str], guest_flee
     assert run.returncode == ExitCode.REFUSED and "read-only" in results(run)[0]["message"]
     assert states(testbed)[g1] == libvirt.VIR_DOMAIN_RUNNING
 
-    # one ok and one failed target: partial (g2 is off, pausing it fails in libvirt)
+    # pausing an off domain cannot apply: refused by the policy, never sent; the other one runs
     run = act(*base, "pause", "vfleet-t*", "--multiple", "--yes", *log)
     assert run.returncode == ExitCode.PARTIAL, run.stderr
-    assert sorted(r["result"] for r in results(run)) == ["failed", "ok"]
+    outcome = {r["domain"]: r for r in results(run)}
+    assert outcome[g1]["result"] == "ok" and outcome[g2]["result"] == "refused"
+    assert "cannot pause a domain that is off" in outcome[g2]["message"]
 
     records = list(AuditLog(audit).records())
     assert verify(audit).ok
-    overrides = [t for r in records for t in r["targets"] if t.get("override")]
-    assert [(t["domain"], t["result"]) for t in overrides] == [(g2, "ok")]
-    assert any("refused" in r for r in records)  # interlock and confirmation refusals are recorded too
+    overrides = [r for r in records if r["kind"] == "result" and r["override"]]
+    assert [(r["domain"], r["result"]) for r in overrides] == [(g2, "ok")]
+    reasons = [r["reason"] for r in records if r["kind"] == "refused"]
+    assert any("--yes" in r for r in reasons) and any("--multiple" in r for r in reasons)

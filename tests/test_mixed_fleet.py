@@ -19,9 +19,10 @@ from nodexml import RUNNING, SHUTOFF, write_node
 from sshhost import EsxiHost, Keys, SshTestServer, XenHost
 from vcsim_fixture import PASSWORD, USER, VCSIM_BIN, Vcsim, start_vcsim
 from vfleet.core import inventory
+from vfleet.core.audit import AuditLog
 from vfleet.core.engine import Fleet
 from vfleet.core.models import PowerState, Verb
-from vfleet.core.operations import run_action
+from vfleet.core.operations import Operations, always
 from vfleet.core.policy import Target
 
 PASSWORD_ENV = "VFLEET_MIXED_ESX_PASSWORD"
@@ -98,9 +99,10 @@ async def test_status_lists_every_kind_of_host_in_one_table(mixed: Mixed) -> Non
     assert {"web01", "db server (primary)"} <= set(domains["esx-ssh"])
 
 
-async def test_one_lifecycle_action_on_each_kind_through_the_core(mixed: Mixed) -> None:
+async def test_one_lifecycle_action_on_each_kind_through_the_core(mixed: Mixed, tmp_path: Path) -> None:
     hosts = inventory.load(mixed.inventory).hosts
     async with Fleet(hosts) as fleet:
+        ops = Operations(fleet, AuditLog(tmp_path / "audit.jsonl"), face="test")
         assert await fleet.wait_until(lambda v: all(x.health.polls >= 1 for x in v), timeout=60), [
             (x.name, x.health) for x in fleet.views()]
         first_vcsim_vm = sorted(r.domain.name for r in fleet.view("esx-api").rows)[0]
@@ -113,7 +115,7 @@ async def test_one_lifecycle_action_on_each_kind_through_the_core(mixed: Mixed) 
         ]
         try:
             for target, verb, state in cases:
-                (result,) = await run_action(fleet, verb, [target])
+                (result,) = (await ops.run(ops.plan(verb, [target]), always)).results
                 assert result.ok and result.state_after is state, (target, result)
         finally:
-            await run_action(fleet, Verb.RESUME, [Target("kvm", mixed.guests[0])])
+            await ops.run(ops.plan(Verb.RESUME, [Target("kvm", mixed.guests[0])]), always)

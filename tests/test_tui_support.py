@@ -7,14 +7,17 @@ verbs reached which domain.
 
 from __future__ import annotations
 
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import pytest
 from textual.pilot import Pilot
 
 from vfleet.app import VFleetApp
+from vfleet.core.audit import AuditLog
 from vfleet.core.engine import Fleet
 from vfleet.core.errors import HostUnreachable
 from vfleet.core.models import (
@@ -147,7 +150,8 @@ def make_app(
         driver_factory=lambda c, ro: FakeDriver(c, world[c.name], read_only=ro),
         backoff_cap=0.1,
     )
-    return VFleetApp(fleet, demo=demo, read_only=read_only), world
+    audit = AuditLog(Path(tempfile.mkdtemp(prefix="vfleet-tui-audit-")) / "audit.jsonl")
+    return VFleetApp(fleet, audit=audit, demo=demo, read_only=read_only), world
 
 
 async def until(pilot: Pilot[object], condition: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:

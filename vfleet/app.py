@@ -14,9 +14,11 @@ from pathlib import Path
 from textual.app import App
 from textual.binding import Binding
 
+from vfleet.core.audit import AuditLog
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.inventory import Inventory
 from vfleet.core.models import DomainEvent, HostStatus
+from vfleet.core.operations import Operations
 from vfleet.messages import FleetEvents, FleetUpdated
 from vfleet.screens.domain import DomainScreen
 from vfleet.screens.fleet import FleetScreen
@@ -31,16 +33,25 @@ class VFleetApp(App[int]):
     TITLE = "vfleet"
     BINDINGS = [Binding("ctrl+c", "quit", "Quit", show=False, priority=True)]
 
-    def __init__(self, fleet: Fleet, *, demo: bool = False, read_only: bool = False, start_fleet: bool = True) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        *,
+        audit: AuditLog | None = None,
+        demo: bool = False,
+        read_only: bool = False,
+        start_fleet: bool = True,
+    ) -> None:
         super().__init__()
         self.fleet = fleet
+        self.operations = Operations(fleet, audit or AuditLog(), face="tui")
         self.demo = demo
         self.read_only = read_only
         self._start_fleet = start_fleet
         self._pump: asyncio.Task[None] | None = None
         self._stopped = False
         self._statuses: dict[str, HostStatus] = {}
-        self.fleet_screen = FleetScreen(fleet, demo=demo, read_only=read_only)
+        self.fleet_screen = FleetScreen(fleet, self.operations, demo=demo, read_only=read_only)
 
     async def on_mount(self) -> None:
         await self.push_screen(self.fleet_screen)

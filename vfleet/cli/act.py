@@ -1,25 +1,28 @@
-"""Headless `act` and `audit` commands: the same policy and dispatch as the TUI."""
+"""Headless `act` and `audit` commands: a face of the core's operations service, like the TUI."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import fnmatch
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from vfleet.cli.prompt import ask
 from vfleet.core.audit import AuditLog, verify
 from vfleet.core.audit import default_path as default_audit_path
 from vfleet.core.engine import Fleet, HostView
-from vfleet.core.errors import ExitCode, PolicyRefused, UsageError
+from vfleet.core.errors import ExitCode, HostUnreachable, PolicyRefused, UsageError
 from vfleet.core.models import ActionResult, HostConfig, HostStatus, Verb
-from vfleet.core.operations import Dispatch, execute
+from vfleet.core.operations import Operation, Operations, always
 from vfleet.core.output import as_json
-from vfleet.core.policy import Plan, Tier, interlock, plan, select
+from vfleet.core.policy import Plan, Tier, select
 from vfleet.core.selector import Selector
 
 ACT_SCHEMA = "vfleet.act/1"
+MAX_LISTED = 50  # targets listed above a terminal prompt
 Resolve = Callable[[argparse.Namespace], Any]
 
 
@@ -76,8 +79,6 @@ def cmd_act(args: argparse.Namespace, out: TextIO, resolve: Resolve) -> int:
     selector = _selector(args.selector, args.host)
     hosts = [h for h in inv.hosts if selector.host_may_match(h)]
     if len(args.host) > 1:
-        import fnmatch
-
         hosts = [h for h in hosts if any(fnmatch.fnmatchcase(h.name, p) for p in args.host)]
     if not hosts:
         raise UsageError(f"{inv.path}: no host matches the selector")
@@ -89,7 +90,6 @@ async def _act(
     hosts: list[HostConfig], selector: Selector, args: argparse.Namespace, out: TextIO, audit: AuditLog
 ) -> int:
     verb = Verb(args.verb)
-    context: dict[str, object] = {"face": "cli", "selector": " ".join(args.selector), "dry_run": args.dry_run}
     async with Fleet(hosts) as fleet:
         deadline = max(h.connect_timeout + h.call_timeout for h in hosts)
         settled = await fleet.wait_until(lambda vs: all(_settled(v) for v in vs), deadline)
@@ -101,38 +101,32 @@ async def _act(
                 file=sys.stderr,
             )
         targets = select(views, selector)
-        the_plan = plan(views, verb, targets, override=args.override_protection)
-        planned = [
-            {
-                "host": d.target.host,
-                "domain": d.target.domain,
-                "error": d.refused,
-                "result": "refused" if d.refused else "no-op" if d.noop else "planned",
-            }
-            for d in the_plan.decisions
-        ]
-        try:
-            interlock(len(targets), multiple=args.multiple, max_targets=args.max_targets)
-            if args.dry_run:
-                _print_plan(the_plan, args.output, out)
-                audit.append({"verb": verb.value, **context, "targets": planned})
-                return int(ExitCode.OK if settled else ExitCode.UNREACHABLE)
-            _confirm(the_plan, args.yes)
-        except PolicyRefused as exc:
-            if args.dry_run:
-                _print_plan(the_plan, args.output, out)
-            audit.append({"verb": verb.value, **context, "refused": str(exc), "targets": planned})
-            raise
-        dispatch = await execute(
-            fleet,
+        if not targets and down:
+            raise HostUnreachable(
+                down[0].name if len(down) == 1 else f"{len(down)} hosts",
+                "the selector matches no domain on the hosts that answered; nothing was done",
+            )
+        operations = Operations(fleet, audit, face="cli")
+        the_plan = operations.plan(
+            verb, targets, override=args.override_protection, multiple=args.multiple, max_targets=args.max_targets
+        )
+        context: dict[str, object] = {"selector": " ".join(args.selector)}
+        if args.dry_run:
+            _print_plan(the_plan, args.output, out)
+        operation = await operations.run(
             the_plan,
+            _confirm_on_terminal if not args.yes else always,
             timeout=args.timeout,
             wait=args.timeout if args.wait else None,
-            audit=audit,
+            dry_run=args.dry_run,
             context=context,
         )
-    _print_results(dispatch, args.output, out)
-    return int(exit_code(dispatch.results))
+    if operation.status == "dry-run":
+        return int(ExitCode.OK if settled else ExitCode.UNREACHABLE)
+    if operation.status == "not-confirmed":
+        raise PolicyRefused(f"{verb.value}: not confirmed; nothing was done")
+    _print_results(operation, args.output, out)
+    return int(exit_code(operation.results))
 
 
 def _settled(view: HostView) -> bool:
@@ -152,26 +146,26 @@ def exit_code(results: list[ActionResult]) -> ExitCode:
     return ExitCode.PARTIAL
 
 
-def _confirm(the_plan: Plan, yes: bool) -> None:
-    sendable = [d for d in the_plan.decisions if d.dispatch]
-    if yes or not sendable or the_plan.tier is Tier.NONE:
-        return
-    if not sys.stdin.isatty():
-        raise PolicyRefused(f"{the_plan.verb.value} needs confirmation: no terminal to ask on; add --yes")
+async def _confirm_on_terminal(the_plan: Plan) -> bool:
+    """The CLI's answer to the core's confirmation tier; needs a terminal (else --yes)."""
     verb = the_plan.verb.value
+    if not sys.stdin.isatty():
+        raise PolicyRefused(f"{verb} needs confirmation: no terminal to ask on; add --yes")
+    sendable = the_plan.sendable
+    for d in the_plan.decisions[:MAX_LISTED]:
+        why = f"  ({d.refused or d.noop})" if not d.dispatch else ""
+        print(f"  {d.plan_word:<7} {verb} {d.target.host}/{d.target.domain}{why}", file=sys.stderr)
+    if len(the_plan.decisions) > MAX_LISTED:
+        print(f"  ... and {len(the_plan.decisions) - MAX_LISTED} more", file=sys.stderr)
+    print(f"vfleet: {the_plan.summary()}", file=sys.stderr)
     if the_plan.tier is Tier.YES_NO:
         t = sendable[0].target
-        answer = input(f"{verb} {t.domain} on {t.host}? [y/N] ")
-        ok = answer.strip().lower() in ("y", "yes")
-    else:
-        expected = sendable[0].target.domain if len(the_plan.decisions) == 1 else str(len(sendable))
-        what = "the domain name" if len(the_plan.decisions) == 1 else "the number of domains"
-        for d in sendable[:20]:
-            print(f"  {verb} {d.target.host}/{d.target.domain}", file=sys.stderr)
-        answer = input(f"{verb}: type {what} ({expected}) to confirm: ")
-        ok = answer.strip() == expected
-    if not ok:
-        raise PolicyRefused(f"{verb}: not confirmed; nothing was done")
+        what = f"{verb} {t.domain} on {t.host}" if len(sendable) == 1 else f"{verb} {len(sendable)} domains"
+        answer = await ask(f"{what}? [y/N] ")
+        return answer.lower() in ("y", "yes")
+    expected = the_plan.expected_answer
+    what = "the domain name" if len(sendable) == 1 else "the number of domains"
+    return await ask(f"{verb}: type {what} ({expected}) to confirm: ") == expected
 
 
 def _print_plan(the_plan: Plan, fmt: str, out: TextIO) -> None:
@@ -207,13 +201,14 @@ def _print_plan(the_plan: Plan, fmt: str, out: TextIO) -> None:
     )
 
 
-def _print_results(dispatch: Dispatch, fmt: str, out: TextIO) -> None:
+def _print_results(dispatch: Operation, fmt: str, out: TextIO) -> None:
     if fmt == "json":
         out.write(
             as_json(
                 {
                     "schema": ACT_SCHEMA,
                     "dry_run": False,
+                    "op": dispatch.op,
                     "seconds": round(dispatch.seconds, 3),
                     "results": [
                         {

@@ -19,6 +19,7 @@ class ExitCode(IntEnum):
     REFUSED = 4  # refused by policy (read-only, protected, interlock)
     PARTIAL = 5  # some targets of a bulk operation failed
     MISSING_DEPENDENCY = 6  # an optional backend package is not installed
+    AUDIT = 7  # the audit log cannot be written: nothing was done
     INTERNAL = 70  # a bug in vfleet (EX_SOFTWARE)
     INTERRUPTED = 130  # Ctrl-C
 
@@ -51,6 +52,12 @@ class MissingDependency(VFleetError):
 
 class PolicyRefused(VFleetError):
     exit_code = ExitCode.REFUSED
+
+
+class AuditUnavailable(VFleetError):
+    """The audit log cannot be written; an operation is refused before anything is sent."""
+
+    exit_code = ExitCode.AUDIT
 
 
 class DriverError(VFleetError):

@@ -1,21 +1,28 @@
-"""Lifecycle dispatch for TUI and CLI alike: policy, bounded concurrency, audit, wait.
+"""The operations service: the only way any face acts on the fleet.
 
-Every target gets exactly one result: ok, no-op, refused, failed (with the
-backend's message) or timed out; nothing is dropped, and a host that dies in the
-middle reports failed for its targets, never ok. Every attempt is audited.
+An operation runs through fixed steps, whatever the face:
+1. plan: resolve the targets by domain key and apply the policy (core.policy);
+2. confirm: the face gets the plan and answers one callback; the tier is the core's;
+3. audit the intent before anything is sent (refuse if the log cannot be written);
+4. execute with bounded concurrency, per host and globally;
+5. audit each target's result as it completes, and a closing record in `finally`
+   (Ctrl-C, cancellation and crashes of the face included).
+Every target gets exactly one result: ok, no-op, refused, failed or timed out.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import secrets
 import time
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import Any, Protocol
 
-from vfleet.core.audit import AuditLog
 from vfleet.core.engine import Fleet, HostView
-from vfleet.core.errors import VFleetError
+from vfleet.core.errors import AuditUnavailable, PolicyRefused, VFleetError
 from vfleet.core.models import ActionResult, Verb
 from vfleet.core.policy import (
     TARGET_STATE,
@@ -24,101 +31,318 @@ from vfleet.core.policy import (
     Target,
     Tier,
     allowed_verbs,
+    applicable_verbs,
     confirmation_tier,
     plan,
 )
 
-__all__ = ["Dispatch", "Target", "Tier", "allowed_verbs", "confirmation_tier", "execute", "run_action"]
+__all__ = [
+    "Operation",
+    "Operations",
+    "Plan",
+    "Target",
+    "Tier",
+    "allowed_verbs",
+    "applicable_verbs",
+    "confirmation_tier",
+]
 
-PER_HOST_LIMIT = 5  # libvirtd serves at most 5 calls in flight per client connection
+log = logging.getLogger(__name__)
+
+PER_HOST_LIMIT = 4  # libvirtd serves 5 calls per connection: one stays free for polls
 GLOBAL_LIMIT = 32
+
+Confirm = Callable[[Plan], Awaitable[bool]]
+
+
+class AuditSink(Protocol):
+    def append(self, event: dict[str, Any]) -> dict[str, Any]: ...
 
 
 @dataclass
-class Dispatch:
-    """What one execution did, beyond the results: for the audit log and for tests."""
+class Operation:
+    """What one operation did: for the face's report, the exit code and tests."""
 
+    op: str
+    plan: Plan
+    status: str = "planned"  # planned, refused, not-confirmed, dry-run, completed, interrupted, crashed
     results: list[ActionResult] = field(default_factory=list)
     peak_in_flight: Counter[str] = field(default_factory=Counter)  # per host
     seconds: float = 0.0
 
 
-def _refused(decision: Decision, verb: Verb) -> ActionResult:
+def _target_record(decision: Decision) -> dict[str, object]:
     t = decision.target
-    return ActionResult(
-        t.host,
-        t.domain,
-        verb,
-        ok=False,
-        state_after=decision.state,
-        refused=True,
-        message=f"refused: {decision.refused}",
-    )
+    return {
+        "host": t.host,
+        "domain": t.domain,
+        "key": t.ref.key,
+        "plan": decision.plan_word,
+        "why": decision.refused or decision.noop,
+        "override": decision.overridden,
+        "state": decision.state.value if decision.state else None,
+    }
 
 
-async def execute(
-    fleet: Fleet,
-    the_plan: Plan,
-    *,
-    timeout: float = 60.0,
-    wait: float | None = None,
-    on_result: Callable[[ActionResult], None] | None = None,
-    audit: AuditLog | None = None,
-    context: dict[str, object] | None = None,
-) -> Dispatch:
-    """Run a plan; `wait` seconds (if given) to see each target reach the verb's end state."""
-    verb = the_plan.verb
-    report = Dispatch()
-    started = time.monotonic()
-    global_slots = asyncio.Semaphore(GLOBAL_LIMIT)
-    host_slots = {d.target.host: asyncio.Semaphore(PER_HOST_LIMIT) for d in the_plan.decisions}
-    in_flight: Counter[str] = Counter()
+def _result_record(op: str, result: ActionResult, overridden: bool) -> dict[str, object]:
+    return {
+        "kind": "result",
+        "op": op,
+        "host": result.host,
+        "domain": result.domain,
+        "key": result.key,
+        "verb": result.verb.value,
+        "result": result.outcome,
+        "state_after": result.state_after.value if result.state_after else None,
+        "override": overridden,
+        "error": None if result.ok else result.message,
+    }
 
-    async def send(decision: Decision) -> ActionResult:
-        t = decision.target
-        if decision.refused is not None:
-            return _refused(decision, verb)
-        if decision.noop is not None:
-            return ActionResult(
-                t.host, t.domain, verb, ok=True, noop=True, state_after=decision.state, message=decision.noop
-            )
-        async with global_slots, host_slots[t.host]:
-            driver = fleet.driver(t.host)
-            if driver is None:
-                return ActionResult(t.host, t.domain, verb, ok=False, message=f"{t.host}: not connected")
-            in_flight[t.host] += 1
-            report.peak_in_flight[t.host] = max(report.peak_in_flight[t.host], in_flight[t.host])
+
+class Operations:
+    """Plans and runs operations for one face ("tui", "cli") over one fleet and one audit log."""
+
+    def __init__(self, fleet: Fleet, audit: AuditSink, *, face: str) -> None:
+        self.fleet = fleet
+        self.audit = audit
+        self.face = face
+
+    # -- 1. plan ---------------------------------------------------------------
+
+    def plan(
+        self,
+        verb: Verb,
+        targets: Sequence[Target],
+        *,
+        override: bool = False,
+        multiple: bool = True,
+        max_targets: int | None = None,
+        hidden: int = 0,
+    ) -> Plan:
+        return plan(
+            self.fleet.views(),
+            verb,
+            targets,
+            override=override,
+            multiple=multiple,
+            max_targets=max_targets,
+            hidden=hidden,
+        )
+
+    def applicable_verbs(self, targets: Sequence[Target]) -> list[Verb]:
+        return applicable_verbs(self.fleet.views(), targets)
+
+    # -- 2 to 5 ----------------------------------------------------------------
+
+    async def run(
+        self,
+        the_plan: Plan,
+        confirm: Confirm,
+        *,
+        timeout: float = 60.0,
+        wait: float | None = None,
+        on_result: Callable[[ActionResult], None] | None = None,
+        on_start: Callable[[Operation], None] | None = None,
+        dry_run: bool = False,
+        context: dict[str, object] | None = None,
+    ) -> Operation:
+        """Confirm, audit and execute a plan. Raises PolicyRefused (interlock) and AuditUnavailable."""
+        operation = Operation(secrets.token_hex(6), the_plan)
+        header = {
+            "op": operation.op,
+            "verb": the_plan.verb.value,
+            "face": self.face,
+            **(context or {}),
+            "tier": the_plan.tier.value,
+        }
+        targets = [_target_record(d) for d in the_plan.decisions]
+        if the_plan.blocked is not None:
+            self._append({"kind": "refused", **header, "reason": the_plan.blocked, "targets": targets})
+            operation.status = "refused"
+            raise PolicyRefused(the_plan.blocked)
+        if dry_run:
+            self._append({"kind": "dry-run", **header, "targets": targets})
+            operation.status = "dry-run"
+            return operation
+        self._check_writable()
+        if the_plan.sendable and the_plan.tier is not Tier.NONE:
             try:
-                result = await asyncio.wait_for(driver.perform(verb, t.ref), timeout)
-            except TimeoutError:
-                result = ActionResult(
+                confirmed = await confirm(the_plan)
+            except PolicyRefused as exc:  # e.g. no terminal to ask on
+                self._append({"kind": "refused", **header, "reason": str(exc), "targets": targets})
+                operation.status = "refused"
+                raise
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                self._append({"kind": "refused", **header, "reason": "interrupted at the confirmation"})
+                operation.status = "not-confirmed"
+                raise
+            if not confirmed:
+                self._append({"kind": "refused", **header, "reason": "not confirmed", "targets": targets})
+                operation.status = "not-confirmed"
+                return operation
+        self._append({"kind": "intent", **header, "targets": targets})
+        if on_start is not None:  # confirmed and on record: the face may show the job now
+            on_start(operation)
+        await self._execute(operation, timeout=timeout, wait=wait, on_result=on_result)
+        return operation
+
+    def _append(self, record: dict[str, Any]) -> None:
+        try:
+            self.audit.append(record)
+        except AuditUnavailable:
+            raise
+        except (OSError, VFleetError) as exc:
+            raise AuditUnavailable(f"cannot write the audit log: {exc}; nothing was sent") from exc
+
+    def _check_writable(self) -> None:
+        check = getattr(self.audit, "check_writable", None)
+        if check is None:
+            return
+        try:
+            check()
+        except AuditUnavailable:
+            raise
+        except (OSError, VFleetError) as exc:
+            raise AuditUnavailable(f"cannot write the audit log: {exc}; nothing was sent") from exc
+
+    async def _execute(
+        self,
+        operation: Operation,
+        *,
+        timeout: float,
+        wait: float | None,
+        on_result: Callable[[ActionResult], None] | None,
+    ) -> None:
+        the_plan, op = operation.plan, operation.op
+        verb = the_plan.verb
+        started = time.monotonic()
+        global_slots = asyncio.Semaphore(GLOBAL_LIMIT)
+        host_slots = {d.target.host: asyncio.Semaphore(PER_HOST_LIMIT) for d in the_plan.decisions}
+        in_flight: Counter[str] = Counter()
+        sent: dict[int, Decision] = {}  # sent, no result yet: "interrupted" if we stop now
+        done: dict[int, ActionResult] = {}
+
+        def finish(index: int, decision: Decision, result: ActionResult) -> ActionResult:
+            result = replace(result, key=decision.target.ref.key)
+            sent.pop(index, None)
+            done[index] = result
+            try:
+                self.audit.append(_result_record(op, result, decision.overridden))
+            except Exception:  # the intent is on disk: losing a result line must not stop the others
+                log.exception("audit: could not record the result of %s", decision.target)
+            if on_result is not None:
+                on_result(result)
+            return result
+
+        async def one(index: int, decision: Decision) -> ActionResult:
+            t = decision.target
+            if decision.refused is not None:
+                refused = ActionResult(
                     t.host,
                     t.domain,
                     verb,
                     ok=False,
-                    timed_out=True,
-                    message=f"{t.host}: {verb.value} {t.domain}: no answer within {timeout:g} s",
+                    refused=True,
+                    state_after=decision.state,
+                    message=f"refused: {decision.refused}",
                 )
-            except VFleetError as exc:
-                result = ActionResult(t.host, t.domain, verb, ok=False, message=str(exc))
+                return finish(index, decision, refused)
+            if decision.noop is not None:
+                noop = ActionResult(
+                    t.host, t.domain, verb, ok=True, noop=True, state_after=decision.state, message=decision.noop
+                )
+                return finish(index, decision, noop)
+            async with global_slots, host_slots[t.host]:
+                driver = self.fleet.driver(t.host)
+                if driver is None:
+                    gone = ActionResult(t.host, t.domain, verb, ok=False, message=f"{t.host}: not connected")
+                    return finish(index, decision, gone)
+                in_flight[t.host] += 1
+                operation.peak_in_flight[t.host] = max(operation.peak_in_flight[t.host], in_flight[t.host])
+                sent[index] = decision
+                try:
+                    result = await asyncio.wait_for(
+                        driver.perform(verb, t.ref, deadline=time.monotonic() + timeout), timeout
+                    )
+                except TimeoutError:
+                    result = ActionResult(
+                        t.host,
+                        t.domain,
+                        verb,
+                        ok=False,
+                        timed_out=True,
+                        message=f"{t.host}: {verb.value} {t.domain}: no answer within {timeout:g} s",
+                    )
+                except VFleetError as exc:
+                    result = ActionResult(t.host, t.domain, verb, ok=False, message=str(exc))
+                except Exception as exc:  # a driver bug fails this target, not the whole operation
+                    log.debug("%s: %s %s", t.host, verb.value, t.domain, exc_info=True)
+                    result = ActionResult(
+                        t.host, t.domain, verb, ok=False, message=f"{t.host}: internal error: {exc!r}"
+                    )
+                finally:
+                    in_flight[t.host] -= 1
+            self.fleet.request_poll(t.host)
+            if wait is not None and result.ok:
+                result = await _await_state(self.fleet, replace(result, key=t.ref.key), wait)
+            return finish(index, decision, result)
+
+        outcome = "crashed"
+        try:
+            tasks = [asyncio.create_task(one(i, d)) for i, d in enumerate(the_plan.decisions)]
+            try:
+                await asyncio.gather(*tasks)
             finally:
-                in_flight[t.host] -= 1
-        fleet.request_poll(t.host)
-        if wait is not None and result.ok:
-            result = await _await_state(fleet, result, wait)
-        return result
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+            outcome = "completed"
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            outcome = "interrupted"
+            raise
+        finally:
+            operation.status = outcome
+            operation.results = [done[i] for i in sorted(done)]
+            operation.seconds = time.monotonic() - started
+            self._close(operation, sent, outcome)
 
-    async def reported(decision: Decision) -> ActionResult:
-        result = await send(decision)
-        if on_result is not None:
-            on_result(result)
-        return result
-
-    report.results = list(await asyncio.gather(*(reported(d) for d in the_plan.decisions)))
-    report.seconds = time.monotonic() - started
-    if audit is not None:
-        audit.append(_audit_record(the_plan, report, context or {}))
-    return report
+    def _close(self, operation: Operation, sent: dict[int, Decision], outcome: str) -> None:
+        """The closing record; targets sent without an answer are recorded as interrupted."""
+        for decision in sent.values():
+            t = decision.target
+            record = {
+                "kind": "result",
+                "op": operation.op,
+                "host": t.host,
+                "domain": t.domain,
+                "key": t.ref.key,
+                "verb": operation.plan.verb.value,
+                "result": "interrupted",
+                "state_after": None,
+                "override": decision.overridden,
+                "error": "sent, but the operation stopped before the host answered",
+            }
+            try:
+                self.audit.append(record)
+            except Exception:
+                log.exception("audit: could not record an interrupted target")
+        counts = Counter(r.outcome for r in operation.results)
+        counts["interrupted"] += len(sent)
+        not_sent = len(operation.plan.decisions) - len(operation.results) - len(sent)
+        if not_sent:
+            counts["not-sent"] = not_sent
+        try:
+            self.audit.append(
+                {
+                    "kind": "close",
+                    "op": operation.op,
+                    "outcome": outcome,
+                    "counts": {k: v for k, v in counts.items() if v},
+                    "seconds": round(operation.seconds, 3),
+                }
+            )
+        except Exception:
+            log.exception("audit: could not write the closing record of operation %s", operation.op)
 
 
 async def _await_state(fleet: Fleet, result: ActionResult, wait: float) -> ActionResult:
@@ -126,7 +350,7 @@ async def _await_state(fleet: Fleet, result: ActionResult, wait: float) -> Actio
 
     def reached(views: list[HostView]) -> bool:
         view = next((v for v in views if v.name == result.host), None)
-        return view is not None and any(r.domain.name == result.domain and r.domain.state is want for r in view.rows)
+        return view is not None and any(r.domain.key == result.key and r.domain.state is want for r in view.rows)
 
     # Wait for the fleet's own view, not just the driver's read-back: the next plan decides on it.
     if await fleet.wait_until(reached, wait):
@@ -139,39 +363,6 @@ async def _await_state(fleet: Fleet, result: ActionResult, wait: float) -> Actio
     )
 
 
-def _audit_record(the_plan: Plan, report: Dispatch, context: dict[str, object]) -> dict[str, object]:
-    overridden = {(d.target.host, d.target.domain) for d in the_plan.decisions if d.overridden}
-    return {
-        "verb": the_plan.verb.value,
-        **context,
-        "targets": [
-            {
-                "host": r.host,
-                "domain": r.domain,
-                "result": r.outcome,
-                "noop": r.noop,
-                "state_after": r.state_after.value if r.state_after else None,
-                "override": (r.host, r.domain) in overridden,
-                "error": None if r.ok else r.message,
-            }
-            for r in report.results
-        ],
-    }
-
-
-async def run_action(
-    fleet: Fleet,
-    verb: Verb,
-    targets: Sequence[Target],
-    *,
-    timeout: float = 60.0,
-    override: bool = False,
-    on_result: Callable[[ActionResult], None] | None = None,
-    audit: AuditLog | None = None,
-) -> list[ActionResult]:
-    """Plan against the fleet's current views and execute: the one call the TUI needs."""
-    the_plan = plan(fleet.views(), verb, targets, override=override)
-    dispatch = await execute(
-        fleet, the_plan, timeout=timeout, on_result=on_result, audit=audit, context={"face": "tui"}
-    )
-    return dispatch.results
+async def always(_plan: Plan) -> bool:
+    """A confirm callback for callers that confirmed otherwise (`--yes`, tests)."""
+    return True

@@ -1,12 +1,16 @@
-"""The action policy, checked in the core so that the TUI and the CLI obey the same rules.
+"""The action policy: what may be sent, what is a no-op, what needs which confirmation.
 
+Checked in the core, so every face obeys the same rules:
 - read-only (global flag, group, host) refuses every verb;
+- a verb the host's driver cannot do is refused;
 - protected hosts and domains (inventory flag or name patterns, or a backend's native
   flag) refuse destructive verbs unless the caller overrides, and the override is
   recorded;
-- a verb with nothing to do in the domain's current state is a no-op, never sent;
-- the interlock: a selector that matches several domains needs an explicit
-  "multiple" from headless callers, and a cap on the target count.
+- a verb with nothing to do in the domain's current state is a no-op, never sent, and a
+  verb that cannot apply in that state (pause an off domain) is refused before sending;
+- the interlock: several targets need an explicit "multiple" from headless callers,
+  and a cap on the target count.
+Targets are aimed by domain key (the UUID where the backend has one), never by name.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ from dataclasses import dataclass
 from enum import Enum
 
 from vfleet.core.engine import HostView
-from vfleet.core.errors import PolicyRefused
 from vfleet.core.models import Domain, DomainRef, PowerState, Verb
 from vfleet.core.selector import Selector
 from vfleet.drivers.base import capability_for
@@ -27,10 +30,22 @@ HARMLESS = frozenset({Verb.RESUME})
 # Verbs that have nothing to do in a state: reported as a no-op, never sent twice.
 ALREADY = {
     Verb.START: frozenset({PowerState.RUNNING, PowerState.PAUSED}),
-    Verb.SHUTDOWN: frozenset({PowerState.OFF}),
+    Verb.SHUTDOWN: frozenset({PowerState.OFF, PowerState.SHUTTING_DOWN}),
     Verb.FORCE_OFF: frozenset({PowerState.OFF}),
     Verb.PAUSE: frozenset({PowerState.PAUSED}),
     Verb.RESUME: frozenset({PowerState.RUNNING}),
+}
+# The states a verb can act on; UNKNOWN always passes (the backend decides).
+APPLIES = {
+    Verb.START: frozenset({PowerState.OFF, PowerState.CRASHED, PowerState.SUSPENDED}),
+    Verb.SHUTDOWN: frozenset({PowerState.RUNNING}),
+    Verb.REBOOT: frozenset({PowerState.RUNNING}),
+    Verb.PAUSE: frozenset({PowerState.RUNNING}),
+    Verb.RESUME: frozenset({PowerState.PAUSED, PowerState.SUSPENDED}),
+    Verb.FORCE_OFF: frozenset(
+        {PowerState.RUNNING, PowerState.PAUSED, PowerState.SHUTTING_DOWN, PowerState.CRASHED, PowerState.SUSPENDED}
+    ),
+    Verb.RESET: frozenset({PowerState.RUNNING, PowerState.PAUSED}),
 }
 # The state each verb leads to, for --wait.
 TARGET_STATE = {
@@ -45,16 +60,21 @@ TARGET_STATE = {
 
 
 class Tier(Enum):
-    """How much confirmation a face must get before dispatching."""
+    """How much confirmation a face must get before anything is sent."""
 
     NONE = "none"
     YES_NO = "yes-no"
     TYPE_NAME = "type-name"  # type the domain name, or the target count for several
 
 
-def confirmation_tier(verb: Verb, targets: int) -> Tier:
-    if verb in DESTRUCTIVE or targets > 1:
+def confirmation_tier(verb: Verb, targets: int, *, overridden: bool = False, hidden: int = 0) -> Tier:
+    """`targets` counts what would be sent; protection overrides and hidden targets raise the tier."""
+    if targets == 0:
+        return Tier.NONE
+    if verb in DESTRUCTIVE or targets > 1 or overridden:
         return Tier.TYPE_NAME
+    if hidden:
+        return Tier.YES_NO
     return Tier.NONE if verb in HARMLESS else Tier.YES_NO
 
 
@@ -72,7 +92,7 @@ class Target:
 @dataclass(frozen=True, slots=True)
 class Decision:
     target: Target
-    refused: str | None = None  # why the policy refuses, or None
+    refused: str | None = None  # why nothing will be sent (policy, state, driver), or None
     noop: str | None = None  # "already off": nothing to send
     overridden: bool = False  # a protection was overridden for this target
     state: PowerState | None = None  # as last polled
@@ -81,19 +101,46 @@ class Decision:
     def dispatch(self) -> bool:
         return self.refused is None and self.noop is None
 
+    @property
+    def plan_word(self) -> str:
+        return "refused" if self.refused else "no-op" if self.noop else "send"
+
 
 @dataclass(frozen=True, slots=True)
 class Plan:
     verb: Verb
     decisions: tuple[Decision, ...]
+    hidden: int = 0  # targets the face's filter hides from the operator (marked earlier)
+    blocked: str | None = None  # the interlock's refusal of the whole plan, or None
+
+    @property
+    def sendable(self) -> tuple[Decision, ...]:
+        return tuple(d for d in self.decisions if d.dispatch)
 
     @property
     def tier(self) -> Tier:
-        return confirmation_tier(self.verb, len(self.decisions))
+        sendable = self.sendable
+        overridden = any(d.overridden for d in sendable)
+        return confirmation_tier(self.verb, len(sendable), overridden=overridden, hidden=self.hidden)
+
+    @property
+    def expected_answer(self) -> str:
+        """What a TYPE_NAME confirmation wants typed: the one domain's name, or the count."""
+        sendable = self.sendable
+        return sendable[0].target.domain if len(sendable) == 1 else str(len(sendable))
+
+    def summary(self) -> str:
+        """One line: what will happen to how many targets."""
+        counts = {word: sum(d.plan_word == word for d in self.decisions) for word in ("send", "no-op", "refused")}
+        parts = [f"{self.verb.value} {counts['send']} of {len(self.decisions)}"]
+        parts += [f"{n} {word}" for word, n in counts.items() if n and word != "send"]
+        if self.hidden:
+            parts.append(f"{self.hidden} hidden by the filter")
+        return ", ".join(parts)
 
 
 def allowed_verbs(view: HostView) -> frozenset[Verb]:
-    """What may be offered for this host's domains: its driver can, and policy allows."""
+    """What this host's driver can do and policy allows at all (state aside)."""
     if view.read_only:
         return frozenset()
     return frozenset(v for v in Verb if capability_for(v) in view.capabilities)
@@ -108,12 +155,19 @@ def is_protected(view: HostView, name: str, domain: Domain | None) -> bool:
     )
 
 
+def find_domain(view: HostView, target: Target) -> Domain | None:
+    """The target's domain in the latest view: by key, or by name for a target without one."""
+    key = target.ref.key
+    domain = next((r.domain for r in view.rows if r.domain.key == key), None)
+    if domain is None and not target.key:
+        domain = next((r.domain for r in view.rows if r.domain.name == target.domain), None)
+    return domain
+
+
 def decide(view: HostView | None, verb: Verb, target: Target, *, override: bool = False) -> Decision:
     if view is None:
         return Decision(target, refused=f"{target.host}: no such host in the inventory")
-    domain = next((r.domain for r in view.rows if r.domain.key == target.ref.key), None)
-    if domain is None and not target.key:  # aimed by name (tests, old callers)
-        domain = next((r.domain for r in view.rows if r.domain.name == target.domain), None)
+    domain = find_domain(view, target)
     state = domain.state if domain else None
     if view.read_only:
         return Decision(target, refused=f"{target.host}: read-only: {verb.value} refused", state=state)
@@ -121,6 +175,8 @@ def decide(view: HostView | None, verb: Verb, target: Target, *, override: bool 
         return Decision(
             target, refused=f"{target.host}: the {view.config.driver} driver cannot {verb.value}", state=state
         )
+    if domain is None:
+        return Decision(target, refused=f"{target.host}: {target.domain} was not in the host's last poll")
     overridden = False
     if verb in DESTRUCTIVE and is_protected(view, target.domain, domain):
         if not override:
@@ -133,12 +189,30 @@ def decide(view: HostView | None, verb: Verb, target: Target, *, override: bool 
         overridden = True
     if state is not None and state in ALREADY.get(verb, ()):
         return Decision(target, noop=f"already {state.value}", overridden=overridden, state=state)
+    if state is not None and state is not PowerState.UNKNOWN and state not in APPLIES[verb]:
+        return Decision(target, refused=f"cannot {verb.value} a domain that is {state.value}", state=state)
     return Decision(target, overridden=overridden, state=state)
 
 
-def plan(views: Iterable[HostView], verb: Verb, targets: Sequence[Target], *, override: bool = False) -> Plan:
+def plan(
+    views: Iterable[HostView],
+    verb: Verb,
+    targets: Sequence[Target],
+    *,
+    override: bool = False,
+    multiple: bool = True,
+    max_targets: int | None = None,
+    hidden: int = 0,
+) -> Plan:
     by_name = {v.name: v for v in views}
-    return Plan(verb, tuple(decide(by_name.get(t.host), verb, t, override=override) for t in targets))
+    decisions = tuple(decide(by_name.get(t.host), verb, t, override=override) for t in targets)
+    return Plan(verb, decisions, hidden=hidden, blocked=interlock(len(targets), multiple, max_targets))
+
+
+def applicable_verbs(views: Iterable[HostView], targets: Sequence[Target]) -> list[Verb]:
+    """The verbs a menu should offer: those with at least one target they would be sent to."""
+    views = list(views)
+    return [verb for verb in Verb if plan(views, verb, targets).sendable]
 
 
 def select(views: Iterable[HostView], selector: Selector) -> list[Target]:
@@ -150,11 +224,12 @@ def select(views: Iterable[HostView], selector: Selector) -> list[Target]:
     return targets
 
 
-def interlock(count: int, *, multiple: bool, max_targets: int | None) -> None:
+def interlock(count: int, multiple: bool, max_targets: int | None) -> str | None:
     """Headless safety catch: several targets need --multiple, and never more than the cap."""
     if count == 0:
-        raise PolicyRefused("the selector matches no domain")
+        return "the selector matches no domain"
     if count > 1 and not multiple:
-        raise PolicyRefused(f"the selector matches {count} domains: add --multiple to act on all of them")
+        return f"the selector matches {count} domains: add --multiple to act on all of them"
     if max_targets is not None and count > max_targets:
-        raise PolicyRefused(f"the selector matches {count} domains, more than --max-targets {max_targets}")
+        return f"the selector matches {count} domains, more than --max-targets {max_targets}"
+    return None

@@ -16,11 +16,11 @@ from textual.widgets import DataTable, Footer, Input, Label, Static
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.errors import VFleetError
 from vfleet.core.models import ActionResult, HostStatus, Verb
-from vfleet.core.operations import Target, allowed_verbs, confirmation_tier, run_action
+from vfleet.core.operations import Operations, Plan, Target
 from vfleet.core.output import human_bytes
 from vfleet.messages import JobDone, JobResult
 from vfleet.screens.commands import Command, parse_command
-from vfleet.screens.modals import ActionMenu, HelpScreen, confirm_screen
+from vfleet.screens.modals import ActionMenu, ConfirmPlan, HelpScreen
 from vfleet.widgets.columns import SORTABLE
 from vfleet.widgets.fleet_table import FleetTable
 from vfleet.widgets.panes import EventsPane, HostsPane, JobsPane
@@ -36,6 +36,7 @@ class FleetScreen(Screen[None]):
         Binding("asterisk", "mark_filtered", "Mark filtered"),
         Binding("u", "unmark", "Unmark all"),
         Binding("a", "actions", "Actions"),
+        Binding("Z", "freeze", "Freeze order", show=False),
         Binding("enter", "open_domain", "Detail", show=False),
         Binding("h", "open_host", "Host"),
         Binding("less_than_sign", "sort_step(-1)", "Sort <", show=False),
@@ -58,9 +59,10 @@ class FleetScreen(Screen[None]):
         (":host NAME, :theme NAME, :q", "open a host, change theme, quit"),
     )
 
-    def __init__(self, fleet: Fleet, *, demo: bool = False, read_only: bool = False) -> None:
+    def __init__(self, fleet: Fleet, operations: Operations, *, demo: bool = False, read_only: bool = False) -> None:
         super().__init__()
         self.fleet = fleet
+        self.operations = operations
         self.demo = demo
         self.read_only = read_only
         self.views: dict[str, HostView] = {}
@@ -132,6 +134,8 @@ class FleetScreen(Screen[None]):
             parts.append(f"filter '{self.table.selector.text}': {self.table.shown_count} shown")
         if self.table.marked:
             parts.append(f"{len(self.table.marked)} marked")
+        if self.table.frozen:
+            parts.append("FROZEN")
         parts += [
             f"{len(self.views)} hosts: " + " ".join(f"{n} {s.value}" for s, n in counts.items() if n),
             f"{domains} domains, {running} running, {sum(t.vcpus for t in totals)} vCPU",
@@ -204,11 +208,15 @@ class FleetScreen(Screen[None]):
         elif name == "host":
             self.open_host(args[0])
         elif name == "theme":
+            if args[0] not in self.app.available_themes:
+                known = " ".join(sorted(self.app.available_themes))
+                self.notify(f"no theme named {args[0]!r} (known: {known})", severity="error", markup=False)
+                return
             self.app.theme = args[0]
         elif name == "help":
             self.action_help()
         elif name == "verb":
-            self.confirm_and_run(Verb(args[0]), self.table.targets())
+            self.run_verb(Verb(args[0]))
 
     def on_key(self, event: object) -> None:
         # escape inside an input: close it and go back to the table
@@ -292,61 +300,79 @@ class FleetScreen(Screen[None]):
             return
         self.app.push_screen(HostScreen(self.fleet, host))
 
-    # -- actions ---------------------------------------------------------------------
+    # -- actions: every one goes through the core's operations service ---------------
+
+    def action_freeze(self) -> None:
+        self.table.freeze(not self.table.frozen)
+        self.notify("order frozen: rows keep their places (Z again resumes)" if self.table.frozen else "order live")
+        self._update_summary()
 
     def action_actions(self) -> None:
-        targets = self.table.targets()
+        targets, hidden = self.table.targets()
         if not targets:
             self.notify("no domain under the cursor and none marked", severity="warning")
             return
-        hosts = {t.host for t in targets}
-        verbs = frozenset(Verb)
-        for host in hosts:
-            verbs &= allowed_verbs(self.fleet.view(host))
+        verbs = self.operations.applicable_verbs(targets)
         if not verbs:
-            why = (
-                "read-only"
-                if any(self.fleet.view(h).read_only for h in hosts)
-                else "no verb is supported by every host"
-            )
-            self.notify(f"no actions: {why}", severity="warning")
+            self.notify(f"no actions: {self._why_nothing(targets)}", severity="warning", markup=False)
             return
-        ordered = [v for v in Verb if v in verbs]
 
         def chosen(verb: Verb | None) -> None:
             if verb is not None:
-                self.confirm_and_run(verb, targets)
+                self.start_operation(verb, targets, hidden)
 
-        self.app.push_screen(ActionMenu(ordered, targets), chosen)
+        self.app.push_screen(ActionMenu(verbs, targets, hidden), chosen)
 
-    def confirm_and_run(self, verb: Verb, targets: list[Target]) -> None:
+    def _why_nothing(self, targets: list[Target]) -> str:
+        """Why no verb applies: the policy's own reasons, most common first."""
+        reasons: dict[str, int] = {}
+        for verb in Verb:
+            for decision in self.operations.plan(verb, targets).decisions:
+                why = decision.refused or decision.noop or ""
+                if "read-only" in why:
+                    return "read-only"
+                reasons[why] = reasons.get(why, 0) + 1
+        return max(reasons, key=lambda r: reasons[r]) if reasons else "nothing applies"
+
+    def run_verb(self, verb: Verb) -> None:
+        """`:VERB`: the same plan, refusals and confirmation as the `a` menu."""
+        targets, hidden = self.table.targets()
         if not targets:
             self.notify("no domain under the cursor and none marked", severity="warning")
             return
-        modal = confirm_screen(confirmation_tier(verb, len(targets)), verb, targets)
+        self.start_operation(verb, targets, hidden)
 
-        def confirmed(yes: bool | None) -> None:
-            if yes:
-                self.start_job(verb, targets)
-
-        if modal is None:
-            self.start_job(verb, targets)
-        else:
-            self.app.push_screen(modal, confirmed)
-
-    def start_job(self, verb: Verb, targets: list[Target]) -> None:
+    def start_operation(self, verb: Verb, targets: list[Target], hidden: int = 0) -> None:
+        """Plan now, on the domains the operator sees (by key), then confirm, audit and run."""
+        plan = self.operations.plan(verb, targets, hidden=hidden)
+        if not plan.sendable:
+            reasons = sorted({d.refused or d.noop or "" for d in plan.decisions})
+            self.notify(f"{verb.value}: nothing to send: {'; '.join(reasons)}", severity="warning", markup=False)
+            return
         job = next(_job_numbers)
-        jobs = self.query_one(JobsPane)
-        jobs.display = True
-        jobs.job_started(job, verb.value, len(targets))
 
         def report(result: ActionResult) -> None:
             self.post_message(JobResult(job, result))
 
+        async def confirm(the_plan: Plan) -> bool:
+            answer: bool = await self.app.push_screen(ConfirmPlan(the_plan), wait_for_dismiss=True)
+            return answer
+
+        def started(_operation: object) -> None:
+            jobs = self.query_one(JobsPane)
+            jobs.display = True
+            jobs.job_started(job, verb.value, len(plan.decisions))
+
         async def run() -> None:
-            results = await run_action(self.fleet, verb, targets, on_result=report)
-            ok = sum(r.ok for r in results)
-            self.post_message(JobDone(job, ok, len(results) - ok))
+            try:
+                operation = await self.operations.run(plan, confirm, on_result=report, on_start=started)
+            except VFleetError as exc:
+                self.notify(str(exc), severity="error", markup=False)
+                return
+            if operation.status != "completed":
+                return
+            ok = sum(r.ok for r in operation.results)
+            self.post_message(JobDone(job, ok, len(operation.results) - ok))
 
         self.run_worker(run(), group="jobs", exit_on_error=False)
 

@@ -1,19 +1,19 @@
-"""Modal screens: context help, the action menu and confirmations by tier."""
+"""Modal screens: context help, the action menu and the confirmation of a plan."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
-from textual import on
+from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Vertical
+from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
 
 from vfleet.core.models import Verb
-from vfleet.core.operations import Target, Tier
+from vfleet.core.operations import Plan, Target, Tier
 
 
 class HelpScreen(ModalScreen[None]):
@@ -37,19 +37,21 @@ class HelpScreen(ModalScreen[None]):
 
 
 class ActionMenu(ModalScreen[Verb | None]):
-    """Only the verbs every target's host allows; the core still re-checks."""
+    """Only the verbs the core's plan would send to at least one target; the core still re-checks."""
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, verbs: Sequence[Verb], targets: Sequence[Target]) -> None:
+    def __init__(self, verbs: Sequence[Verb], targets: Sequence[Target], hidden: int = 0) -> None:
         super().__init__()
         self._verbs = list(verbs)
         self._targets = targets
+        self._hidden = hidden
 
     def compose(self) -> ComposeResult:
-        what = _describe(self._targets)
         with Vertical(id="action-menu", classes="dialog"):
-            yield Label(f"Action on {what}", classes="dialog-title")
+            yield Label(f"Action on {describe(self._targets)}", classes="dialog-title", markup=False)
+            if self._hidden:
+                yield Label(hidden_note(self._hidden), classes="warning", markup=False)
             yield OptionList(*(Option(v.value, id=v.value) for v in self._verbs), id="verbs")
             yield Label("enter runs, escape cancels", classes="dialog-hint")
 
@@ -61,43 +63,55 @@ class ActionMenu(ModalScreen[Verb | None]):
         self.dismiss(None)
 
 
-class ConfirmYesNo(ModalScreen[bool]):
-    BINDINGS = [Binding("y", "answer(True)", "Yes"), Binding("n,escape,enter", "answer(False)", "No")]
+class ConfirmPlan(ModalScreen[bool]):
+    """The core's plan, target by target, and the confirmation its tier asks for.
 
-    def __init__(self, verb: Verb, targets: Sequence[Target]) -> None:
+    yes-no: `y` confirms; type-name: type the domain's name (one target) or the number
+    of targets that will be sent to. Refused and no-op targets are listed with why.
+    """
+
+    BINDINGS = [Binding("escape", "answer(False)", "Cancel")]
+
+    def __init__(self, plan: Plan) -> None:
         super().__init__()
-        self._question = f"{verb.value} {_describe(targets)}?"
+        self.plan = plan
+        self.expected = plan.expected_answer
 
     def compose(self) -> ComposeResult:
+        plan = self.plan
+        verb = plan.verb.value
+        sendable = plan.sendable
         with Vertical(id="confirm", classes="dialog"):
-            yield Label(self._question, classes="dialog-title")
-            yield Label("y: yes   n/enter/escape: no", classes="dialog-hint")
+            yield Label(f"{verb} {describe([d.target for d in sendable])}?", classes="dialog-title", markup=False)
+            yield Label(plan.summary(), id="confirm-summary", markup=False)
+            if plan.hidden:
+                yield Label(hidden_note(plan.hidden), id="confirm-hidden", classes="warning", markup=False)
+            with VerticalScroll(id="confirm-targets"):
+                yield Static("\n".join(_plan_lines(plan)), id="confirm-list", markup=False)
+            if plan.tier is Tier.TYPE_NAME:
+                what = "the domain name" if len(sendable) == 1 else "the number of domains"
+                yield Label(f"Type {what} ({self.expected}) to confirm:", markup=False)
+                yield Input(id="confirm-input")
+                yield Label("", id="confirm-error", classes="error", markup=False)
+                yield Label("enter confirms, escape cancels", classes="dialog-hint")
+            else:
+                yield Label("y: yes   n/enter/escape: no", classes="dialog-hint")
 
-    def action_answer(self, yes: bool) -> None:
-        self.dismiss(yes)
+    def on_mount(self) -> None:
+        if self.plan.tier is Tier.TYPE_NAME:
+            self.query_one("#confirm-input", Input).focus()
 
+    def on_key(self, event: events.Key) -> None:
+        if self.plan.tier is Tier.TYPE_NAME:
+            return
+        if event.key == "y":
+            event.stop()
+            self.dismiss(True)
+        elif event.key in ("n", "enter"):
+            event.stop()
+            self.dismiss(False)
 
-class ConfirmTyped(ModalScreen[bool]):
-    """Destructive verbs and bulk actions: type the domain name, or the number of targets."""
-
-    BINDINGS = [Binding("escape", "cancel", "Cancel")]
-
-    def __init__(self, verb: Verb, targets: Sequence[Target]) -> None:
-        super().__init__()
-        self._verb = verb
-        self._targets = targets
-        self.expected = targets[0].domain if len(targets) == 1 else str(len(targets))
-
-    def compose(self) -> ComposeResult:
-        what = "the domain name" if len(self._targets) == 1 else "the number of domains"
-        with Vertical(id="confirm", classes="dialog"):
-            yield Label(f"{self._verb.value} {_describe(self._targets)}", classes="dialog-title")
-            yield Label(f"Type {what} ({self.expected}) to confirm:", markup=False)
-            yield Input(id="confirm-input")
-            yield Label("", id="confirm-error", classes="error")
-            yield Label("enter confirms, escape cancels", classes="dialog-hint")
-
-    @on(Input.Submitted)
+    @on(Input.Submitted, "#confirm-input")
     def _submitted(self, event: Input.Submitted) -> None:
         if event.value.strip() == self.expected:
             self.dismiss(True)
@@ -105,20 +119,26 @@ class ConfirmTyped(ModalScreen[bool]):
             self.query_one("#confirm-error", Label).update(f"that is not {self.expected!r}")
             event.input.value = ""
 
-    def action_cancel(self) -> None:
-        self.dismiss(False)
+    def action_answer(self, yes: bool) -> None:
+        self.dismiss(yes)
 
 
-def confirm_screen(tier: Tier, verb: Verb, targets: Sequence[Target]) -> ModalScreen[bool] | None:
-    """The modal a tier asks for; None when no confirmation is needed."""
-    if tier is Tier.NONE:
-        return None
-    if tier is Tier.YES_NO:
-        return ConfirmYesNo(verb, targets)
-    return ConfirmTyped(verb, targets)
+def _plan_lines(plan: Plan) -> list[str]:
+    width = max((len(f"{d.target.host}/{d.target.domain}") for d in plan.decisions), default=0)
+    lines = []
+    for d in plan.decisions:
+        where = f"{d.target.host}/{d.target.domain}".ljust(width)
+        why = f"  {d.refused or d.noop}" if not d.dispatch else ""
+        lines.append(f"{d.plan_word:<7}  {where}{why}")
+    return lines
 
 
-def _describe(targets: Sequence[Target]) -> str:
+def hidden_note(hidden: int) -> str:
+    rows = "row is" if hidden == 1 else "rows are"
+    return f"{hidden} marked {rows} hidden by the filter: included"
+
+
+def describe(targets: Sequence[Target]) -> str:
     if len(targets) == 1:
         return f"{targets[0].domain} on {targets[0].host}"
     hosts = sorted({t.host for t in targets})

@@ -51,6 +51,7 @@ class FleetTable(LiveTable[KeyedText]):
         self.sort_column = "host"
         self.sort_reverse = False
         self.marked: set[str] = set()
+        self.frozen = False  # htop's Z: rows keep their places while the operator aims
         self.totals: dict[str, HostTotals] = {}
         self.colours: dict[str, Style] = {}
 
@@ -63,11 +64,16 @@ class FleetTable(LiveTable[KeyedText]):
     def apply(self, views: Iterable[HostView]) -> None:
         """Diff each host's latest view against what is shown; touch only what changed."""
         resort = False
+        cursor = self.row_key_at_cursor()
         with self.updating_rows():
             for view in views:
                 resort |= self._apply_host(view)
-            if resort:
+            if resort and not self.frozen:
                 self._sort()
+        # The cursor belongs to a domain, not to a line: it follows its row through
+        # re-sorts, insertions and removals above it.
+        if cursor is not None and cursor != self.row_key_at_cursor():
+            self._restore_cursor(cursor)
 
     def _apply_host(self, view: HostView) -> bool:
         host = view.name
@@ -184,6 +190,14 @@ class FleetTable(LiveTable[KeyedText]):
         if key is not None and key in self._texts:
             self.move_cursor(row=self.get_row_index(key))
 
+    def freeze(self, on: bool) -> None:
+        """Stop (or resume) re-sorting on live updates; resuming sorts once, cursor kept."""
+        self.frozen = on
+        if not on:
+            cursor = self.row_key_at_cursor()
+            self._sort()
+            self._restore_cursor(cursor)
+
     def toggle_mark(self) -> None:
         key = self.row_key_at_cursor()
         if key is None:
@@ -231,13 +245,14 @@ class FleetTable(LiveTable[KeyedText]):
         key = self.row_key_at_cursor()
         return self.rows_by_key.get(key) if key else None
 
-    def targets(self) -> list[Target]:
-        """The marked domains, else the one under the cursor."""
+    def targets(self) -> tuple[list[Target], int]:
+        """The marked domains (else the one under the cursor), and how many of them the filter hides."""
         keys = [k for k in self.marked if k in self.rows_by_key] or [
             k for k in (self.row_key_at_cursor(),) if k is not None
         ]
         rows = sorted((self.rows_by_key[k] for k in keys), key=lambda r: (r.host, r.domain.name))
-        return [Target(r.host, r.domain.name, r.domain.key) for r in rows]
+        hidden = sum(k not in self._texts for k in keys)
+        return [Target(r.host, r.domain.name, r.domain.key) for r in rows], hidden
 
     def header_key(self, column: ColumnKey) -> str:
         return str(column.value)
