@@ -60,7 +60,7 @@ def test_reordered_records_are_named(tmp_path: Path) -> None:
 
 def test_rehashed_forgery_still_breaks_the_chain(tmp_path: Path) -> None:
     """Editing a record and recomputing its own hash is caught by the next record's link."""
-    from vfleet.core.audit import _digest
+    from vfleet.core.audit import digest as _digest
 
     path = _log(tmp_path)
     lines = path.read_text().splitlines()
