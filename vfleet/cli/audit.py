@@ -75,9 +75,7 @@ def _show(path: Path, args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("-n/--last must be 1 or more")
     if not path.exists():
         raise UsageError(f"{path}: no audit log here (nothing was recorded yet, or a wrong path)")
-    ops = select(
-        operations(AuditLog(path).entries()), host=args.host, verb=args.verb, user=args.user, last=args.last
-    )
+    ops = select(operations(AuditLog(path).entries()), host=args.host, verb=args.verb, user=args.user, last=args.last)
     if args.output == "json":
         for operation in ops:
             out.write(as_json(operation.document(), indent=None))

@@ -98,7 +98,18 @@ def who() -> tuple[str, str]:
 
 
 class Damage(Exception):
-    """An internal verdict on one line or on the checkpoint; callers turn it into a user error."""
+    """An internal verdict on one line or on the checkpoint; callers turn it into a user error.
+
+    `inspect`: whether `vfleet audit verify` would tell the operator more (not for a
+    missing or misplaced key, which verify cannot fix).
+    """
+
+    def __init__(self, message: str, *, inspect: bool = True) -> None:
+        super().__init__(message)
+        self.inspect = inspect
+
+    def hint(self) -> str:
+        return f"{self}; run `vfleet audit verify`" if self.inspect else str(self)
 
 
 def parse_line(raw: bytes) -> dict[str, Any]:

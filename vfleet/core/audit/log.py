@@ -130,7 +130,7 @@ class AuditLog:
         except OSError as exc:
             raise AuditUnavailable(str(self.path), exc.strerror or str(exc)) from exc
         except Damage as exc:
-            raise AuditUnavailable(str(self.path), f"{exc}; run `vfleet audit verify`") from None
+            raise AuditUnavailable(str(self.path), exc.hint()) from None
         return records
 
     def check_writable(self) -> None:
@@ -160,7 +160,7 @@ class AuditLog:
         except OSError as exc:
             raise AuditUnavailable(str(self.path), exc.strerror or str(exc)) from exc
         except Damage as exc:
-            raise AuditUnavailable(str(self.path), f"{exc}; run `vfleet audit verify`") from None
+            raise AuditUnavailable(str(self.path), exc.hint()) from None
 
     def _load_key(self) -> bytes | None:
         if self.key_file is None:
@@ -196,12 +196,13 @@ class AuditLog:
             # apart from one whose MACs a forger stripped): a key starts a new log.
             raise Damage(
                 "it was written without a MAC key, so it cannot continue with one: "
-                f"move it and {head_path(self.path).name} aside to start a MAC-protected log"
+                f"move it and {head_path(self.path).name} aside to start a MAC-protected log",
+                inspect=False,
             )
         if head is None:
             return self._tail_without_head(fd, size)
         if head.mac is not None and key is None:
-            raise Damage(f"its checkpoint is MAC-protected but no key is configured (set {KEY_ENV_VAR})")
+            raise Damage(f"its checkpoint is MAC-protected but no key is configured (set {KEY_ENV_VAR})", inspect=False)
         if key is not None and not head.mac_ok(key):
             raise Damage("its checkpoint's MAC does not match the configured key (a wrong key, or a forgery)")
         if size < head.size:
