@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import sys
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -281,20 +282,31 @@ def test_files_are_private_and_existing_modes_are_kept(tmp_path: Path, caplog: p
 # -- appends that cannot happen ---------------------------------------------------------
 
 
-@pytest.fixture
-def immutable(tmp_path: Path) -> Iterator[Path]:
-    """A log its owner cannot write: chmod for a user, chattr +i for root (who ignores modes)."""
-    path = _log(tmp_path, 2)
+@contextmanager
+def _read_only(path: Path) -> Iterator[None]:
+    """A file or directory its owner cannot write: chmod for a user, chattr +i for root
+    (who ignores modes)."""
     if os.geteuid() != 0:
-        path.chmod(0o400)
-        yield path
+        mode = path.stat().st_mode
+        path.chmod(0o500 if path.is_dir() else 0o400)
+        try:
+            yield
+        finally:
+            path.chmod(mode)
         return
     if not shutil.which("chattr") or subprocess.run(["chattr", "+i", str(path)], capture_output=True).returncode:
-        pytest.skip("root, and chattr +i is not available here")
+        pytest.skip("running as root, and chattr +i is not available here")
     try:
-        yield path
+        yield
     finally:
         subprocess.run(["chattr", "-i", str(path)], check=True)
+
+
+@pytest.fixture
+def immutable(tmp_path: Path) -> Iterator[Path]:
+    path = _log(tmp_path, 2)
+    with _read_only(path):
+        yield path
 
 
 def test_an_unwritable_log_is_audit_unavailable(immutable: Path) -> None:
@@ -307,6 +319,22 @@ def test_an_unwritable_log_is_audit_unavailable(immutable: Path) -> None:
         assert message.startswith(f"{immutable}: cannot write the audit log: ") and "nothing was sent" in message
         assert "\n" not in message
     assert immutable.read_bytes() == before
+
+
+def test_a_checkpoint_that_cannot_be_replaced_takes_the_record_back(tmp_path: Path) -> None:
+    """The record is written and fsynced, then the checkpoint fails: the append is undone,
+    so the caller's "not recorded" is true and the log still matches its checkpoint."""
+    (tmp_path / "real").mkdir()
+    real = _log(tmp_path / "real", 2)
+    (tmp_path / "ro").mkdir()
+    link = tmp_path / "ro" / "audit.jsonl"
+    link.symlink_to(real)
+    shutil.copy(head_path(real), head_path(link))
+    before = real.read_bytes()
+    with _read_only(tmp_path / "ro"), pytest.raises(AuditUnavailable) as info:
+        AuditLog(link).append(_op(9))
+    assert info.value.exit_code == ExitCode.AUDIT
+    assert real.read_bytes() == before and verify(link).ok
 
 
 def test_a_full_disk_is_audit_unavailable_and_writes_nothing(tmp_path: Path) -> None:
@@ -339,6 +367,15 @@ def test_append_many_writes_one_chain_and_one_checkpoint(tmp_path: Path) -> None
     written = AuditLog(path).append_many([_op(i) for i in range(1, 500)])
     assert len(written) == 499 and written[0]["prev"] == _lines(path)[0]["hash"]
     assert verify(path).records == 500 and json.loads(head_path(path).read_text())["records"] == 500
+
+
+def test_the_user_comes_from_the_uid_not_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import pwd
+
+    for variable in ("USER", "LOGNAME", "LNAME", "USERNAME"):
+        monkeypatch.setenv(variable, "mallory")
+    record = AuditLog(tmp_path / "audit.jsonl").append(_op(1))
+    assert record["user"] == pwd.getpwuid(os.geteuid()).pw_name != "mallory"
 
 
 def test_events_cannot_set_the_logs_own_fields(tmp_path: Path) -> None:

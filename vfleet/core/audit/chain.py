@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-import getpass
 import hashlib
 import hmac
 import json
 import os
+import pwd
 import socket
 import stat
 from collections.abc import Mapping
@@ -90,10 +90,12 @@ def record_mac(key: bytes, record_hash: str) -> str:
 
 
 def who() -> tuple[str, str]:
+    """The account vfleet runs as and the machine: from the uid, never from $USER or
+    $LOGNAME, which whoever runs vfleet can set to anyone's name."""
     try:
-        user = getpass.getuser()
-    except (KeyError, OSError):
-        user = str(os.getuid())
+        user = pwd.getpwuid(os.geteuid()).pw_name
+    except KeyError:
+        user = str(os.geteuid())
     return user, socket.gethostname()
 
 

@@ -32,13 +32,13 @@ from vfleet.core.audit.chain import (
     record_mac,
     who,
 )
-from vfleet.core.errors import AuditDamaged, AuditUnavailable, UsageError
+from vfleet.core.errors import AuditDamaged, AuditUnavailable, UsageError, VFleetError
 
 log = logging.getLogger("vfleet.audit")
 _warned: set[str] = set()
 
 
-def _write_head(path: Path, head: Head) -> None:
+def _replace_head(path: Path, head: Head) -> None:
     """Replace the checkpoint atomically: a crash leaves the old one or the new one, never half."""
     target = head_path(path)
     fd, temp = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.")  # created 0600
@@ -52,15 +52,27 @@ def _write_head(path: Path, head: Head) -> None:
         with suppress(OSError):
             os.unlink(temp)
         raise
-    _fsync_dir(target.parent)
 
 
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+def _committed(path: Path, head: Head) -> bool:
+    """Whether `head` is the checkpoint on disk now (the rename happened)."""
     try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+        return read_head(path) == head
+    except (OSError, Damage):
+        return False
+
+
+def _sync_directory(directory: Path) -> None:
+    """Make the rename durable. A failure here is not fatal: the records are already on
+    disk, and a checkpoint that lags after a power loss is tolerated (verify notes it)."""
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY)
+        try:
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+    except OSError as exc:
+        log.warning("%s: cannot sync the audit log's directory: %s", directory, exc.strerror or exc)
 
 
 def _last_line(fd: int, end: int) -> bytes:
@@ -278,20 +290,23 @@ class AuditLog:
     def _commit(self, fd: int, tail: _Tail, records: list[dict[str, Any]], data: bytes, key: bytes | None) -> None:
         if not records:
             return
+        head = Head(tail.records + len(records), records[-1]["hash"], tail.size + len(data)).signed(key)
         try:
             written = 0
             while written < len(data):
                 written += os.write(fd, data[written:])
             os.fsync(fd)  # the records are on disk before the checkpoint names them
-            head = Head(tail.records + len(records), records[-1]["hash"], tail.size + len(data))
-            _write_head(self.path, head.signed(key))
+            _replace_head(self.path, head)
         except BaseException:
-            # All or nothing: a half-written line (disk full) or records the checkpoint does
-            # not cover would make every later append refuse, or hide a truncation.
-            with suppress(OSError):
-                os.ftruncate(fd, tail.size)
-                os.fsync(fd)
+            # All or nothing (Ctrl-C included): a half-written line (disk full) would make
+            # every later append refuse, and a record the caller was told failed must not
+            # be in the log. Once the new checkpoint is in place the records stay.
+            if not _committed(self.path, head):
+                with suppress(OSError):
+                    os.ftruncate(fd, tail.size)
+                    os.fsync(fd)
             raise
+        _sync_directory(self.path.parent)
 
     # -- reading ---------------------------------------------------------------------
 
@@ -299,14 +314,18 @@ class AuditLog:
         """(line number, record) for every record; AuditDamaged names an unreadable line."""
         if not self.path.exists():
             return
-        with open(self.path, "rb") as handle:
-            for number, raw in enumerate(handle, start=1):
-                if not raw.strip():
-                    continue
-                try:
-                    yield number, parse_line(raw.rstrip(b"\r\n"))
-                except Damage as exc:
-                    raise AuditDamaged(str(self.path), number, f"{exc}; run `vfleet audit verify`") from None
+        try:
+            with open(self.path, "rb") as handle:
+                for number, raw in enumerate(handle, start=1):
+                    if not raw.strip():
+                        continue
+                    try:
+                        record = parse_line(raw.rstrip(b"\r\n"))
+                    except Damage as exc:
+                        raise AuditDamaged(str(self.path), number, exc.hint()) from None
+                    yield number, record
+        except OSError as exc:
+            raise VFleetError(f"{self.path}: cannot read the audit log: {exc.strerror or exc}") from None
 
     def records(self) -> Iterator[dict[str, Any]]:
         for _, record in self.entries():

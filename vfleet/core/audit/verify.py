@@ -18,7 +18,7 @@ from vfleet.core.audit.chain import (
     read_head,
     record_mac,
 )
-from vfleet.core.errors import UsageError
+from vfleet.core.errors import UsageError, VFleetError
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,8 +36,16 @@ class Verdict:
 def verify(path: Path, key: bytes | None = None) -> Verdict:
     """Check every record's hash, its link to the one before, the checkpoint and (with a key) the MACs.
 
-    Raises UsageError when there is neither a log nor a checkpoint at `path`.
+    Raises UsageError when there is neither a log nor a checkpoint at `path`, and a
+    VFleetError when it cannot be read.
     """
+    try:
+        return _verify(path, key)
+    except OSError as exc:
+        raise VFleetError(f"{path}: cannot read the audit log: {exc.strerror or exc}") from None
+
+
+def _verify(path: Path, key: bytes | None) -> Verdict:
     head_file = head_path(path)
     if not path.exists():
         if not head_file.exists():
