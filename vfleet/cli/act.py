@@ -1,4 +1,4 @@
-"""Headless `act` and `audit` commands: a face of the core's operations service, like the TUI."""
+"""Headless `act` command: a face of the core's operations service, like the TUI."""
 
 from __future__ import annotations
 
@@ -11,8 +11,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from vfleet.cli.prompt import ask
-from vfleet.core.audit import AuditLog, verify
-from vfleet.core.audit import default_path as default_audit_path
+from vfleet.core.audit import AuditLog
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.errors import ExitCode, HostUnreachable, PolicyRefused, UsageError
 from vfleet.core.models import ActionResult, HostConfig, HostStatus, Verb
@@ -51,18 +50,6 @@ def add_commands(commands: Any) -> None:
     act.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS", help="per-target limit (default 120)")
     act.add_argument("-o", "--output", choices=("table", "json"), default="table")
     act.add_argument("--audit-log", type=Path, metavar="FILE", help=f"default: ${'VFLEET_AUDIT_LOG'} or XDG state dir")
-
-    audit = commands.add_parser("audit", help="the tamper-evident log of every action")
-    audit_commands = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
-    check = audit_commands.add_parser("verify", help="check the hash chain; name the first broken record")
-    check.add_argument("--audit-log", type=Path, metavar="FILE")
-    show = audit_commands.add_parser("show", help="print records, newest last")
-    show.add_argument("--audit-log", type=Path, metavar="FILE")
-    show.add_argument("--host", help="only records touching this host")
-    show.add_argument("--verb", choices=[v.value for v in Verb])
-    show.add_argument("--user")
-    show.add_argument("-n", "--last", type=int, metavar="N", help="only the last N records")
-    show.add_argument("-o", "--output", choices=("table", "json"), default="table")
 
 
 def _selector(words: list[str], hosts: list[str]) -> Selector:
@@ -247,33 +234,3 @@ def _table(out: TextIO, headers: tuple[str, ...], rows: Sequence[tuple[object, .
     for line in (headers, *rows):
         out.write("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() + "\n")
 
-
-def cmd_audit(args: argparse.Namespace, out: TextIO, resolve: Resolve) -> int:
-    path = args.audit_log or default_audit_path()
-    if args.audit_command == "verify":
-        verdict = verify(path)
-        if verdict.ok:
-            out.write(f"{path}: OK: {verdict.records} records, chain intact\n")
-            return int(ExitCode.OK)
-        print(f"vfleet: {path}:{verdict.first_bad}: audit chain broken: {verdict.problem}", file=sys.stderr)
-        return int(ExitCode.FAILED)
-    records = list(AuditLog(path).records())
-    records = [
-        r
-        for r in records
-        if (not args.verb or r.get("verb") == args.verb)
-        and (not args.user or r.get("user") == args.user)
-        and (not args.host or any(t.get("host") == args.host for t in r.get("targets", [])))
-    ]
-    if args.last:
-        records = records[-args.last :]
-    if args.output == "json":
-        for record in records:
-            out.write(as_json(record, indent=None))
-        return int(ExitCode.OK)
-    rows = []
-    for r in records:
-        results = ", ".join(f"{t['host']}/{t['domain']}={t['result']}" for t in r.get("targets", []))
-        rows.append((r.get("time", ""), r.get("user", ""), r.get("verb", ""), r.get("refused") or results))
-    _table(out, ("TIME", "USER", "VERB", "TARGETS"), rows)
-    return int(ExitCode.OK)

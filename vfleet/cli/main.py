@@ -21,6 +21,7 @@ from typing import TextIO
 
 from vfleet import __version__
 from vfleet.cli import act as cli_act
+from vfleet.cli import audit as cli_audit
 from vfleet.core import inventory
 from vfleet.core.engine import Fleet
 from vfleet.core.errors import ExitCode, UsageError, VFleetError
@@ -89,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     commands.add_parser("demo", help="the console on the built-in simulated fleet")
     cli_act.add_commands(commands)
+    cli_audit.add_command(commands)
     return parser
 
 
@@ -246,7 +248,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         "demo": cmd_demo,
         "inventory": cmd_inventory_check,
         "act": lambda a, o: cli_act.cmd_act(a, o, resolve_inventory),
-        "audit": lambda a, o: cli_act.cmd_audit(a, o, resolve_inventory),
+        "audit": cli_audit.cmd_audit,
     }
     try:
         return int(handlers.get(args.command, cmd_tui)(args, out))

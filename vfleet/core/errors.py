@@ -19,7 +19,7 @@ class ExitCode(IntEnum):
     REFUSED = 4  # refused by policy (read-only, protected, interlock)
     PARTIAL = 5  # some targets of a bulk operation failed
     MISSING_DEPENDENCY = 6  # an optional backend package is not installed
-    AUDIT = 7  # the audit log cannot be written: nothing was done
+    AUDIT = 7  # the audit log cannot be written; nothing was done
     INTERNAL = 70  # a bug in vfleet (EX_SOFTWARE)
     INTERRUPTED = 130  # Ctrl-C
 
@@ -55,9 +55,30 @@ class PolicyRefused(VFleetError):
 
 
 class AuditUnavailable(VFleetError):
-    """The audit log cannot be written; an operation is refused before anything is sent."""
+    """The audit log cannot be written (permissions, disk full, damaged tail, key, checkpoint).
+
+    Raised before anything is recorded, so the operations service can refuse an action
+    before sending it; `after` says what that means for the operation at hand.
+    """
 
     exit_code = ExitCode.AUDIT
+
+    def __init__(self, path: str, cause: str, *, after: str = "nothing was sent") -> None:
+        self.path = path
+        self.cause = cause
+        super().__init__(f"{path}: cannot write the audit log: {cause}" + (f"; {after}" if after else ""))
+
+
+class AuditDamaged(VFleetError):
+    """A line of the audit log cannot be read (not UTF-8, not JSON, not a record)."""
+
+    exit_code = ExitCode.FAILED
+
+    def __init__(self, path: str, line: int, problem: str) -> None:
+        self.path = path
+        self.line = line
+        self.problem = problem
+        super().__init__(f"{path}:{line}: {problem}")
 
 
 class DriverError(VFleetError):

@@ -14,13 +14,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import secrets
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Any, Protocol
+from typing import Any
 
+from vfleet.core.audit import AuditLog, new_op_id
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.errors import AuditUnavailable, PolicyRefused, VFleetError
 from vfleet.core.models import ActionResult, Verb
@@ -55,8 +55,41 @@ GLOBAL_LIMIT = 32
 Confirm = Callable[[Plan], Awaitable[bool]]
 
 
-class AuditSink(Protocol):
-    def append(self, event: dict[str, Any]) -> dict[str, Any]: ...
+class _Recorder:
+    """Writes result records off the event loop, in batches, in the order they came.
+
+    An fsync per record on the loop would stall every host's polling during a bulk
+    action; here the loop only queues, and a thread appends whatever has gathered.
+    """
+
+    def __init__(self, audit: AuditLog) -> None:
+        self._audit = audit
+        self._pending: list[dict[str, Any]] = []
+        self._writer: asyncio.Task[None] | None = None
+
+    def add(self, record: dict[str, Any]) -> None:
+        self._pending.append(record)
+        if self._writer is None or self._writer.done():
+            self._writer = asyncio.create_task(self._write_all())
+
+    async def _write_all(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending, []
+            await asyncio.to_thread(self._write, batch)
+
+    def _write(self, batch: list[dict[str, Any]]) -> None:
+        try:
+            self._audit.append_many(batch)
+        except Exception:  # the intent is on disk: a lost result line must not stop the others
+            log.exception("audit: could not record %d result(s)", len(batch))
+
+    async def drain(self) -> None:
+        """Everything queued is on disk (or logged as lost); safe to call while being cancelled."""
+        while self._writer is not None and not self._writer.done():
+            await asyncio.shield(self._writer)
+        if self._pending:
+            batch, self._pending = self._pending, []
+            await asyncio.shield(asyncio.to_thread(self._write, batch))
 
 
 @dataclass
@@ -102,7 +135,7 @@ def _result_record(op: str, result: ActionResult, overridden: bool) -> dict[str,
 class Operations:
     """Plans and runs operations for one face ("tui", "cli") over one fleet and one audit log."""
 
-    def __init__(self, fleet: Fleet, audit: AuditSink, *, face: str) -> None:
+    def __init__(self, fleet: Fleet, audit: AuditLog, *, face: str) -> None:
         self.fleet = fleet
         self.audit = audit
         self.face = face
@@ -147,7 +180,7 @@ class Operations:
         context: dict[str, object] | None = None,
     ) -> Operation:
         """Confirm, audit and execute a plan. Raises PolicyRefused (interlock) and AuditUnavailable."""
-        operation = Operation(secrets.token_hex(6), the_plan)
+        operation = Operation(new_op_id(), the_plan)
         header = {
             "op": operation.op,
             "verb": the_plan.verb.value,
@@ -187,23 +220,16 @@ class Operations:
         return operation
 
     def _append(self, record: dict[str, Any]) -> None:
+        """A durable record before the next step (the intent before anything is sent)."""
         try:
             self.audit.append(record)
         except AuditUnavailable:
             raise
         except (OSError, VFleetError) as exc:
-            raise AuditUnavailable(f"cannot write the audit log: {exc}; nothing was sent") from exc
+            raise AuditUnavailable(str(self.audit.path), str(exc)) from exc
 
     def _check_writable(self) -> None:
-        check = getattr(self.audit, "check_writable", None)
-        if check is None:
-            return
-        try:
-            check()
-        except AuditUnavailable:
-            raise
-        except (OSError, VFleetError) as exc:
-            raise AuditUnavailable(f"cannot write the audit log: {exc}; nothing was sent") from exc
+        self.audit.check_writable()
 
     async def _execute(
         self,
@@ -221,15 +247,13 @@ class Operations:
         in_flight: Counter[str] = Counter()
         sent: dict[int, Decision] = {}  # sent, no result yet: "interrupted" if we stop now
         done: dict[int, ActionResult] = {}
+        recorder = _Recorder(self.audit)
 
         def finish(index: int, decision: Decision, result: ActionResult) -> ActionResult:
             result = replace(result, key=decision.target.ref.key)
             sent.pop(index, None)
             done[index] = result
-            try:
-                self.audit.append(_result_record(op, result, decision.overridden))
-            except Exception:  # the intent is on disk: losing a result line must not stop the others
-                log.exception("audit: could not record the result of %s", decision.target)
+            recorder.add(_result_record(op, result, decision.overridden))
             if on_result is not None:
                 on_result(result)
             return result
@@ -304,45 +328,39 @@ class Operations:
             operation.status = outcome
             operation.results = [done[i] for i in sorted(done)]
             operation.seconds = time.monotonic() - started
-            self._close(operation, sent, outcome)
+            await self._close(operation, sent, recorder)
 
-    def _close(self, operation: Operation, sent: dict[int, Decision], outcome: str) -> None:
-        """The closing record; targets sent without an answer are recorded as interrupted."""
+    async def _close(self, operation: Operation, sent: dict[int, Decision], recorder: _Recorder) -> None:
+        """The closing record, after every result; targets sent without an answer are interrupted."""
         for decision in sent.values():
             t = decision.target
-            record = {
-                "kind": "result",
-                "op": operation.op,
-                "host": t.host,
-                "domain": t.domain,
-                "key": t.ref.key,
-                "verb": operation.plan.verb.value,
-                "result": "interrupted",
-                "state_after": None,
-                "override": decision.overridden,
-                "error": "sent, but the operation stopped before the host answered",
-            }
-            try:
-                self.audit.append(record)
-            except Exception:
-                log.exception("audit: could not record an interrupted target")
-        counts = Counter(r.outcome for r in operation.results)
-        counts["interrupted"] += len(sent)
-        not_sent = len(operation.plan.decisions) - len(operation.results) - len(sent)
-        if not_sent:
-            counts["not-sent"] = not_sent
-        try:
-            self.audit.append(
+            recorder.add(
                 {
-                    "kind": "close",
+                    "kind": "result",
                     "op": operation.op,
-                    "outcome": outcome,
-                    "counts": {k: v for k, v in counts.items() if v},
-                    "seconds": round(operation.seconds, 3),
+                    "host": t.host,
+                    "domain": t.domain,
+                    "key": t.ref.key,
+                    "verb": operation.plan.verb.value,
+                    "result": "interrupted",
+                    "state_after": None,
+                    "override": decision.overridden,
+                    "error": "sent, but the operation stopped before the host answered",
                 }
             )
-        except Exception:
-            log.exception("audit: could not write the closing record of operation %s", operation.op)
+        counts = Counter(r.outcome for r in operation.results)
+        counts["interrupted"] += len(sent)
+        counts["not-sent"] += len(operation.plan.decisions) - len(operation.results) - len(sent)
+        recorder.add(
+            {
+                "kind": "close",
+                "op": operation.op,
+                "outcome": operation.status,
+                "counts": {k: v for k, v in counts.items() if v},
+                "seconds": round(operation.seconds, 3),
+            }
+        )
+        await recorder.drain()
 
 
 async def _await_state(fleet: Fleet, result: ActionResult, wait: float) -> ActionResult:
