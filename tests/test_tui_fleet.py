@@ -10,7 +10,7 @@ from vfleet.app import VFleetApp
 from vfleet.core.models import DomainEvent, HostStatus, PowerState, Verb
 from vfleet.screens.domain import DomainScreen
 from vfleet.screens.host import HostScreen
-from vfleet.screens.modals import ActionMenu, ConfirmTyped, ConfirmYesNo, HelpScreen
+from vfleet.screens.modals import ActionMenu, ConfirmPlan, HelpScreen
 from vfleet.widgets.panes import EventsPane, HostsPane, JobsPane
 
 SIZE = (160, 50)
@@ -137,7 +137,7 @@ async def test_mark_rows_and_mark_everything_the_filter_shows() -> None:
         await type_text(pilot, "hv:kvm")
         await pilot.press("enter", "asterisk")
         await until(pilot, lambda: len(table.marked) == 4, what="4 marked")
-        assert {t.domain for t in table.targets()} == {"web-1", "web-2", "db-1", "build-1"}
+        assert {t.domain for t in table.targets()[0]} == {"web-1", "web-2", "db-1", "build-1"}
 
 
 async def test_enter_opens_the_domain_detail_and_h_the_host_screen() -> None:
@@ -190,7 +190,7 @@ async def test_graceful_verb_asks_yes_or_no(answer: str, performed: bool) -> Non
         await loaded(pilot, app)
         goto(app, "web-2")
         await choose_verb(pilot, app, Verb.SHUTDOWN)
-        await until(pilot, lambda: isinstance(app.screen, ConfirmYesNo), what="the y/N question")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmPlan), what="the y/N question")
         await pilot.press(answer)
         await until(pilot, lambda: app.screen is app.fleet_screen, what="the question answered")
         if performed:
@@ -206,7 +206,7 @@ async def test_destructive_verb_needs_the_typed_name() -> None:
         await loaded(pilot, app)
         goto(app, "web-1")
         await choose_verb(pilot, app, Verb.FORCE_OFF)
-        await until(pilot, lambda: isinstance(app.screen, ConfirmTyped), what="the typed confirmation")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmPlan), what="the typed confirmation")
         await type_text(pilot, "web-2")
         await pilot.press("enter")
         error = app.screen.query_one("#confirm-error", Label)
@@ -224,8 +224,10 @@ async def test_several_targets_need_the_typed_count_and_each_gets_a_result() -> 
         await type_text(pilot, "web")
         await pilot.press("enter", "asterisk")
         await choose_verb(pilot, app, Verb.REBOOT)
-        await until(pilot, lambda: isinstance(app.screen, ConfirmTyped), what="the typed confirmation")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmPlan), what="the typed confirmation")
         assert app.screen.expected == "3"
+        listed = text_of(app.screen.query_one("#confirm-list", Static))
+        assert all(f"send     {where}" in listed for where in ("kvm1/web-1", "kvm1/web-2", "esx1/web-3"))
         await type_text(pilot, "3")
         await pilot.press("enter")
         jobs = app.fleet_screen.query_one(JobsPane)
@@ -238,27 +240,24 @@ async def test_several_targets_need_the_typed_count_and_each_gets_a_result() -> 
         assert not app.fleet_screen.table.marked
 
 
-async def test_read_only_offers_nothing_and_the_core_refuses_a_typed_command() -> None:
+async def test_read_only_a_menu_and_a_typed_command_refuse_alike_without_asking() -> None:
     app, world = make_app(read_only=True)
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app)
         assert app.fleet_screen.query_one("#ro-badge", Label).display
         goto(app, "web-1")
         await pilot.press("a")
-        await pilot.pause()
+        await until(pilot, lambda: any("read-only" in str(n.message) for n in app._notifications), what="notice")
         assert app.screen is app.fleet_screen  # no menu: nothing is allowed
-        await pilot.press("colon")
-        await type_text(pilot, "shutdown")
-        await pilot.press("enter")
-        await until(pilot, lambda: isinstance(app.screen, ConfirmYesNo), what="the question")
-        await pilot.press("y")
-        jobs = app.fleet_screen.query_one(JobsPane)
-        await until(
-            pilot,
-            lambda: any("kvm1/web-1: FAILED" in line and "read-only" in line for line in jobs.lines),
-            what=f"the refusal in {jobs.lines}",
-        )
+        for verb in ("shutdown", "start"):
+            await pilot.press("colon")
+            await type_text(pilot, verb)
+            await pilot.press("enter")
+            await until(pilot, lambda v=verb: any(f"{v}: nothing to send" in str(n.message) and "read-only" in str(n.message)
+                                                  for n in app._notifications), what=f"the {verb} refusal")
+            assert app.screen is app.fleet_screen  # never asked to confirm what will not be sent
         assert all(not host.performed for host in world.values())
+        assert not app.operations.audit.path.exists() or "intent" not in app.operations.audit.path.read_text()
 
 
 async def test_a_host_going_down_goes_stale_in_the_table_and_comes_back() -> None:
