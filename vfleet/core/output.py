@@ -85,11 +85,19 @@ def _cell(record: dict[str, Any], key: str) -> str:
 def table(records: Sequence[dict[str, Any]]) -> str:
     rows = [[_cell(r, key) for _, key in _TABLE_COLUMNS] for r in records]
     headers = [title for title, _ in _TABLE_COLUMNS]
-    # by terminal cells, not code points: a CJK name is twice as wide as its len()
-    widths = [max([len(h)] + [display_width(row[i]) for row in rows]) for i, h in enumerate(headers)]
+    right = [key in _RIGHT for _, key in _TABLE_COLUMNS]
+    # Widths in terminal cells, not code points (a CJK name is twice as wide as its
+    # len()); ASCII cells, nearly all of them, take the plain str methods.
+    widths = [
+        max([len(h)] + [len(c) if c.isascii() else display_width(c) for c in (row[i] for row in rows)])
+        for i, h in enumerate(headers)
+    ]
 
     def line(cells: Sequence[str]) -> str:
-        out = [pad(c, w, right=key in _RIGHT) for c, w, (_, key) in zip(cells, widths, _TABLE_COLUMNS, strict=False)]
+        out = [
+            (c.rjust(w) if r else c.ljust(w)) if c.isascii() else pad(c, w, right=r)
+            for c, w, r in zip(cells, widths, right, strict=False)
+        ]
         return "  ".join(out).rstrip()
 
     return "\n".join([line(headers), *(line(r) for r in rows)]) + "\n"

@@ -64,9 +64,10 @@ class HostScreen(Screen[None]):
         ]
         if facts is not None:
             lines.append(
-                printable(f"hypervisor  {facts.hypervisor} {facts.version or ''}   hostname {facts.hostname or '-'}")
-                + printable(f"   cpus {facts.cpus or '-'} {facts.cpu_model or ''}")
-                + f"   memory {human_bytes(facts.memory_bytes)}"
+                printable(
+                    f"hypervisor  {facts.hypervisor} {facts.version or ''}   hostname {facts.hostname or '-'}"
+                    f"   cpus {facts.cpus or '-'} {facts.cpu_model or ''}   memory {human_bytes(facts.memory_bytes)}"
+                )
             )
         else:
             lines.append("hypervisor  (not connected yet)")
