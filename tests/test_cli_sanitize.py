@@ -128,6 +128,7 @@ async def test_remote_stderr_in_a_host_error_is_escaped(tmp_path: Path) -> None:
         await server.close()
     stderr = err.decode()
     assert proc.returncode == ExitCode.UNREACHABLE, stderr
-    assert "\\x1b[2J\\x1b]0;PWNED\\x07libxl: \\u202ecannot connect" in stderr
+    line = "vfleet: xen1: `xl info` exited with status 1: \\x1b[2J\\x1b]0;PWNED\\x07libxl: \\u202ecannot connect\n"
+    assert stderr.endswith(line)  # escaped, and the host named once
     assert safe(stderr), stderr
     assert out.decode().splitlines()[0].startswith("HOST")

@@ -140,7 +140,9 @@ def resolve_inventory(args: argparse.Namespace) -> Inventory:
 
 def _warn_hosts(report: Report, views_errors: dict[str, str | None]) -> None:
     for name in report.unreachable:
-        print(printable(f"vfleet: {name}: {views_errors.get(name) or 'not reachable'}"), file=sys.stderr)
+        error = views_errors.get(name) or "not reachable"
+        error = error.removeprefix(f"{name}: ")  # errors name their host already: say it once
+        print(printable(f"vfleet: {name}: {error}"), file=sys.stderr)
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
