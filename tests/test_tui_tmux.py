@@ -1,4 +1,5 @@
-"""End to end: `vfleet demo` in a real terminal (tmux, 120x40): filter, mark, an action with confirmation."""
+"""End to end: `vfleet demo` in a real terminal (tmux, 120x40): filter, mark, an action with confirmation;
+and a fleet whose domain names carry escape sequences, which must not reach the terminal."""
 
 from __future__ import annotations
 
@@ -51,12 +52,12 @@ class Tmux:
             time.sleep(0.1)  # the pane is another process's output: there is nothing to await
 
 
-def start(no_color: bool = False) -> Tmux:
+def start(no_color: bool = False, args: str = "demo") -> Tmux:
     term = Tmux()
     env = {**os.environ, "PYTHONPATH": str(ROOT), "TERM": "xterm-256color"}
     # A running tmux server gives new panes its own environment, not ours: set it in the command.
     colour = "NO_COLOR=1" if no_color else "-u NO_COLOR"
-    command = f"cd {ROOT} && exec env {colour} PYTHONPATH={ROOT} {sys.executable} -m vfleet demo"
+    command = f"cd {ROOT} && exec env {colour} PYTHONPATH={ROOT} {sys.executable} -m vfleet {args}"
     subprocess.run(
         ["tmux", "new-session", "-d", "-s", term.session, "-x", "120", "-y", "40", command],
         check=True,
@@ -127,3 +128,24 @@ def test_demo_in_a_terminal_filter_mark_and_confirm_an_action(tmux: Tmux) -> Non
     tmux.keys("q")
     tmux.wait_for(lambda s: "kvm-ams-2" not in s, "vfleet to quit", timeout=10)
     assert "Traceback" not in tmux.screen()
+
+
+def pane_title(term: Tmux) -> str:
+    return term.run("display-message", "-p", "-t", term.session, "#{pane_title}").strip()
+
+
+def test_escape_sequences_in_names_neither_retitle_the_terminal_nor_show_raw(tmp_path: Path) -> None:
+    inventory = tmp_path / "hostile.yaml"
+    inventory.write_text("hosts:\n  - {name: evil, driver: sim, options: {hostile: true, domains: 12}}\n")
+    term = start(args=f"-i {inventory}")
+    try:
+        # a name holds `ESC ] 0 ; PWNED-TITLE BEL`: raw, it sets the pane's title
+        term.wait_for(lambda s: "evil-ci01" in s and "evil-ldap01" in s, "the hostile fleet")
+        assert "PWNED" not in pane_title(term)
+        screen = term.wait_for(lambda s: "ev\\x1b]0;PWNED-TITLE" in s, "the name shown escaped")
+        assert "invoice\\u202egnp.exe" in screen and "数据库" in screen
+        term.keys("h")  # the host screen: its hostname fact carries an OSC title too
+        term.wait_for(lambda s: "hostname evil\\x1b]0;PWNED-HOST\\x07.demo" in s, "the escaped facts")
+        assert "PWNED" not in pane_title(term)
+    finally:
+        subprocess.run(["tmux", "kill-session", "-t", term.session], check=False, capture_output=True, timeout=10)

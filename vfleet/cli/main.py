@@ -29,6 +29,7 @@ from vfleet.core.inventory import Inventory
 from vfleet.core.models import HostConfig
 from vfleet.core.output import as_csv, as_json, table
 from vfleet.core.report import TOP_SCHEMA, Report, build_report, collect, sleep_until
+from vfleet.core.sanitize import PrintableFormatter, printable
 from vfleet.core.selector import Selector
 from vfleet.drivers.registry import check_available
 
@@ -141,7 +142,9 @@ def resolve_inventory(args: argparse.Namespace) -> Inventory:
 
 def _warn_hosts(report: Report, views_errors: dict[str, str | None]) -> None:
     for name in report.unreachable:
-        print(f"vfleet: {name}: {views_errors.get(name) or 'not reachable'}", file=sys.stderr)
+        error = views_errors.get(name) or "not reachable"
+        error = error.removeprefix(f"{name}: ")  # errors name their host already: say it once
+        print(printable(f"vfleet: {name}: {error}"), file=sys.stderr)
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
@@ -237,10 +240,11 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     out = out or sys.stdout
+    stderr = logging.StreamHandler(sys.stderr)  # log records quote remote text: escape it
+    stderr.setFormatter(PrintableFormatter("vfleet: %(levelname)s: %(name)s: %(message)s"))
     logging.basicConfig(
         level=logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING,
-        format="vfleet: %(levelname)s: %(name)s: %(message)s",
-        stream=sys.stderr,
+        handlers=[stderr],
     )
     handlers: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
         "status": cmd_status,
@@ -252,8 +256,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     }
     try:
         return int(handlers.get(args.command, cmd_tui)(args, out))
-    except VFleetError as exc:
-        print(f"vfleet: {exc}", file=sys.stderr)
+    except VFleetError as exc:  # messages quote remote output and inventory text
+        print(printable(f"vfleet: {exc}"), file=sys.stderr)
         return int(exc.exit_code)
     except KeyboardInterrupt:
         return int(ExitCode.INTERRUPTED)
@@ -262,5 +266,5 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         return int(ExitCode.OK)
     except Exception as exc:
         log.debug("traceback", exc_info=True)
-        print(f"vfleet: internal error: {exc!r} (run with -vv for the traceback)", file=sys.stderr)
+        print(printable(f"vfleet: internal error: {exc!r} (run with -vv for the traceback)"), file=sys.stderr)
         return int(ExitCode.INTERNAL)

@@ -1,4 +1,10 @@
-"""Renderers for headless output: table, JSON, CSV and NDJSON. stdout only gets data."""
+"""Renderers for headless output: table, JSON, CSV and NDJSON. stdout only gets data.
+
+Table and CSV text is escaped with printable() (remote names must not drive the
+terminal they are printed on); JSON keeps every string exact, and with
+ensure_ascii it escapes every non-ASCII character too (C1 controls, bidi), so a
+JSON document is also safe on a terminal.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from vfleet.core.report import DOMAIN_FIELDS
+from vfleet.core.sanitize import display_width, pad, printable
 
 _TABLE_COLUMNS = (
     ("HOST", "host"),
@@ -72,18 +79,24 @@ def _cell(record: dict[str, Any], key: str) -> str:
         return human_duration(value)
     if key == "state" and record.get("stale"):
         return f"{value}?"
-    return str(value)
+    return printable(str(value))
 
 
 def table(records: Sequence[dict[str, Any]]) -> str:
     rows = [[_cell(r, key) for _, key in _TABLE_COLUMNS] for r in records]
     headers = [title for title, _ in _TABLE_COLUMNS]
-    widths = [max([len(h)] + [len(row[i]) for row in rows]) for i, h in enumerate(headers)]
+    right = [key in _RIGHT for _, key in _TABLE_COLUMNS]
+    # Widths in terminal cells, not code points (a CJK name is twice as wide as its
+    # len()); ASCII cells, nearly all of them, take the plain str methods.
+    widths = [
+        max([len(h)] + [len(c) if c.isascii() else display_width(c) for c in (row[i] for row in rows)])
+        for i, h in enumerate(headers)
+    ]
 
     def line(cells: Sequence[str]) -> str:
         out = [
-            c.rjust(w) if key in _RIGHT else c.ljust(w)
-            for c, w, (_, key) in zip(cells, widths, _TABLE_COLUMNS, strict=False)
+            (c.rjust(w) if r else c.ljust(w)) if c.isascii() else pad(c, w, right=r)
+            for c, w, r in zip(cells, widths, right, strict=False)
         ]
         return "  ".join(out).rstrip()
 
@@ -91,7 +104,8 @@ def table(records: Sequence[dict[str, Any]]) -> str:
 
 
 def as_json(document: dict[str, Any], *, indent: int | None = 2) -> str:
-    return json.dumps(document, indent=indent, sort_keys=False) + "\n"
+    # ensure_ascii (the default) on purpose: exact after parsing, and never raw on a terminal
+    return json.dumps(document, indent=indent, sort_keys=False, ensure_ascii=True) + "\n"
 
 
 def as_csv(records: Sequence[dict[str, Any]]) -> str:
@@ -99,5 +113,6 @@ def as_csv(records: Sequence[dict[str, Any]]) -> str:
     writer = csv.DictWriter(buffer, fieldnames=DOMAIN_FIELDS, lineterminator="\n")
     writer.writeheader()
     for record in records:
-        writer.writerow({**record, "tags": " ".join(record["tags"])})
+        row = {key: printable(value) if isinstance(value, str) else value for key, value in record.items()}
+        writer.writerow({**row, "tags": printable(" ".join(record["tags"]))})
     return buffer.getvalue()

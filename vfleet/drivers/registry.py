@@ -70,7 +70,14 @@ DRIVERS: Mapping[str, DriverSpec] = {
             "SimDriver",
             "none",
             "the built-in simulated fleet (demo and tests)",
-            options={"flavour": str, "domains": int, "seed": int, "flaky": bool, "latency": float},
+            options={
+                "flavour": str,
+                "domains": int,
+                "seed": int,
+                "flaky": bool,
+                "latency": float,
+                "hostile": bool,
+            },
         ),
     )
 }

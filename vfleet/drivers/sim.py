@@ -3,7 +3,8 @@
 It backs `vfleet demo` and the TUI tests. It is never used to test another driver.
 Options: flavour (kvm, xen or esxi: raw state words and memory sources follow the
 real backend), domains (count), seed, flaky (drops the connection now and then),
-latency (seconds per round trip).
+latency (seconds per round trip), hostile (the first domains get the names in
+HOSTILE_NAMES, and the host's facts carry escapes too: for tests of sanitising).
 """
 
 from __future__ import annotations
@@ -56,6 +57,20 @@ _RAW_STATES = {
     },
 }
 _MEMORY_SOURCE = {"kvm": MemorySource.GUEST, "xen": None, "esxi": MemorySource.HYPERVISOR}
+# Names a hostile or broken host could report: terminal escapes (OSC title, SGR,
+# clear screen, a C1 CSI), Rich/Textual markup, a leading dash, bidi and zero-width
+# characters, line breaks; and printable non-ASCII names that must stay readable.
+HOSTILE_NAMES = (
+    "ev\x1b]0;PWNED-TITLE\x07\x1b[31mRED",
+    "[red]markup[/] [bold",
+    "-f",
+    "invoice\u202egnp.exe",
+    "two\nlines\tand\x1b[2Jclear",
+    "zero\u200bwidth\u2066iso\u2069",
+    "c1\x9b31mcsi\x7f",
+    "Wébserver",
+    "数据库",
+)
 _ROLES = ("web", "db", "cache", "api", "build", "mail", "dns", "proxy", "queue", "ci", "ldap", "backup")
 
 
@@ -86,6 +101,7 @@ class SimDriver(Driver):
         self.flavour = str(options.get("flavour", "kvm"))
         self.latency = float(str(options.get("latency", 0.05)))
         self.flaky = bool(options.get("flaky", False))
+        self.hostile = bool(options.get("hostile", False))
         seed = str(options.get("seed", 0))
         self._rng = random.Random(f"{seed}:{self.host}")
         count = int(str(options.get("domains", 10)))
@@ -101,8 +117,11 @@ class SimDriver(Driver):
         roll = rng.random()
         state = PowerState.RUNNING if roll < 0.8 else PowerState.OFF if roll < 0.95 else PowerState.PAUSED
         role = _ROLES[index % len(_ROLES)]
+        name = f"{self.host}-{role}{index // len(_ROLES) + 1:02d}"
+        if self.hostile and index < len(HOSTILE_NAMES):
+            name = HOSTILE_NAMES[index]
         return _SimDomain(
-            name=f"{self.host}-{role}{index // len(_ROLES) + 1:02d}",
+            name=name,
             uuid=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
             vcpus=rng.choice((1, 2, 2, 4, 4, 8)),
             memory=rng.choice((1, 2, 4, 4, 8, 16)) * GIB,
@@ -120,13 +139,19 @@ class SimDriver(Driver):
         for dom in self._domains.values():
             if dom.state is not PowerState.OFF and dom.domain_id is None:
                 dom.domain_id = self._take_id()
+        version = {"kvm": "9.0.0", "xen": "4.17.7", "esxi": "8.0.2"}[self.flavour]
+        hostname, cpu_model = f"{self.host}.demo", "Simulated Xeon"
+        if self.hostile:
+            version += "\u202e"
+            hostname = f"{self.host}\x1b]0;PWNED-HOST\x07.demo"
+            cpu_model = "Simulated\x1b[2J Xeon"
         return HostFacts(
             hypervisor=self.flavour,
-            version={"kvm": "9.0.0", "xen": "4.17.7", "esxi": "8.0.2"}[self.flavour],
-            hostname=f"{self.host}.demo",
+            version=version,
+            hostname=hostname,
             cpus=32,
             memory_bytes=256 * GIB,
-            cpu_model="Simulated Xeon",
+            cpu_model=cpu_model,
         )
 
     def _take_id(self) -> int:
@@ -165,7 +190,7 @@ class SimDriver(Driver):
         return Domain(
             name=dom.name,
             state=dom.state,
-            raw_state=_RAW_STATES[self.flavour][dom.state],
+            raw_state=_RAW_STATES[self.flavour][dom.state] + ("\x1b[0m" if self.hostile else ""),
             uuid=dom.uuid,
             domain_id=dom.domain_id,
             vcpus=dom.vcpus,

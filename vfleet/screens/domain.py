@@ -12,6 +12,7 @@ from textual.widgets import Footer, Label, Sparkline, Static
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.metrics import DomainRow
 from vfleet.core.output import human_bytes, human_duration
+from vfleet.core.sanitize import printable
 from vfleet.widgets.columns import memory_cell
 from vfleet.widgets.panes import event_line
 
@@ -58,20 +59,22 @@ class DomainScreen(Screen[None]):
     def _render_view(self, view: HostView) -> None:
         row = self._row(view)
         if row is None:
-            self.query_one("#identity", Static).update(f"{self.key} is gone from {self.host}")
+            self.query_one("#identity", Static).update(printable(f"{self.key} is gone from {self.host}"))
             return
         d = row.domain
-        self.title = f"{d.name} on {self.host}"
+        self.title = printable(f"{d.name} on {self.host}")
+        # every field on its own: printable() would also escape the line breaks between them
         lines = [
-            f"name      {d.name}",
-            f"uuid      {d.uuid or '-'}",
-            f"host      {self.host}  ({view.config.driver} driver, {row.hypervisor})"
+            f"name      {printable(d.name)}",
+            f"uuid      {printable(d.uuid or '-')}",
+            f"host      {printable(self.host)}  ({view.config.driver} driver, {printable(row.hypervisor)})"
             f"  health: {view.health.status.value}",
-            f"state     {d.state.value}  (raw: {d.raw_state!r})  id {d.domain_id if d.domain_id is not None else '-'}",
+            f"state     {d.state.value}  (raw: '{printable(d.raw_state)}')"
+            f"  id {d.domain_id if d.domain_id is not None else '-'}",
             f"vcpus     {d.vcpus if d.vcpus is not None else '-'}   uptime {human_duration(d.uptime_s)}",
             f"memory    {memory_cell(row)} used/alloc, max {human_bytes(d.memory_max_bytes)}"
             + (f", used from {d.memory_used_source.value}" if d.memory_used_source else ", guest usage unknown"),
-            f"tags      {' '.join(sorted(row.tags)) or '-'}" + ("   PROTECTED" if d.protected else ""),
+            f"tags      {printable(' '.join(sorted(row.tags))) or '-'}" + ("   PROTECTED" if d.protected else ""),
         ]
         self.query_one("#identity", Static).update(Text("\n".join(lines)))
         self._plot(row)

@@ -18,6 +18,7 @@ from vfleet.core.errors import VFleetError
 from vfleet.core.models import ActionResult, HostStatus, Verb
 from vfleet.core.operations import Operations, Plan, Target
 from vfleet.core.output import human_bytes
+from vfleet.core.sanitize import printable
 from vfleet.messages import JobDone, JobResult
 from vfleet.screens.commands import Command, parse_command
 from vfleet.screens.modals import ActionMenu, ConfirmPlan, HelpScreen
@@ -191,7 +192,7 @@ class FleetScreen(Screen[None]):
         try:
             command = parse_command(event.value)
         except ValueError as exc:
-            self.notify(str(exc), severity="error")
+            self.notify(str(exc), severity="error", markup=False)
             return
         if command is not None:
             self.run_command(command)
@@ -296,7 +297,7 @@ class FleetScreen(Screen[None]):
         from vfleet.screens.host import HostScreen
 
         if host not in self.views:
-            self.notify(f"no host named {host!r}", severity="error")
+            self.notify(printable(f"no host named {host!r}"), severity="error", markup=False)
             return
         self.app.push_screen(HostScreen(self.fleet, host))
 

@@ -11,6 +11,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.output import human_bytes
+from vfleet.core.sanitize import printable
 from vfleet.widgets.columns import memory_cell
 from vfleet.widgets.panes import health_text
 
@@ -31,7 +32,7 @@ class HostScreen(Screen[None]):
 
     def compose(self) -> ComposeResult:
         yield Static("", id="host-facts", markup=False)
-        yield DataTable[str](id="host-domains", cursor_type="row")
+        yield DataTable[Text](id="host-domains", cursor_type="row")
         yield Footer()
 
     def on_mount(self) -> None:
@@ -48,20 +49,25 @@ class HostScreen(Screen[None]):
 
     def _render_view(self, view: HostView) -> None:
         facts, health = view.facts, view.health
-        self.title = f"host {self.host}"
+        self.title = printable(f"host {self.host}")
+        # every field on its own: printable() would also escape the line breaks between them
+        target = view.config.uri or view.config.address or ""
+        tags, groups = " ".join(sorted(view.config.tags)) or "-", " ".join(view.config.groups) or "-"
         lines = [
-            f"host        {view.name}   driver {view.config.driver}   {view.config.uri or view.config.address or ''}",
+            printable(f"host        {view.name}   driver {view.config.driver}   {target}"),
             f"connection  {health_text(view, _now())}   polls {health.polls}, skipped ticks {health.skipped_ticks},"
             f" attempts {view.attempts}",
-            f"last error  {health.last_error or '-'}",
+            printable(f"last error  {health.last_error or '-'}"),
             f"policy      {'read-only' if view.read_only else 'read-write'}"
             + ("  protected" if view.config.protected else "")
-            + f"   tags {' '.join(sorted(view.config.tags)) or '-'}   groups {' '.join(view.config.groups) or '-'}",
+            + printable(f"   tags {tags}   groups {groups}"),
         ]
         if facts is not None:
             lines.append(
-                f"hypervisor  {facts.hypervisor} {facts.version or ''}   hostname {facts.hostname or '-'}"
-                f"   cpus {facts.cpus or '-'} {facts.cpu_model or ''}   memory {human_bytes(facts.memory_bytes)}"
+                printable(
+                    f"hypervisor  {facts.hypervisor} {facts.version or ''}   hostname {facts.hostname or '-'}"
+                    f"   cpus {facts.cpus or '-'} {facts.cpu_model or ''}   memory {human_bytes(facts.memory_bytes)}"
+                )
             )
         else:
             lines.append("hypervisor  (not connected yet)")
@@ -72,14 +78,16 @@ class HostScreen(Screen[None]):
             key = row.domain.key
             seen.add(key)
             cpu = "-" if row.rates.cpu_percent is None else f"{row.rates.cpu_percent:.1f}"
-            texts = (row.domain.name, row.domain.state.value, str(row.domain.vcpus or "-"), cpu, memory_cell(row))
+            name = printable(row.domain.name)
+            texts = (name, row.domain.state.value, str(row.domain.vcpus or "-"), cpu, memory_cell(row))
             old = self._shown.get(key)
+            # Text, not str: DataTable reads a str cell as markup, and a name may hold `[red]`
             if old is None:
-                table.add_row(*texts, key=key)
+                table.add_row(*(Text(t) for t in texts), key=key)
             elif old != texts:
                 for column, new, before in zip((k for k, _ in _COLUMNS), texts, old, strict=True):
                     if new != before:
-                        table.update_cell(key, column, new)
+                        table.update_cell(key, column, Text(new))
             self._shown[key] = texts
         for gone in set(self._shown) - seen:
             table.remove_row(gone)
@@ -93,7 +101,7 @@ class HostScreen(Screen[None]):
 
     def action_reconnect(self) -> None:
         self.fleet.reconnect(self.host)  # drops a live connection, or cuts a DOWN host's backoff
-        self.notify(f"{self.host}: reconnecting")
+        self.notify(printable(f"{self.host}: reconnecting"), markup=False)
 
 
 def _now() -> float:

@@ -16,6 +16,7 @@ from rich.text import Text
 from vfleet.core.metrics import DomainRow
 from vfleet.core.models import MemorySource, PowerState
 from vfleet.core.output import human_bytes, human_duration
+from vfleet.core.sanitize import printable
 
 SPARK_BLOCKS = "▁▂▃▄▅▆▇█"
 SPARK_POINTS = 8
@@ -106,13 +107,17 @@ BY_KEY = {c.key: c for c in COLUMNS}
 
 
 def row_texts(row: DomainRow, *, stale: bool, marked: bool, spark: str) -> tuple[str, ...]:
-    """The plain text of every cell, in COLUMNS order: cheap to compare between ticks."""
+    """The plain text of every cell, in COLUMNS order: cheap to compare between ticks.
+
+    Remote text is escaped here: Rich keeps ESC in a Text, and a name's
+    `\\x1b]0;...` would retitle the operator's terminal.
+    """
     d, r = row.domain, row.rates
     return (
         "●" if marked else " ",
-        row.host,
-        row.hypervisor,
-        d.name,
+        printable(row.host),
+        printable(row.hypervisor),
+        printable(d.name),
         d.state.value + ("?" if stale else ""),
         _pct(r.cpu_percent),
         spark,

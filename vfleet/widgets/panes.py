@@ -12,6 +12,7 @@ from textual.widgets import DataTable, Log, Static
 from vfleet.core.engine import HostView
 from vfleet.core.models import ActionResult, DomainEvent, HostStatus
 from vfleet.core.output import human_duration
+from vfleet.core.sanitize import printable
 
 # Theme variable for each host status (resolved against the running theme).
 STATUS_COLOURS = {
@@ -71,7 +72,7 @@ class HostsPane(DataTable[Text]):
             error = "" if view.health.status is HostStatus.UP else (view.health.last_error or "")
             if view.read_only:
                 status += " ro"
-            texts = (view.name, hv, status, str(len(view.rows)), error)
+            texts = (printable(view.name), printable(hv), status, str(len(view.rows)), printable(error))
             old = self._shown.get(view.name)
             if old == texts:
                 continue
@@ -98,7 +99,7 @@ class HostsPane(DataTable[Text]):
 def event_line(event: DomainEvent) -> str:
     stamp = time.strftime("%H:%M:%S", time.localtime(event.wall_time)) if event.wall_time else "--:--:--"
     detail = f" ({event.detail})" if event.detail else ""
-    return f"{stamp} {event.host}/{event.domain} {event.kind}{detail}"
+    return printable(f"{stamp} {event.host}/{event.domain} {event.kind}{detail}")
 
 
 class EventsPane(Static):
@@ -123,7 +124,7 @@ class JobsPane(Log):
             outcome = "no-op: " + result.message if result.noop else f"ok -> {after}"
         else:
             outcome = f"FAILED: {result.message}"
-        self.write_line(f"job {job}: {result.verb.value} {result.host}/{result.domain}: {outcome}")
+        self.write_line(printable(f"job {job}: {result.verb.value} {result.host}/{result.domain}: {outcome}"))
 
     def job_done(self, job: int, ok: int, failed: int) -> None:
         self.write_line(f"job {job}: done, {ok} ok, {failed} failed")
