@@ -18,6 +18,7 @@ from vfleet.core.models import ActionResult, HostConfig, HostStatus, Verb
 from vfleet.core.operations import Operation, Operations, always
 from vfleet.core.output import as_json
 from vfleet.core.policy import Plan, Tier, select
+from vfleet.core.sanitize import display_width, pad, printable
 from vfleet.core.selector import Selector
 
 ACT_SCHEMA = "vfleet.act/1"
@@ -83,10 +84,9 @@ async def _act(
         views = fleet.views()
         down = [v for v in views if v.health.polls == 0]
         for view in down:
-            print(
-                f"vfleet: {view.name}: {view.health.last_error or 'no data'}; its domains cannot be selected",
-                file=sys.stderr,
-            )
+            error = view.health.last_error or "no data"
+            where = "" if error.startswith(f"{view.name}:") else f"{view.name}: "
+            print(printable(f"vfleet: {where}{error}; its domains cannot be selected"), file=sys.stderr)
         targets = select(views, selector)
         if not targets and down:
             raise HostUnreachable(
@@ -141,18 +141,18 @@ async def _confirm_on_terminal(the_plan: Plan) -> bool:
     sendable = the_plan.sendable
     for d in the_plan.decisions[:MAX_LISTED]:
         why = f"  ({d.refused or d.noop})" if not d.dispatch else ""
-        print(f"  {d.plan_word:<7} {verb} {d.target.host}/{d.target.domain}{why}", file=sys.stderr)
+        print(printable(f"  {d.plan_word:<7} {verb} {d.target.host}/{d.target.domain}{why}"), file=sys.stderr)
     if len(the_plan.decisions) > MAX_LISTED:
         print(f"  ... and {len(the_plan.decisions) - MAX_LISTED} more", file=sys.stderr)
     print(f"vfleet: {the_plan.summary()}", file=sys.stderr)
     if the_plan.tier is Tier.YES_NO:
         t = sendable[0].target
         what = f"{verb} {t.domain} on {t.host}" if len(sendable) == 1 else f"{verb} {len(sendable)} domains"
-        answer = await ask(f"{what}? [y/N] ")
+        answer = await ask(printable(f"{what}? [y/N] "))
         return answer.lower() in ("y", "yes")
-    expected = the_plan.expected_answer
+    expected = printable(the_plan.expected_answer)  # what the operator was shown, and so can type
     what = "the domain name" if len(sendable) == 1 else "the number of domains"
-    return await ask(f"{verb}: type {what} ({expected}) to confirm: ") == expected
+    return await ask(printable(f"{verb}: type {what} ({expected}) to confirm: ")) == expected
 
 
 def _print_plan(the_plan: Plan, fmt: str, out: TextIO) -> None:
@@ -230,7 +230,9 @@ def _print_results(dispatch: Operation, fmt: str, out: TextIO) -> None:
 
 
 def _table(out: TextIO, headers: tuple[str, ...], rows: Sequence[tuple[object, ...]]) -> None:
-    widths = [max([len(h)] + [len(str(r[i])) for r in rows]) for i, h in enumerate(headers)]
-    for line in (headers, *rows):
-        out.write("  ".join(str(c).ljust(w) for c, w in zip(line, widths, strict=True)).rstrip() + "\n")
+    """Remote text (names, messages) escaped; columns aligned by terminal cells."""
+    cells = [tuple(printable(str(c)) for c in row) for row in (headers, *rows)]
+    widths = [max(display_width(row[i]) for row in cells) for i in range(len(headers))]
+    for row in cells:
+        out.write("  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
 

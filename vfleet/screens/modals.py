@@ -14,6 +14,7 @@ from textual.widgets.option_list import Option
 
 from vfleet.core.models import Verb
 from vfleet.core.operations import Plan, Target, Tier
+from vfleet.core.sanitize import display_width, pad, printable
 
 
 class HelpScreen(ModalScreen[None]):
@@ -75,7 +76,7 @@ class ConfirmPlan(ModalScreen[bool]):
     def __init__(self, plan: Plan) -> None:
         super().__init__()
         self.plan = plan
-        self.expected = plan.expected_answer
+        self.expected = printable(plan.expected_answer)  # what the operator can see, and so type
 
     def compose(self) -> ComposeResult:
         plan = self.plan
@@ -124,12 +125,12 @@ class ConfirmPlan(ModalScreen[bool]):
 
 
 def _plan_lines(plan: Plan) -> list[str]:
-    width = max((len(f"{d.target.host}/{d.target.domain}") for d in plan.decisions), default=0)
+    places = [printable(f"{d.target.host}/{d.target.domain}") for d in plan.decisions]
+    width = max((display_width(p) for p in places), default=0)
     lines = []
-    for d in plan.decisions:
-        where = f"{d.target.host}/{d.target.domain}".ljust(width)
-        why = f"  {d.refused or d.noop}" if not d.dispatch else ""
-        lines.append(f"{d.plan_word:<7}  {where}{why}")
+    for d, place in zip(plan.decisions, places, strict=True):
+        why = f"  {printable(d.refused or d.noop or '')}" if not d.dispatch else ""
+        lines.append(f"{d.plan_word:<7}  {pad(place, width)}{why}")
     return lines
 
 
@@ -140,6 +141,6 @@ def hidden_note(hidden: int) -> str:
 
 def describe(targets: Sequence[Target]) -> str:
     if len(targets) == 1:
-        return f"{targets[0].domain} on {targets[0].host}"
+        return printable(f"{targets[0].domain} on {targets[0].host}")
     hosts = sorted({t.host for t in targets})
     return f"{len(targets)} domains on {len(hosts)} host{'s' if len(hosts) != 1 else ''}"
