@@ -23,9 +23,9 @@ from typing import Any
 from vfleet.core.audit import AuditLog, new_op_id
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.errors import AuditUnavailable, PolicyRefused, VFleetError
-from vfleet.core.models import ActionResult, Verb
+from vfleet.core.models import ActionResult, PowerState, Verb
 from vfleet.core.policy import (
-    TARGET_STATE,
+    REACHED,
     Decision,
     Plan,
     Target,
@@ -364,20 +364,24 @@ class Operations:
 
 
 async def _await_state(fleet: Fleet, result: ActionResult, wait: float) -> ActionResult:
-    want = TARGET_STATE[result.verb]
+    want = REACHED[result.verb]
+    reached: list[PowerState] = []
 
-    def reached(views: list[HostView]) -> bool:
+    def done(views: list[HostView]) -> bool:
         view = next((v for v in views if v.name == result.host), None)
-        return view is not None and any(r.domain.key == result.key and r.domain.state is want for r in view.rows)
+        rows = view.rows if view is not None else ()
+        reached[:] = [r.domain.state for r in rows if r.domain.key == result.key and r.domain.state in want]
+        return bool(reached)
 
     # Wait for the fleet's own view, not just the driver's read-back: the next plan decides on it.
-    if await fleet.wait_until(reached, wait):
-        return replace(result, state_after=want)
+    if await fleet.wait_until(done, wait):
+        return replace(result, state_after=reached[0])
+    names = " or ".join(sorted(s.value for s in want))
     return replace(
         result,
         ok=False,
         timed_out=True,
-        message=f"{result.host}: {result.domain} did not reach {want.value} within {wait:g} s",
+        message=f"{result.host}: {result.domain} did not reach {names} within {wait:g} s",
     )
 
 

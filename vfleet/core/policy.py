@@ -59,6 +59,12 @@ TARGET_STATE = {
 }
 
 
+# The states that count as "done" for --wait: ESXi's pause is a suspend.
+REACHED = {verb: frozenset({state}) for verb, state in TARGET_STATE.items()} | {
+    Verb.PAUSE: frozenset({PowerState.PAUSED, PowerState.SUSPENDED}),
+}
+
+
 class Tier(Enum):
     """How much confirmation a face must get before anything is sent."""
 
