@@ -118,7 +118,8 @@ def test_demo_in_a_terminal_filter_mark_and_confirm_an_action(tmux: Tmux) -> Non
 
     tmux.keys("a")
     tmux.wait_for(lambda s: f"Action on {marked} domains" in s, "the action menu")
-    tmux.keys("Down", "Enter")  # start, shutdown: the second verb
+    tmux.wait_for(lambda s: "shutdown" in s, "the verbs that apply to running domains")
+    tmux.keys("Enter")  # shutdown: the first verb offered
     tmux.wait_for(lambda s: "number of domains" in s, "the typed confirmation")
     tmux.text(str(marked))
     tmux.keys("Enter")
