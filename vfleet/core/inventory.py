@@ -58,7 +58,7 @@ _SETTING_KEYS = (
 _HOST_ONLY_KEYS = (
     KeySpec("name", str, None, "the host's name, unique in the inventory", required=True),
     KeySpec("driver", str, None, "which driver talks to it (`vfleet inventory keys` lists them)", required=True),
-    KeySpec("uri", str, None, "a libvirt connection URI; `+ssh` transports never prompt"),
+    KeySpec("uri", str, None, "a libvirt connection URI; `+ssh` transports never prompt (vfleet adds `no_tty=1`)"),
     KeySpec("address", str, None, "host name or IP address (or a Host alias of ~/.ssh/config)"),
     KeySpec("groups", list, None, "groups to inherit settings from, in order"),
     KeySpec("options", dict, None, "the driver's own keys (below)"),
@@ -67,8 +67,8 @@ _GROUP_ONLY_KEYS = (KeySpec("description", str, None, "free text, shown by `inve
 _TOP_KEYS = (
     KeySpec("version", int, SCHEMA_VERSION, "inventory format version"),
     KeySpec("defaults", dict, None, "settings for every host"),
-    KeySpec("groups", dict, None, "named settings (and a description) that hosts join"),
-    KeySpec("hosts", list, None, "the hosts: a list of mappings", required=True),
+    KeySpec("groups", dict, None, "named settings (and a description) that hosts join", shown_as="mapping of names"),
+    KeySpec("hosts", list, None, "the hosts, each a mapping of the keys below", required=True, shown_as="list"),
 )
 _HOST_KEYS = (*_HOST_ONLY_KEYS, *_SETTING_KEYS)
 _GROUP_KEYS = (*_GROUP_ONLY_KEYS, *_SETTING_KEYS)

@@ -38,6 +38,7 @@ class KeySpec:
     maximum: float | None = None  # inclusive
     above: float | None = None  # exclusive lower bound ("greater than 0")
     keys: tuple[KeySpec, ...] = ()  # the sub-keys of a dict key
+    shown_as: str = ""  # the type as the docs say it, when the inventory checks it itself
 
     def __post_init__(self) -> None:
         if self.type not in _TYPES:
@@ -50,7 +51,7 @@ class KeySpec:
     @property
     def type_word(self) -> str:
         """The type as the docs and error messages say it, bounds included."""
-        word = _TYPES[self.type]
+        word = self.shown_as or _TYPES[self.type]
         if self.choices:
             return " | ".join(self.choices)
         if self.minimum is not None and self.maximum is not None:
