@@ -6,7 +6,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from vfleet.core import keyref
+from vfleet.core import inventory, keyref
 from vfleet.core.inventory import key_sections
 from vfleet.drivers import registry
 
@@ -41,3 +41,15 @@ def test_inventory_keys_markdown_prints_it() -> None:
     result = subprocess.run([sys.executable, "-m", "vfleet", "inventory", "keys", "--markdown"],
                             capture_output=True, text=True, timeout=60, check=False)
     assert result.returncode == 0 and result.stdout == keyref.markdown(), result.stderr
+
+
+def test_documented_defaults_are_the_ones_a_host_gets() -> None:
+    host = inventory.parse("hosts:\n  - {name: a, driver: xen_xl, address: h}\n").hosts[0]
+    for _where, keys in key_sections():
+        for key in keys:
+            if key.default is not None and hasattr(host, key.name):
+                assert getattr(host, key.name) == key.default, key.name
+            for sub in key.keys:
+                assert getattr(getattr(host, key.name), sub.name) == sub.default, f"{key.name}.{sub.name}"
+    for option in registry.get("xen_xl").options:
+        assert host.options[option.name] == option.default

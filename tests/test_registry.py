@@ -57,8 +57,10 @@ def test_every_builtin_spec_loads_without_its_backend() -> None:
 def test_spec_values_are_checked_when_declared() -> None:
     with pytest.raises(ValueError, match="module:Class"):
         DriverSpec(name="x", driver="x.Driver", summary="x", transport=NONE)
-    with pytest.raises(ValueError, match="not a integer"):
+    with pytest.raises(ValueError, match="the default '3' does not fit integer"):
         KeySpec("n", int, "3", "a number")
+    with pytest.raises(ValueError, match="choices are strings"):
+        KeySpec("c", str, "green", "a colour", choices=("red", "blue"))
     with pytest.raises(ValueError, match="one line"):
         KeySpec("n", int, 3, "two\nlines")
     with pytest.raises(ValueError, match="bad keys"):

@@ -200,8 +200,9 @@ class _Parser:
         if spec.type is list:
             return self.strings(node, key)
         if spec.type is dict:
-            fields = self.mapping(node, key, _named(spec.keys))
-            return {name: self.read(_named(spec.keys)[name], value, f"{key}.{name}") for name, value in fields.items()}
+            allowed = _named(spec.keys)
+            fields = self.mapping(node, key, allowed)
+            return {name: self.read(allowed[name], value, f"{key}.{name}") for name, value in fields.items()}
         if spec.type is str:
             value: Any = self.text(node, key)
             if spec.choices and value not in spec.choices:
@@ -214,6 +215,8 @@ class _Parser:
             raise self.fail(node, key, f"must be {spec.minimum:g}-{spec.maximum:g}, got {value}")
         if spec.minimum is not None and value < spec.minimum:
             raise self.fail(node, key, f"must be at least {spec.minimum:g}, got {value}")
+        if spec.maximum is not None and value > spec.maximum:
+            raise self.fail(node, key, f"must be at most {spec.maximum:g}, got {value}")
         if spec.above is not None and not value > spec.above:
             raise self.fail(node, key, f"must be greater than {spec.above:g}, got {value}")
         return value

@@ -45,8 +45,10 @@ class KeySpec:
             raise ValueError(f"key {self.name!r}: unsupported type {self.type!r} (expected one of {list(_TYPES)})")
         if not self.doc or "\n" in self.doc:
             raise ValueError(f"key {self.name!r}: the doc must be one line")
+        if self.choices and (self.type is not str or (self.default is not None and self.default not in self.choices)):
+            raise ValueError(f"key {self.name!r}: choices are strings, and the default is one of them")
         if self.default is not None and not _fits(self.default, self.type):
-            raise ValueError(f"key {self.name!r}: default {self.default!r} is not a {self.type_word}")
+            raise ValueError(f"key {self.name!r}: the default {self.default!r} does not fit {self.type_word}")
 
     @property
     def type_word(self) -> str:
@@ -60,6 +62,8 @@ class KeySpec:
             return f"{word} > {self.above:g}"
         if self.minimum is not None:
             return f"{word} >= {self.minimum:g}"
+        if self.maximum is not None:
+            return f"{word} <= {self.maximum:g}"
         return word
 
     @property
