@@ -1,11 +1,12 @@
-"""One contract, every driver (as napalm's shared getter tests): each backend runs against
-the most real thing this machine has: libvirt's test driver, SSH test hosts serving real
-Xen and documented ESXi outputs, VMware's vcsim, and the simulator."""
+"""One contract, every driver (as napalm's shared getter tests): the suite lives in
+vfleet.testing.driver_contract so that third-party drivers run it too. Here each built-in
+backend runs it against the most real thing this machine has: libvirt's test driver, SSH
+test hosts serving real Xen and documented ESXi outputs, VMware's vcsim, and the
+simulator; and a third-party driver, registered through an entry point, runs it as well."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, fields
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -13,21 +14,12 @@ import pytest
 from conftest import need_backend
 from nodexml import PAUSED, RUNNING, SHUTOFF, write_node
 from sshhost import EsxiHost, Keys, SshTestServer, XenHost
+from toy_plugin import installed
 from vcsim_fixture import PASSWORD, USER, VCSIM_BIN, start_vcsim
-from vfleet.core.errors import DriverError, PolicyRefused, UnsupportedAction
-from vfleet.core.models import DomainCounters, DomainRef, HostConfig, PowerState, TlsSettings, Verb
-from vfleet.drivers.base import Capability, Driver, capability_for
-from vfleet.drivers.registry import create_driver
+from vfleet.core.models import HostConfig, TlsSettings
+from vfleet.testing.driver_contract import DriverContract, Subject
 
 PASSWORD_ENV = "VFLEET_CONTRACT_ESX_PASSWORD"
-
-
-@dataclass
-class Subject:
-    config: HostConfig
-
-    def driver(self, read_only: bool = False) -> Driver:
-        return create_driver(self.config, read_only=read_only)
 
 
 @pytest.fixture(params=["sim", "libvirt", "xen_xl", "esxi_ssh", "esxi_api"])
@@ -59,74 +51,14 @@ async def subject(request: pytest.FixtureRequest, tmp_path: Path,
             await result  # type: ignore[misc]
 
 
-async def test_connect_poll_and_close(subject: Subject) -> None:
-    driver = subject.driver()
-    facts = await driver.connect()
-    try:
-        first = await driver.poll()
-        second = await driver.poll()
-    finally:
-        await driver.close()
-        await driver.close()  # twice is harmless
-    assert facts.hypervisor and (facts.cpus is None or facts.cpus > 0)
-    assert first.host == second.host == subject.config.name and first.domains
-    keys = [d.key for d in first.domains]
-    assert len(keys) == len(set(keys)), "domain keys must be unique within a host"
-    for dom in first.domains:
-        assert isinstance(dom.state, PowerState) and dom.raw_state.strip(), dom
-        for number in (dom.vcpus, dom.memory_max_bytes, dom.memory_used_bytes, dom.uptime_s):
-            assert number is None or number >= 0, dom
-        assert (dom.memory_used_bytes is None) == (dom.memory_used_source is None), dom
-        if dom.state is PowerState.OFF:  # nothing runs, so nothing is measured: None, never 0
-            assert dom.counters is None and dom.memory_used_bytes is None, dom
-    before = {d.key: d.counters for d in first.domains if d.counters}
-    for dom in second.domains:  # counters are cumulative: they never go back on a running domain
-        old = before.get(dom.key)
-        if old is None or dom.counters is None or dom.state is not PowerState.RUNNING:
-            continue
-        for field in fields(DomainCounters):
-            a, b = getattr(old, field.name), getattr(dom.counters, field.name)
-            if field.name != "taken_at" and a is not None and b is not None:
-                assert b >= a, (dom.name, field.name, a, b)
+class TestBuiltinDrivers(DriverContract):
+    pass
 
 
-async def test_capabilities_are_declared_and_honoured(subject: Subject) -> None:
-    driver = subject.driver()
-    await driver.connect()
-    try:
-        running = next(d.name for d in (await driver.poll()).domains if d.state is PowerState.RUNNING)
-        for verb in Verb:
-            if capability_for(verb) not in type(driver).capabilities:
-                with pytest.raises(UnsupportedAction, match=f"^{subject.config.name}: "):
-                    await driver.perform(verb, DomainRef.named(running))
-    finally:
-        await driver.close()
-    assert Capability.START in type(driver).capabilities and Capability.FORCE_OFF in type(driver).capabilities
+class TestThirdPartyDriver(DriverContract):
+    """A driver vfleet does not ship, found only through its `vfleet.drivers` entry point."""
 
-
-async def test_unknown_domain_is_a_one_line_typed_error(subject: Subject) -> None:
-    driver = subject.driver()
-    await driver.connect()
-    try:
-        with pytest.raises(DriverError) as caught:
-            await driver.perform(Verb.FORCE_OFF, DomainRef.named("no-such-domain-4711"))
-    finally:
-        await driver.close()
-    message = str(caught.value)
-    assert message.startswith(f"{subject.config.name}: ") and "\n" not in message
-
-
-async def test_read_only_driver_refuses_every_verb_and_still_polls(subject: Subject) -> None:
-    driver = subject.driver(read_only=True)
-    await driver.connect()
-    try:
-        domains = (await driver.poll()).domains
-        running = next(d for d in domains if d.state is PowerState.RUNNING)
-        for verb in Verb:
-            if capability_for(verb) in type(driver).capabilities:
-                with pytest.raises(PolicyRefused, match="read-only"):
-                    await driver.perform(verb, DomainRef.named(running.name))
-        after = {d.key: d.state for d in (await driver.poll()).domains}
-    finally:
-        await driver.close()
-    assert after[running.key] is PowerState.RUNNING
+    @pytest.fixture
+    def subject(self, tmp_path: Path) -> Iterator[Subject]:
+        with installed(tmp_path):
+            yield Subject(HostConfig(name="toy1", driver="toy", options={"domains": 5, "latency": 0.001}))

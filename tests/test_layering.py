@@ -41,6 +41,7 @@ def test_the_tree_as_it_is_keeps_every_contract(tree: Path) -> None:
         ("vfleet/core/policy.py", "import vfleet.screens.fleet", "the core never imports a face"),
         ("vfleet/widgets/panes.py", "import vfleet.drivers.registry", "screens and widgets never import drivers"),
         ("vfleet/core/models.py", "import vfleet.core.engine", "core values (models, errors) import nothing else"),
+        ("vfleet/drivers/registry.py", "import vfleet.testing.driver_contract", "the runtime never imports the test kit"),
     ],
 )
 def test_a_forbidden_import_breaks_its_contract(tree: Path, module: str, forbidden: str, contract: str) -> None:

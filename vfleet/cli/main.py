@@ -22,12 +22,13 @@ from typing import TextIO
 from vfleet import __version__
 from vfleet.cli import act as cli_act
 from vfleet.cli import audit as cli_audit
-from vfleet.core import inventory
+from vfleet.core import inventory, keyref
 from vfleet.core.engine import Fleet
 from vfleet.core.errors import ExitCode, UsageError, VFleetError
 from vfleet.core.inventory import Inventory
 from vfleet.core.models import HostConfig
 from vfleet.core.output import as_csv, as_json, table
+from vfleet.core.preflight import local_problems
 from vfleet.core.report import TOP_SCHEMA, Report, build_report, collect, sleep_until
 from vfleet.core.sanitize import PrintableFormatter, printable
 from vfleet.core.selector import Selector
@@ -86,8 +87,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     inv = commands.add_parser("inventory", help="inventory tools")
     inv_commands = inv.add_subparsers(dest="inventory_command", metavar="SUBCOMMAND", required=True)
-    check = inv_commands.add_parser("check", help="validate an inventory file and summarise it")
+    check = inv_commands.add_parser(
+        "check", help="validate an inventory, summarise it, and check what its hosts need here (no network)"
+    )
     check.add_argument("file", nargs="?", help="inventory file (default: the -i/--inventory one)")
+    keys = inv_commands.add_parser("keys", help="every inventory key with its type, default and meaning")
+    keys.add_argument("driver", nargs="?", help="only this driver's keys")
+    keys.add_argument("--markdown", action="store_true", help="the README's Markdown tables")
 
     commands.add_parser("demo", help="the console on the built-in simulated fleet")
     cli_act.add_commands(commands)
@@ -197,13 +203,25 @@ async def _top(hosts: list[HostConfig], selector: Selector, args: argparse.Names
     return ExitCode.UNREACHABLE if report.unreachable else ExitCode.OK
 
 
+def cmd_inventory(args: argparse.Namespace, out: TextIO) -> int:
+    if args.inventory_command == "keys":
+        if args.markdown and args.driver:
+            raise UsageError("inventory keys: --markdown prints every key; drop DRIVER")
+        out.write(keyref.markdown() if args.markdown else keyref.text(args.driver))
+        return ExitCode.OK
+    return cmd_inventory_check(args, out)
+
+
 def cmd_inventory_check(args: argparse.Namespace, out: TextIO) -> int:
+    """Exit 0: valid and every host has what it needs here; 1: some host lacks something; 2: invalid."""
     path = args.file or args.inventory or str(inventory.default_path())
     inv = inventory.load(path)
+    problems = local_problems(inv)
     drivers = Counter(h.driver for h in inv.hosts)
     read_only = [h.name for h in inv.hosts if h.read_only]
+    verdict = "OK" if not problems else f"{len(problems)} problem{'s' if len(problems) > 1 else ''}"
     out.write(
-        f"{inv.path}: OK: {len(inv.hosts)} hosts ("
+        f"{inv.path}: {verdict}: {len(inv.hosts)} host{'s' if len(inv.hosts) > 1 else ''} ("
         + ", ".join(f"{name} {count}" for name, count in sorted(drivers.items()))
         + f"), {len(inv.groups)} groups"
         + (f", read-only: {', '.join(read_only)}" if read_only else "")
@@ -220,7 +238,10 @@ def cmd_inventory_check(args: argparse.Namespace, out: TextIO) -> int:
             f"  {host.name:<20} {host.driver:<9} {target or '-':<40} every {host.poll_interval:g}s"
             f"{'  ' + ' '.join(flags) if flags else ''}{tags}\n"
         )
-    return ExitCode.OK
+    out.flush()
+    for problem in problems:
+        print(f"vfleet: {problem}", file=sys.stderr)
+    return ExitCode.FAILED if problems else ExitCode.OK
 
 
 def cmd_tui(args: argparse.Namespace, out: TextIO) -> int:
@@ -250,7 +271,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         "status": cmd_status,
         "top": cmd_top,
         "demo": cmd_demo,
-        "inventory": cmd_inventory_check,
+        "inventory": cmd_inventory,
         "act": lambda a, o: cli_act.cmd_act(a, o, resolve_inventory),
         "audit": cli_audit.cmd_audit,
     }

@@ -5,56 +5,87 @@ keeps its line number and duplicate keys are caught instead of silently
 overwritten. Settings are inherited: defaults, then each group the host names,
 in order, then the host itself; tags accumulate, read_only and protected are
 sticky (any level can switch them on, none can switch them back off).
+
+Nothing here knows a particular driver: a host's connection keys and `options`
+are checked against the spec its driver registered (vfleet.drivers.spec).
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import yaml
 
+from vfleet.core import yamlnodes
 from vfleet.core.errors import InventoryError, UsageError
 from vfleet.core.models import HostConfig, SshSettings, TlsSettings
-from vfleet.drivers.registry import DRIVERS
+from vfleet.drivers import registry
+from vfleet.drivers.spec import CONNECTION_KEYS, DriverSpec, KeySpec
 
 SCHEMA_VERSION = 1
 ENV_VAR = "VFLEET_INVENTORY"
 
+_SSH_KEYS = (
+    KeySpec("agent", bool, True, "offer keys from the ssh agent ($SSH_AUTH_SOCK)"),
+    KeySpec("key_file", str, None, "a private key file"),
+    KeySpec("known_hosts", str, None, "host keys are always verified against this file (default ~/.ssh/known_hosts)"),
+    KeySpec("config", bool, True, "honour ~/.ssh/config (Host aliases, User, Port, ProxyJump)"),
+)
+_TLS_KEYS = (
+    KeySpec("insecure", bool, False, "skip certificate checks (always shown as a warning)"),
+    KeySpec("ca_file", str, None, "trust this CA bundle instead of the system's"),
+    KeySpec("thumbprint", str, None, "pin the certificate by its SHA-256 (or SHA-1) fingerprint"),
+)
 # Keys every level (defaults, group, host) may set.
 _SETTING_KEYS = (
-    "poll_interval",
-    "connect_timeout",
-    "call_timeout",
-    "read_only",
-    "protected",
-    "protected_domains",
-    "tags",
-    "user",
-    "port",
-    "password_env",
-    "ssh",
-    "tls",
+    KeySpec("poll_interval", float, 2.0, "seconds between polls of a host", above=0),
+    KeySpec("connect_timeout", float, 10.0, "seconds to wait for a connection before the host is down", above=0),
+    KeySpec("call_timeout", float, 15.0, "seconds to wait for any one call to a host", above=0),
+    KeySpec("read_only", bool, False, "refuse every mutating action; sticky: once on at any level, on for the host"),
+    KeySpec("protected", bool, False, "refuse destructive actions (force-off, reset) without override; sticky"),
+    KeySpec("protected_domains", list, None, "glob patterns of domain names to protect; they add up across levels"),
+    KeySpec("tags", list, None, "labels for filters (`tag:prod`); they add up across levels"),
+    KeySpec("user", str, None, "login for SSH and API drivers"),
+    KeySpec("port", int, None, "TCP port, when not the transport's usual one", minimum=1, maximum=65535),
+    KeySpec("password_env", str, None, "the NAME of the environment variable holding the password"),
+    KeySpec("ssh", dict, None, "how SSH drivers log in", keys=_SSH_KEYS),
+    KeySpec("tls", dict, None, "how API drivers verify TLS", keys=_TLS_KEYS),
 )
-_HOST_KEYS = ("name", "driver", "uri", "address", "groups", "options", *_SETTING_KEYS)
-_GROUP_KEYS = ("description", *_SETTING_KEYS)
-_TOP_KEYS = ("version", "defaults", "groups", "hosts")
-_SSH_KEYS = {"agent": bool, "key_file": str, "known_hosts": str, "config": bool}
-_TLS_KEYS = {"insecure": bool, "ca_file": str, "thumbprint": str}
-# Connection keys and the transports they belong to.
-_CONNECTION_KEYS = {
-    "uri": ("uri",),
-    "address": ("ssh", "api"),
-    "port": ("ssh", "api"),
-    "user": ("ssh", "api"),
-    "ssh": ("ssh",),
-    "password_env": ("api",),
-    "tls": ("api",),
-}
-_REQUIRED_BY_TRANSPORT = {"uri": ("uri",), "ssh": ("address",), "api": ("address", "user"), "none": ()}
+_HOST_ONLY_KEYS = (
+    KeySpec("name", str, None, "the host's name, unique in the inventory", required=True),
+    KeySpec("driver", str, None, "which driver talks to it (`vfleet inventory keys` lists them)", required=True),
+    KeySpec("uri", str, None, "a libvirt connection URI; `+ssh` transports never prompt (vfleet adds `no_tty=1`)"),
+    KeySpec("address", str, None, "host name or IP address (or a Host alias of ~/.ssh/config)"),
+    KeySpec("groups", list, None, "groups to inherit settings from, in order"),
+    KeySpec("options", dict, None, "the driver's own keys (below)"),
+)
+_GROUP_ONLY_KEYS = (KeySpec("description", str, None, "free text, shown by `inventory check`"),)
+_TOP_KEYS = (
+    KeySpec("version", int, SCHEMA_VERSION, "inventory format version"),
+    KeySpec("defaults", dict, None, "settings for every host"),
+    KeySpec("groups", dict, None, "named settings (and a description) that hosts join", shown_as="mapping of names"),
+    KeySpec("hosts", list, None, "the hosts, each a mapping of the keys below", required=True, shown_as="list"),
+)
+_HOST_KEYS = (*_HOST_ONLY_KEYS, *_SETTING_KEYS)
+_GROUP_KEYS = (*_GROUP_ONLY_KEYS, *_SETTING_KEYS)
+_ADDED_UP = ("tags", "protected_domains")
+_STICKY = ("read_only", "protected")
+_SUBMAPPINGS = ("ssh", "tls")
+_STR_TAG = "tag:yaml.org,2002:str"
+
+
+def key_sections() -> list[tuple[str, tuple[KeySpec, ...]]]:
+    """The inventory's own keys by where they may appear, for `inventory keys` and the README."""
+    return [
+        ("top", _TOP_KEYS),
+        ("host", _HOST_ONLY_KEYS),
+        ("group", _GROUP_ONLY_KEYS),
+        ("any level", _SETTING_KEYS),
+    ]
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,13 +114,7 @@ def default_path() -> Path:
 
 def load(path: str | os.PathLike[str]) -> Inventory:
     name = os.fspath(path)
-    try:
-        text = Path(name).read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InventoryError(name, None, "", "no such file") from None
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InventoryError(name, None, "", f"cannot read: {exc}") from None
-    return parse(text, name)
+    return parse(yamlnodes.read(name), name)
 
 
 def parse(text: str, path: str = "<inventory>") -> Inventory:
@@ -100,17 +125,21 @@ def _line(node: yaml.Node) -> int:
     return int(node.start_mark.line) + 1
 
 
+def _named(keys: tuple[KeySpec, ...]) -> dict[str, KeySpec]:
+    return {k.name: k for k in keys}
+
+
 class _Parser:
     def __init__(self, path: str) -> None:
         self.path = path
-        self._scalar_loader = yaml.SafeLoader("")
+        self._constructor = yaml.SafeLoader("")
 
     def fail(self, node: yaml.Node | None, key: str, problem: str) -> InventoryError:
         return InventoryError(self.path, _line(node) if node is not None else None, key, problem)
 
     # -- YAML node helpers -------------------------------------------------
 
-    def mapping(self, node: yaml.Node, key: str, allowed: tuple[str, ...]) -> dict[str, yaml.Node]:
+    def mapping(self, node: yaml.Node, key: str, allowed: Mapping[str, KeySpec]) -> dict[str, yaml.Node]:
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, key, f"expected a mapping, got {self.kind(node)}")
         seen: dict[str, yaml.Node] = {}
@@ -131,41 +160,34 @@ class _Parser:
             return "a mapping"
         if isinstance(node, yaml.SequenceNode):
             return "a list"
-        value = self.scalar(node)
+        value = self.scalar(node, "")
         return "nothing" if value is None else f"{type(value).__name__} {node.value!r}"
 
-    def scalar(self, node: yaml.Node) -> Any:
-        return self._scalar_loader.construct_object(node) if isinstance(node, yaml.ScalarNode) else node
+    def scalar(self, node: yaml.Node, key: str) -> Any:
+        if node.tag == _STR_TAG:  # most values: skip the constructor
+            return node.value
+        construct = self._constructor.yaml_constructors.get(node.tag)
+        if construct is None:
+            raise self.fail(node, key, f"unsupported YAML tag {node.tag}")
+        try:
+            return construct(self._constructor, node)
+        except (yaml.YAMLError, ValueError, TypeError) as exc:
+            raise self.fail(node, key, f"bad {node.tag} value: {' '.join(str(exc).split())}") from None
 
     def value(self, node: yaml.Node, key: str, want: type) -> Any:
-        value = self.scalar(node)
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            raise self.fail(node, key, f"expected {_type_word(want)}, got {self.kind(node)}")
+        value = self.scalar(node, key)
         if want is float and isinstance(value, int) and not isinstance(value, bool):
             value = float(value)
-        ok = isinstance(value, want) and not (want is not bool and isinstance(value, bool))
-        if not ok or isinstance(node, (yaml.MappingNode, yaml.SequenceNode)):
+        if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
             raise self.fail(node, key, f"expected {_type_word(want)}, got {self.kind(node)}")
         return value
-
-    def positive(self, node: yaml.Node, key: str) -> float:
-        number: float = self.value(node, key, float)
-        if not number > 0:
-            raise self.fail(node, key, f"must be greater than 0, got {number}")
-        return number
-
-    def port(self, node: yaml.Node, key: str) -> int:
-        number: int = self.value(node, key, int)
-        if not 1 <= number <= 65535:
-            raise self.fail(node, key, f"must be a TCP port (1-65535), got {number}")
-        return number
 
     def strings(self, node: yaml.Node, key: str) -> tuple[str, ...]:
         if not isinstance(node, yaml.SequenceNode):
             raise self.fail(node, key, f"expected a list of strings, got {self.kind(node)}")
-        items = [self.value(item, f"{key}[{i}]", str) for i, item in enumerate(node.value)]
-        for i, item in enumerate(items):
-            if not item.strip():
-                raise self.fail(node.value[i], f"{key}[{i}]", "must not be empty")
-        return tuple(items)
+        return tuple(self.text(item, f"{key}[{i}]") for i, item in enumerate(node.value))
 
     def text(self, node: yaml.Node, key: str) -> str:
         value: str = self.value(node, key, str)
@@ -173,36 +195,52 @@ class _Parser:
             raise self.fail(node, key, "must not be empty")
         return value
 
+    def read(self, spec: KeySpec, node: yaml.Node, key: str) -> Any:
+        """One value, checked against its key's spec."""
+        if spec.type is list:
+            return self.strings(node, key)
+        if spec.type is dict:
+            allowed = _named(spec.keys)
+            fields = self.mapping(node, key, allowed)
+            return {name: self.read(allowed[name], value, f"{key}.{name}") for name, value in fields.items()}
+        if spec.type is str:
+            value: Any = self.text(node, key)
+            if spec.choices and value not in spec.choices:
+                raise self.fail(node, key, f"expected one of: {', '.join(spec.choices)}; got {value!r}")
+            return value
+        value = self.value(node, key, spec.type)
+        if spec.type is bool:
+            return value
+        if spec.minimum is not None and spec.maximum is not None and not spec.minimum <= value <= spec.maximum:
+            raise self.fail(node, key, f"must be {spec.minimum:g}-{spec.maximum:g}, got {value}")
+        if spec.minimum is not None and value < spec.minimum:
+            raise self.fail(node, key, f"must be at least {spec.minimum:g}, got {value}")
+        if spec.maximum is not None and value > spec.maximum:
+            raise self.fail(node, key, f"must be at most {spec.maximum:g}, got {value}")
+        if spec.above is not None and not value > spec.above:
+            raise self.fail(node, key, f"must be greater than {spec.above:g}, got {value}")
+        return value
+
     # -- document ----------------------------------------------------------
 
     def parse(self, text: str) -> Inventory:
-        try:
-            root = yaml.compose(text, Loader=yaml.SafeLoader)
-        except yaml.MarkedYAMLError as exc:
-            mark = exc.problem_mark or exc.context_mark
-            line = mark.line + 1 if mark is not None else None
-            context = ""
-            if exc.context and exc.context_mark is not None:
-                context = f" ({exc.context} started on line {exc.context_mark.line + 1})"
-            raise InventoryError(self.path, line, "", f"YAML syntax error: {exc.problem or exc}{context}") from None
-        except yaml.YAMLError as exc:
-            raise InventoryError(self.path, None, "", f"YAML error: {exc}") from None
+        root = yamlnodes.compose(text, self.path)
         if root is None:
             raise InventoryError(self.path, None, "hosts", "the inventory is empty: list at least one host")
-        top = self.mapping(root, "", _TOP_KEYS)
+        top = self.mapping(root, "", _named(_TOP_KEYS))
         if "version" in top:
             version = self.value(top["version"], "version", int)
             if version != SCHEMA_VERSION:
                 raise self.fail(
                     top["version"], "version", f"unsupported version {version} (this vfleet reads {SCHEMA_VERSION})"
                 )
-        defaults = self.settings(top["defaults"], "defaults", _SETTING_KEYS) if "defaults" in top else {}
+        defaults = self.settings(top["defaults"], "defaults", _named(_SETTING_KEYS)) if "defaults" in top else {}
         groups: dict[str, dict[str, Any]] = {}
         descriptions: dict[str, str] = {}
         if "groups" in top:
-            group_nodes = self.mapping_of_names(top["groups"], "groups")
-            for name, node in group_nodes.items():
-                groups[name] = self.settings(node, f"groups.{name}", _GROUP_KEYS)
+            group_keys = _named(_GROUP_KEYS)
+            for name, node in self.mapping_of_names(top["groups"], "groups").items():
+                groups[name] = self.settings(node, f"groups.{name}", group_keys)
                 descriptions[name] = str(groups[name].pop("description", ""))
         if "hosts" not in top:
             raise self.fail(root, "hosts", "missing required key")
@@ -211,8 +249,9 @@ class _Parser:
             raise self.fail(hosts_node, "hosts", "expected a non-empty list of hosts")
         hosts: list[HostConfig] = []
         first_line: dict[str, int] = {}
+        host_keys = _named(_HOST_KEYS)
         for index, node in enumerate(hosts_node.value):
-            host = self.host(node, f"hosts[{index}]", defaults, groups)
+            host = self.host(node, f"hosts[{index}]", host_keys, defaults, groups)
             if host.name in first_line:
                 raise self.fail(
                     node,
@@ -236,63 +275,40 @@ class _Parser:
             result[name] = value_node
         return result
 
-    def settings(self, node: yaml.Node, key: str, allowed: tuple[str, ...]) -> dict[str, Any]:
-        """Validate one level of settings; values are typed, nested ones kept with their node."""
+    def settings(self, node: yaml.Node, key: str, allowed: Mapping[str, KeySpec]) -> dict[str, Any]:
+        """Validate one level of settings; `_nodes` keeps each key's node for later messages."""
         fields = self.mapping(node, key, allowed)
         out: dict[str, Any] = {"_nodes": fields}
-        readers: dict[str, Callable[[yaml.Node, str], Any]] = {
-            "poll_interval": self.positive,
-            "connect_timeout": self.positive,
-            "call_timeout": self.positive,
-            "read_only": lambda n, k: self.value(n, k, bool),
-            "protected": lambda n, k: self.value(n, k, bool),
-            "protected_domains": self.strings,
-            "tags": self.strings,
-            "groups": self.strings,
-            "user": self.text,
-            "port": self.port,
-            "password_env": self.text,
-            "name": self.text,
-            "driver": self.text,
-            "uri": self.text,
-            "address": self.text,
-            "description": lambda n, k: self.value(n, k, str),
-            "ssh": lambda n, k: self.submapping(n, k, _SSH_KEYS),
-            "tls": lambda n, k: self.submapping(n, k, _TLS_KEYS),
-            "options": lambda n, k: n,  # checked against the driver's spec later
-        }
         for name, value_node in fields.items():
-            out[name] = readers[name](value_node, f"{key}.{name}")
+            if name == "options":  # checked against the driver's spec once the driver is known
+                out[name] = value_node
+            else:
+                out[name] = self.read(allowed[name], value_node, f"{key}.{name}")
         return out
-
-    def submapping(self, node: yaml.Node, key: str, schema: Mapping[str, type]) -> dict[str, Any]:
-        fields = self.mapping(node, key, tuple(schema))
-        return {name: self.value(value, f"{key}.{name}", schema[name]) for name, value in fields.items()}
 
     # -- hosts -------------------------------------------------------------
 
     def host(
-        self, node: yaml.Node, key: str, defaults: dict[str, Any], groups: dict[str, dict[str, Any]]
+        self,
+        node: yaml.Node,
+        key: str,
+        allowed: Mapping[str, KeySpec],
+        defaults: dict[str, Any],
+        groups: dict[str, dict[str, Any]],
     ) -> HostConfig:
         if not isinstance(node, yaml.MappingNode):
             raise self.fail(node, key, f"expected a mapping, got {self.kind(node)}")
         # Find the name first, so every later message can say which host it is about.
-        name_nodes = [v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == "name"]
-        if not name_nodes:
+        name_node = next((v for k, v in node.value if isinstance(k, yaml.ScalarNode) and k.value == "name"), None)
+        if name_node is None:
             raise self.fail(node, f"{key}.name", "missing required key")
-        name = self.text(name_nodes[0], f"{key}.name")
+        name = self.text(name_node, f"{key}.name")
         key = f"hosts[{name}]"
-        own = self.settings(node, key, _HOST_KEYS)
+        own = self.settings(node, key, allowed)
         nodes: dict[str, yaml.Node] = own["_nodes"]
         if "driver" not in own:
             raise self.fail(node, f"{key}.driver", "missing required key")
-        spec = DRIVERS.get(own["driver"])
-        if spec is None:
-            raise self.fail(
-                nodes["driver"],
-                f"{key}.driver",
-                f"unknown driver {own['driver']!r} (expected one of: {', '.join(DRIVERS)})",
-            )
+        spec = self.driver(own["driver"], nodes["driver"], f"{key}.driver")
         levels = [defaults]
         for i, group in enumerate(own.get("groups", ())):
             if group not in groups:
@@ -304,27 +320,24 @@ class _Parser:
             levels.append(groups[group])
         levels.append(own)
         merged = self.merge(levels)
-        for conn_key, transports in _CONNECTION_KEYS.items():
-            if conn_key in own and spec.transport not in transports:
+        uses = spec.transport.keys
+        for conn_key in CONNECTION_KEYS:
+            if conn_key in own and conn_key not in uses:
                 raise self.fail(nodes[conn_key], f"{key}.{conn_key}", f"not used by the {spec.name} driver")
-        for required in _REQUIRED_BY_TRANSPORT[spec.transport]:
+        for required in spec.transport.required:
             if required not in merged:
                 raise self.fail(node, f"{key}.{required}", f"missing required key for the {spec.name} driver")
-        options = self.options(nodes.get("options"), f"{key}.options", spec.options, spec.name)
-        ssh = {k: v for k, v in merged.get("ssh", {}).items()}
-        tls = {k: v for k, v in merged.get("tls", {}).items()}
-        if spec.transport == "ssh":
-            ssh.setdefault("agent", True)
+        options = self.options(node, nodes.get("options"), f"{key}.options", spec)
         return HostConfig(
             name=name,
             driver=spec.name,
-            uri=merged.get("uri"),
-            address=merged.get("address"),
-            port=merged.get("port") if spec.transport in ("ssh", "api") else None,
-            user=merged.get("user") if spec.transport in ("ssh", "api") else None,
-            password_env=merged.get("password_env") if spec.transport == "api" else None,
-            ssh=SshSettings(**ssh),
-            tls=TlsSettings(**tls),
+            uri=merged.get("uri") if "uri" in uses else None,
+            address=merged.get("address") if "address" in uses else None,
+            port=merged.get("port") if "port" in uses else None,
+            user=merged.get("user") if "user" in uses else None,
+            password_env=merged.get("password_env") if "password_env" in uses else None,
+            ssh=SshSettings(**merged.get("ssh", {})),
+            tls=TlsSettings(**merged.get("tls", {})),
             tags=frozenset(merged.get("tags", ())),
             groups=tuple(own.get("groups", ())),
             poll_interval=merged.get("poll_interval", 2.0),
@@ -337,6 +350,15 @@ class _Parser:
             source=f"{self.path}:{_line(node)}",
         )
 
+    def driver(self, name: str, node: yaml.Node, key: str) -> DriverSpec:
+        try:
+            spec = registry.find(name)
+        except registry.DriverLoadError as exc:
+            raise self.fail(node, key, str(exc)) from None
+        if spec is None:
+            raise self.fail(node, key, f"unknown driver {name!r} (expected one of: {', '.join(registry.names())})")
+        return spec
+
     @staticmethod
     def merge(levels: list[dict[str, Any]]) -> dict[str, Any]:
         merged: dict[str, Any] = {}
@@ -344,23 +366,30 @@ class _Parser:
             for name, value in level.items():
                 if name == "_nodes":
                     continue
-                if name in ("tags", "protected_domains"):
+                if name in _ADDED_UP:
                     merged[name] = tuple(dict.fromkeys((*merged.get(name, ()), *value)))
-                elif name in ("read_only", "protected"):
+                elif name in _STICKY:
                     merged[name] = bool(merged.get(name, False)) or value
-                elif name in ("ssh", "tls"):
+                elif name in _SUBMAPPINGS:
                     merged[name] = {**merged.get(name, {}), **value}
                 else:
                     merged[name] = value
         return merged
 
-    def options(self, node: yaml.Node | None, key: str, schema: Mapping[str, type], driver: str) -> dict[str, object]:
-        if node is None:
-            return {}
-        if not schema:
-            raise self.fail(node, key, f"the {driver} driver takes no options")
-        fields = self.mapping(node, key, tuple(schema))
-        return {name: self.value(value, f"{key}.{name}", schema[name]) for name, value in fields.items()}
+    def options(self, host: yaml.Node, node: yaml.Node | None, key: str, spec: DriverSpec) -> dict[str, object]:
+        """The host's options checked against its driver's spec, with the spec's defaults filled in."""
+        given: dict[str, object] = {}
+        if node is not None:
+            if not spec.options:
+                raise self.fail(node, key, f"the {spec.name} driver takes no options")
+            allowed = _named(spec.options)
+            fields = self.mapping(node, key, allowed)
+            given = {name: self.read(allowed[name], value, f"{key}.{name}") for name, value in fields.items()}
+        for option in spec.options:
+            if option.required and option.name not in given:
+                raise self.fail(host, f"{key}.{option.name}", f"missing required key for the {spec.name} driver")
+        defaults = {o.name: o.default for o in spec.options if o.default is not None}
+        return {**defaults, **given}
 
 
 def _type_word(want: type) -> str:

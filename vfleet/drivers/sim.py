@@ -1,10 +1,7 @@
 """A simulated host: random-walk metrics, lifecycle with realistic delays, faults.
 
 It backs `vfleet demo` and the TUI tests. It is never used to test another driver.
-Options: flavour (kvm, xen or esxi: raw state words and memory sources follow the
-real backend), domains (count), seed, flaky (drops the connection now and then),
-latency (seconds per round trip), hostile (the first domains get the names in
-HOSTILE_NAMES, and the host's facts carry escapes too: for tests of sanitising).
+Its options are declared in SPEC below.
 """
 
 from __future__ import annotations
@@ -31,6 +28,23 @@ from vfleet.core.models import (
     Verb,
 )
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
+from vfleet.drivers.spec import NONE, DriverSpec, KeySpec
+
+SPEC = DriverSpec(
+    name="sim",
+    driver="vfleet.drivers.sim:SimDriver",
+    summary="the built-in simulated fleet (demo and tests)",
+    transport=NONE,
+    options=(
+        KeySpec("flavour", str, "kvm", "raw state words and memory sources follow this backend",
+                choices=("kvm", "xen", "esxi")),
+        KeySpec("domains", int, 10, "how many domains the host has", minimum=0),
+        KeySpec("seed", int, 0, "random seed: the same seed gives the same fleet"),
+        KeySpec("flaky", bool, False, "drop the connection now and then"),
+        KeySpec("latency", float, 0.05, "seconds per round trip", minimum=0),
+        KeySpec("hostile", bool, False, "the first domains get hostile names (escapes, markup, bidi): for tests"),
+    ),
+)
 
 GIB = 1024**3
 _RAW_STATES = {

@@ -1,1 +1,15 @@
-"""libvirt: KVM/QEMU, Xen (libxl) and anything else libvirt speaks."""
+"""libvirt: KVM/QEMU, Xen (libxl) and anything else libvirt speaks.
+
+This module is the driver's light face (its spec); it must not import libvirt.
+"""
+
+from vfleet.drivers.spec import URI, DriverSpec
+
+SPEC = DriverSpec(
+    name="libvirt",
+    driver="vfleet.drivers.libvirt.driver:LibvirtDriver",
+    summary="KVM/QEMU, Xen (libxl) and anything else libvirt speaks",
+    transport=URI,
+    requires=("libvirt",),
+    install_hint="pip install 'vfleet[libvirt]' (needs apt: libvirt-dev pkg-config gcc)",
+)

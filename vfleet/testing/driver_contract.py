@@ -1,0 +1,133 @@
+"""The driver contract as a test suite every driver runs, built-in or third-party.
+
+As napalm's shared getter tests: subclass `DriverContract` in a test module whose name
+pytest collects, and give it a `subject` fixture that yields a `Subject` for a real (or
+the most real available) backend of your driver:
+
+    from vfleet.testing.driver_contract import DriverContract, Subject
+
+    @pytest.fixture
+    async def subject(tmp_path):
+        backend = await start_my_test_backend(tmp_path)
+        yield Subject(HostConfig(name="h1", driver="mydriver", address=backend.address))
+        await backend.stop()
+
+    class TestMyDriver(DriverContract):
+        pass
+
+The host must have at least one running domain and no domain named `no-such-domain-4711`;
+the suite leaves every domain in the state it found it. Drivers are created through the
+registry, so the driver must be registered (an entry point in the `vfleet.drivers`
+group). Needs pytest and pytest-asyncio; the vfleet runtime never imports this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+
+import pytest
+
+from vfleet.core.errors import DriverError, PolicyRefused, UnsupportedAction
+from vfleet.core.models import DomainCounters, DomainRef, HostConfig, PowerState, Verb
+from vfleet.drivers import registry
+from vfleet.drivers.base import Capability, Driver, capability_for
+
+MISSING_DOMAIN = "no-such-domain-4711"
+
+
+@dataclass
+class Subject:
+    """One host of the driver under test."""
+
+    config: HostConfig
+
+    def driver(self, read_only: bool = False) -> Driver:
+        return registry.create_driver(self.config, read_only=read_only)
+
+
+class DriverContract:
+    """What every driver promises; a subclass provides the `subject` fixture."""
+
+    def test_spec_describes_the_driver(self, subject: Subject) -> None:
+        spec = registry.get(subject.config.driver)
+        cls = registry.driver_class(spec.name)
+        assert cls.kind == spec.name, "the driver's kind is the name it is registered under"
+        assert cls.capabilities, "a driver declares what it can do"
+        assert spec.summary.strip() and "\n" not in spec.summary
+        for option in spec.options:
+            assert not (option.required and option.default is not None), option
+        for key in spec.transport.required:
+            assert getattr(subject.config, key) is not None, f"the subject's config lacks required {key}"
+
+    @pytest.mark.asyncio
+    async def test_connect_poll_and_close(self, subject: Subject) -> None:
+        driver = subject.driver()
+        facts = await driver.connect()
+        try:
+            first = await driver.poll()
+            second = await driver.poll()
+        finally:
+            await driver.close()
+            await driver.close()  # twice is harmless
+        assert facts.hypervisor and (facts.cpus is None or facts.cpus > 0)
+        assert first.host == second.host == subject.config.name and first.domains
+        keys = [d.key for d in first.domains]
+        assert len(keys) == len(set(keys)), "domain keys must be unique within a host"
+        for dom in first.domains:
+            assert isinstance(dom.state, PowerState) and dom.raw_state.strip(), dom
+            for number in (dom.vcpus, dom.memory_max_bytes, dom.memory_used_bytes, dom.uptime_s):
+                assert number is None or number >= 0, dom
+            assert (dom.memory_used_bytes is None) == (dom.memory_used_source is None), dom
+            if dom.state is PowerState.OFF:  # nothing runs, so nothing is measured: None, never 0
+                assert dom.counters is None and dom.memory_used_bytes is None, dom
+        before = {d.key: d.counters for d in first.domains if d.counters}
+        for dom in second.domains:  # counters are cumulative: they never go back on a running domain
+            old = before.get(dom.key)
+            if old is None or dom.counters is None or dom.state is not PowerState.RUNNING:
+                continue
+            for field in fields(DomainCounters):
+                a, b = getattr(old, field.name), getattr(dom.counters, field.name)
+                if field.name != "taken_at" and a is not None and b is not None:
+                    assert b >= a, (dom.name, field.name, a, b)
+
+    @pytest.mark.asyncio
+    async def test_capabilities_are_declared_and_honoured(self, subject: Subject) -> None:
+        driver = subject.driver()
+        await driver.connect()
+        try:
+            running = next(d.name for d in (await driver.poll()).domains if d.state is PowerState.RUNNING)
+            for verb in Verb:
+                if capability_for(verb) not in type(driver).capabilities:
+                    with pytest.raises(UnsupportedAction, match=f"^{subject.config.name}: "):
+                        await driver.perform(verb, DomainRef.named(running))
+        finally:
+            await driver.close()
+        assert Capability.START in type(driver).capabilities and Capability.FORCE_OFF in type(driver).capabilities
+
+    @pytest.mark.asyncio
+    async def test_unknown_domain_is_a_one_line_typed_error(self, subject: Subject) -> None:
+        driver = subject.driver()
+        await driver.connect()
+        try:
+            with pytest.raises(DriverError) as caught:
+                await driver.perform(Verb.FORCE_OFF, DomainRef.named(MISSING_DOMAIN))
+        finally:
+            await driver.close()
+        message = str(caught.value)
+        assert message.startswith(f"{subject.config.name}: ") and "\n" not in message
+
+    @pytest.mark.asyncio
+    async def test_read_only_driver_refuses_every_verb_and_still_polls(self, subject: Subject) -> None:
+        driver = subject.driver(read_only=True)
+        await driver.connect()
+        try:
+            domains = (await driver.poll()).domains
+            running = next(d for d in domains if d.state is PowerState.RUNNING)
+            for verb in Verb:
+                if capability_for(verb) in type(driver).capabilities:
+                    with pytest.raises(PolicyRefused, match="read-only"):
+                        await driver.perform(verb, DomainRef.named(running.name))
+            after = {d.key: d.state for d in (await driver.poll()).domains}
+        finally:
+            await driver.close()
+        assert after[running.key] is PowerState.RUNNING
