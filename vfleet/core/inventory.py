@@ -29,6 +29,7 @@ _SETTING_KEYS = (
     "poll_interval",
     "connect_timeout",
     "call_timeout",
+    "reconnect_max",
     "read_only",
     "protected",
     "protected_domains",
@@ -152,6 +153,12 @@ class _Parser:
             raise self.fail(node, key, f"must be greater than 0, got {number}")
         return number
 
+    def at_least_one(self, node: yaml.Node, key: str) -> float:
+        number: float = self.value(node, key, float)
+        if not number >= 1:
+            raise self.fail(node, key, f"must be 1 or more, got {number}")
+        return number
+
     def port(self, node: yaml.Node, key: str) -> int:
         number: int = self.value(node, key, int)
         if not 1 <= number <= 65535:
@@ -244,6 +251,7 @@ class _Parser:
             "poll_interval": self.positive,
             "connect_timeout": self.positive,
             "call_timeout": self.positive,
+            "reconnect_max": self.at_least_one,
             "read_only": lambda n, k: self.value(n, k, bool),
             "protected": lambda n, k: self.value(n, k, bool),
             "protected_domains": self.strings,
@@ -330,6 +338,7 @@ class _Parser:
             poll_interval=merged.get("poll_interval", 2.0),
             connect_timeout=merged.get("connect_timeout", 10.0),
             call_timeout=merged.get("call_timeout", 15.0),
+            reconnect_max=merged.get("reconnect_max", 8.0),
             read_only=bool(merged.get("read_only", False)),
             protected=bool(merged.get("protected", False)),
             protected_domains=tuple(merged.get("protected_domains", ())),
