@@ -9,6 +9,8 @@ snapshot is checked first, and a snapshot that fails changes nothing.
 from __future__ import annotations
 
 from dataclasses import fields
+from operator import attrgetter
+from typing import Any
 
 from vfleet.core.errors import GarbledOutput
 from vfleet.core.metrics import DomainRow, History, HistoryPoint, compute_rates
@@ -22,7 +24,7 @@ from vfleet.core.models import (
     PowerState,
 )
 
-_NUMBERS = (int, float)
+_NUMBER_TYPES = frozenset({int, float, type(None)})  # type(), not isinstance: True is no byte count
 _DOMAIN_NUMBERS = (
     "domain_id",
     "vcpus",
@@ -34,15 +36,17 @@ _DOMAIN_NUMBERS = (
 _COUNTERS = tuple(f.name for f in fields(DomainCounters))
 _GAUGES = tuple(f.name for f in fields(DomainGauges))
 _FACT_NUMBERS = ("cpus", "memory_bytes")
+# This check runs for every domain of every poll: attrgetter reads all fields in one C call.
+_CHECKS = tuple((attrgetter(*names), names) for names in (_DOMAIN_NUMBERS, _COUNTERS, _GAUGES, _FACT_NUMBERS))
+_READ_DOMAIN, _READ_COUNTERS, _READ_GAUGES, _READ_FACTS = _CHECKS
 
 
-def _bad_number(obj: object, names: tuple[str, ...]) -> tuple[str, object] | None:
-    for name in names:
-        value = getattr(obj, name)
-        # type() rather than isinstance: bool is an int, and True is no byte count
-        if value is not None and type(value) not in _NUMBERS:
-            return name, value
-    return None
+def _bad_number(obj: object, check: tuple[attrgetter[Any], tuple[str, ...]]) -> tuple[str, object] | None:
+    read, names = check
+    values = read(obj)
+    if _NUMBER_TYPES.issuperset(map(type, values)):
+        return None
+    return next((n, v) for n, v in zip(names, values, strict=True) if type(v) not in _NUMBER_TYPES)
 
 
 def _problem(domain: Domain) -> str | None:
@@ -52,12 +56,13 @@ def _problem(domain: Domain) -> str | None:
         return f"state is {domain.state!r:.60}, not a PowerState"
     if domain.uuid is not None and type(domain.uuid) is not str:
         return f"uuid is {domain.uuid!r:.60}, not text"
-    for obj, names in ((domain, _DOMAIN_NUMBERS), (domain.counters, _COUNTERS), (domain.gauges, _GAUGES)):
-        if obj is None:
-            continue
-        bad = _bad_number(obj, names)
-        if bad is not None:
-            return f"{bad[0]} is {bad[1]!r:.60}, not a number"
+    bad = (
+        _bad_number(domain, _READ_DOMAIN)
+        or (domain.counters and _bad_number(domain.counters, _READ_COUNTERS))
+        or (domain.gauges and _bad_number(domain.gauges, _READ_GAUGES))
+    )
+    if bad:
+        return f"{bad[0]} is {bad[1]!r:.60}, not a number"
     return None
 
 
@@ -65,7 +70,7 @@ def check_facts(host: str, facts: HostFacts | None) -> None:
     """Raise GarbledOutput if facts carry a value the engine cannot compute with."""
     if facts is None:
         return
-    bad = _bad_number(facts, _FACT_NUMBERS)
+    bad = _bad_number(facts, _READ_FACTS)
     if bad is not None:
         raise GarbledOutput(host, f"bad sample: host {bad[0]} is {bad[1]!r:.60}, not a number")
 
