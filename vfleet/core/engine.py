@@ -450,26 +450,26 @@ class Fleet:
         """Deliver a driver's events; a stream that fails or ends is restarted with backoff."""
         name = state.config.name
         backoff = self._backoff(state)
+        previous: str | None = None  # the last failure, so a stream failing again and again logs once
         while True:
+            error, exc = f"{name}: the event stream ended", None
             try:
                 async for event in driver.events():
                     self._deliver(state, event)
                     backoff.reset()
-                log.info("%s: the event stream ended; restarting it", name)
-            except VFleetError as exc:
-                self._stream_failed(state, f"{exc} (event stream; restarting it)")
-            except Exception as exc:
-                self._stream_failed(state, f"{name}: internal error in the event stream: {exc!r}", exc)
+                    previous = None
+            except VFleetError as failure:
+                error = str(failure)
+            except Exception as bug:
+                error, exc = f"{name}: internal error in the event stream: {bug!r}", bug
+            if exc is not None:
+                log.debug("%s", error, exc_info=exc)
+            level = logging.WARNING if exc is not None else logging.INFO
+            log.log(level if error != previous else logging.DEBUG, "%s (restarting the event stream)", error)
+            previous = error
+            if state.health.last_error is None:  # never hide why polls fail; a good poll clears this one
+                self._set_health(state, last_error=f"{error} (event stream)", last_error_at=self._clock())
             await asyncio.sleep(backoff.next_delay())
-
-    def _stream_failed(self, state: _HostState, error: str, exc: Exception | None = None) -> None:
-        if exc is not None:
-            log.debug("%s", error, exc_info=exc)
-            log.warning("%s (-vv shows the traceback)", error)
-        else:
-            log.info("%s", error)
-        if state.health.last_error is None:  # never hide why polls fail; a good poll clears this one
-            self._set_health(state, last_error=error, last_error_at=self._clock())
 
     def _deliver(self, state: _HostState, event: DomainEvent) -> None:
         self.events.appendleft(event)
