@@ -120,6 +120,7 @@ class _HostState:
         self.data = HostData(config)
         self.driver: Driver | None = None
         self.connected_at: float | None = None  # engine clock; set while a connection is open
+        self.connected_once = False  # the current or last session got connected
         self.attempts = 0
         self.wake = asyncio.Event()  # set by request_poll() or an event: poll now
         self.kick = asyncio.Event()  # set by reconnect() between sessions: skip the backoff
@@ -277,14 +278,22 @@ class Fleet:
         changed, self._changed = self._changed, asyncio.Event()
         changed.set()
 
-    def _set_health(self, state: _HostState, **changes: Any) -> None:
+    def _set_health(self, state: _HostState, *, publish: bool = True, **changes: Any) -> None:
         if "status" in changes and changes["status"] is not state.health.status:
             changes["since"] = self._clock()
         state.health = replace(state.health, **changes)
-        self._publish(state)
+        if publish:
+            self._publish(state)
 
     def _failed(
-        self, state: _HostState, status: HostStatus, error: str, *, exc: BaseException | None = None, bug: bool = False
+        self,
+        state: _HostState,
+        status: HostStatus,
+        error: str,
+        *,
+        exc: BaseException | None = None,
+        bug: bool = False,
+        publish: bool = True,
     ) -> None:
         """Record a failure: one log line when the error is new, the traceback at DEBUG.
 
@@ -296,7 +305,7 @@ class Fleet:
         if error != state.health.last_error:
             hint = " (-vv shows the traceback)" if exc is not None else ""
             log.log(logging.WARNING if bug or exc is not None else logging.INFO, "%s%s", error, hint)
-        self._set_health(state, status=status, last_error=error, last_error_at=self._clock())
+        self._set_health(state, publish=publish, status=status, last_error=error, last_error_at=self._clock())
 
     # -- supervision -----------------------------------------------------------
 
@@ -331,9 +340,10 @@ class Fleet:
             exc = session.exception()
             if exc is not None:
                 self._failed(state, HostStatus.DOWN, f"{name}: internal error: {exc!r}", exc=exc)
-            # The wait counts from the start of the attempt: a connect that timed out
-            # has waited already, and a host that returns is UP within reconnect_max.
-            await self._pause(state, backoff.next_delay() - (time.monotonic() - began))
+            # A failed connect counts toward the wait (one that timed out has waited
+            # already), so a host that returns is UP within about reconnect_max.
+            waited = 0.0 if state.connected_once else time.monotonic() - began
+            await self._pause(state, backoff.next_delay() - waited)
 
     async def _pause(self, state: _HostState, seconds: float) -> None:
         if seconds > 0 and not state.kick.is_set():
@@ -344,23 +354,26 @@ class Fleet:
 
     async def _session(self, state: _HostState, backoff: Backoff) -> None:
         """One connection: connect, then poll until it is lost. Unexpected errors reach the supervisor."""
+        state.connected_once = False
         if state.health.status is not HostStatus.CONNECTING:
             self._set_health(state, status=HostStatus.CONNECTING)
         driver: Driver | None = None
         pump: asyncio.Task[None] | None = None
+        connected = False
         try:
             driver = self._factory(state.config, state.read_only)
             facts = await self._connect(state, driver)
             if facts is None:
                 return
             state.driver, state.connected_at, state.data.facts = driver, self._clock(), facts
+            state.connected_once = connected = True
             if Capability.EVENTS in driver.capabilities:
                 pump = self._spawn(self._pump_events(state, driver), f"events:{state.config.name}")
             self._publish(state)
             await self._poll_loop(state, driver, backoff)
         except (HostUnreachable, AuthFailed) as exc:  # the connection was lost mid-poll
             status = HostStatus.AUTH_FAILED if isinstance(exc, AuthFailed) else HostStatus.DOWN
-            self._failed(state, status, str(exc))
+            self._failed(state, status, str(exc), publish=not connected)  # else published once closed
         finally:
             state.driver = state.connected_at = None
             if pump is not None:
@@ -368,7 +381,8 @@ class Fleet:
                 await asyncio.wait({pump}, timeout=UNWIND_WAIT)
             if driver is not None:
                 await self._close(driver)
-            self._publish(state)
+            if connected:
+                self._publish(state)  # the host lost its driver and capabilities
 
     async def _connect(self, state: _HostState, driver: Driver) -> HostFacts | None:
         config = state.config
