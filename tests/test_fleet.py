@@ -26,7 +26,7 @@ class ScriptedDriver(Driver):
         super().__init__(config, read_only=read_only)
         self.script = self.scripts[config.name]
 
-    async def connect(self) -> HostFacts:
+    async def connect(self, *, deadline: float | None = None) -> HostFacts:
         hook = self.script.get("connect")
         if hook is not None:
             await hook()  # type: ignore[misc]
@@ -35,7 +35,7 @@ class ScriptedDriver(Driver):
     async def close(self) -> None:
         return None
 
-    async def poll(self) -> HostSnapshot:
+    async def poll(self, *, deadline: float | None = None) -> HostSnapshot:
         return await self.script["poll"]()  # type: ignore[no-any-return,misc]
 
 
@@ -157,13 +157,13 @@ async def test_host_lost_mid_poll_goes_down_and_comes_back() -> None:
         assert fleet.view("lost").health.status is HostStatus.UP
 
 
-async def test_a_poll_error_keeps_the_connection_and_goes_stale() -> None:
+async def test_a_poll_error_keeps_the_connection_and_degrades_the_host() -> None:
     async def garbled() -> HostSnapshot:
         raise DriverError("odd", "garbled output")
 
     fleet = fleet_of(host("odd"), odd={"poll": garbled})
     async with fleet:
-        assert await fleet.wait_until(lambda v: v[0].health.status is HostStatus.STALE, timeout=3.0)
+        assert await fleet.wait_until(lambda v: v[0].health.status is HostStatus.DEGRADED, timeout=3.0)
         view = fleet.view("odd")
     assert view.health.last_error == "odd: garbled output" and view.attempts == 1
 

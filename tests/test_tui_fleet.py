@@ -271,8 +271,10 @@ async def test_a_host_going_down_goes_stale_in_the_table_and_comes_back() -> Non
         hosts = app.fleet_screen.query_one(HostsPane)
         table = app.fleet_screen.table
         world["xen1"].down = True
-        await until(pilot, lambda: hosts._shown["xen1"][2].startswith("DOWN"), what="xen1 DOWN")
-        assert "connection reset (test)" in hosts._shown["xen1"][4]
+        # DOWN with the error of the moment: the lost poll's, then each failed reconnect's
+        await until(pilot, lambda: hosts._shown["xen1"][2].startswith("DOWN")
+                    and any(e in hosts._shown["xen1"][4] for e in ("connection reset (test)", "connection refused (test)")),
+                    what="xen1 DOWN with its error")
         mail = next(k for k in table.shown_keys() if "mail-1" in k)
         await until(pilot, lambda: str(table.get_row(mail)[4]) == "running?", what="the stale row")
         assert str(table.get_row(next(k for k in table.shown_keys() if "web-1" in k))[4]) == "running"
@@ -280,6 +282,23 @@ async def test_a_host_going_down_goes_stale_in_the_table_and_comes_back() -> Non
         world["xen1"].down = False
         await until(pilot, lambda: hosts._shown["xen1"][2] == "UP", what="xen1 back UP")
         await until(pilot, lambda: str(table.get_row(mail)[4]) == "running", what="the row fresh again")
+
+
+async def test_a_host_whose_polls_fail_is_degraded_with_its_error() -> None:
+    world = {"kvm1": FakeHost("kvm1", "kvm", [domain("web-1")]), "xen1": FakeHost("xen1", "xen", [domain("mail-1")])}
+    app, world = make_app(world, interval=0.05)
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app, rows=2)
+        hosts = app.fleet_screen.query_one(HostsPane)
+        table = app.fleet_screen.table
+        world["xen1"].garbled = True
+        await until(pilot, lambda: hosts._shown["xen1"][2].startswith("DEGRADED"), what="xen1 DEGRADED")
+        assert "unexpected header (test)" in hosts._shown["xen1"][4]
+        mail = next(k for k in table.shown_keys() if "mail-1" in k)
+        await until(pilot, lambda: str(table.get_row(mail)[4]) == "running?", what="the stale row")
+        assert "1 degraded" in app.fleet_screen._summary
+        world["xen1"].garbled = False
+        await until(pilot, lambda: hosts._shown["xen1"][2] == "UP", what="xen1 back UP")
 
 
 async def test_help_lists_every_key_and_q_quits_closing_every_connection() -> None:

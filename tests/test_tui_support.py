@@ -19,7 +19,7 @@ from textual.pilot import Pilot
 from vfleet.app import VFleetApp
 from vfleet.core.audit import AuditLog
 from vfleet.core.engine import Fleet
-from vfleet.core.errors import HostUnreachable
+from vfleet.core.errors import GarbledOutput, HostUnreachable
 from vfleet.core.models import (
     ActionResult,
     Domain,
@@ -47,6 +47,7 @@ class FakeHost:
     hypervisor: str
     domains: list[Domain]
     down: bool = False
+    garbled: bool = False  # connected, but every poll fails
     performed: list[tuple[Verb, str]] = field(default_factory=list)
 
 
@@ -71,6 +72,8 @@ class FakeDriver(Driver):
     async def poll(self, *, deadline: float | None = None) -> HostSnapshot:
         if self.fake.down:
             raise HostUnreachable(self.host, "connection reset (test)")
+        if self.fake.garbled:
+            raise GarbledOutput(self.host, "unexpected header (test)")
         return HostSnapshot(self.host, time.monotonic(), tuple(self.fake.domains))
 
     async def _perform(self, verb: Verb, target: DomainRef, deadline: float | None) -> ActionResult:

@@ -118,7 +118,7 @@ async def _act(
 
 def _settled(view: HostView) -> bool:
     return view.health.polls >= 1 or (
-        view.attempts >= 1 and view.health.status in (HostStatus.DOWN, HostStatus.AUTH_FAILED)
+        view.attempts >= 1 and view.health.status in (HostStatus.DOWN, HostStatus.AUTH_FAILED, HostStatus.DEGRADED)
     )
 
 

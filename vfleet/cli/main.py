@@ -146,11 +146,13 @@ def resolve_inventory(args: argparse.Namespace) -> Inventory:
     return inv.with_read_only() if read_only else inv
 
 
-def _warn_hosts(report: Report, views_errors: dict[str, str | None]) -> None:
+def _warn_hosts(report: Report) -> int:
+    """One stderr line per host whose data cannot be trusted; the exit code says whether there was one."""
     for name in report.unreachable:
-        error = views_errors.get(name) or "not reachable"
+        error = report.problems.get(name) or "not reachable"
         error = error.removeprefix(f"{name}: ")  # errors name their host already: say it once
         print(printable(f"vfleet: {name}: {error}"), file=sys.stderr)
+    return ExitCode.UNREACHABLE if report.unreachable else ExitCode.OK
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
@@ -167,8 +169,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         out.write(as_csv(report.domains))
     else:
         out.write(table(report.domains))
-    _warn_hosts(report, {v.name: v.health.last_error for v in views})
-    return ExitCode.UNREACHABLE if report.unreachable else ExitCode.OK
+    return _warn_hosts(report)
 
 
 def cmd_top(args: argparse.Namespace, out: TextIO) -> int:
@@ -198,9 +199,7 @@ async def _top(hosts: list[HostConfig], selector: Selector, args: argparse.Names
             else:
                 out.write(("\n" if iteration > 1 else "") + table(report.domains))
             out.flush()
-        errors = {v.name: v.health.last_error for v in fleet.views()}
-    _warn_hosts(report, errors)
-    return ExitCode.UNREACHABLE if report.unreachable else ExitCode.OK
+    return _warn_hosts(report)
 
 
 def cmd_inventory(args: argparse.Namespace, out: TextIO) -> int:

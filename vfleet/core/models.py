@@ -25,8 +25,9 @@ class PowerState(Enum):
 
 class HostStatus(Enum):
     CONNECTING = "connecting"
-    UP = "up"
-    STALE = "stale"  # connected, but the last good poll is older than 2 intervals
+    UP = "up"  # connected, and the last poll succeeded within 2 intervals
+    STALE = "stale"  # connected, no poll failed, but the data is older than 2 intervals (polls slow or skipped)
+    DEGRADED = "degraded"  # connected, but the last poll failed (error, timeout, bad sample)
     DOWN = "down"
     AUTH_FAILED = "auth-failed"
 
@@ -198,6 +199,7 @@ class DomainRates:
 class HostHealth:
     status: HostStatus
     last_error: str | None = None
+    last_error_at: float | None = None  # monotonic time of last_error
     last_ok_at: float | None = None  # monotonic time of the last good poll
     polls: int = 0
     skipped_ticks: int = 0
@@ -242,6 +244,7 @@ class HostConfig:
     poll_interval: float = 2.0
     connect_timeout: float = 10.0
     call_timeout: float = 15.0
+    reconnect_max: float = 8.0  # seconds: the longest wait between two connection attempts
     read_only: bool = False
     protected: bool = False
     protected_domains: tuple[str, ...] = ()  # glob patterns of domain names

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +20,7 @@ from vfleet.core.selector import Selector
 
 STATUS_SCHEMA = "vfleet.status/1"
 TOP_SCHEMA = "vfleet.top/1"
-_FINAL = (HostStatus.DOWN, HostStatus.AUTH_FAILED)
+_FAILED = (HostStatus.DEGRADED, HostStatus.DOWN, HostStatus.AUTH_FAILED)
 
 DOMAIN_FIELDS = (
     "host",
@@ -55,6 +55,7 @@ class Report:
     hosts: list[dict[str, Any]]
     domains: list[dict[str, Any]]
     unreachable: list[str]  # hosts that are not UP, for the exit code and stderr
+    problems: dict[str, str] = field(default_factory=dict)  # host -> what is wrong, one line
 
     def document(self, schema: str = STATUS_SCHEMA, **extra: Any) -> dict[str, Any]:
         return {
@@ -123,25 +124,38 @@ def build_report(views: Sequence[HostView], selector: Selector, now: float | Non
     hosts: list[dict[str, Any]] = []
     domains: list[dict[str, Any]] = []
     unreachable: list[str] = []
+    problems: dict[str, str] = {}
     for view in views:
         if not selector.host_may_match(view.config):
             continue
         hosts.append(host_record(view, now))
-        if view.health.status is not HostStatus.UP:
+        problem = host_problem(view, now)
+        if problem is not None:
             unreachable.append(view.name)
+            problems[view.name] = problem
         stale = view.health.status is not HostStatus.UP
         domains.extend(domain_record(row, stale) for row in view.rows if selector.matches(row, view.config))
-    return Report(hosts, domains, unreachable)
+    return Report(hosts, domains, unreachable, problems)
+
+
+def host_problem(view: HostView, now: float) -> str | None:
+    """Why a host's data cannot be trusted, in one line without the host's name; None while it is UP."""
+    health = view.health
+    if health.status is HostStatus.UP:
+        return None
+    if health.last_error:
+        return health.last_error.removeprefix(f"{view.name}: ")
+    if health.status is HostStatus.STALE:
+        age = health.data_age(now)
+        return "connected, but no poll answered yet" if age is None else f"no poll answered for {age:.0f} s"
+    return "not connected yet" if health.status is HostStatus.CONNECTING else "not reachable"
 
 
 def _settled(view: HostView, polls_needed: int) -> bool:
-    health = view.health
-    if health.polls >= polls_needed:
+    if view.health.polls >= polls_needed:
         return True
-    if view.attempts >= 1 and health.status in _FINAL:
-        return True
-    # connected, but polls fail: report the error rather than wait for the deadline
-    return health.status is not HostStatus.CONNECTING and health.last_error is not None
+    # a failed poll or connection is an answer: report it rather than wait for the deadline
+    return view.attempts >= 1 and view.health.status in _FAILED
 
 
 async def collect(
@@ -177,9 +191,14 @@ async def collect(
 
 
 def _unsettled(view: HostView, timeout: float) -> HostView:
-    if view.health.status is not HostStatus.CONNECTING:
-        return view  # connected but slow: show what it has
-    health = replace(view.health, status=HostStatus.DOWN, last_error=f"{view.name}: no answer within {timeout:g} s")
+    health = view.health
+    if health.status is HostStatus.UP or health.last_error is not None:
+        return view  # it answered (not twice), or it has said what is wrong
+    if health.status is HostStatus.CONNECTING and view.facts is None:
+        health = replace(health, status=HostStatus.DOWN, last_error=f"{view.name}: no answer within {timeout:g} s")
+    else:  # connected, but no poll came back in time
+        status = HostStatus.DEGRADED if health.status is HostStatus.CONNECTING else health.status
+        health = replace(health, status=status, last_error=f"{view.name}: no poll answered within {timeout:g} s")
     return replace(view, health=health)
 
 

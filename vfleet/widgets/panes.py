@@ -19,6 +19,7 @@ STATUS_COLOURS = {
     HostStatus.UP: "success",
     HostStatus.CONNECTING: "secondary",
     HostStatus.STALE: "warning",
+    HostStatus.DEGRADED: "error",
     HostStatus.DOWN: "error",
     HostStatus.AUTH_FAILED: "error",
 }
@@ -32,13 +33,15 @@ HOST_COLUMNS = (
 
 
 def health_text(view: HostView, now: float) -> str:
-    """UP, STALE with the age of the data, DOWN/AUTH_FAILED (the error goes in its own column)."""
+    """UP, STALE/DEGRADED with the age of the data, DOWN/AUTH_FAILED (the error goes in its own column)."""
     status = view.health.status
     age = view.health.data_age(now)
     if status is HostStatus.UP:
         return "UP"
     if status is HostStatus.STALE:
         return f"STALE {_age(age)}"
+    if status is HostStatus.DEGRADED:
+        return f"DEGRADED {_age(age)}"
     if status is HostStatus.CONNECTING:
         return "CONNECTING" if age is None else f"CONNECTING {_age(age)}"
     word = "DOWN" if status is HostStatus.DOWN else "AUTH-FAILED"
