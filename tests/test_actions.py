@@ -203,3 +203,18 @@ async def test_the_interlock_refuses_several_targets_without_multiple_and_record
         assert operation.status == "not-confirmed" and declined[0].tier is Tier.TYPE_NAME
     assert [r["kind"] for r in records(tmp_path / "audit.jsonl")] == ["refused", "refused"]
     assert world["kvm1"].performed == []
+
+
+async def test_a_plan_right_after_an_action_sees_the_state_the_driver_read_back(tmp_path: Path) -> None:
+    world = {"kvm1": FakeHost("kvm1", "kvm", [domain("web-1")])}
+    async with fake_fleet(world) as fleet:  # polls once an hour: the view will not catch up by itself
+        await polled(fleet)
+        ops = Operations(fleet, AuditLog(tmp_path / "audit.jsonl"), face="cli")
+        web1 = [Target("kvm1", "web-1", "uuid-web-1")]
+        await ops.run(ops.plan(Verb.PAUSE, web1), always)  # no --wait
+        resume = ops.plan(Verb.RESUME, web1)
+        assert resume.decisions[0].state is PowerState.PAUSED and resume.decisions[0].dispatch
+        assert ops.applicable_verbs(web1) == [Verb.RESUME, Verb.FORCE_OFF, Verb.RESET]
+        await ops.run(resume, always)
+        assert ops.plan(Verb.RESUME, web1).decisions[0].noop == "already running"
+    assert world["kvm1"].performed == [(Verb.PAUSE, "web-1"), (Verb.RESUME, "web-1")]

@@ -248,7 +248,24 @@ def cmd_tui(args: argparse.Namespace, out: TextIO) -> int:
     check_available({h.driver for h in inv.hosts})
     from vfleet.app import run_tui  # textual loads here only: headless commands never pay for it
 
+    _log_to_file_while_the_tui_runs()
     return run_tui(inv, demo=args.demo, read_only=args.read_only)
+
+
+def _log_to_file_while_the_tui_runs() -> None:
+    """Log lines written to stderr would be drawn over the console: send them to a private file."""
+    state_home = Path(os.environ.get("XDG_STATE_HOME") or Path.home() / ".local" / "state")
+    path = state_home / "vfleet" / "console.log"
+    handler: logging.Handler
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        handler = logging.StreamHandler(os.fdopen(fd, "a", encoding="utf-8"))
+    except OSError:
+        handler = logging.NullHandler()  # no place to write: quiet beats a torn screen
+    root = logging.getLogger()
+    handler.setFormatter(root.handlers[0].formatter if root.handlers else None)
+    root.handlers = [handler]
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:

@@ -139,6 +139,8 @@ class Operations:
         self.fleet = fleet
         self.audit = audit
         self.face = face
+        # (host, key) -> (state the driver read back, when): until a later poll shows it
+        self._read_back: dict[tuple[str, str], tuple[PowerState, float]] = {}
 
     # -- 1. plan ---------------------------------------------------------------
 
@@ -153,7 +155,7 @@ class Operations:
         hidden: int = 0,
     ) -> Plan:
         return plan(
-            self.fleet.views(),
+            self._views(),
             verb,
             targets,
             override=override,
@@ -163,7 +165,29 @@ class Operations:
         )
 
     def applicable_verbs(self, targets: Sequence[Target]) -> list[Verb]:
-        return applicable_verbs(self.fleet.views(), targets)
+        return applicable_verbs(self._views(), targets)
+
+    def _views(self) -> list[HostView]:
+        """The fleet's views, with the states our own actions read back where no poll has caught up.
+
+        Without this, a plan made right after `pause` (no --wait) would still see the
+        domain running and call a `resume` a no-op.
+        """
+        views = self.fleet.views()
+        if not self._read_back:
+            return views
+        patched = []
+        for view in views:
+            rows = []
+            for row in view.rows:
+                known = self._read_back.get((view.name, row.domain.key))
+                if known is not None and row.taken_at < known[1]:
+                    row = replace(row, domain=replace(row.domain, state=known[0]))
+                elif known is not None:
+                    del self._read_back[(view.name, row.domain.key)]  # a newer poll knows better
+                rows.append(row)
+            patched.append(replace(view, rows=tuple(rows)))
+        return patched
 
     # -- 2 to 5 ----------------------------------------------------------------
 
@@ -251,6 +275,8 @@ class Operations:
 
         def finish(index: int, decision: Decision, result: ActionResult) -> ActionResult:
             result = replace(result, key=decision.target.ref.key)
+            if index in sent and result.ok and result.state_after is not None:
+                self._read_back[(result.host, result.key)] = (result.state_after, time.monotonic())
             sent.pop(index, None)
             done[index] = result
             recorder.add(_result_record(op, result, decision.overridden))
@@ -285,9 +311,9 @@ class Operations:
                 operation.peak_in_flight[t.host] = max(operation.peak_in_flight[t.host], in_flight[t.host])
                 sent[index] = decision
                 try:
-                    result = await asyncio.wait_for(
-                        driver.perform(verb, t.ref, deadline=time.monotonic() + timeout), timeout
-                    )
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a Ctrl-C's cancel
+                    async with asyncio.timeout(timeout):
+                        result = await driver.perform(verb, t.ref, deadline=time.monotonic() + timeout)
                 except TimeoutError:
                     result = ActionResult(
                         t.host,
