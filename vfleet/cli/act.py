@@ -12,7 +12,7 @@ from typing import Any, TextIO
 from vfleet.core.audit import AuditLog, verify
 from vfleet.core.audit import default_path as default_audit_path
 from vfleet.core.engine import Fleet, HostView
-from vfleet.core.errors import ExitCode, PolicyRefused, UsageError
+from vfleet.core.errors import ExitCode, PolicyRefused, UsageError, host_line
 from vfleet.core.models import ActionResult, HostConfig, HostStatus, Verb
 from vfleet.core.operations import Dispatch, execute
 from vfleet.core.output import as_json
@@ -97,7 +97,7 @@ async def _act(
         down = [v for v in views if v.health.polls == 0]
         for view in down:
             print(
-                f"vfleet: {view.name}: {view.health.last_error or 'no data'}; its domains cannot be selected",
+                f"vfleet: {host_line(view.name, view.health.last_error or 'no data')}; its domains cannot be selected",
                 file=sys.stderr,
             )
         targets = select(views, selector)

@@ -23,7 +23,7 @@ from vfleet import __version__
 from vfleet.cli import act as cli_act
 from vfleet.core import inventory
 from vfleet.core.engine import Fleet
-from vfleet.core.errors import ExitCode, UsageError, VFleetError
+from vfleet.core.errors import ExitCode, UsageError, VFleetError, host_line
 from vfleet.core.inventory import Inventory
 from vfleet.core.models import HostConfig
 from vfleet.core.output import as_csv, as_json, table
@@ -139,7 +139,7 @@ def resolve_inventory(args: argparse.Namespace) -> Inventory:
 
 def _warn_hosts(report: Report, views_errors: dict[str, str | None]) -> None:
     for name in report.unreachable:
-        print(f"vfleet: {name}: {views_errors.get(name) or 'not reachable'}", file=sys.stderr)
+        print(f"vfleet: {host_line(name, views_errors.get(name) or 'not reachable')}", file=sys.stderr)
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
