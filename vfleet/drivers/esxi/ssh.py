@@ -26,7 +26,7 @@ from vfleet.drivers.esxi.parse import (
     world_ids,
 )
 from vfleet.drivers.ssh.batch import join, split_sections
-from vfleet.drivers.ssh.transport import CommandResult, SshTransport, first_line, raise_for
+from vfleet.drivers.ssh.transport import MAX_OUTPUT, CommandResult, SshTransport, first_line, raise_for
 
 log = logging.getLogger(__name__)
 
@@ -63,10 +63,11 @@ def batch(commands: list[str]) -> str:
 class EsxiSshDriver(Driver):
     kind = "esxi_ssh"
     capabilities = LIFECYCLE
+    max_output = MAX_OUTPUT  # bytes per command; a poll's get.summary batch is about 4 KiB per VM
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
         super().__init__(config, read_only=read_only)
-        self.ssh = SshTransport(config)
+        self.ssh = SshTransport(config, max_output=self.max_output)
         self.worlds: dict[str, int] = {}  # display name -> world id, from the last listing
 
     async def connect(self, *, deadline: float | None = None) -> HostFacts:

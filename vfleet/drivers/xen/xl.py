@@ -21,7 +21,7 @@ from vfleet.core.errors import ActionFailed, DomainNotFound
 from vfleet.core.models import ActionResult, DomainRef, HostConfig, HostFacts, HostSnapshot, PowerState, Verb
 from vfleet.drivers.base import Capability, Driver
 from vfleet.drivers.ssh.batch import join, split_sections
-from vfleet.drivers.ssh.transport import CommandResult, SshTransport, first_line, raise_for
+from vfleet.drivers.ssh.transport import MAX_OUTPUT, CommandResult, SshTransport, first_line, raise_for
 from vfleet.drivers.xen.parse import (
     NOT_RUNNING,
     build_domains,
@@ -62,10 +62,11 @@ class XenXlDriver(Driver):
             Capability.FORCE_OFF,
         }
     )
+    max_output = MAX_OUTPUT  # bytes per command (the poll's four outputs together)
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
         super().__init__(config, read_only=read_only)
-        self.ssh = SshTransport(config)
+        self.ssh = SshTransport(config, max_output=self.max_output)
         config_dir = config.options.get("config_dir", "/etc/xen")
         self.config_dir = str(config_dir).rstrip("/") or "/"
         parts = ["xl list", XENTOP, "xl info", f"ls -1 {shlex.quote(self.config_dir)} 2>/dev/null"]
