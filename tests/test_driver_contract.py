@@ -4,6 +4,7 @@ Xen and documented ESXi outputs, VMware's vcsim, and the simulator."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -14,7 +15,7 @@ from conftest import need_backend
 from nodexml import PAUSED, RUNNING, SHUTOFF, write_node
 from sshhost import EsxiHost, Keys, SshTestServer, XenHost
 from vcsim_fixture import PASSWORD, USER, VCSIM_BIN, start_vcsim
-from vfleet.core.errors import DriverError, PolicyRefused, UnsupportedAction
+from vfleet.core.errors import DriverError, DriverTimeout, PolicyRefused, UnsupportedAction
 from vfleet.core.models import DomainCounters, DomainRef, HostConfig, PowerState, TlsSettings, Verb
 from vfleet.drivers.base import Capability, Driver, capability_for
 from vfleet.drivers.registry import create_driver
@@ -88,6 +89,28 @@ async def test_connect_poll_and_close(subject: Subject) -> None:
             a, b = getattr(old, field.name), getattr(dom.counters, field.name)
             if field.name != "taken_at" and a is not None and b is not None:
                 assert b >= a, (dom.name, field.name, a, b)
+
+
+async def test_a_deadline_is_honoured_even_when_it_has_passed(subject: Subject) -> None:
+    """The caller's deadline, not the host's call_timeout, bounds every call: a spent one fails at once."""
+    driver = subject.driver()
+    await driver.connect()
+    try:
+        target = (await driver.poll()).domains[-1]
+        started = time.monotonic()
+        with pytest.raises(DriverTimeout):
+            await driver.poll(deadline=started - 1)
+        with pytest.raises(DriverTimeout):
+            await driver.perform(Verb.FORCE_OFF, DomainRef.of(target), deadline=started - 1)
+        assert time.monotonic() - started < 1.0
+        after = {d.key: d.state for d in (await driver.poll()).domains}
+        assert after[target.key] is target.state  # nothing was done
+    finally:
+        await driver.close()
+    late = subject.driver()
+    with pytest.raises(DriverTimeout):
+        await late.connect(deadline=time.monotonic() - 1)
+    await late.close()
 
 
 async def test_capabilities_are_declared_and_honoured(subject: Subject) -> None:
