@@ -21,6 +21,7 @@ from typing import Protocol
 import asyncssh
 
 from vfleet.core.models import HostConfig, SshSettings
+from vfleet.drivers.ssh.transport import PGID_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 # A copy of ../shared/fixtures/xen: real outputs of a Xen 4.17 dom0 (see its README).
@@ -76,12 +77,18 @@ class Backend(Protocol):
 class Shell:
     """Just enough sh for the drivers' command lines."""
 
+    PID = 4242  # what `$$` expands to
+
     def __init__(self, answer: Callable[[str], Awaitable[Answer]]) -> None:
         self.answer = answer
-        self.lines: list[str] = []  # every command line received, in order
+        self.lines: list[str] = []  # every command line received, in order, without the transport's pid echo
+        self.kills: list[str] = []  # kill commands of abandoned commands
 
     async def run(self, command: str) -> Answer:
-        self.lines.append(command)
+        if command.startswith("kill -TERM -"):
+            self.kills.append(command)
+            return "", "", 0
+        self.lines.append(command.removeprefix(PGID_PREFIX))
         out, err, status = [], [], 0
         parts: list[list[str]] = [[]]
         for token in words(command):
@@ -94,7 +101,8 @@ class Shell:
             if quiet:
                 part = part[:-3]
             if part[0] == "echo":
-                out.append(" ".join(str(status) if w == "$?" else w for w in part[1:]) + "\n")
+                values = {"$?": str(status), "$$": str(self.PID)}
+                out.append(" ".join(values.get(w, w) for w in part[1:]) + "\n")
                 continue
             o, e, status = await self.answer(" ".join(part))
             out.append(o)
@@ -236,8 +244,9 @@ class SshTestServer:
         return str(path)
 
     async def _serve(self, process: asyncssh.SSHServerProcess[str]) -> None:
-        if (process.command or "") in self.floods:
-            await self._flood(process, self.floods[process.command or ""])
+        flood = self.floods.get((process.command or "").removeprefix(PGID_PREFIX))
+        if flood is not None:
+            await self._flood(process, flood)
             return
         task = asyncio.ensure_future(self.backend.run(process.command or ""))
         closed = asyncio.ensure_future(process.channel.wait_closed())

@@ -4,6 +4,7 @@ checking, authentication, errors, timeouts and connection reuse."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import resource
 import socket
@@ -303,5 +304,59 @@ async def test_a_killed_command_says_which_signal(server: SshTestServer) -> None
         with pytest.raises(ActionFailed) as caught:
             await transport.run("killed")
         assert str(caught.value) == f"h1: `killed` was killed by signal KILL on 127.0.0.1:{server.port}"
+    finally:
+        await transport.close()
+
+
+# -- against the testbed's real OpenSSH server (root login, as on most dom0s and ESXi hosts) ----
+
+
+def _processes(argv: list[str]) -> list[int]:
+    wanted = "\0".join(argv).encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes() == wanted:
+                    found.append(int(entry.name))
+            except OSError:
+                continue
+    return found
+
+
+async def _until_gone(argv: list[str], timeout: float) -> bool:
+    """Only /proc can tell when another process has gone: check it every 20 ms."""
+    deadline = time.monotonic() + timeout
+    while _processes(argv):
+        if time.monotonic() > deadline:
+            return False
+        await asyncio.sleep(0.02)
+    return True
+
+
+async def test_an_abandoned_command_is_killed_on_a_real_openssh_host(testbed: dict[str, str]) -> None:
+    """sshd ignores signal requests in root sessions and closing the channel does not stop
+    the command: the transport kills the command's process group itself."""
+    config = HostConfig(
+        name="sshd", driver="xen_xl", address="127.0.0.1", port=int(testbed["VFLEET_SSH_PORT"]), user="root",
+        ssh=SshSettings(agent=False, config=False, key_file=testbed["VFLEET_SSH_KEY"],
+                        known_hosts=testbed["VFLEET_SSH_KNOWN_HOSTS"]),
+        connect_timeout=10, call_timeout=10,
+    )
+    transport = await connected(config)
+    try:
+        for how in ("timeout", "cancel"):
+            argv = ["sleep", f"{1000 + os.getpid() % 1000}.{1 if how == 'timeout' else 2}"]
+            call = asyncio.ensure_future(transport.run(" ".join(argv), timeout=1.0 if how == "timeout" else None))
+            started = time.monotonic()
+            while not _processes(argv):  # the remote command has started (the host is this machine)
+                assert time.monotonic() - started < 5
+                await asyncio.sleep(0.02)
+            if how == "cancel":
+                call.cancel()
+            with pytest.raises(asyncio.CancelledError if how == "cancel" else DriverTimeout):
+                await call
+            assert await _until_gone(argv, 3), f"`{' '.join(argv)}` still runs on the host after a {how}"
+        assert (await transport.run("echo hello")).stdout == "hello\n"
     finally:
         await transport.close()

@@ -7,9 +7,14 @@ always pass a file and fail clearly when there is none. Reconnecting is the flee
 dropped connection is HostUnreachable and the driver is replaced.
 
 Every command runs by a deadline and is cancellation-safe: a command that times out or
-is cancelled gets a TERM signal and its channel closed, so no remote process or channel
-outlives the call. Output is read as it arrives and capped (max_output, 16 MiB by
-default): a command that prints more is stopped, never buffered whole.
+is cancelled gets its channel closed and its processes killed, so nothing outlives the
+call on either side. Closing the channel alone does not stop a remote command, and
+sshd refuses to forward signals into root sessions ("session signalling requires
+privilege separation"), so each command line first echoes its shell's pid ($$): sshd
+makes every session's shell a process group leader, and `kill -TERM -PGID` on a channel
+of its own stops the whole command. Output is read as it arrives and capped
+(max_output, 16 MiB by default): a command that prints more is stopped, never
+buffered whole.
 """
 
 from __future__ import annotations
@@ -35,6 +40,9 @@ log = logging.getLogger(__name__)
 MAX_CHANNELS = 8
 MAX_OUTPUT = 16 * 1024 * 1024  # bytes of stdout + stderr per command
 _CHUNK = 64 * 1024
+PGID_MARK = "@@VFLEET-PGID@@"
+PGID_PREFIX = f"echo {PGID_MARK} $$; "  # put before every command line; its line is taken off stdout
+KILL_WAIT = 5.0  # s for the kill of an abandoned command's process group
 _HOST_IN_ERROR = re.compile(r"for host (\S+)")
 
 
@@ -65,6 +73,7 @@ class SshTransport:
         self._conn: asyncssh.SSHClientConnection | None = None
         self._lost: str | None = None
         self._channels = asyncio.Semaphore(MAX_CHANNELS)
+        self._kills: set[asyncio.Task[None]] = set()
 
     @property
     def host(self) -> str:
@@ -163,6 +172,8 @@ class SshTransport:
         return f"host key for {where} not in {known_hosts}: verify the host's key fingerprint, then add it"
 
     async def close(self) -> None:
+        if self._kills:  # let the kills of abandoned commands go out first
+            await asyncio.wait(set(self._kills), timeout=KILL_WAIT)
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
@@ -190,11 +201,12 @@ class SshTransport:
         budget = timeout if timeout is not None else _left(deadline, self.config.call_timeout)
         limit = self.max_output if max_output is None else max_output
         process: asyncssh.SSHClientProcess[bytes] | None = None
+        remote = _Remote()
         finished = False
         try:
             async with asyncio.timeout(budget), self._channels:
-                process = await conn.create_process(command, stdin=asyncssh.DEVNULL, encoding=None)
-                stdout, stderr = await _read_both(process, limit)
+                process = await conn.create_process(PGID_PREFIX + command, stdin=asyncssh.DEVNULL, encoding=None)
+                stdout, stderr = await _read_both(process, limit, remote)
                 completed = await process.wait(check=False)
                 finished = True
         except TimeoutError:
@@ -210,8 +222,26 @@ class SshTransport:
             raise HostUnreachable(self.host, self._lost) from exc
         finally:
             if process is not None and not finished:
-                _abort(process)  # a timeout, cancellation or error: stop the remote command too
+                self._abort(process, remote)  # a timeout, cancellation or error: stop the remote command too
         return self._result(command, completed, stdout, stderr)
+
+    def _abort(self, process: asyncssh.SSHClientProcess[bytes], remote: _Remote) -> None:
+        """Close the channel and kill the command: by signal where sshd allows it, else by process group."""
+        with contextlib.suppress(Exception):
+            process.send_signal("TERM")
+        with contextlib.suppress(Exception):
+            process.close()
+        conn = self._conn
+        if remote.pgid is None or conn is None or conn.is_closed():
+            return  # never started, or the connection is gone (then sshd ends the session)
+        task = asyncio.get_running_loop().create_task(self._kill(conn, remote.pgid))
+        self._kills.add(task)
+        task.add_done_callback(self._kills.discard)
+
+    async def _kill(self, conn: asyncssh.SSHClientConnection, pgid: int) -> None:
+        with contextlib.suppress(Exception):  # best effort: the command may have ended meanwhile
+            async with asyncio.timeout(KILL_WAIT), self._channels:
+                await conn.run(f"kill -TERM -{pgid} 2>/dev/null || kill -TERM {pgid}", stdin=asyncssh.DEVNULL)
 
     def _result(
         self, command: str, completed: asyncssh.SSHCompletedProcess, stdout: bytes, stderr: bytes
@@ -284,21 +314,38 @@ class _TooMuchOutput(Exception):
     pass
 
 
-async def _read_both(process: asyncssh.SSHClientProcess[bytes], limit: int) -> tuple[bytes, bytes]:
-    """stdout and stderr read side by side (they share the channel's window), at most `limit` bytes in all."""
+class _Remote:
+    """What we know of a running command on the host."""
+
+    pgid: int | None = None
+
+
+async def _read_both(
+    process: asyncssh.SSHClientProcess[bytes], limit: int, remote: _Remote
+) -> tuple[bytes, bytes]:
+    """stdout and stderr read side by side (they share the channel's window), at most `limit` bytes in all.
+
+    stdout's first line, PGID_PREFIX's echo, goes to `remote` as soon as it arrives."""
     total = 0
 
-    async def drain(stream: asyncssh.SSHReader[bytes]) -> bytes:
+    async def drain(stream: asyncssh.SSHReader[bytes], head: bool) -> bytes:
         nonlocal total
         chunks: list[bytes] = []
         while chunk := await stream.read(_CHUNK):
+            chunks.append(chunk)
             total += len(chunk)
+            if head and (b"\n" in chunk or total > _CHUNK):
+                data = b"".join(chunks)
+                chunks, head = [_take_pgid(data, remote)], False
+                total -= len(data) - len(chunks[0])  # our pid line is not the command's output
             if total > limit:
                 raise _TooMuchOutput
-            chunks.append(chunk)
         return b"".join(chunks)
 
-    readers = [asyncio.ensure_future(drain(process.stdout)), asyncio.ensure_future(drain(process.stderr))]
+    readers = [
+        asyncio.ensure_future(drain(process.stdout, head=True)),
+        asyncio.ensure_future(drain(process.stderr, head=False)),
+    ]
     try:
         stdout, stderr = await asyncio.gather(*readers)
     finally:
@@ -307,9 +354,11 @@ async def _read_both(process: asyncssh.SSHClientProcess[bytes], limit: int) -> t
     return stdout, stderr
 
 
-def _abort(process: asyncssh.SSHClientProcess[bytes]) -> None:
-    """Ask the remote command to stop (sshd forwards the signal), then close its channel."""
-    with contextlib.suppress(Exception):
-        process.send_signal("TERM")
-    with contextlib.suppress(Exception):
-        process.close()
+def _take_pgid(data: bytes, remote: _Remote) -> bytes:
+    """Take the pid line off the front of stdout (a shell that printed something else keeps it all)."""
+    line, newline, rest = data.partition(b"\n")
+    mark, _, number = line.decode("ascii", "replace").partition(" ")
+    if newline and mark == PGID_MARK and number.strip().isdigit():
+        remote.pgid = int(number)
+        return rest
+    return data
