@@ -82,7 +82,7 @@ class BlockingPool:
         """What each stuck call was doing."""
         with self._lock:
             lanes = [self._lanes[lane]] if lane else list(self._lanes.values())
-            return [what for state in lanes for f, what in state.running.items() if f in state.stuck and not f.done()]
+            return [doing for state in lanes for f, doing in state.running.items() if f in state.stuck and not f.done()]
 
     def stuck_futures(self) -> list[concurrent.futures.Future[Any]]:
         """The stuck calls themselves: wait on them to know when a hung host has let go."""
@@ -154,7 +154,7 @@ class BlockingPool:
     def _submit(self, lane: Lane, what: str, fn: Callable[[], Any], *, always: bool) -> _Job:
         with self._lock:
             state = self._lanes[lane]
-            stuck = [what for f, what in state.running.items() if f in state.stuck and not f.done()]
+            stuck = [doing for f, doing in state.running.items() if f in state.stuck and not f.done()]
             if not always and len(stuck) >= state.size:
                 raise DriverBusy(
                     self.host, f"{what}: an earlier call ({', '.join(stuck)}) is still running; waiting for it"

@@ -280,7 +280,8 @@ class EsxiApiDriver(Driver):
         cfg = self.config
         assert cfg.address and cfg.password_env and cfg.user
         try:
-            version = service_version(cfg.address, self._port, context, self.seconds_left(deadline))
+            # a timeout of 0 would make the socket non-blocking: keep a sliver
+            version = service_version(cfg.address, self._port, context, max(0.05, self.seconds_left(deadline)))
             si = login(
                 cfg.address,
                 self._port,
