@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
+import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -20,6 +21,7 @@ from typing import Protocol
 import asyncssh
 
 from vfleet.core.models import HostConfig, SshSettings
+from vfleet.drivers.ssh.transport import PGID_PREFIX
 
 ROOT = Path(__file__).resolve().parent.parent
 # A copy of ../shared/fixtures/xen: real outputs of a Xen 4.17 dom0 (see its README).
@@ -49,6 +51,15 @@ def normalise(command: str) -> str:
     return " ".join(tokens)
 
 
+def xl_operands(command: str) -> str:
+    """What xl's getopt_long makes of a command line: `xl pause -- NAME` is `xl pause NAME`,
+    `xl create -f PATH` is `xl create PATH` (the recorded session used the short forms)."""
+    tokens = words(command)
+    if len(tokens) >= 3 and tokens[0] == "xl" and (tokens[2] == "--" or tokens[1:3] == ["create", "-f"]):
+        tokens = tokens[:2] + tokens[3:]
+    return " ".join(tokens)
+
+
 def load_session(path: Path = XEN_SESSION) -> list[Block]:
     blocks = []
     for chunk in re.split(r"^### dom0\$ ", path.read_text(), flags=re.M)[1:]:
@@ -66,12 +77,18 @@ class Backend(Protocol):
 class Shell:
     """Just enough sh for the drivers' command lines."""
 
+    PID = 4242  # what `$$` expands to
+
     def __init__(self, answer: Callable[[str], Awaitable[Answer]]) -> None:
         self.answer = answer
-        self.lines: list[str] = []  # every command line received, in order
+        self.lines: list[str] = []  # every command line received, in order, without the transport's pid echo
+        self.kills: list[str] = []  # kill commands of abandoned commands
 
     async def run(self, command: str) -> Answer:
-        self.lines.append(command)
+        if command.startswith("kill -TERM -"):
+            self.kills.append(command)
+            return "", "", 0
+        self.lines.append(command.removeprefix(PGID_PREFIX))
         out, err, status = [], [], 0
         parts: list[list[str]] = [[]]
         for token in words(command):
@@ -84,7 +101,8 @@ class Shell:
             if quiet:
                 part = part[:-3]
             if part[0] == "echo":
-                out.append(" ".join(str(status) if w == "$?" else w for w in part[1:]) + "\n")
+                values = {"$?": str(status), "$$": str(self.PID)}
+                out.append(" ".join(values.get(w, w) for w in part[1:]) + "\n")
                 continue
             o, e, status = await self.answer(" ".join(part))
             out.append(o)
@@ -113,6 +131,7 @@ class XenHost:
     async def answer(self, command: str) -> Answer:
         if command in self.overrides:
             return self.overrides[command]
+        command = xl_operands(command)
         if self.hang is not None and command.startswith(self.hang):
             await asyncio.Event().wait()  # cancelled when the client closes the channel
         if command.startswith("ls -1 "):
@@ -178,10 +197,17 @@ class Keys:
 
 
 class SshTestServer:
-    """A real SSH server on 127.0.0.1:random port; counts connections."""
+    """A real SSH server on 127.0.0.1:random port; counts connections.
+
+    `floods` maps a command to a number of bytes of stdout streamed as the client reads
+    them (never built in memory); `flood_sent` counts what was written. A backend's
+    negative exit status -N ends the command with signal N instead (like a kill -N).
+    """
 
     def __init__(self, backend: Backend, keys: Keys, directory: Path) -> None:
         self.backend, self.keys, self.directory = backend, keys, directory
+        self.floods: dict[str, int] = {}
+        self.flood_sent = 0
         self.connections = 0
         self.open: list[asyncssh.SSHServerConnection] = []
         self.port = 0
@@ -218,6 +244,10 @@ class SshTestServer:
         return str(path)
 
     async def _serve(self, process: asyncssh.SSHServerProcess[str]) -> None:
+        flood = self.floods.get((process.command or "").removeprefix(PGID_PREFIX))
+        if flood is not None:
+            await self._flood(process, flood)
+            return
         task = asyncio.ensure_future(self.backend.run(process.command or ""))
         closed = asyncio.ensure_future(process.channel.wait_closed())
         done, _ = await asyncio.wait({task, closed}, return_when=asyncio.FIRST_COMPLETED)
@@ -231,7 +261,22 @@ class SshTestServer:
         out, err, status = task.result()
         process.stdout.write(out)
         process.stderr.write(err)
-        process.exit(status)
+        if status < 0:
+            process.exit_with_signal(signal.Signals(-status).name.removeprefix("SIG"))
+        else:
+            process.exit(status)
+
+    async def _flood(self, process: asyncssh.SSHServerProcess[str], size: int) -> None:
+        line = "x" * 1023 + "\n"
+        block = line * 64
+        try:
+            while self.flood_sent < size:
+                process.stdout.write(block)
+                self.flood_sent += len(block)
+                await process.stdout.drain()  # flow control: only as fast as the client reads
+            process.exit(0)
+        except (BrokenPipeError, ConnectionError, asyncssh.Error):
+            pass  # the client stopped reading and closed the channel
 
     def config(self, name: str = "xen1", driver: str = "xen_xl", **ssh: object) -> HostConfig:
         settings = {"agent": False, "key_file": self.key_file, "known_hosts": self.known_hosts, "config": False}
@@ -268,6 +313,7 @@ class EsxiHost:
     wedged: set[int] = field(default_factory=set)  # power.off fails and a soft kill is ignored
     broken_disk: set[int] = field(default_factory=lambda: {2})  # power.on fails with a fault block
     overrides: dict[str, Answer] = field(default_factory=dict)
+    delays: dict[str, float] = field(default_factory=dict)  # command prefix -> seconds a slow host takes
 
     def __post_init__(self) -> None:
         self.shell = Shell(self.answer)
@@ -295,6 +341,9 @@ class EsxiHost:
         )
 
     async def answer(self, command: str) -> Answer:
+        for prefix, seconds in self.delays.items():
+            if command.startswith(prefix):
+                await asyncio.sleep(seconds)  # the host is slow to answer (not the test waiting)
         if command in self.overrides:
             return self.overrides[command]
         facts = {"esxcli system version get": "version.txt", "esxcli system hostname get": "hostname.txt",

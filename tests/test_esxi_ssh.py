@@ -3,6 +3,7 @@ ESXi outputs in tests/fixtures/esxi (no real ESXi captures exist here: see its R
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from sshhost import EsxiHost, Keys, SshTestServer
 from vfleet.core.engine import Fleet, HostView
-from vfleet.core.errors import ActionFailed, AuthFailed, DomainNotFound, GarbledOutput
+from vfleet.core.errors import ActionFailed, AuthFailed, DomainNotFound, DriverTimeout, GarbledOutput
 from vfleet.core.models import DomainRef, HostStatus, MemorySource, PowerState, Verb
 from vfleet.drivers.esxi.ssh import EsxiSshDriver
 from vfleet.drivers.registry import create_driver
@@ -152,3 +153,22 @@ async def test_fleet_over_esxi_ssh(server: SshTestServer) -> None:
     assert rows["web01"].rates.cpu_percent == pytest.approx(100 * 523 / 4788)
     assert rows["db server (primary)"].rates.cpu_percent is None
     assert server.connections == 1
+
+
+async def test_one_deadline_covers_both_round_trips_of_a_poll(driver: EsxiSshDriver, esx: EsxiHost) -> None:
+    """Each round trip alone fits in the budget; together they do not: the poll stops at its deadline."""
+    esx.delays = {"vim-cmd vmsvc/getallvms": 0.6, "vim-cmd vmsvc/get.summary": 0.6}
+    started = time.monotonic()
+    with pytest.raises(DriverTimeout, match=r"get\.summary .*no answer within 0\.[0-4]\d* s"):
+        await driver.poll(deadline=started + 1.0)
+    assert time.monotonic() - started < 1.3
+    esx.delays = {}
+    assert len((await driver.poll(deadline=time.monotonic() + 3)).domains) == 4
+
+
+async def test_one_deadline_covers_an_action_and_its_read_back(driver: EsxiSshDriver, esx: EsxiHost) -> None:
+    esx.delays = {"vim-cmd vmsvc/": 0.4}  # the listing, the power call and the read-back: 1.2 s in all
+    started = time.monotonic()
+    with pytest.raises(DriverTimeout):
+        await driver.perform(Verb.PAUSE, DomainRef.named("web01"), deadline=started + 1.0)
+    assert time.monotonic() - started < 1.3

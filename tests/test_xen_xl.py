@@ -124,8 +124,8 @@ async def test_lifecycle_follows_the_real_transcript(driver: XenXlDriver, dom0: 
         assert (result.ok, result.state_after, result.message) == (True, state, raw), (verb, name, result)
     sent = [line for line in dom0.shell.lines if line.startswith("xl ") and line != "xl list" and line != "xl info"]
     assert sent == [
-        "xl create /etc/xen/tiny.cfg", "xl create /etc/xen/tinynet.cfg", "xl pause tiny", "xl unpause tiny",
-        "xl reboot tiny", "xl shutdown tiny", "xl destroy tinynet",
+        "xl create -f /etc/xen/tiny.cfg", "xl create -f /etc/xen/tinynet.cfg", "xl pause -- tiny",
+        "xl unpause -- tiny", "xl reboot -- tiny", "xl shutdown -- tiny", "xl destroy -- tinynet",
     ]
     paused_poll = [d for d in (await driver.poll()).domains if d.name == "Domain-0"]
     assert paused_poll[0].state is PowerState.RUNNING
@@ -155,7 +155,7 @@ async def test_missing_config_file_names_the_path_and_the_option(driver: XenXlDr
 async def test_start_of_a_running_domain_fails_with_xl_message(driver: XenXlDriver, dom0: XenHost) -> None:
     await driver.connect()
     at_step(dom0, "xl mem-set tiny 96m")
-    with pytest.raises(ActionFailed, match=r"`xl create /etc/xen/tiny\.cfg` exited with status 3: Parsing config"):
+    with pytest.raises(ActionFailed, match=r"`xl create -f /etc/xen/tiny\.cfg` exited with status 3: Parsing config"):
         await driver.perform(Verb.START, DomainRef.named("tiny"))
 
 
@@ -163,7 +163,35 @@ async def test_names_are_shell_quoted(driver: XenXlDriver, dom0: XenHost) -> Non
     await driver.connect()
     with pytest.raises(ActionFailed):
         await driver.perform(Verb.PAUSE, DomainRef.named("x; rm -rf /"))
-    assert dom0.shell.lines[-1] == "xl pause 'x; rm -rf /'"
+    assert dom0.shell.lines[-1] == "xl pause -- 'x; rm -rf /'"
+
+
+@pytest.mark.parametrize(
+    ("verb", "name", "line"),
+    [
+        (Verb.PAUSE, "-f", "xl pause -- -f"),  # without `--`, xl's getopt reads -f as an option
+        (Verb.FORCE_OFF, "-f", "xl destroy -- -f"),  # (for destroy: force, even domain 0)
+        (Verb.SHUTDOWN, "--all", "xl shutdown -- --all"),
+        (Verb.REBOOT, "-a", "xl reboot -- -a"),
+        (Verb.RESUME, "-h", "xl unpause -- -h"),
+        (Verb.START, "a=b", "xl create -f /etc/xen/a=b.cfg"),  # a bare path with `=` is a config override
+    ],
+)
+async def test_names_never_become_xl_options(
+    driver: XenXlDriver, dom0: XenHost, verb: Verb, name: str, line: str
+) -> None:
+    await driver.connect()
+    with pytest.raises((DomainNotFound, ActionFailed)):
+        await driver.perform(verb, DomainRef.named(name))  # the test host knows no such domain
+    assert dom0.shell.lines[-1] == line
+
+
+async def test_an_all_digit_name_is_refused_not_read_as_a_domain_id(driver: XenXlDriver, dom0: XenHost) -> None:
+    await driver.connect()
+    sent = len(dom0.shell.lines)
+    with pytest.raises(ActionFailed, match=r"^xen1: pause 0: xl reads an all-digit name as a domain id"):
+        await driver.perform(Verb.PAUSE, DomainRef.named("0"))  # `xl pause 0` would pause Domain-0
+    assert len(dom0.shell.lines) == sent  # nothing was sent
 
 
 async def test_reset_is_unsupported_and_read_only_refuses(server: SshTestServer) -> None:
@@ -182,7 +210,7 @@ async def test_garbled_and_truncated_poll_output(driver: XenXlDriver, dom0: XenH
     await driver.connect()
     real = dom0._xentop()
     dom0.overrides["xentop -b -i 2 -d 1"] = (real[: len(real) // 2 + 7], "", 0)  # cut inside block 2
-    with pytest.raises(GarbledOutput, match="truncated"):
+    with pytest.raises(GarbledOutput, match="cut short"):
         await driver.poll()
     dom0.overrides["xentop -b -i 2 -d 1"] = (real[: len(real) // 2], "", 0)  # only the first block
     with pytest.raises(GarbledOutput, match="xentop: 1 blocks where 2 were asked for"):
@@ -237,3 +265,25 @@ async def test_fleet_polls_a_xen_host_and_derives_rates(server: SshTestServer, d
     assert rows["tinynet"].rates.cpu_host_percent == 0.0
     assert rows["tinynet"].rates.net_rx_bps == 0.0
     assert server.connections == 1
+
+
+async def test_poll_and_connect_honour_their_deadline(server: SshTestServer, dom0: XenHost) -> None:
+    driver = XenXlDriver(server.config())  # call_timeout 3 s, connect_timeout 5 s
+    try:
+        await driver.connect()
+        dom0.hang = "xentop"
+        started = time.monotonic()
+        with pytest.raises(DriverTimeout):
+            await driver.poll(deadline=started + 0.5)
+        assert time.monotonic() - started < 1.0
+    finally:
+        await driver.close()
+    dom0.hang = "xl info"
+    late = XenXlDriver(server.config())
+    try:
+        started = time.monotonic()
+        with pytest.raises(DriverTimeout, match="`xl info`"):  # SSH login and `xl info` share one budget
+            await late.connect(deadline=started + 0.7)
+        assert time.monotonic() - started < 1.2
+    finally:
+        await late.close()

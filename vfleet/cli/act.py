@@ -13,7 +13,7 @@ from typing import Any, TextIO
 from vfleet.cli.prompt import ask
 from vfleet.core.audit import AuditLog
 from vfleet.core.engine import Fleet, HostView
-from vfleet.core.errors import ExitCode, HostUnreachable, PolicyRefused, UsageError
+from vfleet.core.errors import ExitCode, HostUnreachable, PolicyRefused, UsageError, host_line
 from vfleet.core.models import ActionResult, HostConfig, HostStatus, Verb
 from vfleet.core.operations import Operation, Operations, always
 from vfleet.core.output import as_json
@@ -84,9 +84,8 @@ async def _act(
         views = fleet.views()
         down = [v for v in views if v.health.polls == 0]
         for view in down:
-            error = view.health.last_error or "no data"
-            where = "" if error.startswith(f"{view.name}:") else f"{view.name}: "
-            print(printable(f"vfleet: {where}{error}; its domains cannot be selected"), file=sys.stderr)
+            error = host_line(view.name, view.health.last_error or "no data")
+            print(printable(f"vfleet: {error}; its domains cannot be selected"), file=sys.stderr)
         targets = select(views, selector)
         if not targets and down:
             raise HostUnreachable(

@@ -24,7 +24,7 @@ from vfleet.cli import act as cli_act
 from vfleet.cli import audit as cli_audit
 from vfleet.core import inventory, keyref
 from vfleet.core.engine import Fleet
-from vfleet.core.errors import ExitCode, UsageError, VFleetError
+from vfleet.core.errors import ExitCode, UsageError, VFleetError, host_line
 from vfleet.core.inventory import Inventory
 from vfleet.core.models import HostConfig
 from vfleet.core.output import as_csv, as_json, table
@@ -149,9 +149,8 @@ def resolve_inventory(args: argparse.Namespace) -> Inventory:
 def _warn_hosts(report: Report) -> int:
     """One stderr line per host whose data cannot be trusted; the exit code says whether there was one."""
     for name in report.unreachable:
-        error = report.problems.get(name) or "not reachable"
-        error = error.removeprefix(f"{name}: ")  # errors name their host already: say it once
-        print(printable(f"vfleet: {name}: {error}"), file=sys.stderr)
+        error = host_line(name, report.problems.get(name) or "not reachable")
+        print(printable(f"vfleet: {error}"), file=sys.stderr)
     return ExitCode.UNREACHABLE if report.unreachable else ExitCode.OK
 
 

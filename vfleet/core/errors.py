@@ -81,13 +81,25 @@ class AuditDamaged(VFleetError):
         super().__init__(f"{path}:{line}: {problem}")
 
 
+def host_line(host: str, text: str) -> str:
+    """`text` led by `host: ` exactly once, whether or not it already names the host."""
+    prefix = f"{host}: "
+    while text.startswith(prefix):
+        text = text[len(prefix) :]
+    return prefix + text
+
+
 class DriverError(VFleetError):
-    """A backend failed; `host` names which one. The backend's exception is __cause__."""
+    """A backend failed; `host` names which one. The backend's exception is __cause__.
+
+    str() is "HOST: message"; a message that already starts with "HOST: " (e.g. the
+    text of another DriverError) is not prefixed again.
+    """
 
     def __init__(self, host: str, message: str) -> None:
         self.host = host
-        self.message = message
-        super().__init__(f"{host}: {message}")
+        self.message = host_line(host, message)[len(host) + 2 :]
+        super().__init__(f"{host}: {self.message}")
 
 
 class HostUnreachable(DriverError):

@@ -51,6 +51,12 @@ class Driver(ABC):
     def host(self) -> str:
         return self.config.name
 
+    def due(self, deadline: float | None, seconds: float | None = None) -> float:
+        """The deadline itself, or one `seconds` (default: call_timeout) from now: one budget for a whole call."""
+        if deadline is not None:
+            return deadline
+        return time.monotonic() + (seconds if seconds is not None else self.config.call_timeout)
+
     def seconds_left(self, deadline: float | None, default: float | None = None) -> float:
         """What is left of a call's budget (a time.monotonic() deadline); the host's call_timeout without one."""
         if deadline is None:

@@ -13,7 +13,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from vfleet.core.errors import ActionFailed, DomainNotFound, HostUnreachable
+from vfleet.core.errors import ActionFailed, DomainNotFound, DriverTimeout, HostUnreachable
 from vfleet.core.models import (
     ActionResult,
     Domain,
@@ -145,8 +145,16 @@ class SimDriver(Driver):
             started_at=time.monotonic() - rng.uniform(60, 86400 * 30) if state is not PowerState.OFF else None,
         )
 
+    async def _take(self, seconds: float, deadline: float, what: str) -> None:
+        """Simulated latency, within the call's deadline like a real backend."""
+        left = max(0.0, deadline - time.monotonic())
+        if seconds > left:
+            await asyncio.sleep(left)
+            raise DriverTimeout(self.host, f"{what}: no answer within {left:.3g} s (simulated latency)")
+        await asyncio.sleep(seconds)
+
     async def connect(self, *, deadline: float | None = None) -> HostFacts:
-        await asyncio.sleep(self.latency)
+        await self._take(self.latency, self.due(deadline, self.config.connect_timeout), "connect")
         if self.flaky and self._rng.random() < 0.3:
             raise HostUnreachable(self.host, "connection refused (simulated fault)")
         self._connected = True
@@ -180,7 +188,7 @@ class SimDriver(Driver):
     async def poll(self, *, deadline: float | None = None) -> HostSnapshot:
         if not self._connected:
             raise HostUnreachable(self.host, "not connected")
-        await asyncio.sleep(self.latency * self._rng.uniform(0.5, 1.5))
+        await self._take(self.latency * self._rng.uniform(0.5, 1.5), self.due(deadline), "poll")
         if self.flaky and self._rng.random() < 0.04:
             self._connected = False
             raise HostUnreachable(self.host, "connection reset by peer (simulated fault)")
@@ -242,7 +250,7 @@ class SimDriver(Driver):
             dom = self._domains.get(domain)
         if dom is None:
             raise DomainNotFound(self.host, f"no domain named {domain!r}")
-        await asyncio.sleep(self.latency * 2)
+        await self._take(self.latency * 2, self.due(deadline), f"{verb.value} {domain}")
         allowed = {
             Verb.START: (PowerState.OFF,),
             Verb.SHUTDOWN: (PowerState.RUNNING,),

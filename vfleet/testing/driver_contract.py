@@ -23,11 +23,12 @@ group). Needs pytest and pytest-asyncio; the vfleet runtime never imports this m
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, fields
 
 import pytest
 
-from vfleet.core.errors import DriverError, PolicyRefused, UnsupportedAction
+from vfleet.core.errors import DriverError, DriverTimeout, PolicyRefused, UnsupportedAction
 from vfleet.core.models import DomainCounters, DomainRef, HostConfig, PowerState, Verb
 from vfleet.drivers import registry
 from vfleet.drivers.base import Capability, Driver, capability_for
@@ -89,6 +90,28 @@ class DriverContract:
                 a, b = getattr(old, field.name), getattr(dom.counters, field.name)
                 if field.name != "taken_at" and a is not None and b is not None:
                     assert b >= a, (dom.name, field.name, a, b)
+
+    @pytest.mark.asyncio
+    async def test_a_deadline_is_honoured_even_when_it_has_passed(self, subject: Subject) -> None:
+        """The caller's deadline, not the host's call_timeout, bounds every call: a spent one fails at once."""
+        driver = subject.driver()
+        await driver.connect()
+        try:
+            target = (await driver.poll()).domains[-1]
+            started = time.monotonic()
+            with pytest.raises(DriverTimeout):
+                await driver.poll(deadline=started - 1)
+            with pytest.raises(DriverTimeout):
+                await driver.perform(Verb.FORCE_OFF, DomainRef.of(target), deadline=started - 1)
+            assert time.monotonic() - started < 1.0
+            after = {d.key: d.state for d in (await driver.poll()).domains}
+            assert after[target.key] is target.state  # nothing was done
+        finally:
+            await driver.close()
+        late = subject.driver()
+        with pytest.raises(DriverTimeout):
+            await late.connect(deadline=time.monotonic() - 1)
+        await late.close()
 
     @pytest.mark.asyncio
     async def test_capabilities_are_declared_and_honoured(self, subject: Subject) -> None:

@@ -1,9 +1,12 @@
 """esxi_api driver: an ESXi host or a whole vCenter through the vSphere API (pyVmomi).
 
-pyVmomi is blocking: each host owns one session and one daemon worker thread,
-and every call goes through it with a timeout (the libvirt driver's shape). A
-call that timed out keeps running in its thread; the host reports DriverBusy
-until it returns. Sockets also carry a timeout, so a hung call ends by itself.
+pyVmomi is blocking: each host owns one session and a small pool of daemon
+threads (drivers/threaded.py, the libvirt driver's shape): login, poll and logout on
+one lane, actions on another, so an action never delays a poll. Every call runs by
+its deadline; a call that outlives it keeps its thread, and a host whose threads
+are all stuck answers DriverBusy. Every socket has a timeout too (login.py: TCP
+connect, TLS handshake and each read), so a hung call ends by itself, and logout is
+queued behind a stuck call instead of being skipped.
 
 One poll = ONE RetrievePropertiesEx through ContainerViews (every VM and every
 HostSystem; vCenter may page a very large answer, which we follow), plus at
@@ -56,6 +59,7 @@ from vfleet.core.models import (
     Verb,
 )
 from vfleet.drivers.base import LIFECYCLE, Driver
+from vfleet.drivers.esxi.login import NotVimServer, login, service_version
 from vfleet.drivers.esxi.vsphere_map import (
     HOST_PROPERTIES,
     REALTIME_INTERVAL_S,
@@ -69,15 +73,16 @@ from vfleet.drivers.esxi.vsphere_map import (
     power_state,
     resolve_counters,
 )
-from vfleet.drivers.threaded import BlockingWorker
+from vfleet.drivers.threaded import Lane, pool_for
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+LOGOUT_WAIT = 5.0  # close() waits this long for the logout; it still runs later if a call is stuck
+PERF_MARGIN = 0.5  # s: with less left after the property read, the QueryPerf waits for the next poll
 # pyVmomi's types are generated at run time and its hints are partial (untyped
 # constructors, faults without their fields): use it as dynamically typed.
 vim: Any = _vim
 vmodl: Any = _vmodl
-SmartConnect: Any = _connect.SmartConnect
 Disconnect: Any = _connect.Disconnect
 PC = vmodl.query.PropertyCollector
 
@@ -160,7 +165,7 @@ class EsxiApiDriver(Driver):
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
         super().__init__(config, read_only=read_only)
-        self._worker = BlockingWorker(config.name, self.endpoint)
+        self._pool = pool_for(config.name, self.endpoint)
         self._si: Any = None
         self._content: Any = None
         self._spec: Any = None
@@ -185,9 +190,8 @@ class EsxiApiDriver(Driver):
 
     # -- plumbing -----------------------------------------------------------------
 
-    async def _call(self, what: str, fn: Callable[[], T], timeout: float | None = None) -> T:
-        timeout = timeout if timeout is not None else self.config.call_timeout
-        return await self._worker.call(what, fn, timeout, self._translate)
+    async def _call(self, lane: Lane, what: str, fn: Callable[[], T], deadline: float) -> T:
+        return await self._pool.call(lane, what, fn, deadline=deadline, translate=self._translate)
 
     def _translate(self, exc: Exception, what: str) -> DriverError:
         host, where = self.host, self.endpoint
@@ -222,8 +226,10 @@ class EsxiApiDriver(Driver):
             return DomainNotFound(host, f"{what}: the VM no longer exists")
         if isinstance(exc, vmodl.MethodFault):
             return ActionFailed(host, f"{what}: {type(exc).__name__}: {exc.msg or 'no message'}")
+        if isinstance(exc, NotVimServer):
+            return HostUnreachable(host, f"{what}: {where}: {exc}")
         if isinstance(exc, (TimeoutError, socket.timeout)):
-            return DriverTimeout(host, f"{what}: {where} did not answer within {self.config.call_timeout:g} s")
+            return DriverTimeout(host, f"{what}: {where} did not answer in time ({exc or 'socket timeout'})")
         if isinstance(exc, (OSError, http.client.HTTPException)):
             return HostUnreachable(host, f"{what}: cannot reach {where}: {exc}")
         return HostUnreachable(host, f"{what}: {where}: {exc}")  # e.g. "is down or is not a VIM server"
@@ -242,6 +248,7 @@ class EsxiApiDriver(Driver):
     # -- connection ---------------------------------------------------------------
 
     async def connect(self, *, deadline: float | None = None) -> HostFacts:
+        deadline = self.due(deadline, self.config.connect_timeout)
         cfg = self.config
         if not cfg.address or not cfg.user:
             raise AuthFailed(self.host, "the esxi_api driver needs address and user in the inventory")
@@ -258,26 +265,46 @@ class EsxiApiDriver(Driver):
         self.warnings = warnings
         for warning in warnings:
             log.warning("%s: %s", self.host, warning)
-        return await self._call("login", lambda: self._open(context), timeout=cfg.connect_timeout)
+        si, facts = await self._pool.call(
+            Lane.CONTROL,
+            "login",
+            lambda: self._open(context, deadline),
+            deadline=deadline,
+            translate=self._translate,
+            discard=lambda opened: self._logout(opened[0]),  # a login that succeeds after we gave up
+        )
+        self._si = si
+        return facts
 
-    def _open(self, context: ssl.SSLContext) -> HostFacts:
+    def _open(self, context: ssl.SSLContext, deadline: float) -> tuple[Any, HostFacts]:
         cfg = self.config
-        assert cfg.address and cfg.password_env
+        assert cfg.address and cfg.password_env and cfg.user
         try:
-            si = SmartConnect(
-                host=cfg.address,
-                port=self._port,
-                user=cfg.user,
-                pwd=os.environ[cfg.password_env],  # read here only; never stored or logged
-                sslContext=context,
-                httpConnectionTimeout=max(1, int(cfg.call_timeout)),
+            # a timeout of 0 would make the socket non-blocking: keep a sliver
+            version = service_version(cfg.address, self._port, context, max(0.05, self.seconds_left(deadline)))
+            si = login(
+                cfg.address,
+                self._port,
+                cfg.user,
+                os.environ[cfg.password_env],  # read here only; never stored or logged
+                context,
+                max(1.0, cfg.call_timeout),  # each socket operation of every later call
+                version,
             )
         except PinMismatch:
             raise
         except ssl.SSLCertVerificationError as exc:
             reason = exc.verify_message or str(exc)
-            raise _Untrusted(reason, _presented_fingerprint(cfg.address, self._port, cfg.connect_timeout)) from exc
-        self._si = si  # from here on close() logs out, even if the rest of the setup fails
+            presented = _presented_fingerprint(cfg.address, self._port, max(0.1, self.seconds_left(deadline)))
+            raise _Untrusted(reason, presented) from exc
+        try:
+            return si, self._setup(si)
+        except BaseException:
+            self._logout(si)  # logged in, but the rest failed: no session left behind
+            raise
+
+    def _setup(self, si: Any) -> HostFacts:
+        cfg = self.config
         self._counting(si)
         content = self._content = si.RetrieveContent()
         self._about = str(content.about.fullName)
@@ -292,21 +319,32 @@ class EsxiApiDriver(Driver):
             (c.groupInfo.key, c.nameInfo.key, str(c.rollupType), c.key) for c in content.perfManager.perfCounter
         )
         _vms, hosts = self._retrieve()
-        return facts_from_hosts(self._about, hosts.values(), cfg.address)
+        return facts_from_hosts(self._about, hosts.values(), cfg.address or self.host)
 
     async def close(self) -> None:
+        """Log out; behind a stuck call the logout is queued, never skipped (a leaked session stays on vCenter)."""
         si, self._si = self._si, None
-        if si is not None and not self._worker.busy:
-            with contextlib.suppress(DriverError, asyncio.CancelledError):
-                await self._call("logout", lambda: self._logout(si), timeout=5.0)
-        self._worker.stop()
+        if si is None:
+            return
+        with contextlib.suppress(DriverError, asyncio.CancelledError):
+            await self._pool.call(
+                Lane.CONTROL,
+                "logout",
+                lambda: self._logout(si),
+                deadline=time.monotonic() + LOGOUT_WAIT,
+                translate=self._translate,
+                always=True,
+            )
 
     def _logout(self, si: Any) -> None:
-        for view in self._views:
+        views, self._views = self._views, []
+        for view in views:
             with contextlib.suppress(Exception):
                 view.DestroyView()
-        self._views.clear()
-        Disconnect(si)  # logs the session out, then drops the pooled connections
+        with contextlib.suppress(Exception):  # best effort: the session may be gone already
+            Disconnect(si)  # logs the session out, then drops the pooled connections
+        with contextlib.suppress(Exception):
+            si._stub.DropConnections()
 
     # -- polling ------------------------------------------------------------------
 
@@ -316,10 +354,14 @@ class EsxiApiDriver(Driver):
         return self._si
 
     async def poll(self, *, deadline: float | None = None) -> HostSnapshot:
+        """The property read and the QueryPerf share one deadline."""
+        deadline = self.due(deadline)
         self._connected()
-        return await self._call("poll", self._read_snapshot)
+        return await self._call(Lane.CONTROL, "poll", lambda: self._read_snapshot(deadline), deadline)
 
-    def _retrieve(self) -> tuple[dict[Any, dict[str, Any]], dict[Any, dict[str, Any]]]:
+    def _retrieve(
+        self, deadline: float | None = None
+    ) -> tuple[dict[Any, dict[str, Any]], dict[Any, dict[str, Any]]]:
         """ONE RetrievePropertiesEx for every VM and host (plus continuation pages, if any)."""
         collector = self._content.propertyCollector
         result = collector.RetrievePropertiesEx([self._spec], PC.RetrieveOptions())
@@ -329,28 +371,37 @@ class EsxiApiDriver(Driver):
             for item in result.objects:
                 props = {p.name: p.val for p in item.propSet}
                 (vms if isinstance(item.obj, vim.VirtualMachine) else hosts)[item.obj] = props
+            if result.token and deadline is not None and time.monotonic() > deadline:
+                with contextlib.suppress(Exception):  # let the server free the rest of the answer
+                    collector.CancelRetrievePropertiesEx(result.token)
+                raise DriverTimeout(self.host, f"poll: deadline passed after {len(vms)} VMs of a paged answer")
             result = collector.ContinueRetrievePropertiesEx(result.token) if result.token else None
         return vms, hosts
 
-    def _read_snapshot(self) -> HostSnapshot:
-        vms, hosts = self._retrieve()
+    def _read_snapshot(self, deadline: float) -> HostSnapshot:
+        vms, hosts = self._retrieve(deadline)
         taken_at, now = time.monotonic(), datetime.now(UTC)
         running = [vm for vm, p in vms.items() if power_state(p.get("runtime.powerState"))[0] is PowerState.RUNNING]
-        self._refresh_perf(running, taken_at)
+        if deadline - time.monotonic() > PERF_MARGIN:
+            self._refresh_perf(running, taken_at)
+        else:  # the budget went on the property read: keep the last samples, ask again next poll
+            log.debug("%s: no time left for QueryPerf this poll", self.host)
+        pairs = [(vm, domain_from_props(props, now, self._perf.get(vm._moId))) for vm, props in vms.items()]
+        self._index(pairs)
+        facts = facts_from_hosts(self._about, hosts.values(), self.config.address or self.host)
+        return HostSnapshot(self.host, taken_at, tuple(d for _vm, d in pairs if d is not None), facts)
+
+    def _index(self, pairs: Iterable[tuple[Any, Domain | None]]) -> None:
+        """Names and UUIDs -> VM objects, for actions."""
         by_name: dict[str, list[Any]] = {}
         by_uuid: dict[str, Any] = {}
-        domains: list[Domain] = []
-        for vm, props in vms.items():
-            domain = domain_from_props(props, now, self._perf.get(vm._moId))
+        for vm, domain in pairs:
             if domain is None:
                 continue
-            domains.append(domain)
             by_name.setdefault(domain.name, []).append(vm)
             if domain.uuid:
                 by_uuid[domain.uuid] = vm
-        self._by_name, self._by_uuid = by_name, by_uuid
-        facts = facts_from_hosts(self._about, hosts.values(), self.config.address or self.host)
-        return HostSnapshot(self.host, taken_at, tuple(domains), facts)
+        self._by_name, self._by_uuid = by_name, by_uuid  # swapped whole: actions read them from other threads
 
     def _refresh_perf(self, running: list[Any], now: float) -> None:
         """One QueryPerf for all running VMs, only when a new 20 s sample can exist or a VM is new."""
@@ -383,11 +434,14 @@ class EsxiApiDriver(Driver):
 
     async def _perform(self, verb: Verb, target: DomainRef, deadline: float | None) -> ActionResult:
         domain = target.name
+        deadline = self.due(deadline)
         self._connected()
         what = f"{verb.value} {domain}"
-        # The task wait stops a little before the outer timeout, so we report the task's fate.
-        task_wait = max(1.0, self.config.call_timeout - 1.0)
-        state, raw, note = await self._call(what, lambda: self._act(verb, target.key, what, task_wait))
+        # The task wait stops a little before the deadline, so we report the task's fate.
+        task_wait = max(0.5, self.seconds_left(deadline) - 1.0)
+        state, raw, note = await self._call(
+            Lane.ACTION, what, lambda: self._act(verb, target.key, what, task_wait), deadline
+        )
         return ActionResult(self.host, domain, verb, ok=True, state_after=state, message=note or raw)
 
     def _act(self, verb: Verb, domain: str, what: str, task_wait: float) -> tuple[PowerState, str, str]:
@@ -410,7 +464,8 @@ class EsxiApiDriver(Driver):
     def _find(self, domain: str) -> Any:
         vm = self._lookup(domain)
         if vm is None:  # not seen yet (no poll, or new): read the names once more
-            self._read_snapshot()
+            now = datetime.now(UTC)
+            self._index((vm, domain_from_props(props, now, None)) for vm, props in self._retrieve()[0].items())
             vm = self._lookup(domain)
         if vm is None:
             raise DomainNotFound(self.host, f"no VM named {domain!r} on {self.endpoint}")

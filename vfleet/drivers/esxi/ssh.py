@@ -26,7 +26,7 @@ from vfleet.drivers.esxi.parse import (
     world_ids,
 )
 from vfleet.drivers.ssh.batch import join, split_sections
-from vfleet.drivers.ssh.transport import CommandResult, SshTransport, first_line, raise_for
+from vfleet.drivers.ssh.transport import MAX_OUTPUT, CommandResult, SshTransport, first_line, raise_for
 
 log = logging.getLogger(__name__)
 
@@ -63,15 +63,17 @@ def batch(commands: list[str]) -> str:
 class EsxiSshDriver(Driver):
     kind = "esxi_ssh"
     capabilities = LIFECYCLE
+    max_output = MAX_OUTPUT  # bytes per command; a poll's get.summary batch is about 4 KiB per VM
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
         super().__init__(config, read_only=read_only)
-        self.ssh = SshTransport(config)
+        self.ssh = SshTransport(config, max_output=self.max_output)
         self.worlds: dict[str, int] = {}  # display name -> world id, from the last listing
 
     async def connect(self, *, deadline: float | None = None) -> HostFacts:
-        await self.ssh.connect()
-        result = await self.ssh.run(batch(list(FACTS)))
+        deadline = self.due(deadline, self.config.connect_timeout)
+        await self.ssh.connect(deadline=deadline)
+        result = await self.ssh.run(batch(list(FACTS)), deadline=deadline)
         sections = split_sections(result.stdout, len(FACTS), self.host)
         for (status, _text), command in zip(sections, FACTS, strict=True):
             if status != 0:
@@ -85,8 +87,9 @@ class EsxiSshDriver(Driver):
     async def close(self) -> None:
         await self.ssh.close()
 
-    async def _summaries(self) -> list[VmSummary]:
-        listing = await self.ssh.run(batch(["vim-cmd vmsvc/getallvms", "esxcli vm process list"]))
+    async def _summaries(self, deadline: float) -> list[VmSummary]:
+        """Two round trips under one deadline: the VM ids, then every summary."""
+        listing = await self.ssh.run(batch(["vim-cmd vmsvc/getallvms", "esxcli vm process list"]), deadline=deadline)
         (list_status, list_text), (ps_status, ps_text) = split_sections(listing.stdout, 2, self.host)
         self._check_poll_stderr(listing)
         if list_status != 0:
@@ -99,7 +102,7 @@ class EsxiSshDriver(Driver):
         ids = parse_getallvms(list_text, self.host)
         if not ids:
             return []
-        result = await self.ssh.run(batch([f"vim-cmd vmsvc/get.summary {vmid}" for vmid in ids]))
+        result = await self.ssh.run(batch([f"vim-cmd vmsvc/get.summary {vmid}" for vmid in ids]), deadline=deadline)
         self._check_poll_stderr(result)
         summaries = []
         for vmid, (_status, text) in zip(ids, split_sections(result.stdout, len(ids), self.host), strict=True):
@@ -114,12 +117,12 @@ class EsxiSshDriver(Driver):
             raise ActionFailed(self.host, f"poll wrote to stderr: {first_line(noise[0])}")
 
     async def poll(self, *, deadline: float | None = None) -> HostSnapshot:
-        summaries = await self._summaries()
+        summaries = await self._summaries(self.due(deadline))
         taken_at = time.monotonic()
         return HostSnapshot(self.host, taken_at, tuple(domain_from_summary(s) for s in summaries))
 
-    async def _find(self, name: str, key: str | None = None) -> VmSummary:
-        summaries = await self._summaries()
+    async def _find(self, name: str, key: str | None, deadline: float) -> VmSummary:
+        summaries = await self._summaries(deadline)
         if key is not None and key != name:  # aim by identity: the UUID survives renames and duplicates
             by_key = [s for s in summaries if s.uuid == key]
             if not by_key:
@@ -133,8 +136,8 @@ class EsxiSshDriver(Driver):
             raise ActionFailed(self.host, f"{len(matches)} VMs are named {name!r} (ids {ids}); rename one")
         return matches[0]
 
-    async def _state(self, vmid: int) -> tuple[PowerState, str]:
-        result = await self.ssh.run(f"vim-cmd vmsvc/get.summary {vmid}")
+    async def _state(self, vmid: int, deadline: float) -> tuple[PowerState, str]:
+        result = await self.ssh.run(f"vim-cmd vmsvc/get.summary {vmid}", deadline=deadline)
         if UNKNOWN_VM in result.stdout + result.stderr:
             raise DomainNotFound(self.host, f"VM id {vmid} is gone")
         raise_for(self.host, result)
@@ -143,9 +146,10 @@ class EsxiSshDriver(Driver):
 
     async def _perform(self, verb: Verb, target: DomainRef, deadline: float | None) -> ActionResult:
         domain = target.name
-        vm = await self._find(domain, target.key)
+        deadline = self.due(deadline)
+        vm = await self._find(domain, target.key, deadline)
         command = f"vim-cmd vmsvc/{_POWER[verb]} {vm.vmid}"
-        result = await self.ssh.run(command)
+        result = await self.ssh.run(command, deadline=deadline)
         output = result.stdout + result.stderr
         if UNKNOWN_VM in output:
             raise DomainNotFound(self.host, f"{verb.value} {domain}: VM id {vm.vmid} is gone")
@@ -164,22 +168,22 @@ class EsxiSshDriver(Driver):
             if verb is not Verb.FORCE_OFF:
                 raise ActionFailed(self.host, f"{verb.value} {domain}: {fault}")
             log.warning("%s: %s; killing the VM process", self.host, fault)
-            return await self._kill(domain, vm, fault)
+            return await self._kill(domain, vm, fault, deadline)
         raise_for(self.host, result)
-        state, raw = await self._state(vm.vmid)
+        state, raw = await self._state(vm.vmid, deadline)
         return ActionResult(self.host, domain, verb, ok=True, state_after=state, message=raw)
 
-    async def _kill(self, domain: str, vm: VmSummary, why: str) -> ActionResult:
+    async def _kill(self, domain: str, vm: VmSummary, why: str, deadline: float) -> ActionResult:
         """Last resort for a VM that power.off cannot stop: kill its world, gentlest first."""
-        await self._summaries()  # fresh world ids
+        await self._summaries(deadline)  # fresh world ids
         world = self.worlds.get(vm.name)
         if world is None:
             raise ActionFailed(self.host, f"force-off {domain}: {why}; and it has no running world to kill")
         for kind in KILL_TYPES:
-            result = await self.ssh.run(f"esxcli vm process kill --type {kind} --world-id {world}")
+            result = await self.ssh.run(f"esxcli vm process kill --type {kind} --world-id {world}", deadline=deadline)
             if result.exit_status != 0:
                 log.warning("%s: kill --type %s of %s: %s", self.host, kind, domain, first_line(result.stdout))
-            state, raw = await self._state(vm.vmid)
+            state, raw = await self._state(vm.vmid, deadline)
             if state is PowerState.OFF:
                 return ActionResult(
                     self.host,

@@ -1,10 +1,14 @@
 """libvirt driver: KVM/QEMU, Xen (libxl) and anything else libvirt speaks.
 
-libvirt-python is blocking C code. Each host owns one connection and one daemon
-worker thread; every call goes through it with a timeout. A call that timed out
-keeps running in its thread: the host reports DriverBusy until it returns
-instead of piling more calls onto it. Domain events arrive through libvirtaio on
-the asyncio loop. Metrics come from one bulk getAllDomainStats call per poll,
+libvirt-python is blocking C code and its connections are thread-safe. Each host
+owns one connection and a small pool of daemon threads (drivers/threaded.py):
+connect, poll and close on one lane, up to 4 actions at once on another, so a bulk
+action never delays a poll (libvirtd serves 5 calls per connection). Every call runs
+by the deadline it is given; a call that outlives it keeps its thread, and a host
+whose threads are all stuck answers DriverBusy instead of piling more on.
+Connecting over ssh is bounded too (sshcmd.py): the ssh child has a connect timeout
+and is killed when we abandon the connect. Domain events arrive through libvirtaio
+on the asyncio loop. Metrics come from one bulk getAllDomainStats call per poll,
 with a per-domain fallback for drivers that lack it (libxl).
 """
 
@@ -27,13 +31,15 @@ from vfleet.core.errors import (
     AuthFailed,
     DomainNotFound,
     DriverError,
+    DriverTimeout,
     HostUnreachable,
     UnsupportedAction,
 )
 from vfleet.core.models import ActionResult, DomainEvent, DomainRef, HostConfig, HostFacts, HostSnapshot, Verb
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
 from vfleet.drivers.libvirt.parse import domain_from_stats, event_words, hypervisor_name, power_state, version_string
-from vfleet.drivers.threaded import BlockingWorker
+from vfleet.drivers.libvirt.sshcmd import SshLaunch
+from vfleet.drivers.threaded import Lane, pool_for
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -54,6 +60,8 @@ STATS_FLAGS = getattr(libvirt, "VIR_CONNECT_GET_ALL_DOMAINS_STATS_NOWAIT", 0)
 _AUTH_CODES = {libvirt.VIR_ERR_AUTH_FAILED, libvirt.VIR_ERR_AUTH_CANCELLED, libvirt.VIR_ERR_AUTH_UNAVAILABLE}
 _HOST_KEY_WORDS = ("host key verification failed", "remote host identification has changed", "host key for")
 KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 5, 3
+CLOSE_WAIT = 5.0  # close() waits this long for the connection's close; it runs later if need be
+Record = tuple[str, str, int, dict[str, Any], float]
 
 
 def with_no_tty(uri: str) -> str:
@@ -73,7 +81,7 @@ class LibvirtDriver(Driver):
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
         super().__init__(config, read_only=read_only)
         self.uri = with_no_tty(config.uri or "qemu:///system")
-        self._worker = BlockingWorker(config.name, "libvirt")
+        self._pool = pool_for(config.name, self.uri)
         self._conn: libvirt.virConnect | None = None
         self._bulk = True
         self._lost: str | None = None  # why libvirt closed the connection under us
@@ -84,9 +92,8 @@ class LibvirtDriver(Driver):
 
     # -- plumbing ---------------------------------------------------------------
 
-    async def _call(self, what: str, fn: Callable[[], T], timeout: float | None = None) -> T:
-        timeout = timeout if timeout is not None else self.config.call_timeout
-        return await self._worker.call(what, fn, timeout, self._translate_backend)
+    async def _call(self, lane: Lane, what: str, fn: Callable[[], T], deadline: float) -> T:
+        return await self._pool.call(lane, what, fn, deadline=deadline, translate=self._translate_backend)
 
     def _translate_backend(self, exc: Exception, what: str) -> DriverError | None:
         return self._translate(exc, what) if isinstance(exc, libvirt.libvirtError) else None
@@ -131,16 +138,32 @@ class LibvirtDriver(Driver):
     # -- connection ---------------------------------------------------------------
 
     async def connect(self, *, deadline: float | None = None) -> HostFacts:
+        deadline = self.due(deadline, self.config.connect_timeout)
         events = self._use_event_loop()
         self._loop = asyncio.get_running_loop()
         opener = libvirt.openReadOnly if self.read_only else libvirt.open
-        self._conn = await self._call("open", lambda: opener(self.uri), timeout=self.config.connect_timeout)
+        launch = SshLaunch(self.uri, self.seconds_left(deadline))
+        try:
+            self._conn = await self._pool.call(
+                Lane.CONTROL,
+                "open",
+                lambda: opener(launch.uri),
+                deadline=deadline,
+                translate=self._translate_backend,
+                on_abandon=launch.kill,  # its ssh child would wait for a banner for ever
+                discard=_close_quietly,  # an open that succeeds after we gave up
+            )
+        finally:
+            launch.cleanup()
         conn = self._conn
         assert conn is not None
         if events:
-            await self._call("keepalive", lambda: self._setup_connection(conn))
+            await self._call(Lane.CONTROL, "keepalive", lambda: self._setup_connection(conn), deadline)
         info, conn_type, version, hostname = await self._call(
-            "host facts", lambda: (conn.getInfo(), conn.getType(), conn.getVersion(), self._hostname(conn))
+            Lane.CONTROL,
+            "host facts",
+            lambda: (conn.getInfo(), conn.getType(), conn.getVersion(), self._hostname(conn)),
+            deadline,
         )
         return HostFacts(
             hypervisor=hypervisor_name(conn_type),
@@ -177,11 +200,19 @@ class LibvirtDriver(Driver):
             self._loop.call_soon_threadsafe(self._events.put_nowait, record)
 
     async def close(self) -> None:
+        """Close the connection; behind a stuck call it is queued, never skipped."""
         conn, self._conn = self._conn, None
-        if conn is not None and not self._worker.busy:
-            with contextlib.suppress(DriverError, asyncio.CancelledError):
-                await self._call("close", lambda: self._close_connection(conn), timeout=5.0)
-        self._worker.stop()
+        if conn is None:
+            return
+        with contextlib.suppress(DriverError, asyncio.CancelledError):
+            await self._pool.call(
+                Lane.CONTROL,
+                "close",
+                lambda: self._close_connection(conn),
+                deadline=time.monotonic() + CLOSE_WAIT,
+                translate=self._translate_backend,
+                always=True,
+            )
 
     def _close_connection(self, conn: libvirt.virConnect) -> None:
         for callback in self._callbacks:
@@ -206,29 +237,37 @@ class LibvirtDriver(Driver):
         return self._conn
 
     async def poll(self, *, deadline: float | None = None) -> HostSnapshot:
+        """One budget for the bulk call and, where it is unsupported, the per-domain fallback."""
+        deadline = self.due(deadline)
         conn = self._connection()
         if self._bulk:
             try:
-                records = await self._call("getAllDomainStats", lambda: self._read_bulk(conn))
+                records = await self._call(Lane.CONTROL, "getAllDomainStats", lambda: self._read_bulk(conn), deadline)
             except UnsupportedAction:
                 log.info("%s: no bulk stats (VIR_ERR_NO_SUPPORT); polling domain by domain", self.host)
                 self._bulk = False
         if not self._bulk:
-            records = await self._call("per-domain stats", lambda: self._read_each(conn))
+            records = await self._call(
+                Lane.CONTROL, "per-domain stats", lambda: self._read_each(conn, deadline), deadline
+            )
         taken_at = records[0][4] if records else time.monotonic()
         domains = tuple(domain_from_stats(*record) for record in records)
         return HostSnapshot(self.host, taken_at, domains)
 
     @staticmethod
-    def _read_bulk(conn: libvirt.virConnect) -> list[tuple[str, str, int, dict[str, Any], float]]:
+    def _read_bulk(conn: libvirt.virConnect) -> list[Record]:
         raw = conn.getAllDomainStats(STATS_GROUPS, STATS_FLAGS)
         now = time.monotonic()
         return [(dom.name(), dom.UUIDString(), dom.ID(), stats, now) for dom, stats in raw]
 
-    def _read_each(self, conn: libvirt.virConnect) -> list[tuple[str, str, int, dict[str, Any], float]]:
-        """The per-domain equivalent of getAllDomainStats, in its key format."""
-        out = []
+    def _read_each(self, conn: libvirt.virConnect, deadline: float) -> list[Record]:
+        """The per-domain equivalent of getAllDomainStats, in its key format.
+
+        Stops at the deadline: a poll nobody waits for any more must free its thread."""
+        out: list[Record] = []
         for dom in conn.listAllDomains(0):
+            if time.monotonic() > deadline:
+                raise DriverTimeout(self.host, f"per-domain stats: deadline passed after {len(out)} domains")
             try:
                 out.append((dom.name(), dom.UUIDString(), dom.ID(), self._stats_of(dom), time.monotonic()))
             except libvirt.libvirtError as exc:
@@ -268,11 +307,15 @@ class LibvirtDriver(Driver):
     # -- actions ------------------------------------------------------------------
 
     async def _perform(self, verb: Verb, target: DomainRef, deadline: float | None) -> ActionResult:
+        """Lookup, verb and read-back as separate calls under one deadline: after a timeout nothing more is sent."""
+        deadline = self.due(deadline)
         domain = target.name
         conn = self._connection()
         dom = await self._call(
+            Lane.ACTION,
             f"lookup {domain}",
             lambda: conn.lookupByUUIDString(target.key) if target.by_uuid else conn.lookupByName(domain),
+            deadline,
         )
         calls: dict[Verb, Callable[[], object]] = {
             Verb.START: dom.create,
@@ -283,10 +326,15 @@ class LibvirtDriver(Driver):
             Verb.FORCE_OFF: dom.destroy,
             Verb.RESET: lambda: dom.reset(0),
         }
-        await self._call(f"{verb.value} {domain}", calls[verb])
-        code, _reason = await self._call(f"state of {domain}", dom.state)
+        await self._call(Lane.ACTION, f"{verb.value} {domain}", calls[verb], deadline)
+        code, _reason = await self._call(Lane.ACTION, f"state of {domain}", dom.state, deadline)
         state, raw = power_state(code)
         return ActionResult(self.host, domain, verb, ok=True, state_after=state, message=raw)
+
+
+def _close_quietly(conn: libvirt.virConnect) -> None:
+    with contextlib.suppress(libvirt.libvirtError):
+        conn.close()
 
 
 def _optional(

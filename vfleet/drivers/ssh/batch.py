@@ -33,6 +33,12 @@ def split_sections(text: str, count: int, host: str = "") -> list[tuple[int, str
             current = []
         else:
             current.append(line)
-    if len(sections) != count or "".join(current).strip():
-        raise GarbledOutput(host, f"poll output: {len(sections)} of {count} sections (truncated?)")
+    if len(sections) < count:
+        raise GarbledOutput(
+            host, f"poll output has {len(sections)} of {count} sections: an output was cut short (no end marker)"
+        )
+    if len(sections) > count:
+        raise GarbledOutput(host, f"poll output has {len(sections)} sections for {count} commands")
+    if "".join(current).strip():
+        raise GarbledOutput(host, "poll output: text after the last command's end marker")
     return sections

@@ -5,6 +5,16 @@ handshakes are not. Host keys are always checked against a known_hosts file:
 asyncssh reads a missing (None) known_hosts argument as "accept any key", so we
 always pass a file and fail clearly when there is none. Reconnecting is the fleet engine's job: a
 dropped connection is HostUnreachable and the driver is replaced.
+
+Every command runs by a deadline and is cancellation-safe: a command that times out or
+is cancelled gets its channel closed and its processes killed, so nothing outlives the
+call on either side. Closing the channel alone does not stop a remote command, and
+sshd refuses to forward signals into root sessions ("session signalling requires
+privilege separation"), so each command line first echoes its shell's pid ($$): sshd
+makes every session's shell a process group leader, and `kill -TERM -PGID` on a channel
+of its own stops the whole command. Output is read as it arrives and capped
+(max_output, 16 MiB by default): a command that prints more is stopped, never
+buffered whole.
 """
 
 from __future__ import annotations
@@ -14,19 +24,25 @@ import contextlib
 import logging
 import os
 import re
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import asyncssh
 
-from vfleet.core.errors import ActionFailed, AuthFailed, DriverTimeout, HostUnreachable
+from vfleet.core.errors import ActionFailed, AuthFailed, DriverTimeout, GarbledOutput, HostUnreachable
 from vfleet.core.models import HostConfig
 
 log = logging.getLogger(__name__)
 
 # sshd's default MaxSessions is 10: stay below it so polls and actions never get refused.
 MAX_CHANNELS = 8
+MAX_OUTPUT = 16 * 1024 * 1024  # bytes of stdout + stderr per command
+_CHUNK = 64 * 1024
+PGID_MARK = "@@VFLEET-PGID@@"
+PGID_PREFIX = f"echo {PGID_MARK} $$; "  # put before every command line; its line is taken off stdout
+KILL_WAIT = 5.0  # s for the kill of an abandoned command's process group
 _HOST_IN_ERROR = re.compile(r"for host (\S+)")
 
 
@@ -50,12 +66,14 @@ def first_line(text: str, limit: int = 200) -> str:
 class SshTransport:
     """One asyncssh connection to one host; run() opens a channel per command."""
 
-    def __init__(self, config: HostConfig) -> None:
+    def __init__(self, config: HostConfig, *, max_output: int = MAX_OUTPUT) -> None:
         self.config = config
+        self.max_output = max_output
         self.target = config.address or config.name  # may be a ~/.ssh/config Host alias
         self._conn: asyncssh.SSHClientConnection | None = None
         self._lost: str | None = None
         self._channels = asyncio.Semaphore(MAX_CHANNELS)
+        self._kills: set[asyncio.Task[None]] = set()
 
     @property
     def host(self) -> str:
@@ -77,14 +95,14 @@ class SshTransport:
             )
         return path
 
-    def _options(self, known_hosts: Path) -> dict[str, Any]:
+    def _options(self, known_hosts: Path, budget: float) -> dict[str, Any]:
         ssh = self.config.ssh
         options: dict[str, Any] = {
             "known_hosts": str(known_hosts),  # never None: None disables host key checking
             "config": () if ssh.config else [],  # () = ~/.ssh/config when it exists
             "agent_path": () if ssh.agent else None,
-            "connect_timeout": self.config.connect_timeout,
-            "login_timeout": self.config.connect_timeout,
+            "connect_timeout": budget,
+            "login_timeout": budget,
             "password_auth": False,  # never prompt: a console cannot answer
             "kbdint_auth": False,
             "keepalive_interval": 15,
@@ -101,17 +119,16 @@ class SshTransport:
                 options.update(password=password, password_auth=True)
         return options
 
-    async def connect(self) -> None:
+    async def connect(self, *, deadline: float | None = None) -> None:
+        """Connect and log in by `deadline` (default: connect_timeout from now)."""
         known_hosts = self.known_hosts_file()
+        budget = _left(deadline, self.config.connect_timeout)
         try:
-            options = self._options(known_hosts)
-            self._conn = await asyncio.wait_for(
-                asyncssh.connect(self.target, **options), self.config.connect_timeout + 1
-            )
+            options = self._options(known_hosts, max(budget, 0.001))
+            async with asyncio.timeout(budget):
+                self._conn = await asyncssh.connect(self.target, **options)
         except TimeoutError:
-            raise DriverTimeout(
-                self.host, f"no SSH answer from {self.where} within {self.config.connect_timeout:g} s"
-            ) from None
+            raise DriverTimeout(self.host, f"no SSH answer from {self.where} within {budget:.3g} s") from None
         except asyncssh.HostKeyNotVerifiable as exc:
             raise AuthFailed(self.host, self._host_key_message(exc, known_hosts)) from exc
         except asyncssh.PermissionDenied as exc:
@@ -155,6 +172,8 @@ class SshTransport:
         return f"host key for {where} not in {known_hosts}: verify the host's key fingerprint, then add it"
 
     async def close(self) -> None:
+        if self._kills:  # let the kills of abandoned commands go out first
+            await asyncio.wait(set(self._kills), timeout=KILL_WAIT)
         conn, self._conn = self._conn, None
         if conn is not None:
             conn.close()
@@ -168,34 +187,89 @@ class SshTransport:
             raise HostUnreachable(self.host, self._lost)
         return self._conn
 
-    async def run(self, command: str, *, timeout: float | None = None) -> CommandResult:
-        """Run one command line on its own channel; never raises on a non-zero exit."""
+    async def run(
+        self,
+        command: str,
+        *,
+        deadline: float | None = None,
+        timeout: float | None = None,
+        max_output: int | None = None,
+    ) -> CommandResult:
+        """Run one command line on its own channel by `deadline` (or within `timeout`, default
+        call_timeout); never raises on a non-zero exit status."""
         conn = self._connection()
-        timeout = self.config.call_timeout if timeout is None else timeout
-        process: asyncssh.SSHClientProcess[str] | None = None
+        budget = timeout if timeout is not None else _left(deadline, self.config.call_timeout)
+        limit = self.max_output if max_output is None else max_output
+        process: asyncssh.SSHClientProcess[bytes] | None = None
+        remote = _Remote()
+        finished = False
         try:
-            async with asyncio.timeout(timeout), self._channels:
-                process = await conn.create_process(command, stdin=asyncssh.DEVNULL)
+            async with asyncio.timeout(budget), self._channels:
+                process = await conn.create_process(PGID_PREFIX + command, stdin=asyncssh.DEVNULL, encoding=None)
+                stdout, stderr = await _read_both(process, limit, remote)
                 completed = await process.wait(check=False)
+                finished = True
         except TimeoutError:
-            if process is not None:
-                process.close()  # frees the channel; the remote command gets SIGHUP-like EOF
             raise DriverTimeout(
-                self.host, f"`{_short(command)}` on {self.where}: no answer within {timeout:g} s"
+                self.host, f"`{_short(command)}` on {self.where}: no answer within {budget:.3g} s"
+            ) from None
+        except _TooMuchOutput:
+            raise GarbledOutput(
+                self.host, f"`{_short(command)}`: output exceeded {_size(limit)}; stopped reading"
             ) from None
         except (asyncssh.ChannelOpenError, asyncssh.DisconnectError, ConnectionError, BrokenPipeError) as exc:
             self._lost = f"SSH connection to {self.where} lost: {exc}"
             raise HostUnreachable(self.host, self._lost) from exc
-        status = completed.exit_status
-        if status is None:  # killed by a signal, or the channel closed under us
-            status = -1 if completed.exit_signal is None else 128
-        return CommandResult(command, status, _text(completed.stdout), _text(completed.stderr))
+        finally:
+            if process is not None and not finished:
+                self._abort(process, remote)  # a timeout, cancellation or error: stop the remote command too
+        return self._result(command, completed, stdout, stderr)
+
+    def _abort(self, process: asyncssh.SSHClientProcess[bytes], remote: _Remote) -> None:
+        """Close the channel and kill the command: by signal where sshd allows it, else by process group."""
+        with contextlib.suppress(Exception):
+            process.send_signal("TERM")
+        with contextlib.suppress(Exception):
+            process.close()
+        conn = self._conn
+        if remote.pgid is None or conn is None or conn.is_closed():
+            return  # never started, or the connection is gone (then sshd ends the session)
+        task = asyncio.get_running_loop().create_task(self._kill(conn, remote.pgid))
+        self._kills.add(task)
+        task.add_done_callback(self._kills.discard)
+
+    async def _kill(self, conn: asyncssh.SSHClientConnection, pgid: int) -> None:
+        with contextlib.suppress(Exception):  # best effort: the command may have ended meanwhile
+            async with asyncio.timeout(KILL_WAIT), self._channels:
+                await conn.run(f"kill -TERM -{pgid} 2>/dev/null || kill -TERM {pgid}", stdin=asyncssh.DEVNULL)
+
+    def _result(
+        self, command: str, completed: asyncssh.SSHCompletedProcess, stdout: bytes, stderr: bytes
+    ) -> CommandResult:
+        """Say what happened to a command that did not exit on its own."""
+        if completed.exit_signal is not None:
+            signal, _core, message, _lang = completed.exit_signal
+            why = f": {first_line(message)}" if message and message.strip() else ""
+            raise ActionFailed(self.host, f"`{_short(command)}` was killed by signal {signal} on {self.where}{why}")
+        if completed.exit_status is None:
+            if self._conn is None or self._conn.is_closed():
+                self._lost = f"the SSH connection to {self.where} closed before `{_short(command)}` finished"
+                raise HostUnreachable(self.host, self._lost)
+            raise ActionFailed(
+                self.host, f"`{_short(command)}`: {self.where} closed the channel before the command finished"
+            )
+        return CommandResult(command, completed.exit_status, _text(stdout), _text(stderr))
 
     async def run_checked(
-        self, command: str, *, timeout: float | None = None, allowed_stderr: re.Pattern[str] | None = None
+        self,
+        command: str,
+        *,
+        deadline: float | None = None,
+        timeout: float | None = None,
+        allowed_stderr: re.Pattern[str] | None = None,
     ) -> CommandResult:
         """Run and require exit status 0 and no stderr beyond the lines `allowed_stderr` matches."""
-        result = await self.run(command, timeout=timeout)
+        result = await self.run(command, deadline=deadline, timeout=timeout)
         raise_for(self.host, result, allowed_stderr)
         return result
 
@@ -223,3 +297,68 @@ def _text(data: object) -> str:
     if isinstance(data, bytes):
         return data.decode("utf-8", "replace")
     return str(data)
+
+
+def _size(count: int) -> str:
+    for unit, scale in (("MiB", 2**20), ("KiB", 2**10)):
+        if count >= scale and count % scale == 0:
+            return f"{count // scale} {unit}"
+    return f"{count} bytes"
+
+
+def _left(deadline: float | None, default: float) -> float:
+    return default if deadline is None else max(0.0, deadline - time.monotonic())
+
+
+class _TooMuchOutput(Exception):
+    pass
+
+
+class _Remote:
+    """What we know of a running command on the host."""
+
+    pgid: int | None = None
+
+
+async def _read_both(
+    process: asyncssh.SSHClientProcess[bytes], limit: int, remote: _Remote
+) -> tuple[bytes, bytes]:
+    """stdout and stderr read side by side (they share the channel's window), at most `limit` bytes in all.
+
+    stdout's first line, PGID_PREFIX's echo, goes to `remote` as soon as it arrives."""
+    total = 0
+
+    async def drain(stream: asyncssh.SSHReader[bytes], head: bool) -> bytes:
+        nonlocal total
+        chunks: list[bytes] = []
+        while chunk := await stream.read(_CHUNK):
+            chunks.append(chunk)
+            total += len(chunk)
+            if head and (b"\n" in chunk or total > _CHUNK):
+                data = b"".join(chunks)
+                chunks, head = [_take_pgid(data, remote)], False
+                total -= len(data) - len(chunks[0])  # our pid line is not the command's output
+            if total > limit:
+                raise _TooMuchOutput
+        return b"".join(chunks)
+
+    readers = [
+        asyncio.ensure_future(drain(process.stdout, head=True)),
+        asyncio.ensure_future(drain(process.stderr, head=False)),
+    ]
+    try:
+        stdout, stderr = await asyncio.gather(*readers)
+    finally:
+        for reader in readers:
+            reader.cancel()
+    return stdout, stderr
+
+
+def _take_pgid(data: bytes, remote: _Remote) -> bytes:
+    """Take the pid line off the front of stdout (a shell that printed something else keeps it all)."""
+    line, newline, rest = data.partition(b"\n")
+    mark, _, number = line.decode("ascii", "replace").partition(" ")
+    if newline and mark == PGID_MARK and number.strip().isdigit():
+        remote.pgid = int(number)
+        return rest
+    return data

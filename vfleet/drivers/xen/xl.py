@@ -4,6 +4,11 @@ A poll is one command line (one channel, one round trip): xl list for states,
 xentop for counters (its last block: the first one's CPU(%) is always 0.0), xl
 info for host facts and the config directory for domains that are off. Options:
 config_dir (default /etc/xen), where `start` finds NAME.cfg.
+
+Domain names reach xl as operands, never as options: `xl pause -- NAME` (xl parses its
+arguments with getopt_long, which ends options at `--`) and `xl create -f PATH` (a
+path holding `=` would otherwise be read as a config override). xl reads an all-digit
+name as a domain id, so such names are refused rather than risk acting on another domain.
 """
 
 from __future__ import annotations
@@ -16,7 +21,7 @@ from vfleet.core.errors import ActionFailed, DomainNotFound
 from vfleet.core.models import ActionResult, DomainRef, HostConfig, HostFacts, HostSnapshot, PowerState, Verb
 from vfleet.drivers.base import Capability, Driver
 from vfleet.drivers.ssh.batch import join, split_sections
-from vfleet.drivers.ssh.transport import CommandResult, SshTransport, first_line, raise_for
+from vfleet.drivers.ssh.transport import MAX_OUTPUT, CommandResult, SshTransport, first_line, raise_for
 from vfleet.drivers.xen.parse import (
     NOT_RUNNING,
     build_domains,
@@ -57,25 +62,27 @@ class XenXlDriver(Driver):
             Capability.FORCE_OFF,
         }
     )
+    max_output = MAX_OUTPUT  # bytes per command (the poll's four outputs together)
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
         super().__init__(config, read_only=read_only)
-        self.ssh = SshTransport(config)
+        self.ssh = SshTransport(config, max_output=self.max_output)
         config_dir = config.options.get("config_dir", "/etc/xen")
         self.config_dir = str(config_dir).rstrip("/") or "/"
         parts = ["xl list", XENTOP, "xl info", f"ls -1 {shlex.quote(self.config_dir)} 2>/dev/null"]
         self.poll_command = join(parts)
 
     async def connect(self, *, deadline: float | None = None) -> HostFacts:
-        await self.ssh.connect()
-        result = await self.ssh.run_checked("xl info")
+        deadline = self.due(deadline, self.config.connect_timeout)
+        await self.ssh.connect(deadline=deadline)
+        result = await self.ssh.run_checked("xl info", deadline=deadline)
         return parse_xl_info(result.stdout, self.host)
 
     async def close(self) -> None:
         await self.ssh.close()
 
     async def poll(self, *, deadline: float | None = None) -> HostSnapshot:
-        result = await self.ssh.run(self.poll_command)
+        result = await self.ssh.run(self.poll_command, deadline=self.due(deadline))
         taken_at = time.monotonic()
         sections = split_sections(result.stdout, 4, self.host)
         names = ("xl list", XENTOP, "xl info")
@@ -93,15 +100,23 @@ class XenXlDriver(Driver):
 
     async def _perform(self, verb: Verb, target: DomainRef, deadline: float | None) -> ActionResult:
         domain = target.name
-        if verb is Verb.START:
-            path = f"{self.config_dir}/{domain}.cfg"
-            command = f"xl create {shlex.quote(path)}"
-        else:
-            command = f"xl {_VERB_COMMANDS[verb]} {shlex.quote(domain)}"
-        result = await self.ssh.run(command)
+        deadline = self.due(deadline)
+        result = await self.ssh.run(self.action_command(verb, domain), deadline=deadline)
         self._check(result, verb, domain)
-        state, raw = await self._state_of(domain)
+        state, raw = await self._state_of(domain, deadline)
         return ActionResult(self.host, domain, verb, ok=True, state_after=state, message=raw)
+
+    def action_command(self, verb: Verb, domain: str) -> str:
+        """The xl command line for `verb` on `domain`; the name can never become an option."""
+        if verb is Verb.START:
+            return f"xl create -f {shlex.quote(f'{self.config_dir}/{domain}.cfg')}"
+        if domain.isdigit():
+            raise ActionFailed(
+                self.host,
+                f"{verb.value} {domain}: xl reads an all-digit name as a domain id; "
+                "rename the domain to act on it with vfleet",
+            )
+        return f"xl {_VERB_COMMANDS[verb]} -- {shlex.quote(domain)}"
 
     def _check(self, result: CommandResult, verb: Verb, domain: str) -> None:
         output = result.stderr + result.stdout
@@ -115,9 +130,9 @@ class XenXlDriver(Driver):
             )
         raise_for(self.host, result, _XL_CHATTER)
 
-    async def _state_of(self, domain: str) -> tuple[PowerState, str]:
+    async def _state_of(self, domain: str, deadline: float) -> tuple[PowerState, str]:
         """Read the state back; a domain xl no longer lists is off."""
-        result = await self.ssh.run_checked("xl list")
+        result = await self.ssh.run_checked("xl list", deadline=deadline)
         for row in parse_xl_list(result.stdout, self.host):
             if row.name == domain:
                 return xl_power_state(row.flags), row.flags
