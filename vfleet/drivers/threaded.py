@@ -124,8 +124,9 @@ class BlockingPool:
                 done, _ = await asyncio.wait({waiter}, timeout=max(0.0, budget))
                 if not done:
                     raise TimeoutError
-            else:
-                await asyncio.wait_for(waiter, max(0.0, budget))
+            else:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel
+                async with asyncio.timeout(max(0.0, budget)):
+                    await waiter
             return job.future.result()  # type: ignore[no-any-return]
         except TimeoutError:
             started = self._give_up(lane, job, on_abandon, discard, cancel=not always)

@@ -178,7 +178,8 @@ class SshTransport:
         if conn is not None:
             conn.close()
             with contextlib.suppress(Exception):
-                await asyncio.wait_for(conn.wait_closed(), 5.0)
+                async with asyncio.timeout(5.0):
+                    await conn.wait_closed()
 
     def _connection(self) -> asyncssh.SSHClientConnection:
         if self._conn is None:
