@@ -15,6 +15,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
+from rich.cells import cell_len
 from rich.style import Style
 from rich.text import Text
 
@@ -132,6 +133,33 @@ assert set(CHOOSABLE) == set(fields.KEYS), "widgets/columns.py and core/fields.p
 
 def text_width(text: str) -> int:
     return len(text) if text.isascii() else display_width(text)
+
+
+def cut_middle(text: str, width: int) -> str:
+    """`text` in `width` cells, its middle replaced by `…`: names that share a prefix
+    (`web-frontend-prod-01`, `-02`) stay apart by the ends they differ in."""
+    if text_width(text) <= width:
+        return text
+    if width <= 1:
+        return "…"[:width]
+    keep = width - 1
+    tail_width = keep // 2
+    head_width = keep - tail_width
+    if text.isascii():
+        return text[:head_width] + "…" + (text[-tail_width:] if tail_width else "")
+    head, used = [], 0
+    for char in text:
+        if used + cell_len(char) > head_width:
+            break
+        head.append(char)
+        used += cell_len(char)
+    tail, used = [], 0
+    for char in reversed(text):
+        if used + cell_len(char) > tail_width:
+            break
+        tail.append(char)
+        used += cell_len(char)
+    return "".join(head) + "…" + "".join(reversed(tail))
 
 
 def layout(
@@ -261,9 +289,16 @@ def styled_cell(
     colours: Mapping[str, Style],
     thresholds: Thresholds = DEFAULT_THRESHOLDS,
     age: Level = Level.OK,
+    width: int | None = None,
 ) -> KeyedText:
-    """One cell as Rich Text: right-aligned numbers, state and threshold colours, dim when stale."""
+    """One cell as Rich Text: right-aligned numbers, state and threshold colours, dim when stale.
+
+    Text that may be cut is cut in the middle to `width`; numbers never are (the layout
+    makes their columns wide enough or leaves them out).
+    """
     column = BY_KEY[key]
+    if width is not None and column.shrink_to is not None:
+        text = cut_middle(text, width)
     style: Style | str = ""
     level = cell_level(key, row, thresholds, age) if column.metric else Level.OK
     if level is not Level.OK and (not stale or column.metric == "age"):

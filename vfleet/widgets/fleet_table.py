@@ -93,6 +93,7 @@ class FleetTable(LiveTable[KeyedText]):
         self.colours: dict[str, Style] = {}
         self.chosen: tuple[str, ...] = _visible(columns)  # what the operator chose
         self.laid_out: list[tuple[Column, int]] = []  # what is in the table now, and how wide
+        self._widths: dict[str, int] = {}
         self._natural = [0] * len(COLUMNS)  # widest text per column since the last full measure
         self._grew = False
 
@@ -121,9 +122,14 @@ class FleetTable(LiveTable[KeyedText]):
         return layout(chosen, natural, self._width(), (self.sort_column, self.sort_reverse))
 
     def _set_columns(self, plan: list[tuple[Column, int]]) -> None:
-        """Make the table's columns `plan`: only widths and labels if the same columns stay."""
-        if [c.key for c, _ in plan] == self.shown_columns and self.columns:
-            self.laid_out = plan
+        """Make the table's columns `plan`: only widths and labels if the same columns stay.
+
+        Cut names are cut to their column's width, so a change there redraws every row.
+        """
+        before = {c.key: w for c, w in self.laid_out}
+        cuts_same = all(before.get(c.key) == w for c, w in plan if c.shrink_to is not None)
+        if [c.key for c, _ in plan] == self.shown_columns and self.columns and cuts_same:
+            self._lay(plan)
             for column, width in plan:
                 table_column = self.columns[ColumnKey(column.key)]
                 table_column.width = width
@@ -133,7 +139,7 @@ class FleetTable(LiveTable[KeyedText]):
             self._update_count += 1
             self.refresh()
             return
-        self.laid_out = plan
+        self._lay(plan)
         cursor = self.row_key_at_cursor()
         self.clear(columns=True)
         for column, width in plan:
@@ -143,6 +149,10 @@ class FleetTable(LiveTable[KeyedText]):
             self.add_row(*self._cells(key, row, self._texts[key]), key=key)
         self._sort()
         self._restore_cursor(cursor)
+
+    def _lay(self, plan: list[tuple[Column, int]]) -> None:
+        self.laid_out = plan
+        self._widths = {c.key: w for c, w in plan}
 
     def _arrow(self, key: str) -> bool | None:
         return self.sort_reverse if key == self.sort_column else None
@@ -278,6 +288,7 @@ class FleetTable(LiveTable[KeyedText]):
             colours=self.colours,
             thresholds=self.thresholds,
             age=self._ages.get(row.host, Level.OK),
+            width=self._widths.get(column),
         )
 
     def _cells(self, key: str, row: DomainRow, texts: tuple[str, ...]) -> list[KeyedText]:
@@ -322,7 +333,7 @@ class FleetTable(LiveTable[KeyedText]):
                 self._measure(texts)
         self._grew = False
         plan = self._layout()
-        self.laid_out = []  # force a full rebuild of the table
+        self._lay([])  # force a full rebuild of the table
         self._set_columns(plan)
 
     def sort_by(self, column: str, reverse: bool | None = None) -> None:
