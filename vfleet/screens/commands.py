@@ -48,7 +48,7 @@ def parse_command(line: str) -> Command | None:
     if name == "sort":
         if not args or args[0] not in SORTABLE or (len(args) > 1 and args[1] not in ("asc", "desc")):
             raise ValueError(f"usage: sort COLUMN [asc|desc] with COLUMN one of: {' '.join(SORTABLE)}")
-        return Command("sort", args[:1] + (("desc",) if args[1:] == ("desc",) else ()))
+        return Command("sort", args[:2])  # no direction: the column's own (numbers descending)
     if name in ("host", "theme") and len(args) != 1:
         raise ValueError(f"usage: {name} NAME")
     if name == "columns":

@@ -16,6 +16,7 @@ from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from vfleet.core.config import Config
 from vfleet.core.engine import Fleet, HostView
+from vfleet.core.fields import starts_descending
 from vfleet.core.errors import VFleetError
 from vfleet.core.models import ActionResult, HostStatus, Verb
 from vfleet.core.operations import Operations, Plan, Target
@@ -86,7 +87,7 @@ class FleetScreen(Screen[None]):
         ("up/down/pgup/pgdn", "move the cursor"),
         ("click a header", "sort by that column (again: reverse)"),
         ("ctrl+p", "command palette (themes, ...)"),
-        (":sort COL [desc]", "sort by a column: " + " ".join(SORTABLE)),
+        (":sort COL [asc|desc]", "sort by a column (numbers start descending): " + " ".join(SORTABLE)),
         (":filter TERMS", "filter: text re:RE host: state: tag: hv: group: name: cpu>80 mem>=90 ..."),
         (":VERB", "run a verb on the marked rows: start shutdown reboot pause resume force-off reset"),
         (":host NAME, :theme NAME, :q", "open a host, change theme, quit"),
@@ -252,7 +253,8 @@ class FleetScreen(Screen[None]):
         elif name == "filter":
             self.set_filter(" ".join(args))
         elif name == "sort":
-            self.table.sort_by(args[0], reverse=len(args) > 1)
+            # no direction: the column's own (numbers biggest first), even when it is the current one
+            self.table.sort_by(args[0], reverse=args[1] == "desc" if len(args) > 1 else starts_descending(args[0]))
             self._update_summary()
         elif name == "host":
             self.open_host(args[0])
