@@ -16,8 +16,8 @@ from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from vfleet.core.config import Config
 from vfleet.core.engine import Fleet, HostView
-from vfleet.core.fields import starts_descending
 from vfleet.core.errors import VFleetError
+from vfleet.core.fields import starts_descending
 from vfleet.core.models import ActionResult, HostStatus, Verb
 from vfleet.core.operations import Operations, Plan, Target
 from vfleet.core.output import human_bytes
