@@ -66,13 +66,13 @@ class FleetScreen(Screen[None]):
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("space", "mark", "Mark"),
-        Binding("asterisk", "mark_filtered", "Mark filtered"),
-        Binding("u", "unmark", "Unmark all"),
+        Binding("asterisk", "mark_filtered", "Mark filtered", show=False),
+        Binding("u", "unmark", "Unmark all", show=False),
         Binding("a", "actions", "Actions"),
         Binding("c", "columns", "Columns"),
         Binding("Z", "freeze", "Freeze order", show=False),
         Binding("enter", "open_domain", "Detail", show=False),
-        Binding("h", "open_host", "Host"),
+        Binding("h", "open_host", "Host", show=False),
         Binding("less_than_sign", "sort_step(-1)", "Sort <", show=False),
         Binding("greater_than_sign", "sort_step(1)", "Sort >", show=False),
         Binding("r", "reverse_sort", "Reverse", show=False),
@@ -134,7 +134,8 @@ class FleetScreen(Screen[None]):
         yield Input(
             placeholder="command: sort cpu desc | filter ... | shutdown | host NAME | theme NAME | q", id="command"
         )
-        yield Footer()
+        # Compact, with only the keys a newcomer needs first: `? Help` and `q Quit` must fit in 80 columns.
+        yield Footer(compact=True)
 
     @property
     def table(self) -> FleetTable:
