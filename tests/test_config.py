@@ -209,3 +209,18 @@ def test_a_broken_config_stops_the_console_before_it_starts(tmp_path: Path) -> N
     # status does not read the config unless a view is asked for: a console setting never breaks cron
     run = vfleet("--demo", "--config", str(bad), "status", "--interval", "0")
     assert run.returncode in (ExitCode.OK, ExitCode.UNREACHABLE), run.stderr
+
+
+def test_the_readme_documents_every_key_and_its_example_parses() -> None:
+    readme = (ROOT / "README.md").read_text()
+    section = readme[readme.index("## Config file"):]
+    section = section[: section.index("\n## ", 1)]
+    for spec in config.TOP_KEYS:
+        assert f"| `{spec.name}` |" in section, spec.name
+    for action in config.KEY_ACTIONS:
+        assert f"`{action}`" in section, action
+    for key in fields.KEYS:
+        assert f"`{key}`" in section, key
+    example = section[section.index("```yaml\n") + 8:]
+    parsed = config.parse(example[: example.index("```")], "README.md")
+    assert set(parsed.views) == {"busy", "prod-mem"} and parsed.keys == {"columns": "C"}
