@@ -289,8 +289,11 @@ class FleetScreen(Screen[None]):
     # -- sort and marks ----------------------------------------------------------------
 
     def action_sort_step(self, step: int) -> None:
-        index = SORTABLE.index(self.table.sort_column)
-        self.table.sort_by(SORTABLE[(index + step) % len(SORTABLE)], reverse=self.table.sort_reverse)
+        """The previous / next column on screen; it sorts its own way (numbers biggest first)."""
+        shown = [k for k in self.table.shown_columns if k in SORTABLE] or list(SORTABLE)
+        index = shown.index(self.table.sort_column) if self.table.sort_column in shown else -1 if step > 0 else 0
+        column = shown[(index + step) % len(shown)]
+        self.table.sort_by(column, reverse=starts_descending(column))
         self._update_summary()
 
     def action_reverse_sort(self) -> None:
