@@ -45,7 +45,7 @@ from vfleet.core.models import (
     PowerState,
 )
 from vfleet.messages import FleetUpdated
-from vfleet.widgets.columns import COLUMNS, row_texts, styled
+from vfleet.widgets.columns import COLUMNS, INDEX, layout, row_texts, styled_cell, text_width
 
 SIZE = (200, 50)
 PER_HOST = 100
@@ -137,29 +137,26 @@ async def frame(pilot: Pilot[object]) -> None:
 
 
 class RebuildApp(App[None]):
-    """The anchor: a stock DataTable, cleared and refilled with every row each tick."""
+    """The anchor: a stock DataTable, cleared and refilled with every row each tick (same columns, same widths)."""
 
     def compose(self) -> ComposeResult:
         yield DataTable(cursor_type="row")
 
-    def on_mount(self) -> None:
-        table = self.query_one(DataTable)
-        for column in COLUMNS:
-            table.add_column(column.label, width=column.width, key=column.key)
-
     def rebuild(self, views: list[HostView]) -> None:
         table = self.query_one(DataTable)
+        rows = [(r, row_texts(r, stale=False, marked=False, spark="")) for view in views for r in view.rows]
+        if not table.columns:  # laid out once, as the fleet table does for this terminal
+            natural = {c.key: max(text_width(t[INDEX[c.key]]) for _, t in rows) for c in COLUMNS}
+            self.plan = layout(COLUMNS, natural, table.scrollable_content_region.width)
+            for column, width in self.plan:
+                table.add_column(column.label_for(width, None), width=width, key=column.key)
         table.clear()
         table.add_rows(
-            styled(
-                row_texts(r, stale=False, marked=False, spark=""),
-                r,
-                f"{r.host}/{r.domain.key}",
-                stale=False,
-                colours={},
-            )
-            for view in views
-            for r in view.rows
+            [
+                styled_cell(c.key, texts[INDEX[c.key]], r, f"{r.host}/{r.domain.key}", stale=False, colours={}, width=w)
+                for c, w in self.plan
+            ]
+            for r, texts in rows
         )
 
 

@@ -321,7 +321,8 @@ async def test_unreachable_esxi_host_leaks_no_threads_or_sockets() -> None:
             await driver.close()
             assert threading.active_count() <= threads + 2, outcomes
             assert open_fds() <= fds + 2, outcomes
-            # the TLS handshake's own timeout ends the attempt's thread and socket: then retry for real
+            # the TLS handshake's own timeout ends the attempt's call, thread and socket: then retry for real
+            await no_stuck_calls(driver, timeout=10)
             assert await until(lambda: threading.active_count() <= threads + 1 and open_fds() <= fds, 3), outcomes
         elapsed = time.monotonic() - started
         assert outcomes == ["DriverTimeout"] * 10

@@ -218,3 +218,24 @@ async def test_reconnect_cuts_the_backoff_and_drops_a_live_connection() -> None:
         assert fleet.view("kicked").attempts == 2
         fleet.reconnect("kicked")  # connected: dropped and connected again
         assert await fleet.wait_until(lambda v: v[0].attempts == 3 and v[0].health.status is HostStatus.UP, timeout=3)
+
+
+async def test_set_interval_changes_every_host_cadence_at_the_next_tick() -> None:
+    """`:interval` in the console: hosts polled every hour start polling every 0.2 s, then go back."""
+    fleet = fleet_of(host("a", interval=3600.0), host("b", interval=3600.0),
+                     a={"poll": counting_poll("a")}, b={"poll": counting_poll("b")})
+    async with fleet:
+        assert await fleet.wait_until(lambda v: all(x.health.polls == 1 for x in v), timeout=5.0)
+        assert fleet.interval("a") == 3600.0
+        fleet.set_interval(0.2)
+        assert fleet.interval("a") == 0.2
+        assert await fleet.wait_until(lambda v: all(x.health.polls >= 5 for x in v), timeout=10.0)
+        before = {v.name: v.health.polls for v in fleet.views()}
+        fleet.set_interval(None)  # back to each host's own interval: a poll now, then quiet
+        assert fleet.interval("b") == 3600.0
+        assert await fleet.wait_until(lambda v: all(x.health.polls > before[x.name] for x in v), timeout=5.0)
+        settled = {v.name: v.health.polls for v in fleet.views()}
+        await asyncio.sleep(1.0)  # at 0.2 s this would be 5 more polls; a poll in flight at the change adds 1
+        assert all(v.health.polls <= settled[v.name] + 1 for v in fleet.views())
+    with pytest.raises(ValueError, match="greater than 0"):
+        fleet.set_interval(0)

@@ -50,3 +50,29 @@ def test_action_menu_on_marked_rows(snap_compare: SnapCompare) -> None:
         await until(pilot, lambda: isinstance(pilot.app.screen, ActionMenu), what="the action menu")
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=open_menu)
+
+
+def _long_names_at(size: tuple[int, int], snap_compare: SnapCompare) -> bool:
+    from test_tui_columns import long_world
+
+    app, _ = make_app(long_world())
+
+    async def laid_out(pilot: Pilot[object]) -> None:
+        await loaded(pilot, pilot.app, rows=4)  # type: ignore[arg-type]
+        await pilot.pause()
+
+    return snap_compare(app, terminal_size=size, run_before=laid_out)
+
+
+def test_long_names_at_80x24(snap_compare: SnapCompare) -> None:
+    """Host, name, state, CPU%, memory fit; long names cut in the middle; `1013.8M(g)/2.0G` whole; footer keeps ? and q."""
+    assert _long_names_at((80, 24), snap_compare)
+
+
+def test_long_names_at_120x40(snap_compare: SnapCompare) -> None:
+    assert _long_names_at((120, 40), snap_compare)
+
+
+def test_long_names_at_200x50(snap_compare: SnapCompare) -> None:
+    """Every column, nothing cut."""
+    assert _long_names_at((200, 50), snap_compare)

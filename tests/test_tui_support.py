@@ -18,6 +18,7 @@ from textual.pilot import Pilot
 
 from vfleet.app import VFleetApp
 from vfleet.core.audit import AuditLog
+from vfleet.core.config import Config
 from vfleet.core.engine import Fleet
 from vfleet.core.errors import GarbledOutput, HostUnreachable
 from vfleet.core.models import (
@@ -33,11 +34,13 @@ from vfleet.core.models import (
     Verb,
 )
 from vfleet.core.policy import TARGET_STATE
+from vfleet.core.thresholds import Threshold, Thresholds
 from vfleet.drivers.base import LIFECYCLE, Driver
 from vfleet.screens.commands import Command, parse_command
 from vfleet.widgets.columns import memory_cell, sparkline
 
 GIB = 1 << 30
+QUIET_AGE = Thresholds(age=Threshold(1e9, 1e9))
 _AFTER = TARGET_STATE  # the state each verb leads to
 
 
@@ -131,8 +134,13 @@ def make_app(
     read_only: bool = False,
     interval: float = 3600.0,
     demo: bool = False,
+    config: Config | None = None,
 ) -> tuple[VFleetApp, dict[str, FakeHost]]:
-    """An app over fake hosts; the default interval polls exactly once (deterministic screens)."""
+    """An app over fake hosts; the default interval polls exactly once (deterministic screens).
+
+    The default config leaves data age out of the thresholds: a host polled once an hour
+    is minutes old by design, and a slow test must not see its markers come and go.
+    """
     world = world if world is not None else standard_world()
     configs = [
         HostConfig(
@@ -154,7 +162,8 @@ def make_app(
         backoff_cap=0.1,
     )
     audit = AuditLog(Path(tempfile.mkdtemp(prefix="vfleet-tui-audit-")) / "audit.jsonl")
-    return VFleetApp(fleet, audit=audit, demo=demo, read_only=read_only), world
+    config = config if config is not None else Config(thresholds=QUIET_AGE)
+    return VFleetApp(fleet, audit=audit, demo=demo, read_only=read_only, config=config), world
 
 
 async def until(pilot: Pilot[object], condition: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:

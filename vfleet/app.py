@@ -15,10 +15,12 @@ from textual.app import App
 from textual.binding import Binding
 
 from vfleet.core.audit import AuditLog
+from vfleet.core.config import Config
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.inventory import Inventory
 from vfleet.core.models import DomainEvent, HostStatus
 from vfleet.core.operations import Operations
+from vfleet.core.sanitize import printable
 from vfleet.messages import FleetEvents, FleetUpdated
 from vfleet.screens.domain import DomainScreen
 from vfleet.screens.fleet import FleetScreen
@@ -41,8 +43,10 @@ class VFleetApp(App[int]):
         demo: bool = False,
         read_only: bool = False,
         start_fleet: bool = True,
+        config: Config | None = None,
     ) -> None:
         super().__init__()
+        self.config = config or Config()
         self.fleet = fleet
         self.operations = Operations(fleet, audit or AuditLog(), face="tui")
         self.demo = demo
@@ -51,16 +55,32 @@ class VFleetApp(App[int]):
         self._pump: asyncio.Task[None] | None = None
         self._stopped = False
         self._statuses: dict[str, HostStatus] = {}
-        self.fleet_screen = FleetScreen(fleet, self.operations, demo=demo, read_only=read_only)
+        self.fleet_screen = FleetScreen(fleet, self.operations, demo=demo, read_only=read_only, config=self.config)
+        # The config's key overrides, by the ids FleetScreen gives its bindings (Textual normalises "?" etc.).
+        self.set_keymap(dict(self.config.keys))
 
     async def on_mount(self) -> None:
+        self._apply_config_theme()
         await self.push_screen(self.fleet_screen)
         self.theme_changed_signal.subscribe(self, lambda _theme: self.fleet_screen.apply_theme())
+        if self.config.interval is not None:
+            self.fleet.set_interval(self.config.interval)
         if self._start_fleet:
             self.fleet.on_event(self._on_fleet_event)
             await self.fleet.start()
             self._pump = asyncio.create_task(self._pump_views(), name="vfleet-views")
             self.set_interval(HEALTH_TICK, self._health_tick)
+
+    def _apply_config_theme(self) -> None:
+        theme = self.config.theme
+        if theme is None:
+            return
+        if theme in self.available_themes:
+            self.theme = theme
+            return
+        known = " ".join(sorted(self.available_themes))
+        message = f"{self.config.where('theme')}: no theme named {theme!r} (known: {known})"
+        self.notify(printable(message), severity="error", markup=False, timeout=10)
 
     async def _pump_views(self) -> None:
         """Fleet subscription -> messages; the subscription already keeps only the latest view per host."""
@@ -122,9 +142,11 @@ class VFleetApp(App[int]):
             await self.fleet.stop()
 
 
-def run_tui(inventory: Inventory, *, demo: bool = False, read_only: bool = False) -> int:
+def run_tui(
+    inventory: Inventory, *, demo: bool = False, read_only: bool = False, config: Config | None = None
+) -> int:
     """Start the console on an inventory; returns the exit code."""
     # The badge says the whole console is read-only; per-host read-only shows in the hosts pane.
     read_only = read_only or (bool(inventory.hosts) and all(h.read_only for h in inventory.hosts))
-    app = VFleetApp(Fleet(inventory.hosts, read_only=read_only), demo=demo, read_only=read_only)
+    app = VFleetApp(Fleet(inventory.hosts, read_only=read_only), demo=demo, read_only=read_only, config=config)
     return app.run() or 0

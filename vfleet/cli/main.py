@@ -17,12 +17,14 @@ from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from vfleet import __version__
 from vfleet.cli import act as cli_act
 from vfleet.cli import audit as cli_audit
-from vfleet.core import inventory, keyref
+from vfleet.core import config as console_config
+from vfleet.core import fields, inventory, keyref
+from vfleet.core.config import Config, View
 from vfleet.core.engine import Fleet
 from vfleet.core.errors import ExitCode, UsageError, VFleetError, host_line
 from vfleet.core.inventory import Inventory
@@ -61,6 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--read-only", action="store_true", help="refuse every mutating action (also VFLEET_READ_ONLY=1)"
     )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"console config file: theme, columns, thresholds, views (default: ${console_config.ENV_VAR} "
+        "or ~/.config/vfleet/config.yaml)",
+    )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more diagnostics on stderr")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
@@ -74,6 +82,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between the two polls that give rates (0: one poll, no rates)",
     )
     status.add_argument("--timeout", type=float, metavar="SECONDS", help="give up on hosts after this long")
+    _add_view(status)
     _add_filters(status)
 
     top = commands.add_parser("top", help="stream fleet metrics like `xentop -b`")
@@ -83,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-n", "--iterations", type=int, metavar="COUNT", help="stop after COUNT frames (default: run until Ctrl-C)"
     )
     top.add_argument("-o", "--output", choices=("ndjson", "table"), default="ndjson")
+    _add_view(top)
     _add_filters(top)
 
     inv = commands.add_parser("inventory", help="inventory tools")
@@ -95,14 +105,40 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("driver", nargs="?", help="only this driver's keys")
     keys.add_argument("--markdown", action="store_true", help="the README's Markdown tables")
 
+    conf = commands.add_parser("config", help="console config file tools")
+    conf_commands = conf.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
+    conf_check = conf_commands.add_parser("check", help="validate a config file and summarise it")
+    conf_check.add_argument("file", nargs="?", help="config file (default: the --config one, or the default)")
+
     commands.add_parser("demo", help="the console on the built-in simulated fleet")
     cli_act.add_commands(commands)
     cli_audit.add_command(commands)
     return parser
 
 
-def _selector(args: argparse.Namespace) -> Selector:
+def _add_view(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--view",
+        metavar="NAME",
+        help="a view of the config file: its filter (with any below), sort and, for tables, columns",
+    )
+
+
+def _view(args: argparse.Namespace) -> View | None:
+    """The --view asked for, from the config file (read only then: a console setting never breaks cron)."""
+    return console_config.resolve(args.config).view(args.view) if args.view else None
+
+
+def _in_view(records: list[dict[str, Any]], view: View | None) -> list[dict[str, Any]]:
+    if view is None or view.sort is None:
+        return records
+    return fields.sort_records(records, view.sort.column, view.sort.descending)
+
+
+def _selector(args: argparse.Namespace, view: View | None = None) -> Selector:
     terms = [f"group:{g}" for g in args.group] + [f"tag:{t}" for t in args.tag]
+    if view is not None:
+        terms += view.filter.split()
     if len(args.host) == 1:
         terms.append(f"host:{args.host[0]}")
     if args.state:
@@ -155,19 +191,21 @@ def _warn_hosts(report: Report) -> int:
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    view = _view(args)
     inv = resolve_inventory(args)
-    selector = _selector(args)
+    selector = _selector(args, view)
     hosts = _hosts_for(inv, args, selector)
     if args.interval < 0:
         raise UsageError("--interval must be 0 or more")
     views = asyncio.run(collect(hosts, interval=args.interval, timeout=args.timeout))
     report = build_report(views, selector)
+    report = replace(report, domains=_in_view(report.domains, view))
     if args.output == "json":
         out.write(as_json(report.document(inventory=inv.path)))
     elif args.output == "csv":
         out.write(as_csv(report.domains))
     else:
-        out.write(table(report.domains))
+        out.write(table(report.domains, view.columns if view else None))
     return _warn_hosts(report)
 
 
@@ -178,13 +216,16 @@ def cmd_top(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("-d/--delay must be greater than 0")
     if args.iterations is not None and args.iterations < 1:
         raise UsageError("-n/--iterations must be 1 or more")
+    view = _view(args)
     inv = resolve_inventory(args)
-    selector = _selector(args)
+    selector = _selector(args, view)
     hosts = [replace(h, poll_interval=args.delay) for h in _hosts_for(inv, args, selector)]
-    return asyncio.run(_top(hosts, selector, args, out))
+    return asyncio.run(_top(hosts, selector, args, out, view))
 
 
-async def _top(hosts: list[HostConfig], selector: Selector, args: argparse.Namespace, out: TextIO) -> int:
+async def _top(
+    hosts: list[HostConfig], selector: Selector, args: argparse.Namespace, out: TextIO, view: View | None = None
+) -> int:
     report = Report([], [], [])
     async with Fleet(hosts) as fleet:
         start = time.monotonic()
@@ -193,10 +234,11 @@ async def _top(hosts: list[HostConfig], selector: Selector, args: argparse.Names
             iteration += 1
             await sleep_until(start + iteration * args.delay)
             report = build_report(fleet.views(), selector)
+            report = replace(report, domains=_in_view(report.domains, view))
             if args.output == "ndjson":
                 out.write(as_json(report.document(TOP_SCHEMA, iteration=iteration), indent=None))
             else:
-                out.write(("\n" if iteration > 1 else "") + table(report.domains))
+                out.write(("\n" if iteration > 1 else "") + table(report.domains, view.columns if view else None))
             out.flush()
     return _warn_hosts(report)
 
@@ -242,13 +284,22 @@ def cmd_inventory_check(args: argparse.Namespace, out: TextIO) -> int:
     return ExitCode.FAILED if problems else ExitCode.OK
 
 
+def cmd_config(args: argparse.Namespace, out: TextIO) -> int:
+    """Exit 0: valid (the summary on stdout); 2: invalid (file:line on stderr)."""
+    path = args.file or args.config or str(console_config.default_path())
+    config = console_config.load(path)
+    out.write(f"{config.path}: OK\n" + "".join(f"  {line}\n" for line in console_config.summary(config)))
+    return ExitCode.OK
+
+
 def cmd_tui(args: argparse.Namespace, out: TextIO) -> int:
+    config: Config = console_config.resolve(args.config)  # a bad config stops here, with file:line
     inv = resolve_inventory(args)
     check_available({h.driver for h in inv.hosts})
     from vfleet.app import run_tui  # textual loads here only: headless commands never pay for it
 
     _log_to_file_while_the_tui_runs()
-    return run_tui(inv, demo=args.demo, read_only=args.read_only)
+    return run_tui(inv, demo=args.demo, read_only=args.read_only, config=config)
 
 
 def _log_to_file_while_the_tui_runs() -> None:
@@ -287,6 +338,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         "top": cmd_top,
         "demo": cmd_demo,
         "inventory": cmd_inventory,
+        "config": cmd_config,
         "act": lambda a, o: cli_act.cmd_act(a, o, resolve_inventory),
         "audit": cli_audit.cmd_audit,
     }

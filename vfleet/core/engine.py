@@ -147,6 +147,7 @@ class Fleet:
         self._backoff_base = backoff_base
         self._stop_grace = stop_grace
         self._states = {h.name: _HostState(h, read_only or h.read_only) for h in hosts}
+        self._interval: float | None = None  # set_interval(): overrides every host's poll_interval
         self._tasks: set[asyncio.Task[Any]] = set()  # every task of the engine: stop() ends them all
         self._closing: set[asyncio.Task[None]] = set()  # driver closes: waited for, never cancelled
         self._running = False
@@ -208,6 +209,22 @@ class Fleet:
         """The connected driver of a host, or None while it is not connected."""
         return self._states[host].driver
 
+    def set_interval(self, seconds: float | None) -> None:
+        """Poll every host each `seconds` from now on (None: each host's own poll_interval).
+
+        Each host loop reads the interval at every tick; hosts are polled once now, so
+        the new cadence starts at once instead of after the old (perhaps long) wait.
+        """
+        if seconds is not None and not seconds > 0:
+            raise ValueError(f"poll interval must be greater than 0, got {seconds}")
+        self._interval = seconds
+        for state in self._states.values():
+            state.wake.set()
+
+    def interval(self, host: str) -> float:
+        """The seconds between polls of this host now."""
+        return self._interval if self._interval is not None else self._states[host].config.poll_interval
+
     def request_poll(self, host: str) -> None:
         """Poll this host as soon as its current poll (if any) is done."""
         self._states[host].wake.set()
@@ -267,7 +284,7 @@ class Fleet:
             fresh_since = state.connected_at
         else:
             return health
-        if fresh_since is not None and self._clock() - fresh_since > 2 * state.config.poll_interval:
+        if fresh_since is not None and self._clock() - fresh_since > 2 * self.interval(state.config.name):
             return replace(health, status=HostStatus.STALE)
         return health
 
@@ -410,8 +427,9 @@ class Fleet:
     # -- polling ---------------------------------------------------------------
 
     async def _poll_loop(self, state: _HostState, driver: Driver, backoff: Backoff) -> None:
-        interval, timeout = state.config.poll_interval, state.config.call_timeout
+        timeout = state.config.call_timeout
         while True:
+            interval = self.interval(state.config.name)  # set_interval() takes effect at the next tick
             state.wake.clear()  # a request made during this poll asks for the next one
             started = time.monotonic()
             poll = self._spawn(driver.poll(deadline=started + timeout), f"poll:{state.config.name}")

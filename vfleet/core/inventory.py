@@ -76,7 +76,6 @@ _GROUP_KEYS = (*_GROUP_ONLY_KEYS, *_SETTING_KEYS)
 _ADDED_UP = ("tags", "protected_domains")
 _STICKY = ("read_only", "protected")
 _SUBMAPPINGS = ("ssh", "tls")
-_STR_TAG = "tag:yaml.org,2002:str"
 
 
 def key_sections() -> list[tuple[str, tuple[KeySpec, ...]]]:
@@ -122,105 +121,12 @@ def parse(text: str, path: str = "<inventory>") -> Inventory:
     return _Parser(path).parse(text)
 
 
-def _line(node: yaml.Node) -> int:
-    return int(node.start_mark.line) + 1
+_line = yamlnodes.line_of
+_named = yamlnodes.named
 
 
-def _named(keys: tuple[KeySpec, ...]) -> dict[str, KeySpec]:
-    return {k.name: k for k in keys}
-
-
-class _Parser:
-    def __init__(self, path: str) -> None:
-        self.path = path
-        self._constructor = yaml.SafeLoader("")
-
-    def fail(self, node: yaml.Node | None, key: str, problem: str) -> InventoryError:
-        return InventoryError(self.path, _line(node) if node is not None else None, key, problem)
-
-    # -- YAML node helpers -------------------------------------------------
-
-    def mapping(self, node: yaml.Node, key: str, allowed: Mapping[str, KeySpec]) -> dict[str, yaml.Node]:
-        if not isinstance(node, yaml.MappingNode):
-            raise self.fail(node, key, f"expected a mapping, got {self.kind(node)}")
-        seen: dict[str, yaml.Node] = {}
-        for key_node, value_node in node.value:
-            name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
-            where = f"{key}.{name}" if key else str(name)
-            if name == "<<":
-                raise self.fail(key_node, where, "YAML merge keys are not supported: use defaults or groups")
-            if not isinstance(name, str) or name not in allowed:
-                raise self.fail(key_node, where, f"unknown key (expected one of: {', '.join(allowed)})")
-            if name in seen:
-                raise self.fail(key_node, where, f"duplicate key (first set on line {_line(seen[name])})")
-            seen[name] = value_node
-        return seen
-
-    def kind(self, node: yaml.Node) -> str:
-        if isinstance(node, yaml.MappingNode):
-            return "a mapping"
-        if isinstance(node, yaml.SequenceNode):
-            return "a list"
-        value = self.scalar(node, "")
-        return "nothing" if value is None else f"{type(value).__name__} {node.value!r}"
-
-    def scalar(self, node: yaml.Node, key: str) -> Any:
-        if node.tag == _STR_TAG:  # most values: skip the constructor
-            return node.value
-        construct = self._constructor.yaml_constructors.get(node.tag)
-        if construct is None:
-            raise self.fail(node, key, f"unsupported YAML tag {node.tag}")
-        try:
-            return construct(self._constructor, node)
-        except (yaml.YAMLError, ValueError, TypeError) as exc:
-            raise self.fail(node, key, f"bad {node.tag} value: {' '.join(str(exc).split())}") from None
-
-    def value(self, node: yaml.Node, key: str, want: type) -> Any:
-        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
-            raise self.fail(node, key, f"expected {_type_word(want)}, got {self.kind(node)}")
-        value = self.scalar(node, key)
-        if want is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
-        if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
-            raise self.fail(node, key, f"expected {_type_word(want)}, got {self.kind(node)}")
-        return value
-
-    def strings(self, node: yaml.Node, key: str) -> tuple[str, ...]:
-        if not isinstance(node, yaml.SequenceNode):
-            raise self.fail(node, key, f"expected a list of strings, got {self.kind(node)}")
-        return tuple(self.text(item, f"{key}[{i}]") for i, item in enumerate(node.value))
-
-    def text(self, node: yaml.Node, key: str) -> str:
-        value: str = self.value(node, key, str)
-        if not value.strip():
-            raise self.fail(node, key, "must not be empty")
-        return value
-
-    def read(self, spec: KeySpec, node: yaml.Node, key: str) -> Any:
-        """One value, checked against its key's spec."""
-        if spec.type is list:
-            return self.strings(node, key)
-        if spec.type is dict:
-            allowed = _named(spec.keys)
-            fields = self.mapping(node, key, allowed)
-            return {name: self.read(allowed[name], value, f"{key}.{name}") for name, value in fields.items()}
-        if spec.type is str:
-            value: Any = self.text(node, key)
-            if spec.choices and value not in spec.choices:
-                raise self.fail(node, key, f"expected one of: {', '.join(spec.choices)}; got {value!r}")
-            return value
-        value = self.value(node, key, spec.type)
-        if spec.type is bool:
-            return value
-        if spec.minimum is not None and spec.maximum is not None and not spec.minimum <= value <= spec.maximum:
-            raise self.fail(node, key, f"must be {spec.minimum:g}-{spec.maximum:g}, got {value}")
-        if spec.minimum is not None and value < spec.minimum:
-            raise self.fail(node, key, f"must be at least {spec.minimum:g}, got {value}")
-        if spec.maximum is not None and value > spec.maximum:
-            raise self.fail(node, key, f"must be at most {spec.maximum:g}, got {value}")
-        if spec.above is not None and not value > spec.above:
-            raise self.fail(node, key, f"must be greater than {spec.above:g}, got {value}")
-        return value
+class _Parser(yamlnodes.NodeReader):
+    merge_hint = ": use defaults or groups"
 
     # -- document ----------------------------------------------------------
 
@@ -392,7 +298,3 @@ class _Parser:
                 raise self.fail(host, f"{key}.{option.name}", f"missing required key for the {spec.name} driver")
         defaults = {o.name: o.default for o in spec.options if o.default is not None}
         return {**defaults, **given}
-
-
-def _type_word(want: type) -> str:
-    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(want, want.__name__)

@@ -14,6 +14,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from vfleet.core.fields import ALWAYS_SHOWN, KEYS
 from vfleet.core.report import DOMAIN_FIELDS
 from vfleet.core.sanitize import display_width, pad, printable
 
@@ -33,6 +34,33 @@ _TABLE_COLUMNS = (
     ("CONT%", "contention_pct"),
     ("UPTIME", "uptime_s"),
 )
+# Shown only when a view asks for them (`status --view`).
+_EXTRA_COLUMNS = (
+    ("MEM%", "mem_pct"),
+    ("IOPS R", "disk_read_iops"),
+    ("IOPS W", "disk_write_iops"),
+    ("TAGS", "tags"),
+)
+# The console's column keys (vfleet.core.fields) -> this table's columns.
+_FIELD_COLUMNS = {
+    "host": ("host",),
+    "hv": ("hypervisor",),
+    "name": ("name",),
+    "state": ("state",),
+    "cpu": ("cpu_pct",),
+    "spark": (),  # a history: the console has one, a snapshot does not
+    "vcpus": ("vcpus",),
+    "mem": ("mem_used", "mem_current_bytes"),
+    "mem_pct": ("mem_pct",),
+    "disk": ("disk_read_bps", "disk_write_bps"),
+    "iops": ("disk_read_iops", "disk_write_iops"),
+    "net": ("net_rx_bps", "net_tx_bps"),
+    "cont": ("contention_pct",),
+    "uptime": ("uptime_s",),
+    "tags": ("tags",),
+}
+assert set(_FIELD_COLUMNS) == set(KEYS)
+_TITLES = dict((key, title) for title, key in (*_TABLE_COLUMNS, *_EXTRA_COLUMNS))
 _RIGHT = {
     "vcpus",
     "cpu_pct",
@@ -44,6 +72,9 @@ _RIGHT = {
     "net_tx_bps",
     "contention_pct",
     "uptime_s",
+    "mem_pct",
+    "disk_read_iops",
+    "disk_write_iops",
 }
 
 
@@ -67,6 +98,13 @@ def human_duration(seconds: float | None) -> str:
 
 
 def _cell(record: dict[str, Any], key: str) -> str:
+    if key == "mem_pct":
+        used, most = record["mem_used_bytes"], record["mem_max_bytes"]
+        return "-" if used is None or not most else f"{100.0 * used / most:.1f}"
+    if key == "tags":
+        return printable(",".join(record["tags"])) or "-"
+    if key.endswith("_iops"):
+        return "-" if record.get(key) is None else f"{record[key]:.0f}"
     if key == "mem_used":
         used, source = record["mem_used_bytes"], record["mem_used_source"]
         return "-" if used is None else f"{human_bytes(used)}({source[0]})"
@@ -82,10 +120,16 @@ def _cell(record: dict[str, Any], key: str) -> str:
     return printable(str(value))
 
 
-def table(records: Sequence[dict[str, Any]]) -> str:
-    rows = [[_cell(r, key) for _, key in _TABLE_COLUMNS] for r in records]
-    headers = [title for title, _ in _TABLE_COLUMNS]
-    right = [key in _RIGHT for _, key in _TABLE_COLUMNS]
+def table(records: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
+    """The records as text; `columns` (the console's column keys, as a view names them) picks which."""
+    if columns is None:
+        keys = [key for _, key in _TABLE_COLUMNS]
+    else:
+        wanted = {*columns, *ALWAYS_SHOWN}
+        keys = [key for field in KEYS if field in wanted for key in _FIELD_COLUMNS[field]]
+    rows = [[_cell(r, key) for key in keys] for r in records]
+    headers = [_TITLES[key] for key in keys]
+    right = [key in _RIGHT for key in keys]
     # Widths in terminal cells, not code points (a CJK name is twice as wide as its
     # len()); ASCII cells, nearly all of them, take the plain str methods.
     widths = [

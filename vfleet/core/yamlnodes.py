@@ -12,12 +12,13 @@ from __future__ import annotations
 
 import os
 import stat
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import yaml
 
 from vfleet.core.errors import InventoryError
+from vfleet.drivers.spec import KeySpec
 
 MAX_BYTES = 4 * 1024 * 1024  # an inventory of 20,000 hosts is about 3 MiB
 MAX_DEPTH = 32  # the inventory's own structure is 5 levels deep
@@ -32,35 +33,37 @@ _KINDS = (
 )
 
 
-def read(path: str) -> str:
-    """The file's text; refuses what is not a regular file, too large or not UTF-8."""
+def read(path: str, what: str = "an inventory", error: type[InventoryError] = InventoryError) -> str:
+    """The file's text; refuses what is not a regular file, too large or not UTF-8.
+
+    `what` names the kind of file in messages; `error` is the error class raised.
+    """
     flags = os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0) | getattr(os, "O_CLOEXEC", 0)
     try:
         fd = os.open(path, flags)  # O_NONBLOCK: opening a FIFO must not wait for a writer
     except FileNotFoundError:
-        raise InventoryError(path, None, "", "no such file") from None
+        raise error(path, None, "", "no such file") from None
     except OSError as exc:
-        raise InventoryError(path, None, "", f"cannot read: {exc.strerror or exc}") from None
+        raise error(path, None, "", f"cannot read: {exc.strerror or exc}") from None
     try:
         info = os.fstat(fd)
         if not stat.S_ISREG(info.st_mode):
             kind = next((word for test, word in _KINDS if test(info.st_mode)), "not a regular file")
-            raise InventoryError(path, None, "", f"is {kind}, not a regular file: an inventory must be a file")
+            raise error(path, None, "", f"is {kind}, not a regular file: {what} must be a file")
         data = _read_at_most(fd, MAX_BYTES + 1)
     except OSError as exc:
-        raise InventoryError(path, None, "", f"cannot read: {exc.strerror or exc}") from None
+        raise error(path, None, "", f"cannot read: {exc.strerror or exc}") from None
     finally:
         os.close(fd)
     if len(data) > MAX_BYTES:
-        raise InventoryError(
-            path, None, "", f"larger than {MAX_BYTES // 2**20} MiB: too large for an inventory (split the fleet)"
-        )
+        hint = " (split the fleet)" if what == "an inventory" else ""
+        raise error(path, None, "", f"larger than {MAX_BYTES // 2**20} MiB: too large for {what}{hint}")
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError as exc:
         line = data.count(b"\n", 0, exc.start) + 1
         column = exc.start - data.rfind(b"\n", 0, exc.start)
-        raise InventoryError(
+        raise error(
             path, line, "", f"not UTF-8: byte 0x{data[exc.start]:02x} at column {column}; save the file as UTF-8"
         ) from None
 
@@ -77,12 +80,14 @@ def _read_at_most(fd: int, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def compose(text: str, path: str) -> yaml.Node | None:
+def compose(
+    text: str, path: str, what: str = "an inventory", error: type[InventoryError] = InventoryError
+) -> yaml.Node | None:
     """The document's root node (None for an empty document), with every error as file:line."""
     loader = None
     try:
         loader = _Loader(text)  # the pure-Python reader checks every character here
-        builder = _Builder(path, loader.resolve)
+        builder = _Builder(path, loader.resolve, what, error)
         builder.run(loader.get_event)
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
@@ -91,16 +96,16 @@ def compose(text: str, path: str) -> yaml.Node | None:
         if exc.context and exc.context_mark is not None:
             context = f" ({exc.context} started on line {exc.context_mark.line + 1})"
         problem = " ".join(str(exc.problem or exc).split())
-        raise InventoryError(path, line, "", f"YAML syntax error: {problem}{context}") from None
+        raise error(path, line, "", f"YAML syntax error: {problem}{context}") from None
     except yaml.reader.ReaderError as exc:
         # The position counts characters for the pure-Python reader, bytes for libyaml.
         if exc.encoding == "unicode":
             line = text.count("\n", 0, exc.position) + 1
         else:
             line = text.encode().count(b"\n", 0, exc.position) + 1
-        raise InventoryError(path, line, "", f"YAML error: {' '.join(exc.reason.split())}") from None
+        raise error(path, line, "", f"YAML error: {' '.join(exc.reason.split())}") from None
     except yaml.YAMLError as exc:
-        raise InventoryError(path, None, "", f"YAML error: {' '.join(str(exc).split())}") from None
+        raise error(path, None, "", f"YAML error: {' '.join(str(exc).split())}") from None
     finally:
         if loader is not None:
             loader.dispose()
@@ -113,9 +118,11 @@ class _Builder:
     Events are typed Any: libyaml's and the pure-Python parser's carry different Mark types.
     """
 
-    def __init__(self, path: str, resolve: Callable[..., str]) -> None:
+    def __init__(self, path: str, resolve: Callable[..., str], what: str, error: type[InventoryError]) -> None:
         self.path = path
         self.resolve = resolve
+        self.what = what
+        self.error = error
         self.root: yaml.Node | None = None
         self.documents = 0
         self.anchors: dict[str, yaml.Node] = {}
@@ -134,7 +141,7 @@ class _Builder:
         }
 
     def fail(self, mark: Any, problem: str) -> InventoryError:
-        return InventoryError(self.path, mark.line + 1 if mark is not None else None, "", problem)
+        return self.error(self.path, mark.line + 1 if mark is not None else None, "", problem)
 
     def run(self, next_event: Callable[[], Any]) -> None:
         # Scalars are most events: they are handled inline (this loop is the parse's hot path).
@@ -197,7 +204,7 @@ class _Builder:
     def document(self, event: Any) -> None:
         self.documents += 1
         if self.documents > 1:
-            raise self.fail(event.start_mark, "a second YAML document: an inventory is one document")
+            raise self.fail(event.start_mark, f"a second YAML document: {self.what} is one document")
 
     def anchor(self, anchor: str, node: yaml.Node, size: int) -> None:
         if anchor in self.anchors:
@@ -213,3 +220,121 @@ class _Builder:
             total[0] += size
         else:
             self.root = node
+
+
+# -- reading a composed document against KeySpecs ------------------------------------
+
+STR_TAG = "tag:yaml.org,2002:str"
+
+
+def line_of(node: yaml.Node) -> int:
+    return int(node.start_mark.line) + 1
+
+
+def named(keys: tuple[KeySpec, ...]) -> dict[str, KeySpec]:
+    return {k.name: k for k in keys}
+
+
+def type_word(want: type) -> str:
+    return {bool: "true or false", int: "an integer", float: "a number", str: "a string"}.get(want, want.__name__)
+
+
+class NodeReader:
+    """Typed values out of YAML nodes, checked against KeySpecs; every error names file:line and the key.
+
+    The inventory and the config file share it, so both say the same things the same way.
+    """
+
+    error: type[InventoryError] = InventoryError
+    merge_hint = ""  # what to use instead of a YAML merge key (<<)
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._constructor = yaml.SafeLoader("")
+
+    def fail(self, node: yaml.Node | None, key: str, problem: str) -> InventoryError:
+        return self.error(self.path, line_of(node) if node is not None else None, key, problem)
+
+    # -- YAML node helpers -------------------------------------------------
+
+    def mapping(self, node: yaml.Node, key: str, allowed: Mapping[str, KeySpec]) -> dict[str, yaml.Node]:
+        if not isinstance(node, yaml.MappingNode):
+            raise self.fail(node, key, f"expected a mapping, got {self.kind(node)}")
+        seen: dict[str, yaml.Node] = {}
+        for key_node, value_node in node.value:
+            name = key_node.value if isinstance(key_node, yaml.ScalarNode) else None
+            where = f"{key}.{name}" if key else str(name)
+            if name == "<<":
+                raise self.fail(key_node, where, f"YAML merge keys are not supported{self.merge_hint}")
+            if not isinstance(name, str) or name not in allowed:
+                raise self.fail(key_node, where, f"unknown key (expected one of: {', '.join(allowed)})")
+            if name in seen:
+                raise self.fail(key_node, where, f"duplicate key (first set on line {line_of(seen[name])})")
+            seen[name] = value_node
+        return seen
+
+    def kind(self, node: yaml.Node) -> str:
+        if isinstance(node, yaml.MappingNode):
+            return "a mapping"
+        if isinstance(node, yaml.SequenceNode):
+            return "a list"
+        value = self.scalar(node, "")
+        return "nothing" if value is None else f"{type(value).__name__} {node.value!r}"
+
+    def scalar(self, node: yaml.Node, key: str) -> Any:
+        if node.tag == STR_TAG:  # most values: skip the constructor
+            return node.value
+        construct = self._constructor.yaml_constructors.get(node.tag)
+        if construct is None:
+            raise self.fail(node, key, f"unsupported YAML tag {node.tag}")
+        try:
+            return construct(self._constructor, node)
+        except (yaml.YAMLError, ValueError, TypeError) as exc:
+            raise self.fail(node, key, f"bad {node.tag} value: {' '.join(str(exc).split())}") from None
+
+    def value(self, node: yaml.Node, key: str, want: type) -> Any:
+        if isinstance(node, yaml.MappingNode | yaml.SequenceNode):
+            raise self.fail(node, key, f"expected {type_word(want)}, got {self.kind(node)}")
+        value = self.scalar(node, key)
+        if want is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, want) or (want is not bool and isinstance(value, bool)):
+            raise self.fail(node, key, f"expected {type_word(want)}, got {self.kind(node)}")
+        return value
+
+    def strings(self, node: yaml.Node, key: str) -> tuple[str, ...]:
+        if not isinstance(node, yaml.SequenceNode):
+            raise self.fail(node, key, f"expected a list of strings, got {self.kind(node)}")
+        return tuple(self.text(item, f"{key}[{i}]") for i, item in enumerate(node.value))
+
+    def text(self, node: yaml.Node, key: str) -> str:
+        value: str = self.value(node, key, str)
+        if not value.strip():
+            raise self.fail(node, key, "must not be empty")
+        return value
+
+    def read(self, spec: KeySpec, node: yaml.Node, key: str) -> Any:
+        """One value, checked against its key's spec."""
+        if spec.type is list:
+            return self.strings(node, key)
+        if spec.type is dict:
+            allowed = named(spec.keys)
+            fields = self.mapping(node, key, allowed)
+            return {name: self.read(allowed[name], value, f"{key}.{name}") for name, value in fields.items()}
+        if spec.type is str:
+            value: Any = self.text(node, key)
+            if spec.choices and value not in spec.choices:
+                raise self.fail(node, key, f"expected one of: {', '.join(spec.choices)}; got {value!r}")
+            return value
+        value = self.value(node, key, spec.type)
+        if spec.type is bool:
+            return value
+        if spec.minimum is not None and spec.maximum is not None and not spec.minimum <= value <= spec.maximum:
+            raise self.fail(node, key, f"must be {spec.minimum:g}-{spec.maximum:g}, got {value}")
+        if spec.minimum is not None and value < spec.minimum:
+            raise self.fail(node, key, f"must be at least {spec.minimum:g}, got {value}")
+        if spec.maximum is not None and value > spec.maximum:
+            raise self.fail(node, key, f"must be at most {spec.maximum:g}, got {value}")
+        if spec.above is not None and not value > spec.above:
+            raise self.fail(node, key, f"must be greater than {spec.above:g}, got {value}")
+        return value

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vfleet.core.config import MIN_INTERVAL
 from vfleet.core.models import Verb
-from vfleet.widgets.columns import SORTABLE
+from vfleet.widgets.columns import CHOOSABLE, SORTABLE
 
 _ALIASES = {
     "q": "quit",
@@ -18,6 +19,10 @@ _ALIASES = {
     "theme": "theme",
     "help": "help",
     "?": "help",
+    "columns": "columns",
+    "cols": "columns",
+    "view": "view",
+    "interval": "interval",
 }
 _VERBS = {v.value: v for v in Verb}
 
@@ -43,7 +48,44 @@ def parse_command(line: str) -> Command | None:
     if name == "sort":
         if not args or args[0] not in SORTABLE or (len(args) > 1 and args[1] not in ("asc", "desc")):
             raise ValueError(f"usage: sort COLUMN [asc|desc] with COLUMN one of: {' '.join(SORTABLE)}")
-        return Command("sort", args[:1] + (("desc",) if args[1:] == ("desc",) else ()))
+        return Command("sort", args[:2])  # no direction: the column's own (numbers descending)
     if name in ("host", "theme") and len(args) != 1:
         raise ValueError(f"usage: {name} NAME")
+    if name == "columns":
+        return Command("columns", _columns(args))
+    if name == "view" and len(args) > 1:
+        raise ValueError("usage: view [NAME] (no NAME: list the views)")
+    if name == "interval":
+        return Command("interval", _interval(args))
     return Command(name, args)
+
+
+def _columns(args: tuple[str, ...]) -> tuple[str, ...]:
+    """`columns` (the chooser), `columns all`, `columns a,b,c` (these), `columns +a -b` (add, remove)."""
+    words = tuple(w for arg in args for w in arg.replace(",", " ").split())
+    if words in ((), ("all",)):
+        return words
+    usage = f"usage: columns [all | COL,COL,... | +COL -COL] with COL one of: {' '.join(CHOOSABLE)}"
+    signed = [w[0] in "+-" for w in words]
+    if any(signed) and not all(signed):
+        raise ValueError(usage)
+    for word in words:
+        if word.lstrip("+-") not in CHOOSABLE:
+            raise ValueError(f"unknown column {word.lstrip('+-')!r}; {usage}")
+    return words
+
+
+def _interval(args: tuple[str, ...]) -> tuple[str, ...]:
+    """`interval` (say it), `interval SECONDS`, `interval default` (each host's own)."""
+    if args in ((), ("default",)):
+        return args
+    usage = f"usage: interval [SECONDS | default] with SECONDS at least {MIN_INTERVAL:g}"
+    if len(args) != 1:
+        raise ValueError(usage)
+    try:
+        seconds = float(args[0])
+    except ValueError:
+        raise ValueError(usage) from None
+    if not MIN_INTERVAL <= seconds < float("inf"):
+        raise ValueError(usage)
+    return (f"{seconds:g}",)

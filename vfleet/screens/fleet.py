@@ -4,17 +4,20 @@ from __future__ import annotations
 
 import itertools
 from collections.abc import Iterable
+from dataclasses import replace
 
 from rich.style import Style
 from textual import on
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
+from vfleet.core.config import Config
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.errors import VFleetError
+from vfleet.core.fields import starts_descending
 from vfleet.core.models import ActionResult, HostStatus, Verb
 from vfleet.core.operations import Operations, Plan, Target
 from vfleet.core.output import human_bytes
@@ -22,24 +25,54 @@ from vfleet.core.sanitize import printable
 from vfleet.messages import JobDone, JobResult
 from vfleet.screens.commands import Command, parse_command
 from vfleet.screens.modals import ActionMenu, ConfirmPlan, HelpScreen
-from vfleet.widgets.columns import SORTABLE
+from vfleet.widgets.columns import CHOOSABLE, SORTABLE, threshold_legend
 from vfleet.widgets.fleet_table import FleetTable
 from vfleet.widgets.panes import EventsPane, HostsPane, JobsPane
 
 _job_numbers = itertools.count(1)
+# Binding action -> its name in the config file's `keys:` (vfleet.core.config.KEY_ACTIONS).
+_KEY_NAMES = {
+    "filter": "filter",
+    "mark": "mark",
+    "mark_filtered": "mark_filtered",
+    "unmark": "unmark",
+    "actions": "actions",
+    "columns": "columns",
+    "freeze": "freeze",
+    "open_domain": "open_domain",
+    "open_host": "open_host",
+    "sort_step(-1)": "sort_prev",
+    "sort_step(1)": "sort_next",
+    "reverse_sort": "reverse_sort",
+    "toggle_pane('#hosts')": "hosts_pane",
+    "toggle_pane('#events')": "events_pane",
+    "toggle_pane('#jobs')": "jobs_pane",
+    "command": "command",
+    "help": "help",
+    "app.quit": "quit",
+}
+
+
+def keyed(bindings: list[BindingType]) -> list[BindingType]:
+    """Give each binding the id the config file's `keys:` names it by (an app keymap rebinds it)."""
+    return [
+        replace(b, id=_KEY_NAMES[b.action]) if isinstance(b, Binding) and b.action in _KEY_NAMES else b
+        for b in bindings
+    ]
 
 
 class FleetScreen(Screen[None]):
-    BINDINGS = [
+    BINDINGS = keyed([
         Binding("slash", "filter", "Filter"),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("space", "mark", "Mark"),
-        Binding("asterisk", "mark_filtered", "Mark filtered"),
-        Binding("u", "unmark", "Unmark all"),
+        Binding("asterisk", "mark_filtered", "Mark filtered", show=False),
+        Binding("u", "unmark", "Unmark all", show=False),
         Binding("a", "actions", "Actions"),
+        Binding("c", "columns", "Columns"),
         Binding("Z", "freeze", "Freeze order", show=False),
         Binding("enter", "open_domain", "Detail", show=False),
-        Binding("h", "open_host", "Host"),
+        Binding("h", "open_host", "Host", show=False),
         Binding("less_than_sign", "sort_step(-1)", "Sort <", show=False),
         Binding("greater_than_sign", "sort_step(1)", "Sort >", show=False),
         Binding("r", "reverse_sort", "Reverse", show=False),
@@ -49,19 +82,31 @@ class FleetScreen(Screen[None]):
         Binding("colon", "command", "Command"),
         Binding("question_mark", "help", "Help"),
         Binding("q", "app.quit", "Quit"),
-    ]
+    ])
     HELP_EXTRA = (
         ("up/down/pgup/pgdn", "move the cursor"),
         ("click a header", "sort by that column (again: reverse)"),
         ("ctrl+p", "command palette (themes, ...)"),
-        (":sort COL [desc]", "sort by a column: " + " ".join(SORTABLE)),
+        (":sort COL [asc|desc]", "sort by a column (numbers start descending): " + " ".join(SORTABLE)),
         (":filter TERMS", "filter: text re:RE host: state: tag: hv: group: name: cpu>80 mem>=90 ..."),
         (":VERB", "run a verb on the marked rows: start shutdown reboot pause resume force-off reset"),
         (":host NAME, :theme NAME, :q", "open a host, change theme, quit"),
+        (":columns [all|a,b,c|+a -b]", "choose columns (no argument: the chooser, as `c`)"),
+        (":view [NAME]", "apply a view of the config file: its filter, sort, columns (no NAME: list them)"),
+        (":interval [SECONDS|default]", "seconds between polls of every host, now"),
     )
 
-    def __init__(self, fleet: Fleet, operations: Operations, *, demo: bool = False, read_only: bool = False) -> None:
+    def __init__(
+        self,
+        fleet: Fleet,
+        operations: Operations,
+        *,
+        demo: bool = False,
+        read_only: bool = False,
+        config: Config | None = None,
+    ) -> None:
         super().__init__()
+        self.config = config or Config()
         self.fleet = fleet
         self.operations = operations
         self.demo = demo
@@ -78,7 +123,9 @@ class FleetScreen(Screen[None]):
                 yield Label(" READ-ONLY ", id="ro-badge", classes="badge")
             yield Static("", id="summary", markup=False)
         yield HostsPane(id="hosts")
-        yield FleetTable(self.fleet.history, id="domains")
+        yield FleetTable(
+            self.fleet.history, thresholds=self.config.thresholds, columns=self.config.columns, id="domains"
+        )
         with Horizontal(id="bottom"):
             yield EventsPane("", id="events", markup=False)
             yield JobsPane(id="jobs", max_lines=500)
@@ -87,7 +134,8 @@ class FleetScreen(Screen[None]):
         yield Input(
             placeholder="command: sort cpu desc | filter ... | shutdown | host NAME | theme NAME | q", id="command"
         )
-        yield Footer()
+        # Compact, with only the keys a newcomer needs first: `? Help` and `q Quit` must fit in 80 columns.
+        yield Footer(compact=True)
 
     @property
     def table(self) -> FleetTable:
@@ -95,6 +143,8 @@ class FleetScreen(Screen[None]):
 
     def on_mount(self) -> None:
         self.table.focus()
+        if self.config.sort is not None:
+            self.table.sort_by(self.config.sort.column, reverse=self.config.sort.descending)
         self.apply_theme()
         self.show_events()
         self._update_summary()
@@ -204,7 +254,8 @@ class FleetScreen(Screen[None]):
         elif name == "filter":
             self.set_filter(" ".join(args))
         elif name == "sort":
-            self.table.sort_by(args[0], reverse=len(args) > 1)
+            # no direction: the column's own (numbers biggest first), even when it is the current one
+            self.table.sort_by(args[0], reverse=args[1] == "desc" if len(args) > 1 else starts_descending(args[0]))
             self._update_summary()
         elif name == "host":
             self.open_host(args[0])
@@ -216,6 +267,12 @@ class FleetScreen(Screen[None]):
             self.app.theme = args[0]
         elif name == "help":
             self.action_help()
+        elif name == "columns":
+            self.set_columns(args)
+        elif name == "view":
+            self.apply_view(args[0] if args else None)
+        elif name == "interval":
+            self.change_interval(args[0] if args else None)
         elif name == "verb":
             self.run_verb(Verb(args[0]))
 
@@ -232,8 +289,11 @@ class FleetScreen(Screen[None]):
     # -- sort and marks ----------------------------------------------------------------
 
     def action_sort_step(self, step: int) -> None:
-        index = SORTABLE.index(self.table.sort_column)
-        self.table.sort_by(SORTABLE[(index + step) % len(SORTABLE)], reverse=self.table.sort_reverse)
+        """The previous / next column on screen; it sorts its own way (numbers biggest first)."""
+        shown = [k for k in self.table.shown_columns if k in SORTABLE] or list(SORTABLE)
+        index = shown.index(self.table.sort_column) if self.table.sort_column in shown else -1 if step > 0 else 0
+        column = shown[(index + step) % len(shown)]
+        self.table.sort_by(column, reverse=starts_descending(column))
         self._update_summary()
 
     def action_reverse_sort(self) -> None:
@@ -265,7 +325,64 @@ class FleetScreen(Screen[None]):
 
     def action_help(self) -> None:
         keys = [(b.key, b.description) for b in self.BINDINGS if isinstance(b, Binding)]
-        self.app.push_screen(HelpScreen("Fleet", [*keys, *self.HELP_EXTRA]))
+        self.app.push_screen(HelpScreen("Fleet", [*keys, *self.HELP_EXTRA, *self.threshold_legend()]))
+
+    def threshold_legend(self) -> list[tuple[str, str]]:
+        """What the `!` and `!!` markers mean, at the thresholds in force (for the help screen)."""
+        return threshold_legend(self.table.thresholds)
+
+    # -- columns, views, interval --------------------------------------------------------
+
+    def action_columns(self) -> None:
+        from vfleet.screens.chooser import ColumnChooser
+
+        self.app.push_screen(ColumnChooser(self.table))
+
+    def set_columns(self, words: Iterable[str]) -> None:
+        """`:columns`: the chooser; `all`; `a,b,c` exactly these; `+a -b` add and remove."""
+        words = list(words)
+        if not words:
+            self.action_columns()
+            return
+        if words == ["all"]:
+            self.table.set_columns(CHOOSABLE)
+        elif all(w[0] in "+-" for w in words):
+            chosen = set(self.table.chosen)
+            for word in words:
+                (chosen.add if word[0] == "+" else chosen.discard)(word[1:])
+            self.table.set_columns(chosen)
+        else:
+            self.table.set_columns(words)
+        dropped = [k for k in self.table.dropped_columns() if k != "mark"]
+        if dropped:
+            self.notify(f"no room at this width for: {', '.join(dropped)}", severity="warning", markup=False)
+
+    def apply_view(self, name: str | None) -> None:
+        """`:view NAME`: the view's filter, sort and columns (what it leaves out stays as it is)."""
+        views = self.config.views
+        if name is None:
+            listing = "; ".join(f"{v.name}: {v.describe()}" for v in views.values())
+            self.notify(printable(listing or "no views: define them under `views:` in the config file"), markup=False)
+            return
+        if name not in views:
+            known = ", ".join(views) or "none defined"
+            self.notify(printable(f"no view named {name!r} (views: {known})"), severity="error", markup=False)
+            return
+        view = views[name]
+        if view.columns is not None:
+            self.table.set_columns(view.columns)
+        if view.sort is not None:
+            self.table.sort_by(view.sort.column, reverse=view.sort.descending)
+        self.set_filter(view.filter)
+        self._update_summary()
+
+    def change_interval(self, seconds: str | None) -> None:
+        """`:interval 5`: every host polled each 5 s from its next tick; `default`: their own intervals."""
+        if seconds is not None:
+            self.fleet.set_interval(None if seconds == "default" else float(seconds))
+        intervals = sorted({self.fleet.interval(name) for name in self.views} or {0.0})
+        said = ", ".join(f"{i:g}" for i in intervals)
+        self.notify(f"polling every {said} s", markup=False)
 
     # -- drill down -------------------------------------------------------------------
 

@@ -3,26 +3,51 @@
 The model (latest DomainRow per key, the cell texts on screen) lives here; each
 HostView is diffed against it and only the cells that changed are written to the
 table. Filter changes rebuild the table once (a user action, not a tick).
+
+Columns follow the terminal: their widths come from the table's width and the
+widest text each column holds (columns.layout). Widths only grow between layouts,
+so a number that gets one digit longer never shifts the table back and forth; a
+resize, a filter or a column choice measures again from scratch. A layout that
+keeps the same columns only changes their widths; one that adds or drops a column
+rebuilds the rows (both are rare: they are not ticks).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 from rich.style import Style
+from rich.text import Text
+from textual import events
 from textual.widgets.data_table import ColumnKey
 
+from vfleet.core import fields
 from vfleet.core.engine import HostView
 from vfleet.core.metrics import DomainRow, History
 from vfleet.core.models import HostConfig, HostStatus, PowerState
 from vfleet.core.operations import Target
 from vfleet.core.selector import Selector
-from vfleet.widgets.columns import BY_KEY, COLUMNS, KeyedText, row_texts, sparkline, styled, styled_cell
+from vfleet.core.thresholds import DEFAULT_THRESHOLDS, Level, Thresholds
+from vfleet.widgets.columns import (
+    BY_KEY,
+    COLUMN_KEYS,
+    COLUMNS,
+    INDEX,
+    Column,
+    KeyedText,
+    layout,
+    row_texts,
+    sparkline,
+    styled_cell,
+    text_width,
+)
 from vfleet.widgets.live_table import LiveTable
 
 HistoryLookup = Callable[[str, str], History | None]
-_STABLE_SORTS = frozenset({"host", "hv", "name"})  # values that do not move between ticks
+_STABLE_SORTS = frozenset({"host", "hv", "name", "tags"})  # values that do not move between ticks
+AGE_TICK = 1.0  # seconds between checks of each host's data age against the thresholds
 
 
 def row_key(host: str, domain_key: str) -> str:
@@ -39,13 +64,25 @@ class HostTotals:
 
 
 class FleetTable(LiveTable[KeyedText]):
-    def __init__(self, history: HistoryLookup, **kwargs: object) -> None:
+    def __init__(
+        self,
+        history: HistoryLookup,
+        *,
+        thresholds: Thresholds = DEFAULT_THRESHOLDS,
+        columns: Sequence[str] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        **kwargs: object,
+    ) -> None:
         super().__init__(cursor_type="row", zebra_stripes=False, **kwargs)
         self._history = history
+        self._clock = clock
+        self.thresholds = thresholds
         self.rows_by_key: dict[str, DomainRow] = {}
         self._configs: dict[str, HostConfig] = {}
         self._host_keys: dict[str, list[str]] = {}
         self._stale_hosts: set[str] = set()
+        self._last_ok: dict[str, float | None] = {}
+        self._ages: dict[str, Level] = {}  # each host's data age level, as its rows show it
         self._texts: dict[str, tuple[str, ...]] = {}  # shown rows only: what is on screen now
         self.selector = Selector.parse("")
         self.sort_column = "host"
@@ -54,10 +91,99 @@ class FleetTable(LiveTable[KeyedText]):
         self.frozen = False  # htop's Z: rows keep their places while the operator aims
         self.totals: dict[str, HostTotals] = {}
         self.colours: dict[str, Style] = {}
+        self.chosen: tuple[str, ...] = _visible(columns)  # what the operator chose
+        self.laid_out: list[tuple[Column, int]] = []  # what is in the table now, and how wide
+        self._widths: dict[str, int] = {}
+        self._natural = [0] * len(COLUMNS)  # widest text per column since the last full measure
+        self._grew = False
 
     def on_mount(self) -> None:
-        for column in COLUMNS:
-            self.add_column(column.label, width=column.width, key=column.key)
+        self._set_columns(self._layout())
+        self.set_interval(AGE_TICK, self._check_ages)
+
+    # -- layout ----------------------------------------------------------------
+
+    @property
+    def shown_columns(self) -> list[str]:
+        """Column keys in the table now, in screen order."""
+        return [c.key for c, _ in self.laid_out]
+
+    def dropped_columns(self) -> list[str]:
+        """Chosen columns left out for lack of room."""
+        shown = set(self.shown_columns)
+        return [k for k in self.chosen if k not in shown]
+
+    def _width(self) -> int:
+        return self.scrollable_content_region.width
+
+    def _layout(self) -> list[tuple[Column, int]]:
+        natural = {c.key: self._natural[i] for i, c in enumerate(COLUMNS)}
+        chosen = [BY_KEY[k] for k in self.chosen]
+        return layout(chosen, natural, self._width(), (self.sort_column, self.sort_reverse))
+
+    def _set_columns(self, plan: list[tuple[Column, int]]) -> None:
+        """Make the table's columns `plan`: only widths and labels if the same columns stay.
+
+        Cut names are cut to their column's width, so a change there redraws every row.
+        """
+        before = {c.key: w for c, w in self.laid_out}
+        cuts_same = all(before.get(c.key) == w for c, w in plan if c.shrink_to is not None)
+        if [c.key for c, _ in plan] == self.shown_columns and self.columns and cuts_same:
+            self._lay(plan)
+            for column, width in plan:
+                table_column = self.columns[ColumnKey(column.key)]
+                table_column.width = width
+                table_column.label = Text(column.label_for(width, self._arrow(column.key)), end="")
+            self._clear_caches()
+            self._require_update_dimensions = True
+            self._update_count += 1
+            self.refresh()
+            return
+        self._lay(plan)
+        cursor = self.row_key_at_cursor()
+        self.clear(columns=True)
+        for column, width in plan:
+            self.add_column(Text(column.label_for(width, self._arrow(column.key)), end=""), width=width, key=column.key)
+        for key in self._texts:
+            row = self.rows_by_key[key]
+            self.add_row(*self._cells(key, row, self._texts[key]), key=key)
+        self._sort()
+        self._restore_cursor(cursor)
+
+    def _lay(self, plan: list[tuple[Column, int]]) -> None:
+        self.laid_out = plan
+        self._widths = {c.key: w for c, w in plan}
+
+    def _arrow(self, key: str) -> bool | None:
+        return self.sort_reverse if key == self.sort_column else None
+
+    def _relayout_if_grown(self) -> None:
+        if self._grew:
+            self.relayout()
+
+    def relayout(self) -> None:
+        self._grew = False
+        plan = self._layout()
+        if plan != self.laid_out:
+            self._set_columns(plan)
+
+    def _measure(self, texts: tuple[str, ...], old: tuple[str, ...] | None = None) -> None:
+        natural = self._natural
+        for i, text in enumerate(texts):
+            if old is not None and old[i] == text:
+                continue
+            width = text_width(text)
+            if width > natural[i]:
+                natural[i] = width
+                self._grew = True
+
+    def on_resize(self, event: events.Resize) -> None:
+        self.relayout()
+
+    def set_columns(self, keys: Iterable[str]) -> None:
+        """Show these columns (name and state always); the layout leaves out what does not fit."""
+        self.chosen = _visible(list(keys))
+        self.relayout()
 
     # -- live updates ----------------------------------------------------------
 
@@ -70,6 +196,7 @@ class FleetTable(LiveTable[KeyedText]):
                 resort |= self._apply_host(view)
             if resort and not self.frozen:
                 self._sort()
+        self._relayout_if_grown()
         # The cursor belongs to a domain, not to a line: it follows its row through
         # re-sorts, insertions and removals above it.
         if cursor is not None and cursor != self.row_key_at_cursor():
@@ -79,7 +206,10 @@ class FleetTable(LiveTable[KeyedText]):
         host = view.name
         self._configs[host] = view.config
         stale = view.health.status is not HostStatus.UP
-        stale_changed = stale != (host in self._stale_hosts)
+        self._last_ok[host] = view.health.last_ok_at
+        age = self._age_level(host)
+        restyle = stale != (host in self._stale_hosts) or age is not self._ages.get(host, Level.OK)
+        self._ages[host] = age
         if stale:
             self._stale_hosts.add(host)
         else:
@@ -92,7 +222,7 @@ class FleetTable(LiveTable[KeyedText]):
             keys.append(key)
             _add_totals(totals, row)
             previous = self.rows_by_key.get(key)
-            if previous is row and not stale_changed:
+            if previous is row and not restyle:
                 continue
             self.rows_by_key[key] = row
             moved |= self._show(key, row, view.config)
@@ -118,31 +248,71 @@ class FleetTable(LiveTable[KeyedText]):
         texts = self._row_texts(key, row)
         if not shown:
             self._texts[key] = texts
+            self._measure(texts)
             self.add_row(*self._cells(key, row, texts), key=key)
             return True
         old = self._texts[key]
         if old == texts:
             return False
         self._texts[key] = texts
-        stale = row.host in self._stale_hosts
-        self.set_cells(
-            key,
-            {
-                COLUMNS[i].key: styled_cell(i, text, row, key, stale=stale, colours=self.colours)
-                for i, text in enumerate(texts)
-                if old[i] != text
-            },
-        )
+        self._measure(texts, old)
+        changed = {
+            column.key: self._cell(column.key, key, row, texts)
+            for column, _ in self.laid_out
+            if old[INDEX[column.key]] != texts[INDEX[column.key]]
+        }
+        if changed:
+            self.set_cells(key, changed)
         return self.sort_column not in _STABLE_SORTS
 
     def _row_texts(self, key: str, row: DomainRow) -> tuple[str, ...]:
         history = self._history(row.host, row.domain.key)
         spark = sparkline(history.series("cpu_percent")) if history is not None else ""
         stale = row.host in self._stale_hosts
-        return row_texts(row, stale=stale, marked=key in self.marked, spark=spark)
+        return row_texts(
+            row,
+            stale=stale,
+            marked=key in self.marked,
+            spark=spark,
+            thresholds=self.thresholds,
+            age=self._ages.get(row.host, Level.OK),
+        )
+
+    def _cell(self, column: str, key: str, row: DomainRow, texts: tuple[str, ...]) -> KeyedText:
+        return styled_cell(
+            column,
+            texts[INDEX[column]],
+            row,
+            key,
+            stale=row.host in self._stale_hosts,
+            colours=self.colours,
+            thresholds=self.thresholds,
+            age=self._ages.get(row.host, Level.OK),
+            width=self._widths.get(column),
+        )
 
     def _cells(self, key: str, row: DomainRow, texts: tuple[str, ...]) -> list[KeyedText]:
-        return styled(texts, row, key, stale=row.host in self._stale_hosts, colours=self.colours)
+        return [self._cell(column.key, key, row, texts) for column, _ in self.laid_out]
+
+    # -- data age ----------------------------------------------------------------
+
+    def _age_level(self, host: str) -> Level:
+        last_ok = self._last_ok.get(host)
+        return Level.OK if last_ok is None else self.thresholds.age.level(self._clock() - last_ok)
+
+    def _check_ages(self) -> None:
+        """A host that stopped answering publishes nothing: its data ages all the same."""
+        changed = [h for h in self._host_keys if self._age_level(h) is not self._ages.get(h, Level.OK)]
+        if not changed:
+            return
+        with self.updating_rows():
+            for host in changed:
+                self._ages[host] = self._age_level(host)
+                for key in self._host_keys[host]:
+                    row = self.rows_by_key.get(key)
+                    if row is not None:
+                        self._show(key, row, self._configs[host])
+        self._relayout_if_grown()
 
     # -- filter, sort, marks ----------------------------------------------------
 
@@ -153,38 +323,53 @@ class FleetTable(LiveTable[KeyedText]):
         self.rebuild()
 
     def rebuild(self) -> None:
-        cursor = self.row_key_at_cursor()
-        self.clear()
+        """Every row again, and the columns measured from scratch (a filter, a theme, a view)."""
         self._texts.clear()
+        self._natural = [0] * len(COLUMNS)
         for key, row in self.rows_by_key.items():
-            config = self._configs[row.host]
-            if self.selector.matches(row, config):
+            if self.selector.matches(row, self._configs[row.host]):
                 texts = self._row_texts(key, row)
                 self._texts[key] = texts
-                self.add_row(*self._cells(key, row, texts), key=key)
-        self._sort()
-        self._restore_cursor(cursor)
+                self._measure(texts)
+        self._grew = False
+        plan = self._layout()
+        self._lay([])  # force a full rebuild of the table
+        self._set_columns(plan)
 
     def sort_by(self, column: str, reverse: bool | None = None) -> None:
-        if BY_KEY[column].sort_key is None:
+        """Sort by a column; a new column starts descending for numbers, ascending for text; again flips it."""
+        if not fields.BY_KEY[column].sortable:
             raise ValueError(f"column {column!r} is not sortable")
-        if reverse is None:  # choosing the current column again flips it
-            reverse = not self.sort_reverse if column == self.sort_column else False
+        if reverse is None:
+            reverse = not self.sort_reverse if column == self.sort_column else fields.starts_descending(column)
         self.sort_column, self.sort_reverse = column, reverse
         cursor = self.row_key_at_cursor()
         self._sort()
+        self.relayout()
+        self._relabel()
         self._restore_cursor(cursor)
 
+    def _relabel(self) -> None:
+        for column, width in self.laid_out:
+            label = column.label_for(width, self._arrow(column.key))
+            table_column = self.columns[ColumnKey(column.key)]
+            if table_column.label.plain != label:
+                table_column.label = Text(label, end="")
+                self._clear_caches()
+                self.refresh()
+
     def _sort(self) -> None:
-        get = BY_KEY[self.sort_column].sort_key
+        field = fields.BY_KEY[self.sort_column]
+        get, numeric = field.row_value, field.numeric
         assert get is not None
         rows = self.rows_by_key
 
         def key(cell: KeyedText) -> object:
             row = rows[cell.row_key]
-            return (get(row), row.host, row.domain.name)
+            return (fields.sort_value(get(row), numeric), row.host, row.domain.name)
 
-        self.sort("name", key=key, reverse=self.sort_reverse)
+        if self.row_count:
+            self.sort("name", key=key, reverse=self.sort_reverse)
 
     def _restore_cursor(self, key: str | None) -> None:
         if key is not None and key in self._texts:
@@ -224,8 +409,7 @@ class FleetTable(LiveTable[KeyedText]):
                 row = self.rows_by_key.get(key)
                 if key in self._texts and row is not None:
                     self._texts[key] = texts = self._row_texts(key, row)
-                    stale = row.host in self._stale_hosts
-                    self.set_cells(key, {"mark": styled_cell(0, texts[0], row, key, stale=stale, colours=self.colours)})
+                    self.set_cells(key, {"mark": self._cell("mark", key, row, texts)})
 
     def refresh_styles(self) -> None:
         """The theme changed: restyle every shown row."""
@@ -256,6 +440,14 @@ class FleetTable(LiveTable[KeyedText]):
 
     def header_key(self, column: ColumnKey) -> str:
         return str(column.value)
+
+
+def _visible(columns: Sequence[str] | None) -> tuple[str, ...]:
+    """The chosen columns in screen order, with the mark, name and state always in."""
+    if columns is None:
+        return COLUMN_KEYS
+    chosen = set(columns) | set(fields.ALWAYS_SHOWN) | {"mark"}
+    return tuple(k for k in COLUMN_KEYS if k in chosen)
 
 
 def _add_totals(totals: HostTotals, row: DomainRow) -> None:
