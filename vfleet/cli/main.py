@@ -27,9 +27,9 @@ from vfleet.core.engine import Fleet
 from vfleet.core.errors import ExitCode, UsageError, VFleetError
 from vfleet.core.inventory import Inventory
 from vfleet.core.models import HostConfig
-from vfleet.core.output import as_csv, as_json, table
+from vfleet.core.output import as_csv, as_json, table, top_frame
 from vfleet.core.preflight import local_problems
-from vfleet.core.report import TOP_SCHEMA, Report, build_report, collect, sleep_until
+from vfleet.core.report import TOP_SCHEMA, Report, build_report, collect, sleep_until, wait_for_rates
 from vfleet.core.sanitize import PrintableFormatter, printable
 from vfleet.core.selector import Selector
 from vfleet.drivers.registry import check_available
@@ -188,16 +188,19 @@ def cmd_top(args: argparse.Namespace, out: TextIO) -> int:
 async def _top(hosts: list[HostConfig], selector: Selector, args: argparse.Namespace, out: TextIO) -> int:
     report = Report([], [], [])
     async with Fleet(hosts) as fleet:
+        # Rates need two samples: the first frame waits for them, so `-n 1` is worth running.
+        await wait_for_rates(fleet, hosts, interval=args.delay)
         start = time.monotonic()
         iteration = 0
         while args.iterations is None or iteration < args.iterations:
             iteration += 1
-            await sleep_until(start + iteration * args.delay)
+            await sleep_until(start + (iteration - 1) * args.delay)
             report = build_report(fleet.views(), selector)
             if args.output == "ndjson":
                 out.write(as_json(report.document(TOP_SCHEMA, iteration=iteration), indent=None))
             else:
-                out.write(("\n" if iteration > 1 else "") + table(report.domains))
+                frame = top_frame(report, iteration, time.strftime("%H:%M:%S"))
+                out.write(("\n" if iteration > 1 else "") + frame)
             out.flush()
     return _warn_hosts(report)
 

@@ -14,7 +14,8 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from vfleet.core.report import DOMAIN_FIELDS
+from vfleet.core.aggregates import SUMMARY_COLUMNS, fleet_lines, hypervisor_family, summary_cells
+from vfleet.core.report import DOMAIN_FIELDS, Report
 from vfleet.core.sanitize import display_width, pad, printable
 
 _TABLE_COLUMNS = (
@@ -86,6 +87,11 @@ def table(records: Sequence[dict[str, Any]]) -> str:
     rows = [[_cell(r, key) for _, key in _TABLE_COLUMNS] for r in records]
     headers = [title for title, _ in _TABLE_COLUMNS]
     right = [key in _RIGHT for _, key in _TABLE_COLUMNS]
+    return grid(headers, rows, right)
+
+
+def grid(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool]) -> str:
+    """Aligned columns of already printable cells, two spaces apart."""
     # Widths in terminal cells, not code points (a CJK name is twice as wide as its
     # len()); ASCII cells, nearly all of them, take the plain str methods.
     widths = [
@@ -116,3 +122,29 @@ def as_csv(records: Sequence[dict[str, Any]]) -> str:
         row = {key: printable(value) if isinstance(value, str) else value for key, value in record.items()}
         writer.writerow({**row, "tags": printable(" ".join(record["tags"]))})
     return buffer.getvalue()
+
+
+def hosts_table(report: Report) -> str:
+    """One line per host with its aggregates (`top -o table`)."""
+    headers = ["HOST", "HV", "STATUS", *(title for _, title in SUMMARY_COLUMNS), "AGE", "PROBLEM"]
+    rows = []
+    for record, summary in zip(report.hosts, report.host_summaries, strict=True):
+        age = record["data_age_s"]
+        rows.append(
+            [
+                printable(record["name"]),
+                printable(record["hypervisor"] or hypervisor_family(record["driver"])),
+                record["status"],
+                *summary_cells(summary),
+                "-" if age is None else f"{age:.1f}s",
+                printable(report.problems.get(record["name"], "")),
+            ]
+        )
+    right = [False, False, False, *(True for _ in SUMMARY_COLUMNS), True, False]
+    return grid(headers, rows, right)
+
+
+def top_frame(report: Report, iteration: int, clock: str) -> str:
+    """A frame of `top -o table`: the fleet's header, its hosts, then its domains."""
+    lines = [f"vfleet top · frame {iteration} · {clock}", *fleet_lines(report.summary)]
+    return "\n".join(lines) + "\n\n" + hosts_table(report) + "\n" + table(report.domains)
