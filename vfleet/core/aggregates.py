@@ -108,20 +108,37 @@ def summarize_host(view: HostView, now: float) -> HostSummary:
     if health.last_ok_at is None:  # never polled: nothing about its domains is known, not even "0"
         return HostSummary(view.name, health.status, cpus, memory, None)
     counts = dict.fromkeys(PowerState, 0)
-    running = []
-    holding = []
+    # One pass with plain locals: the hosts pane runs this for every host on every poll.
+    running = holding = 0
+    cpu, cpu_known, vcpus, vcpus_known = 0.0, 0, 0, 0
+    used, used_known, allocated, allocated_known = 0, 0, 0, 0
+    contention: list[float] = []
+    is_running = PowerState.RUNNING
     for row in view.rows:
-        state = row.domain.state
+        domain = row.domain
+        state = domain.state
         counts[state] += 1
-        if state is PowerState.RUNNING:
-            running.append(row)
-        if state in MEMORY_HOLDING:
-            holding.append(row)
-    cpu, cpu_known = _known_sum(r.rates.cpu_host_percent for r in running)
-    vcpus, _ = _known_sum(r.domain.vcpus for r in running)
-    used, used_known = _known_sum(r.domain.memory_used_bytes for r in holding)
-    allocated, _ = _known_sum(r.domain.memory_current_bytes for r in holding)
-    contention = [r.rates.contention_percent for r in running if r.rates.contention_percent is not None]
+        if state not in MEMORY_HOLDING:
+            continue
+        holding += 1
+        if domain.memory_used_bytes is not None:
+            used += domain.memory_used_bytes
+            used_known += 1
+        if domain.memory_current_bytes is not None:
+            allocated += domain.memory_current_bytes
+            allocated_known += 1
+        if state is not is_running:
+            continue
+        running += 1
+        rates = row.rates
+        if rates.cpu_host_percent is not None:
+            cpu += rates.cpu_host_percent
+            cpu_known += 1
+        if domain.vcpus is not None:
+            vcpus += domain.vcpus
+            vcpus_known += 1
+        if rates.contention_percent is not None:
+            contention.append(rates.contention_percent)
     return HostSummary(
         host=view.name,
         status=health.status,
@@ -131,12 +148,12 @@ def summarize_host(view: HostView, now: float) -> HostSummary:
         states=tuple(counts.items()),
         # Nothing running uses no CPU: 0 is known then. Per-domain shares are each
         # capped at 100; sampling jitter must not push their sum past the host either.
-        cpu_pct=(0.0 if not running else None if cpu is None else min(100.0, cpu)),
+        cpu_pct=min(100.0, cpu) if cpu_known or not running else None,
         cpu_reporting=cpu_known,
-        vcpus=0 if not running else _int(vcpus),
-        mem_used_bytes=0 if not holding else _int(used),
+        vcpus=vcpus if vcpus_known or not running else None,
+        mem_used_bytes=used if used_known or not holding else None,
         mem_used_reporting=used_known,
-        mem_allocated_bytes=0 if not holding else _int(allocated),
+        mem_allocated_bytes=allocated if allocated_known or not holding else None,
         contention_max_pct=max(contention) if contention else None,
         contention_avg_pct=sum(contention) / len(contention) if contention else None,
         contention_reporting=len(contention),
@@ -276,23 +293,25 @@ def states_text(s: HostSummary | FleetSummary) -> str:
     return ", ".join(parts) if parts else "none"
 
 
-# The columns both faces show for a host (after its name, hypervisor and status).
+# The columns both faces show for a host (after its name and status, before its
+# hypervisor). What moves on every poll comes first: a terminal update rewrites a line
+# from its start up to the last changed cell, so a CPU % far to the right costs more.
 SUMMARY_COLUMNS = (
-    ("doms", "DOMS"),  # running/all
     ("cpu", "CPU%"),  # of the host's capacity
     ("mem", "MEM use/alloc/tot"),
     ("commit", "COMMIT"),  # vCPU per CPU
     ("cont", "CONT%"),  # the worst domain's
+    ("doms", "DOMS"),  # running/all
 )
 
 
 def summary_cells(s: HostSummary | FleetSummary) -> tuple[str, ...]:
     return (
-        domains_text(s),
         pct_text(s.cpu_pct),
         memory_text(s),
         ratio_text(s.vcpu_ratio),
         pct_text(s.contention_max_pct),
+        domains_text(s),
     )
 
 

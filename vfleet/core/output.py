@@ -126,21 +126,21 @@ def as_csv(records: Sequence[dict[str, Any]]) -> str:
 
 def hosts_table(report: Report) -> str:
     """One line per host with its aggregates (`top -o table`)."""
-    headers = ["HOST", "HV", "STATUS", *(title for _, title in SUMMARY_COLUMNS), "AGE", "PROBLEM"]
+    headers = ["HOST", "STATUS", *(title for _, title in SUMMARY_COLUMNS), "HV", "AGE", "PROBLEM"]
     rows = []
     for record, summary in zip(report.hosts, report.host_summaries, strict=True):
         age = record["data_age_s"]
         rows.append(
             [
                 printable(record["name"]),
-                printable(record["hypervisor"] or hypervisor_family(record["driver"])),
                 record["status"],
                 *summary_cells(summary),
+                printable(record["hypervisor"] or hypervisor_family(record["driver"])),
                 "-" if age is None else f"{age:.1f}s",
                 printable(report.problems.get(record["name"], "")),
             ]
         )
-    right = [False, False, False, *(True for _ in SUMMARY_COLUMNS), True, False]
+    right = [False, False, *(True for _ in SUMMARY_COLUMNS), False, True, False]
     return grid(headers, rows, right)
 
 

@@ -1,6 +1,6 @@
 """One-shot and streaming fleet reports, shared by `status`, `top --batch` and exporters.
 
-Records are plain dicts in the documented, versioned JSON schema (docs/json-schema.md):
+Records are plain dicts in the documented, versioned JSON schema (README, "JSON schema"):
 the table and CSV renderers use the same records, so every format says the same.
 """
 

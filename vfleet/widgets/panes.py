@@ -25,16 +25,16 @@ from vfleet.core.output import human_duration
 from vfleet.core.sanitize import display_width, printable
 from vfleet.widgets.live_table import LiveTable
 
-# Theme variable for each host status (resolved against the running theme).
+# Theme variable for each host status (resolved against the running theme). A healthy
+# host is left plain: problems stand out, and a plain cell costs fewer bytes per repaint.
 STATUS_COLOURS = {
-    HostStatus.UP: "success",
     HostStatus.CONNECTING: "secondary",
     HostStatus.STALE: "warning",
     HostStatus.DEGRADED: "error",
     HostStatus.DOWN: "error",
     HostStatus.AUTH_FAILED: "error",
 }
-HOST_COLUMNS = (("host", "HOST"), ("hv", "HV"), ("status", "STATUS"), *SUMMARY_COLUMNS, ("error", "LAST ERROR"))
+HOST_COLUMNS = (("host", "HOST"), ("status", "STATUS"), *SUMMARY_COLUMNS, ("hv", "HV"), ("error", "LAST ERROR"))
 _KEYS = tuple(key for key, _ in HOST_COLUMNS)
 _RIGHT = frozenset(key for key, _ in SUMMARY_COLUMNS)
 FLEET_ROW = "fleet"  # the totals row; host rows are keyed "host:NAME", so no host can take its place
@@ -71,12 +71,12 @@ def host_texts(view: HostView, summary: HostSummary, now: float) -> tuple[str, .
     error = error.removeprefix(f"{view.name}: ")  # the row names the host already
     if len(error) > _ERROR_WIDTH:
         error = error[: _ERROR_WIDTH - 1] + "…"
-    return (printable(view.name), printable(hypervisor_label(view)), status, *summary_cells(summary), printable(error))
+    return (printable(view.name), status, *summary_cells(summary), printable(hypervisor_label(view)), printable(error))
 
 
 def fleet_texts(fleet: FleetSummary) -> tuple[str, ...]:
     up = fleet.hosts_in(HostStatus.UP)
-    return ("FLEET", "", f"{up}/{fleet.hosts} up", *summary_cells(fleet), "")
+    return ("FLEET", f"{up}/{fleet.hosts} up", *summary_cells(fleet), "", "")
 
 
 class HostsPane(LiveTable[Text]):
@@ -158,7 +158,7 @@ class HostsPane(LiveTable[Text]):
             self._touched_cells.setdefault(key, set()).update(changed)
 
     def _cells(self, status: HostStatus | None, texts: tuple[str, ...], *, bold: bool) -> list[Text]:
-        colour = self.colours.get(STATUS_COLOURS[status], Style()) if status is not None else Style()
+        colour = self.colours.get(STATUS_COLOURS.get(status, ""), Style()) if status is not None else Style()
         base = Style(bold=True) if bold else Style()
         return [
             Text(
