@@ -82,8 +82,10 @@ def fleet_texts(fleet: FleetSummary) -> tuple[str, ...]:
 class HostsPane(LiveTable[Text]):
     """Every host with its aggregates, under a fixed fleet-totals row; updated cell by cell.
 
-    A host's CPU use moves on every poll: only the cells that changed are repainted
-    (not their lines), so a hundred hosts cost a few bytes per tick over SSH.
+    A host's CPU use moves on every poll. Only the spans of the cells that changed are
+    refreshed, and the terminal gets each such line from its start up to the last
+    changed cell (that is how Textual writes a partial line): the moving columns come
+    first, so a screenful of hosts costs a few hundred bytes per tick over SSH.
     """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, **kwargs: object) -> None:
@@ -113,10 +115,6 @@ class HostsPane(LiveTable[Text]):
         texts = self._fleet if host is None else self._shown.get(host, ())
         return texts[_KEYS.index(column)] if texts else ""
 
-    def summary(self, host: str) -> HostSummary | None:
-        entry = self._summaries.get(host)
-        return entry[1] if entry else None
-
     def apply(self, views: Iterable[HostView]) -> None:
         now = self._clock()
         with self.updating_rows():
@@ -137,7 +135,8 @@ class HostsPane(LiveTable[Text]):
         cached = self._summaries.get(view.name)
         if cached is not None:
             old, summary = cached
-            if old.rows is view.rows and old.facts is view.facts and old.health.status is view.health.status:
+            same = old.rows is view.rows and old.facts is view.facts and old.health.status is view.health.status
+            if same and (old.health.last_ok_at is None) == (view.health.last_ok_at is None):
                 return summary
         summary = summarize_host(view, now)
         self._summaries[view.name] = (view, summary)
