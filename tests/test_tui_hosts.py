@@ -146,11 +146,11 @@ async def test_the_detail_screen_says_no_data_instead_of_a_flat_sparkline() -> N
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app)
         await app.push_screen(DomainScreen(app.fleet, "kvm1", "uuid-build-1"))  # off: no rates, no usage
-        await until(pilot, lambda: "no data" in str(app.screen.query_one("#cpu-title", Label).content), what="no data")
+        await until(pilot, lambda: app.screen.query_one("#cpu-none", Label).display, what="no data")
         for series in ("cpu", "mem", "disk", "net"):
-            assert "no data" in str(app.screen.query_one(f"#{series}-title", Label).content)
             assert not app.screen.query_one(f"#{series}-spark", Sparkline).display
-            assert app.screen.query_one(f"#{series}-none", Label).display
+            none = app.screen.query_one(f"#{series}-none", Label)
+            assert none.display and str(none.content) == "no data (1 sample, none with a value)"
         await pilot.press("escape")
         await app.push_screen(DomainScreen(app.fleet, "kvm1", "uuid-web-1"))
         await until(pilot, lambda: "now 95.0" in str(app.screen.query_one("#cpu-title", Label).content), what="cpu")
