@@ -36,7 +36,7 @@ def test_demo_status_json_follows_the_schema() -> None:
     run = vfleet("--demo", "status", "-o", "json", "--interval", "0.3")
     assert run.returncode in (ExitCode.OK, ExitCode.UNREACHABLE), run.stderr  # the demo has a flaky host
     doc = json.loads(run.stdout)
-    assert doc["schema"] == "vfleet.status/1"
+    assert doc["schema"] == "vfleet.status/2"
     assert {h["hypervisor"] for h in doc["hosts"] if h["status"] == "up"} >= {"kvm", "esxi"}
     assert len(doc["domains"]) >= 40
     running = [d for d in doc["domains"] if d["state"] == "running" and not d["stale"]]
@@ -102,7 +102,7 @@ def test_top_batch_streams_ndjson_frames() -> None:
     assert run.returncode == ExitCode.OK, run.stderr
     frames = [json.loads(line) for line in run.stdout.splitlines()]
     assert [f["iteration"] for f in frames] == [1, 2, 3]
-    assert all(f["schema"] == "vfleet.top/1" for f in frames)
+    assert all(f["schema"] == "vfleet.top/2" for f in frames)
     assert {d["host"] for d in frames[-1]["domains"]} == {"kvm-ams-1", "kvm-ams-2"}
     assert any(d["cpu_pct"] is not None for d in frames[-1]["domains"])
 

@@ -92,6 +92,13 @@ hosts:
     for name in guests:
         assert real[name]["state"] == "running" and real[name]["hypervisor"] == "kvm"
         assert real[name]["cpu_pct"] is not None and real[name]["tags"] == ["lab"]
+    # the real host's aggregates: its own CPU count, its running guests' shares and vCPUs
+    summary = hosts["kvm-real"]["summary"]
+    running = [d for d in by_host["kvm-real"] if d["state"] == "running"]
+    assert summary["cpus"] and summary["domains"]["running"] == len(running) >= len(guests)
+    assert summary["cpu_pct"] == pytest.approx(sum(float(d["cpu_host_pct"] or 0) for d in running), abs=0.1)
+    assert summary["vcpu_ratio"] == round(sum(int(d["vcpus"]) for d in running) / summary["cpus"], 2)
+    assert hosts["refused"]["summary"]["domains"] is None and hosts["refused"]["summary"]["cpu_pct"] is None
     # stderr: one line per unreachable host, naming it
     lines = run.stderr.strip().splitlines()
     assert sorted(line.split(":")[1].strip() for line in lines) == ["hung", "refused"], run.stderr

@@ -81,7 +81,9 @@ def test_top_table_frames_are_escaped(tmp_path: Path) -> None:
     run = vfleet("-i", str(hostile_inventory(tmp_path)), "top", "-b", "-o", "table", "-d", "0.2", "-n", "2")
     assert run.returncode == ExitCode.OK, run.stderr
     assert safe(run.stdout) and "ev\\x1b]0;PWNED-TITLE" in run.stdout
-    assert run.stdout.count("\n") == 2 * (1 + DOMAINS) + 1  # two frames and the blank line between
+    # two frames and the blank line between; a frame: 3 lines of fleet header, a blank line, the
+    # hosts' table (header and 1 host), a blank line, the domains' table (header and its rows)
+    assert run.stdout.count("\n") == 2 * (3 + 1 + 2 + 1 + 1 + DOMAINS) + 1
 
 
 def test_inventory_errors_quoting_hostile_text_are_escaped(tmp_path: Path) -> None:

@@ -193,7 +193,10 @@ def test_status_and_top_apply_a_view_filter_sort_and_columns(tmp_path: Path) -> 
     assert "uuid" in domains[0]
     run = vfleet("--demo", "--config", str(conf), "top", "--batch", "--view", "by-name", "-n", "1", "-d", "0.5",
                  "-o", "table")
-    names = [line.split()[2] for line in run.stdout.splitlines()[1:]]
+    domain_table = run.stdout.rstrip("\n").split("\n\n")[-1]  # after the fleet and host aggregates
+    header, *rows = domain_table.splitlines()
+    column = header.split().index("NAME")
+    names = [line.split()[column] for line in rows]
     assert names and names == sorted(names, key=str.lower)
     run = vfleet("--demo", "--config", str(conf), "status", "--view", "nope")
     assert run.returncode == ExitCode.USAGE

@@ -58,7 +58,8 @@ async def test_table_shows_every_domain_with_host_health_and_totals() -> None:
         assert "1.0K/2.0K" in cells  # disk read/write rates
         summary = app.fleet_screen._summary
         assert "3 hosts: 3 up" in summary and "8 domains, 6 running" in summary
-        assert all(texts[2] == "UP" for texts in app.fleet_screen.query_one(HostsPane)._shown.values())
+        hosts = app.fleet_screen.query_one(HostsPane)
+        assert all(hosts.cell_text(name, "status") == "UP" for name in ("kvm1", "xen1", "esx1"))
 
 
 @pytest.mark.parametrize(
@@ -282,15 +283,15 @@ async def test_a_host_going_down_goes_stale_in_the_table_and_comes_back() -> Non
         table = app.fleet_screen.table
         world["xen1"].down = True
         # DOWN with the error of the moment: the lost poll's, then each failed reconnect's
-        await until(pilot, lambda: hosts._shown["xen1"][2].startswith("DOWN")
-                    and any(e in hosts._shown["xen1"][4] for e in ("connection reset (test)", "connection refused (test)")),
+        await until(pilot, lambda: hosts.cell_text("xen1", "status").startswith("DOWN")
+                    and any(e in hosts.cell_text("xen1", "error") for e in ("connection reset (test)", "connection refused (test)")),
                     what="xen1 DOWN with its error")
         mail = next(k for k in table.shown_keys() if "mail-1" in k)
         await until(pilot, lambda: str(table.get_row(mail)[4]) == "running?", what="the stale row")
         assert str(table.get_row(next(k for k in table.shown_keys() if "web-1" in k))[4]) == "running"
         assert "1 down" in app.fleet_screen._summary
         world["xen1"].down = False
-        await until(pilot, lambda: hosts._shown["xen1"][2] == "UP", what="xen1 back UP")
+        await until(pilot, lambda: hosts.cell_text("xen1", "status") == "UP", what="xen1 back UP")
         await until(pilot, lambda: str(table.get_row(mail)[4]) == "running", what="the row fresh again")
 
 
@@ -302,13 +303,13 @@ async def test_a_host_whose_polls_fail_is_degraded_with_its_error() -> None:
         hosts = app.fleet_screen.query_one(HostsPane)
         table = app.fleet_screen.table
         world["xen1"].garbled = True
-        await until(pilot, lambda: hosts._shown["xen1"][2].startswith("DEGRADED"), what="xen1 DEGRADED")
-        assert "unexpected header (test)" in hosts._shown["xen1"][4]
+        await until(pilot, lambda: hosts.cell_text("xen1", "status").startswith("DEGRADED"), what="xen1 DEGRADED")
+        assert "unexpected header (test)" in hosts.cell_text("xen1", "error")
         mail = next(k for k in table.shown_keys() if "mail-1" in k)
         await until(pilot, lambda: str(table.get_row(mail)[4]) == "running?", what="the stale row")
         assert "1 degraded" in app.fleet_screen._summary
         world["xen1"].garbled = False
-        await until(pilot, lambda: hosts._shown["xen1"][2] == "UP", what="xen1 back UP")
+        await until(pilot, lambda: hosts.cell_text("xen1", "status") == "UP", what="xen1 back UP")
 
 
 async def test_help_lists_every_key_and_q_quits_closing_every_connection() -> None:

@@ -25,7 +25,7 @@ from vfleet.core.sanitize import printable
 from vfleet.drivers.sim import HOSTILE_NAMES
 from vfleet.screens.domain import DomainScreen
 from vfleet.screens.host import HostScreen
-from vfleet.widgets.panes import EventsPane, HostsPane, JobsPane
+from vfleet.widgets.panes import EventsPane, HostsPane, JobsPane, host_row_key
 
 SIZE = (200, 50)
 HIDDEN = {"Cc", "Cf", "Cs", "Zl", "Zp"}
@@ -65,16 +65,16 @@ async def test_table_hosts_pane_and_error_show_remote_text_escaped(xen: SshTestS
         table = app.fleet_screen.table
         hosts = app.fleet_screen.query_one(HostsPane)
         await until(pilot, lambda: table.row_count == 12, what="the hostile domains")
-        await until(pilot, lambda: hosts._shown.get("xen1", ("",) * 5)[4] != "", timeout=15, what="xen1's error")
+        await until(pilot, lambda: hosts.cell_text("xen1", "error") != "", timeout=15, what="xen1's error")
         names = {plain(table.get_row(k)[3]) for k in table.shown_keys()}
         assert {printable(n) for n in HOSTILE_NAMES} <= names
         assert "[red]markup[/] [bold" in names and "数据库" in names  # literal, and readable
         for key in table.shown_keys():
             assert all(safe(plain(cell)) for cell in table.get_row(key))
-        error = hosts._shown["xen1"][4]
+        error = hosts.cell_text("xen1", "error")
         assert "\\x1b[2J\\x1b]0;PWNED\\x07libxl: \\u202ecannot connect" in error and safe(error)
-        assert all(safe(plain(cell)) for key in ("xen1", MARKUP_HOST) for cell in hosts.get_row(key))
-        assert hosts._shown[MARKUP_HOST][0] == MARKUP_HOST
+        assert all(safe(plain(cell)) for key in ("xen1", MARKUP_HOST) for cell in hosts.get_row(host_row_key(key)))
+        assert hosts.cell_text(MARKUP_HOST, "host") == MARKUP_HOST
         shown = rendered(table, 13)  # what goes to the terminal, header and 12 rows
         assert "ev\\x1b]0;PWNED-TITLE" in shown and "[red]markup[/] [bold" in shown and safe(shown)
 

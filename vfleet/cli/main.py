@@ -29,9 +29,9 @@ from vfleet.core.engine import Fleet
 from vfleet.core.errors import ExitCode, UsageError, VFleetError, host_line
 from vfleet.core.inventory import Inventory
 from vfleet.core.models import HostConfig
-from vfleet.core.output import as_csv, as_json, table
+from vfleet.core.output import as_csv, as_json, table, top_frame
 from vfleet.core.preflight import local_problems
-from vfleet.core.report import TOP_SCHEMA, Report, build_report, collect, sleep_until
+from vfleet.core.report import TOP_SCHEMA, Report, build_report, collect, sleep_until, wait_for_rates
 from vfleet.core.sanitize import PrintableFormatter, printable
 from vfleet.core.selector import Selector
 from vfleet.drivers.registry import check_available
@@ -228,17 +228,20 @@ async def _top(
 ) -> int:
     report = Report([], [], [])
     async with Fleet(hosts) as fleet:
+        # Rates need two samples: the first frame waits for them, so `-n 1` is worth running.
+        await wait_for_rates(fleet, hosts, interval=args.delay)
         start = time.monotonic()
         iteration = 0
         while args.iterations is None or iteration < args.iterations:
             iteration += 1
-            await sleep_until(start + iteration * args.delay)
+            await sleep_until(start + (iteration - 1) * args.delay)
             report = build_report(fleet.views(), selector)
             report = replace(report, domains=_in_view(report.domains, view))
             if args.output == "ndjson":
                 out.write(as_json(report.document(TOP_SCHEMA, iteration=iteration), indent=None))
             else:
-                out.write(("\n" if iteration > 1 else "") + table(report.domains, view.columns if view else None))
+                frame = top_frame(report, iteration, time.strftime("%H:%M:%S"), view.columns if view else None)
+                out.write(("\n" if iteration > 1 else "") + frame)
             out.flush()
     return _warn_hosts(report)
 

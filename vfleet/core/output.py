@@ -14,8 +14,9 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
+from vfleet.core.aggregates import SUMMARY_COLUMNS, fleet_lines, hypervisor_family, summary_cells
 from vfleet.core.fields import ALWAYS_SHOWN, KEYS
-from vfleet.core.report import DOMAIN_FIELDS
+from vfleet.core.report import DOMAIN_FIELDS, Report
 from vfleet.core.sanitize import display_width, pad, printable
 
 _TABLE_COLUMNS = (
@@ -130,6 +131,11 @@ def table(records: Sequence[dict[str, Any]], columns: Sequence[str] | None = Non
     rows = [[_cell(r, key) for key in keys] for r in records]
     headers = [_TITLES[key] for key in keys]
     right = [key in _RIGHT for key in keys]
+    return grid(headers, rows, right)
+
+
+def grid(headers: Sequence[str], rows: Sequence[Sequence[str]], right: Sequence[bool]) -> str:
+    """Aligned columns of already printable cells, two spaces apart."""
     # Widths in terminal cells, not code points (a CJK name is twice as wide as its
     # len()); ASCII cells, nearly all of them, take the plain str methods.
     widths = [
@@ -160,3 +166,29 @@ def as_csv(records: Sequence[dict[str, Any]]) -> str:
         row = {key: printable(value) if isinstance(value, str) else value for key, value in record.items()}
         writer.writerow({**row, "tags": printable(" ".join(record["tags"]))})
     return buffer.getvalue()
+
+
+def hosts_table(report: Report) -> str:
+    """One line per host with its aggregates (`top -o table`)."""
+    headers = ["HOST", "STATUS", *(title for _, title in SUMMARY_COLUMNS), "HV", "AGE", "PROBLEM"]
+    rows = []
+    for record, summary in zip(report.hosts, report.host_summaries, strict=True):
+        age = record["data_age_s"]
+        rows.append(
+            [
+                printable(record["name"]),
+                record["status"],
+                *summary_cells(summary),
+                printable(record["hypervisor"] or hypervisor_family(record["driver"])),
+                "-" if age is None else f"{age:.1f}s",
+                printable(report.problems.get(record["name"], "")),
+            ]
+        )
+    right = [False, False, *(True for _ in SUMMARY_COLUMNS), False, True, False]
+    return grid(headers, rows, right)
+
+
+def top_frame(report: Report, iteration: int, clock: str, columns: Sequence[str] | None = None) -> str:
+    """A frame of `top -o table`: the fleet's header, its hosts, then its domains (a view's columns)."""
+    lines = [f"vfleet top · frame {iteration} · {clock}", *fleet_lines(report.summary)]
+    return "\n".join(lines) + "\n\n" + hosts_table(report) + "\n" + table(report.domains, columns)

@@ -1,6 +1,6 @@
 """One-shot and streaming fleet reports, shared by `status`, `top --batch` and exporters.
 
-Records are plain dicts in the documented, versioned JSON schema (docs/json-schema.md):
+Records are plain dicts in the documented, versioned JSON schema (README, "JSON schema"):
 the table and CSV renderers use the same records, so every format says the same.
 """
 
@@ -13,13 +13,21 @@ from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from vfleet.core.aggregates import (
+    FleetSummary,
+    HostSummary,
+    fleet_summary_record,
+    host_summary_record,
+    summarize_fleet,
+    summarize_host,
+)
 from vfleet.core.engine import DriverFactory, Fleet, HostView, default_driver_factory
 from vfleet.core.metrics import DomainRow
 from vfleet.core.models import HostConfig, HostStatus
 from vfleet.core.selector import Selector
 
-STATUS_SCHEMA = "vfleet.status/1"
-TOP_SCHEMA = "vfleet.top/1"
+STATUS_SCHEMA = "vfleet.status/2"
+TOP_SCHEMA = "vfleet.top/2"
 _FAILED = (HostStatus.DEGRADED, HostStatus.DOWN, HostStatus.AUTH_FAILED)
 
 DOMAIN_FIELDS = (
@@ -56,12 +64,16 @@ class Report:
     domains: list[dict[str, Any]]
     unreachable: list[str]  # hosts that are not UP, for the exit code and stderr
     problems: dict[str, str] = field(default_factory=dict)  # host -> what is wrong, one line
+    # Aggregates of the whole host, whatever the domain filters; the fleet's over the hosts listed.
+    host_summaries: list[HostSummary] = field(default_factory=list)
+    summary: FleetSummary = field(default_factory=lambda: summarize_fleet([]))
 
     def document(self, schema: str = STATUS_SCHEMA, **extra: Any) -> dict[str, Any]:
         return {
             "schema": schema,
             "generated_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
             **extra,
+            "summary": fleet_summary_record(self.summary),
             "hosts": self.hosts,
             "domains": self.domains,
         }
@@ -101,9 +113,10 @@ def domain_record(row: DomainRow, stale: bool) -> dict[str, Any]:
     }
 
 
-def host_record(view: HostView, now: float) -> dict[str, Any]:
+def host_record(view: HostView, now: float, summary: HostSummary | None = None) -> dict[str, Any]:
     health = view.health
     age = health.data_age(now)
+    summary = summary or summarize_host(view, now)
     return {
         "name": view.name,
         "driver": view.config.driver,
@@ -116,6 +129,7 @@ def host_record(view: HostView, now: float) -> dict[str, Any]:
         "read_only": view.read_only,
         "groups": list(view.config.groups),
         "tags": sorted(view.config.tags),
+        "summary": host_summary_record(summary),
     }
 
 
@@ -125,17 +139,20 @@ def build_report(views: Sequence[HostView], selector: Selector, now: float | Non
     domains: list[dict[str, Any]] = []
     unreachable: list[str] = []
     problems: dict[str, str] = {}
+    summaries: list[HostSummary] = []
     for view in views:
         if not selector.host_may_match(view.config):
             continue
-        hosts.append(host_record(view, now))
+        summary = summarize_host(view, now)
+        summaries.append(summary)
+        hosts.append(host_record(view, now, summary))
         problem = host_problem(view, now)
         if problem is not None:
             unreachable.append(view.name)
             problems[view.name] = problem
         stale = view.health.status is not HostStatus.UP
         domains.extend(domain_record(row, stale) for row in view.rows if selector.matches(row, view.config))
-    return Report(hosts, domains, unreachable, problems)
+    return Report(hosts, domains, unreachable, problems, summaries, summarize_fleet(summaries))
 
 
 def host_problem(view: HostView, now: float) -> str | None:
@@ -200,6 +217,12 @@ def _unsettled(view: HostView, timeout: float) -> HostView:
         status = HostStatus.DEGRADED if health.status is HostStatus.CONNECTING else health.status
         health = replace(health, status=status, last_error=f"{view.name}: no poll answered within {timeout:g} s")
     return replace(view, health=health)
+
+
+async def wait_for_rates(fleet: Fleet, hosts: Sequence[HostConfig], *, interval: float) -> None:
+    """Until every host has answered two polls (rates need two samples) or failed, or its time is up."""
+    timeout = max((h.connect_timeout + h.call_timeout for h in hosts), default=1.0) + interval
+    await fleet.wait_until(lambda views: all(_settled(v, 2) for v in views), timeout)
 
 
 async def sleep_until(deadline: float) -> None:

@@ -40,7 +40,11 @@ class DomainScreen(Screen[None]):
             for series_id, title in _SERIES:
                 with Vertical(classes="series"):
                     yield Label(title, id=f"{series_id}-title", markup=False)
-                    yield Sparkline([], id=f"{series_id}-spark")
+                    spark = Sparkline([], id=f"{series_id}-spark")
+                    spark.display = False  # until there is something to draw
+                    yield spark
+                    # A sparkline of nothing draws a flat ▁▁▁ that reads as "0": say so instead.
+                    yield Label("no data", id=f"{series_id}-none", classes="no-data", markup=False)
             yield Label("recent events", classes="section")
             yield Static("", id="domain-events", markup=False)
         yield Footer()
@@ -97,10 +101,17 @@ class DomainScreen(Screen[None]):
             last = values[-1] if values else None
             shown = "-" if last is None else f"{last:.1f}" if series_id == "cpu" else human_bytes(last)
             peak = "-" if not values else f"{max(values):.1f}" if series_id == "cpu" else human_bytes(max(values))
-            self.query_one(f"#{series_id}-title", Label).update(
-                f"{title}: now {shown}, max {peak} ({len(points)} samples)"
-            )
-            self.query_one(f"#{series_id}-spark", Sparkline).data = values
+            samples = f"{len(points)} sample{'s' if len(points) != 1 else ''}"
+            if values:
+                known = samples if len(values) == len(points) else f"{len(values)} of {samples} known"
+                self.query_one(f"#{series_id}-title", Label).update(f"{title}: now {shown}, max {peak} ({known})")
+            else:
+                self.query_one(f"#{series_id}-title", Label).update(title)
+                self.query_one(f"#{series_id}-none", Label).update(f"no data ({samples}, none with a value)")
+            spark = self.query_one(f"#{series_id}-spark", Sparkline)
+            spark.data = values
+            spark.display = bool(values)
+            self.query_one(f"#{series_id}-none", Label).display = not values
 
     def action_open_host(self) -> None:
         from vfleet.screens.host import HostScreen

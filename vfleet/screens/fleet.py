@@ -18,7 +18,7 @@ from vfleet.core.config import Config
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.errors import VFleetError
 from vfleet.core.fields import starts_descending
-from vfleet.core.models import ActionResult, HostStatus, Verb
+from vfleet.core.models import ActionResult, HostStatus, PowerState, Verb
 from vfleet.core.operations import Operations, Plan, Target
 from vfleet.core.output import human_bytes
 from vfleet.core.sanitize import printable
@@ -27,7 +27,7 @@ from vfleet.screens.commands import Command, parse_command
 from vfleet.screens.modals import ActionMenu, ConfirmPlan, HelpScreen
 from vfleet.widgets.columns import CHOOSABLE, SORTABLE, threshold_legend
 from vfleet.widgets.fleet_table import FleetTable
-from vfleet.widgets.panes import EventsPane, HostsPane, JobsPane
+from vfleet.widgets.panes import EventsPane, HostsPane, JobsPane, host_of
 
 _job_numbers = itertools.count(1)
 # Binding action -> its name in the config file's `keys:` (vfleet.core.config.KEY_ACTIONS).
@@ -77,6 +77,7 @@ class FleetScreen(Screen[None]):
         Binding("greater_than_sign", "sort_step(1)", "Sort >", show=False),
         Binding("r", "reverse_sort", "Reverse", show=False),
         Binding("p", "toggle_pane('#hosts')", "Hosts pane", show=False),
+        Binding("H", "focus_hosts", "Hosts list", show=False),
         Binding("e", "toggle_pane('#events')", "Events pane", show=False),
         Binding("j", "toggle_pane('#jobs')", "Jobs pane", show=False),
         Binding("colon", "command", "Command"),
@@ -177,9 +178,7 @@ class FleetScreen(Screen[None]):
         counts = {s: 0 for s in HostStatus}
         for view in self.views.values():
             counts[view.health.status] += 1
-        totals = self.table.totals.values()
-        domains = sum(t.domains for t in totals)
-        running = sum(t.running for t in totals)
+        fleet = self.query_one(HostsPane).fleet_summary  # the same totals as the pane's FLEET row
         parts = []  # what the operator set comes first: it must not be cut off on a narrow terminal
         if self.table.selector:
             parts.append(f"filter '{self.table.selector.text}': {self.table.shown_count} shown")
@@ -189,8 +188,8 @@ class FleetScreen(Screen[None]):
             parts.append("FROZEN")
         parts += [
             f"{len(self.views)} hosts: " + " ".join(f"{n} {s.value}" for s, n in counts.items() if n),
-            f"{domains} domains, {running} running, {sum(t.vcpus for t in totals)} vCPU",
-            f"mem {human_bytes(sum(t.mem_used for t in totals))} used/{human_bytes(sum(t.mem_alloc for t in totals))}",
+            f"{fleet.domains or 0} domains, {fleet.count(PowerState.RUNNING)} running, {fleet.vcpus or 0} vCPU",
+            f"mem {human_bytes(fleet.mem_used_bytes)} used/{human_bytes(fleet.mem_allocated_bytes)}",
             f"sort {self.table.sort_column}{' desc' if self.table.sort_reverse else ''}",
         ]
         text = " · ".join(parts)
@@ -401,7 +400,20 @@ class FleetScreen(Screen[None]):
     @on(DataTable.RowSelected, "#hosts")
     def _host_selected(self, event: DataTable.RowSelected) -> None:
         event.stop()
-        self.open_host(str(event.row_key.value))
+        host = host_of(event.row_key.value)
+        if host is not None:  # None: the fleet totals row
+            self.open_host(host)
+
+    def action_focus_hosts(self) -> None:
+        """Into the hosts pane (shown if hidden) and back: a host without domains is reached from there."""
+        hosts = self.query_one(HostsPane)
+        if self.focused is hosts:
+            self.table.focus()
+            return
+        hosts.display = True
+        hosts.focus()
+        if hosts.cursor_row < hosts.fixed_rows and hosts.row_count > hosts.fixed_rows:
+            hosts.move_cursor(row=hosts.fixed_rows)  # onto the first host, off the totals
 
     def action_open_host(self) -> None:
         host = self.query_one(HostsPane).host_at_cursor() if self.focused is self.query_one(HostsPane) else None

@@ -1,4 +1,4 @@
-"""Host screen: facts, connection state and last error, its domains, reconnect."""
+"""Host screen: facts, connection state and last error, the host's aggregates, its domains, reconnect."""
 
 from __future__ import annotations
 
@@ -9,13 +9,25 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
+from vfleet.core.aggregates import HostSummary, memory_text, pct_text, ratio_text, states_text, summarize_host
 from vfleet.core.engine import Fleet, HostView
+from vfleet.core.models import PowerState
 from vfleet.core.output import human_bytes
 from vfleet.core.sanitize import printable
 from vfleet.widgets.columns import memory_cell
 from vfleet.widgets.panes import health_text
 
-_COLUMNS = (("name", "NAME"), ("state", "STATE"), ("vcpus", "VCPU"), ("cpu", "CPU%"), ("mem", "MEM used/alloc"))
+# (key, label, width or None to fit the content, right-aligned). Numbers get the width
+# of their widest value up front: a column sized by its first values cut 100.0 to "100.".
+_COLUMNS = (
+    ("name", "NAME", None, False),
+    ("state", "STATE", 13, False),
+    ("vcpus", "VCPU", 4, True),
+    ("cpu", "CPU%", 5, True),
+    ("host_cpu", "HOST%", 5, True),
+    ("mem", "MEM used/alloc", None, True),
+    ("cont", "CONT%", 5, True),
+)
 
 
 class HostScreen(Screen[None]):
@@ -37,8 +49,8 @@ class HostScreen(Screen[None]):
 
     def on_mount(self) -> None:
         table = self.query_one("#host-domains", DataTable)
-        for key, label in _COLUMNS:
-            table.add_column(label, key=key)
+        for key, label, width, right in _COLUMNS:
+            table.add_column(Text(label, justify="right" if right else "left"), width=width, key=key)
         self._render_view(self.fleet.view(self.host))
         table.focus()
 
@@ -49,14 +61,15 @@ class HostScreen(Screen[None]):
 
     def _render_view(self, view: HostView) -> None:
         facts, health = view.facts, view.health
+        now = _now()
         self.title = printable(f"host {self.host}")
         # every field on its own: printable() would also escape the line breaks between them
         target = view.config.uri or view.config.address or ""
         tags, groups = " ".join(sorted(view.config.tags)) or "-", " ".join(view.config.groups) or "-"
         lines = [
             printable(f"host        {view.name}   driver {view.config.driver}   {target}"),
-            f"connection  {health_text(view, _now())}   polls {health.polls}, skipped ticks {health.skipped_ticks},"
-            f" attempts {view.attempts}",
+            f"connection  {health_text(view, now)}   data age {_age(health.data_age(now))}   polls {health.polls},"
+            f" skipped ticks {health.skipped_ticks}, attempts {view.attempts}",
             printable(f"last error  {health.last_error or '-'}"),
             f"policy      {'read-only' if view.read_only else 'read-write'}"
             + ("  protected" if view.config.protected else "")
@@ -71,23 +84,31 @@ class HostScreen(Screen[None]):
             )
         else:
             lines.append("hypervisor  (not connected yet)")
+        lines += summary_lines(summarize_host(view, now))
         self.query_one("#host-facts", Static).update(Text("\n".join(lines)))
         table = self.query_one("#host-domains", DataTable)
         seen = set()
         for row in view.rows:
             key = row.domain.key
             seen.add(key)
-            cpu = "-" if row.rates.cpu_percent is None else f"{row.rates.cpu_percent:.1f}"
-            name = printable(row.domain.name)
-            texts = (name, row.domain.state.value, str(row.domain.vcpus or "-"), cpu, memory_cell(row))
+            r = row.rates
+            texts = (
+                printable(row.domain.name),
+                row.domain.state.value,
+                str(row.domain.vcpus or "-"),
+                pct_text(r.cpu_percent),
+                pct_text(r.cpu_host_percent),
+                memory_cell(row),
+                pct_text(r.contention_percent),
+            )
             old = self._shown.get(key)
             # Text, not str: DataTable reads a str cell as markup, and a name may hold `[red]`
             if old is None:
-                table.add_row(*(Text(t) for t in texts), key=key)
+                table.add_row(*(_cell(column, t) for column, t in zip(_COLUMNS, texts, strict=True)), key=key)
             elif old != texts:
-                for column, new, before in zip((k for k, _ in _COLUMNS), texts, old, strict=True):
-                    if new != before:
-                        table.update_cell(key, column, Text(new))
+                for column, new, before in zip(_COLUMNS, texts, old, strict=True):
+                    if new != before:  # a longer name or memory text widens its column
+                        table.update_cell(key, column[0], _cell(column, new), update_width=column[2] is None)
             self._shown[key] = texts
         for gone in set(self._shown) - seen:
             table.remove_row(gone)
@@ -108,3 +129,34 @@ def _now() -> float:
     import time
 
     return time.monotonic()
+
+
+def _age(age: float | None) -> str:
+    return "- (no poll answered yet)" if age is None else f"{age:.1f}s"
+
+
+def _cell(column: tuple[str, str, int | None, bool], text: str) -> Text:
+    return Text(text, justify="right" if column[3] else "left", no_wrap=True, end="")
+
+
+def summary_lines(s: HostSummary) -> list[str]:
+    """The host's aggregates, as virt-top's header says them, None shown as "-" (never as 0)."""
+    if s.domains is None:
+        return ["domains     unknown: no poll answered yet"]
+    cpus = f" of {s.cpus} CPUs" if s.cpus else " (CPU count unknown)"
+    running = s.count(PowerState.RUNNING)
+    cpu_known = f", {s.cpu_reporting} of {running} running report it" if s.cpu_reporting < running else ""
+    vcpus = "-" if s.vcpus is None else str(s.vcpus)
+    contention = (
+        "- (no running domain reports it)"
+        if s.contention_max_pct is None
+        else f"max {s.contention_max_pct:.1f}%  avg {pct_text(s.contention_avg_pct)}%"
+        f"  ({s.contention_reporting} domains)"
+    )
+    return [
+        f"domains     {s.domains}: {states_text(s)}",
+        f"cpu         {pct_text(s.cpu_pct)}%{cpus}{cpu_known}"
+        f"   vCPU {vcpus} running: commit {ratio_text(s.vcpu_ratio)}",
+        f"memory      {memory_text(s)} used/allocated/total   ({s.mem_used_reporting} domains report used memory)",
+        f"contention  {contention}",
+    ]

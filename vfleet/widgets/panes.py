@@ -7,29 +7,39 @@ from collections.abc import Callable, Iterable
 
 from rich.style import Style
 from rich.text import Text
-from textual.widgets import DataTable, Log, Static
+from textual.geometry import Region
+from textual.widgets import Log, Static
 
+from vfleet.core.aggregates import (
+    SUMMARY_COLUMNS,
+    FleetSummary,
+    HostSummary,
+    hypervisor_label,
+    summarize_fleet,
+    summarize_host,
+    summary_cells,
+)
 from vfleet.core.engine import HostView
 from vfleet.core.models import ActionResult, DomainEvent, HostStatus
 from vfleet.core.output import human_duration
-from vfleet.core.sanitize import printable
+from vfleet.core.sanitize import display_width, printable
+from vfleet.widgets.live_table import LiveTable
 
-# Theme variable for each host status (resolved against the running theme).
+# Theme variable for each host status (resolved against the running theme). A healthy
+# host is left plain: problems stand out, and a plain cell costs fewer bytes per repaint.
 STATUS_COLOURS = {
-    HostStatus.UP: "success",
     HostStatus.CONNECTING: "secondary",
     HostStatus.STALE: "warning",
     HostStatus.DEGRADED: "error",
     HostStatus.DOWN: "error",
     HostStatus.AUTH_FAILED: "error",
 }
-HOST_COLUMNS = (
-    ("host", "HOST", 12),
-    ("hv", "HV", 5),
-    ("status", "STATUS", 18),
-    ("doms", "DOMS", 5),
-    ("error", "LAST ERROR", 60),
-)
+HOST_COLUMNS = (("host", "HOST"), ("status", "STATUS"), *SUMMARY_COLUMNS, ("hv", "HV"), ("error", "LAST ERROR"))
+_KEYS = tuple(key for key, _ in HOST_COLUMNS)
+_RIGHT = frozenset(key for key, _ in SUMMARY_COLUMNS)
+FLEET_ROW = "fleet"  # the totals row; host rows are keyed "host:NAME", so no host can take its place
+_HOST_PREFIX = "host:"
+_ERROR_WIDTH = 100  # the pane shows the start of an error; the host screen shows all of it
 
 
 def health_text(view: HostView, now: float) -> str:
@@ -54,49 +64,172 @@ def _age(age: float | None) -> str:
     return f"{age:.0f}s old" if age < 60 else f"{human_duration(age)} old"
 
 
-class HostsPane(DataTable[Text]):
-    """One line per host, updated in place."""
+def host_texts(view: HostView, summary: HostSummary, now: float) -> tuple[str, ...]:
+    """The plain text of a host's cells, in HOST_COLUMNS order."""
+    status = health_text(view, now) + (" ro" if view.read_only else "")
+    error = "" if view.health.status is HostStatus.UP else (view.health.last_error or "")
+    error = error.removeprefix(f"{view.name}: ")  # the row names the host already
+    if len(error) > _ERROR_WIDTH:
+        error = error[: _ERROR_WIDTH - 1] + "…"
+    return (printable(view.name), status, *summary_cells(summary), printable(hypervisor_label(view)), printable(error))
+
+
+def fleet_texts(fleet: FleetSummary) -> tuple[str, ...]:
+    up = fleet.hosts_in(HostStatus.UP)
+    return ("FLEET", f"{up}/{fleet.hosts} up", *summary_cells(fleet), "", "")
+
+
+class HostsPane(LiveTable[Text]):
+    """Every host with its aggregates, under a fixed fleet-totals row; updated cell by cell.
+
+    A host's CPU use moves on every poll. Only the spans of the cells that changed are
+    refreshed, and the terminal gets each such line from its start up to the last
+    changed cell (that is how Textual writes a partial line): the moving columns come
+    first, so a screenful of hosts costs a few hundred bytes per tick over SSH.
+    """
 
     def __init__(self, clock: Callable[[], float] = time.monotonic, **kwargs: object) -> None:
-        super().__init__(cursor_type="row", **kwargs)  # type: ignore[arg-type]
+        super().__init__(cursor_type="row", fixed_rows=1, **kwargs)
         self._clock = clock
-        self._shown: dict[str, tuple[str, ...]] = {}
+        self._shown: dict[str, tuple[str, ...]] = {}  # host name -> its texts on screen
+        self._summaries: dict[str, tuple[HostView, HostSummary]] = {}
+        self._fleet: tuple[str, ...] = ()
+        self._fleet_summary = summarize_fleet([])
+        self._widths: dict[str, int] = {}  # the widest text each column has held
+        self._touched_cells: dict[str, set[str]] = {}
         self.colours: dict[str, Style] = {}
 
     def on_mount(self) -> None:
-        for key, label, width in HOST_COLUMNS:
-            self.add_column(label, width=width, key=key)
+        for key, label in HOST_COLUMNS:
+            self.add_column(Text(label, justify="right" if key in _RIGHT else "left"), key=key)
+            self._widths[key] = len(label)
+        self._add_fleet_row()
+
+    @property
+    def fleet_summary(self) -> FleetSummary:
+        """The totals of every host applied so far (the FLEET row)."""
+        return self._fleet_summary
+
+    def cell_text(self, host: str | None, column: str) -> str:
+        """What a cell of a host's row (None: the FLEET row) shows; "" before the host was applied."""
+        texts = self._fleet if host is None else self._shown.get(host, ())
+        return texts[_KEYS.index(column)] if texts else ""
 
     def apply(self, views: Iterable[HostView]) -> None:
         now = self._clock()
-        for view in views:
-            hv = view.facts.hypervisor if view.facts else view.config.driver
-            status = health_text(view, now)
-            error = "" if view.health.status is HostStatus.UP else (view.health.last_error or "")
-            if view.read_only:
-                status += " ro"
-            texts = (printable(view.name), printable(hv), status, str(len(view.rows)), printable(error))
-            old = self._shown.get(view.name)
-            if old == texts:
+        with self.updating_rows():
+            for view in views:
+                texts = host_texts(view, self._summarize(view, now), now)
+                old = self._shown.get(view.name)
+                if texts != old:
+                    self._shown[view.name] = texts
+                    self._show(host_row_key(view.name), old, texts, view.health.status)
+            self._fleet_summary = summarize_fleet([summary for _, summary in self._summaries.values()])
+            texts = fleet_texts(self._fleet_summary)
+            if texts != self._fleet:
+                old, self._fleet = self._fleet, texts
+                self._show(FLEET_ROW, old, texts, None)
+
+    def _summarize(self, view: HostView, now: float) -> HostSummary:
+        # The health tick re-applies every host each second: reuse a summary while its data is the same.
+        cached = self._summaries.get(view.name)
+        if cached is not None:
+            old, summary = cached
+            same = old.rows is view.rows and old.facts is view.facts and old.health.status is view.health.status
+            if same and (old.health.last_ok_at is None) == (view.health.last_ok_at is None):
+                return summary
+        summary = summarize_host(view, now)
+        self._summaries[view.name] = (view, summary)
+        return summary
+
+    def _show(self, key: str, old: tuple[str, ...] | None, texts: tuple[str, ...], status: HostStatus | None) -> None:
+        cells = self._cells(status, texts, bold=key == FLEET_ROW)
+        grown = self._grow(texts)
+        if old is None:
+            self.add_row(*cells, key=key)
+            return
+        changed = {k: cell for k, new, before, cell in zip(_KEYS, texts, old, cells, strict=True) if new != before}
+        # A text wider than its column has been: let DataTable re-measure that column (rare).
+        for column in grown & changed.keys():
+            self.update_cell(key, column, changed.pop(column), update_width=True)
+        if changed:
+            self.set_cells(key, changed)
+            self._touched_cells.setdefault(key, set()).update(changed)
+
+    def _cells(self, status: HostStatus | None, texts: tuple[str, ...], *, bold: bool) -> list[Text]:
+        colour = self.colours.get(STATUS_COLOURS.get(status, ""), Style()) if status is not None else Style()
+        base = Style(bold=True) if bold else Style()
+        return [
+            Text(
+                text,
+                style=colour + base if key == "status" else base,
+                justify="right" if key in _RIGHT else "left",
+                no_wrap=True,
+                end="",
+            )
+            for key, text in zip(_KEYS, texts, strict=True)
+        ]
+
+    def _grow(self, texts: tuple[str, ...]) -> set[str]:
+        grown = set()
+        for key, text in zip(_KEYS, texts, strict=True):
+            width = display_width(text)
+            if width > self._widths.get(key, 0):
+                self._widths[key] = width
+                grown.add(key)
+        return grown
+
+    def _add_fleet_row(self) -> None:
+        self._fleet = fleet_texts(self._fleet_summary)
+        self._show(FLEET_ROW, None, self._fleet, None)
+
+    def _repaint_rows(self) -> None:
+        """Repaint the cells that changed, not their whole lines."""
+        touched, self._touched_cells = self._touched_cells, {}
+        self._touched.clear()
+        if not touched:
+            return
+        header = self.header_height if self.show_header else 0
+        top = int(self.scroll_offset.y)
+        height = self.size.height
+        spans: dict[str, tuple[int, int]] = {}
+        x = -int(self.scroll_offset.x)
+        for column in self.ordered_columns:
+            width = column.get_render_width(self)
+            spans[str(column.key.value)] = (x, width)
+            x += width
+        for key, columns in touched.items():
+            if key not in self._row_locations:
                 continue
-            self._shown[view.name] = texts
-            colour = self.colours.get(STATUS_COLOURS[view.health.status], Style())
-            cells = [Text(t, style=colour if i == 2 else "", no_wrap=True, end="") for i, t in enumerate(texts)]
-            if old is None:
-                self.add_row(*cells, key=view.name)
-            else:
-                for (key, _, _), new, before, cell in zip(HOST_COLUMNS, texts, old, cells, strict=True):
-                    if new != before:
-                        self.update_cell(view.name, key, cell)
+            index = self.get_row_index(key)
+            # the fleet row is fixed under the header; host rows scroll beneath it
+            line = header if index < self.fixed_rows else header + index - top
+            if (index >= self.fixed_rows and line < header + self.fixed_rows) or line >= height:
+                continue
+            for name in columns:
+                left, width = spans[name]
+                self.refresh(Region(left, line, width, 1))
 
     def restyle(self) -> None:
         self._shown.clear()
         self.clear()
+        self._add_fleet_row()
 
     def host_at_cursor(self) -> str | None:
         if not self.row_count:
             return None
-        return str(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+        return host_of(self.coordinate_to_cell_key(self.cursor_coordinate).row_key.value)
+
+
+def host_row_key(host: str) -> str:
+    return _HOST_PREFIX + host
+
+
+def host_of(row_key: str | None) -> str | None:
+    """The host a row of the pane stands for (None for the fleet row)."""
+    if row_key is None or not row_key.startswith(_HOST_PREFIX):
+        return None
+    return row_key.removeprefix(_HOST_PREFIX)
 
 
 def event_line(event: DomainEvent) -> str:
