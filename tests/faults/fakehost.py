@@ -133,8 +133,9 @@ class Host:
         return data, err.encode(), status
 
     def junk(self, size: int) -> bytes:
-        raw = bytes(self.rng.choice(range(1, 256)) for _ in range(size)).replace(b"\n", b"\x1b")
-        return raw[:size]
+        # Valid UTF-8 (ASCII with control characters and escapes): text a parser must refuse,
+        # not bytes the SSH layer refuses before the driver sees them.
+        return bytes(self.rng.choice(range(1, 128)) for _ in range(size)).replace(b"\n", b"\x1b")
 
     async def stream_huge(self, process: asyncssh.SSHServerProcess[bytes], megabytes: int) -> None:
         """`megabytes` MB of plausible xl list rows, written as the client takes them."""

@@ -303,6 +303,13 @@ class Vfleet:
     def signal(self, sig: int) -> None:
         self.proc.send_signal(sig)
 
+    def running(self) -> bool:
+        """Still running? Does not reap it (finish() does, for the rusage)."""
+        if self.proc.returncode is not None:
+            return False
+        found = os.waitid(os.P_PID, self.pid, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+        return found is None
+
     def finish(self, timeout: float) -> int:
         """Wait for the exit (reaping it ourselves for its peak RSS); fail if it does not come."""
         deadline = time.monotonic() + timeout
@@ -334,8 +341,12 @@ class Vfleet:
 
 def run_vfleet(*args: str, stderr_file: Path, timeout: float = 60) -> tuple[int, str, str]:
     """Run to the end; returns exit status, stdout (raw text) and stderr."""
-    proc = subprocess.run([sys.executable, "-m", "vfleet", *args], capture_output=True, env=ENV, cwd=ROOT,
-                          timeout=timeout, check=False)
+    try:
+        proc = subprocess.run([sys.executable, "-m", "vfleet", *args], capture_output=True, env=ENV, cwd=ROOT,
+                              timeout=timeout, check=False)
+    except subprocess.TimeoutExpired as exc:
+        err = (exc.stderr or b"").decode("utf-8", "replace")
+        raise AssertionError(f"`vfleet {' '.join(args)}` did not exit within {timeout:g} s; stderr: {err[-2000:]}") from None
     stderr_file.write_bytes(proc.stderr)
     return proc.returncode, proc.stdout.decode("utf-8", "replace"), proc.stderr.decode("utf-8", "replace")
 
