@@ -13,9 +13,6 @@ from conftest import need_backend
 from faults.harness import FakeHost, Keyring, NetFault, black_hole, netns_available
 from nodexml import RUNNING, SHUTOFF, write_node
 
-POLL = 1.0  # seconds: every case polls at this interval; "fresh" means data younger than 2 of them
-FRESH = 2 * POLL
-
 
 @pytest.fixture(scope="module")
 def keys(tmp_path_factory: pytest.TempPathFactory) -> Keyring:
@@ -76,15 +73,3 @@ def healthy(fakes: Callable[..., FakeHost], libvirt_test_host: dict[str, Any]) -
     esx_ok = fakes("esx-ok", kind="esxi")
     return [xen_ok.entry(), esx_ok.entry(), libvirt_test_host]
 
-
-HEALTHY = ("xen-ok", "esx-ok", "lv-test")
-
-
-def stale_healthy(frames: list[dict[str, Any]], names: tuple[str, ...] = HEALTHY, skip: int = 3) -> list[str]:
-    """Frames (after the first `skip`) where a healthy host was not up with fresh data."""
-    bad = []
-    for frame in frames[skip:]:
-        for host in frame["hosts"]:
-            if host["name"] in names and (host["status"] != "up" or (host["data_age_s"] or 0) >= FRESH):
-                bad.append(f"frame {frame['iteration']}: {host['name']} {host['status']} age {host['data_age_s']}")
-    return bad

@@ -27,6 +27,9 @@ ROOT = Path(__file__).resolve().parents[2]
 TESTS = ROOT / "tests"
 ENV = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), str(TESTS)]), "PYTHONUNBUFFERED": "1"}
 Event = dict[str, Any]
+POLL = 1.0  # seconds: every case polls at this interval; "fresh" means data younger than 2 of them
+FRESH = 2 * POLL
+HEALTHY = ("xen-ok", "esx-ok", "lv-test")  # the healthy hosts of the suite's `healthy` fixture
 
 
 def free_port() -> int:
@@ -400,3 +403,16 @@ def descendants(pid: int) -> list[int]:
 def sample(pid: int) -> dict[str, int]:
     return {"threads": threads(pid), "sockets": sockets(pid), "children": len(descendants(pid)),
             "rss_kib": rss_kib(pid)}
+
+
+# -- `top --batch` frames ----------------------------------------------------------------
+
+
+def stale_healthy(frames: list[dict[str, Any]], names: tuple[str, ...] = HEALTHY, skip: int = 3) -> list[str]:
+    """Frames (after the first `skip`) where a healthy host was not up with fresh data."""
+    bad = []
+    for frame in frames[skip:]:
+        for host in frame["hosts"]:
+            if host["name"] in names and (host["status"] != "up" or (host["data_age_s"] or 0) >= FRESH):
+                bad.append(f"frame {frame['iteration']}: {host['name']} {host['status']} age {host['data_age_s']}")
+    return bad

@@ -13,8 +13,7 @@ from typing import Any
 
 import pytest
 
-from faults.conftest import FRESH, HEALTHY, POLL, stale_healthy
-from faults.harness import FakeHost, NetFault, Vfleet, free_port, write_inventory
+from faults.harness import FRESH, HEALTHY, POLL, FakeHost, NetFault, Vfleet, free_port, stale_healthy, write_inventory
 
 FAULTY = ("refused", "blackhole", "nobanner", "hung")
 TIMEOUT = 3  # connect_timeout and call_timeout of the faulty hosts

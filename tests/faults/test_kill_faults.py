@@ -12,8 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from faults.conftest import FRESH, HEALTHY, POLL, stale_healthy
-from faults.harness import FakeHost, Vfleet, run_vfleet, write_inventory
+from faults.harness import FRESH, HEALTHY, POLL, FakeHost, Vfleet, run_vfleet, stale_healthy, write_inventory
 from vfleet.core import inventory
 from vfleet.core.audit import AuditLog
 from vfleet.core.engine import Fleet, HostView
@@ -48,6 +47,7 @@ async def test_host_killed_mid_poll_is_up_again_soon_after_it_returns(
         sampler = asyncio.create_task(sample(fleet))
         try:
             assert await fleet.wait_until(lambda vs: all(v.health.polls >= 2 for v in vs), 30), fleet.views()
+            ready = time.monotonic()
             await asyncio.to_thread(phoenix.wait, in_flight_poll, "a poll in flight", 10)
             phoenix.kill()
             killed = time.monotonic()
@@ -70,7 +70,7 @@ async def test_host_killed_mid_poll_is_up_again_soon_after_it_returns(
     errors.discard(None)
     assert errors and not [e for e in errors if any(m in str(e) for m in MISLEADING)], errors
     stale = [(round(t - killed, 1), n, v.health.status.value, v.health.data_age(t)) for t, views in samples
-             if t > killed - 5 for n, v in views.items()
+             if t > ready for n, v in views.items()
              if n in HEALTHY and (v.health.status is not HostStatus.UP or (v.health.data_age(t) or 0) >= FRESH)]
     assert stale == [], stale
 

@@ -5,6 +5,7 @@ watched through `top --batch` and `status` in every format at once."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shutil
@@ -21,8 +22,7 @@ from typing import Any
 import pytest
 
 from conftest import need_backend
-from faults.conftest import HEALTHY, POLL, stale_healthy
-from faults.harness import ENV, ROOT, FakeHost, Vfleet, run_vfleet, write_inventory
+from faults.harness import ENV, HEALTHY, POLL, ROOT, FakeHost, Vfleet, run_vfleet, stale_healthy, write_inventory
 
 EVIL = "ev\x1b]0;PWNED-TITLE\x07\x1b[31mRED"  # sets the terminal title, then paints red
 DASH = "-f"  # an option to xl unless it comes after `--`
@@ -51,7 +51,9 @@ def drive_overflow(host: FakeHost, phases: dict[str, float]) -> None:
     host.set(poll="overflow")
     phases["bad"] = time.monotonic()
     before = len(host.events("start", "poll"))
-    host.wait(served(before + 2), "2 polls with the overflowing counter", timeout=30)
+    with contextlib.suppress(AssertionError):  # a host whose poller died asks no more: go on
+        host.wait(served(before + 2), "2 polls with the overflowing counter", timeout=6)
+    phases["bad_polls"] = len(host.events("start", "poll")) - before
     host.set()
     phases["good"] = time.monotonic()
 
@@ -63,12 +65,16 @@ def run(healthy: list[dict[str, Any]], fakes: Callable[..., FakeHost], tmp_path_
     truncated = fakes("truncated", poll="truncated")
     names = fakes("names", guests=["tiny", DASH, EVIL])
     overflow = fakes("overflow")
-    entries = [*healthy, garbled.entry(), truncated.entry(), names.entry(), overflow.entry()]
+    entries = [*healthy, garbled.entry(), truncated.entry(), names.entry()]
     inventory = write_inventory(tmp / "fleet.yaml", entries, connect_timeout=3, call_timeout=3)
+    # The overflow host is watched by `top` alone: its phases count polls, and polls of
+    # the `status` runs would eat them.
+    with_overflow = write_inventory(tmp / "top.yaml", [*entries, overflow.entry()], connect_timeout=3, call_timeout=3)
     phases: dict[str, float] = {}
     driver = threading.Thread(target=drive_overflow, args=(overflow, phases), daemon=True)
     driver.start()
-    top = Vfleet("-i", str(inventory), "top", "--batch", "-d", str(POLL), "-n", str(FRAMES), stderr_file=tmp / "top.err")
+    top = Vfleet("-i", str(with_overflow), "top", "--batch", "-d", str(POLL), "-n", str(FRAMES),
+                 stderr_file=tmp / "top.err")
     outputs = {}
     for fmt in ("json", "table", "csv"):
         outputs[fmt] = run_vfleet("-i", str(inventory), "status", "-o", fmt, stderr_file=tmp / f"status-{fmt}.err")
@@ -108,10 +114,12 @@ def test_json_keeps_the_exact_names(run: Run) -> None:
 
 
 def test_a_sample_that_makes_the_engine_raise_is_shown_and_the_host_recovers(run: Run) -> None:
-    assert set(run.phases) == {"bad", "good"}, "the overflow host never served its bad samples"
+    assert run.phases.get("bad_polls", 0) >= 1, f"the overflow host served no bad sample: {run.phases}"
     seen = [hosts_of(f)["overflow"] for f in run.frames]
+    shown = [(h["status"], h["data_age_s"], h["error"]) for h in seen]
     bad = [h for h in seen if h["error"]]
-    assert bad and all(h["status"] != "up" for h in bad), seen  # shown as an error while it lasts
+    assert bad, f"the sample that made the engine raise was never shown: {shown}"
+    assert all(h["status"] != "up" for h in bad), shown  # and the host is not called up meanwhile
     assert seen[-1]["status"] == "up" and seen[-1]["error"] is None and seen[-1]["domains"] == 3, seen
 
 

@@ -9,8 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from faults.conftest import HEALTHY, POLL, stale_healthy
-from faults.harness import NetFault, Vfleet, sample, write_inventory
+from faults.harness import HEALTHY, POLL, NetFault, Vfleet, sample, stale_healthy, write_inventory
 
 SOAK = 40  # frames of `top --batch -d 1`
 # The baseline: the fewest resources seen once the first connection attempts (2 s timeout)
