@@ -14,7 +14,7 @@
 
 The faulty hosts are the fault suite's (tests/faults): fake SSH hosts as processes, a user-
 space proxy for latency and stalls, a network namespace that swallows SYNs. Needs root (ip
-netns) and the testbed (`make testbed`) for the qemu+ssh host.
+netns), libvirt-python and ssh.
 Run: .venv/bin/python bench/faults.py [--quick]
 """
 
@@ -24,7 +24,6 @@ import argparse
 import asyncio
 import contextlib
 import logging
-import os
 import statistics
 import sys
 import tempfile
@@ -236,35 +235,29 @@ class Soak:
                 self.samples.append((time.monotonic() - started, sample(self.proc.pid)))
             time.sleep(1)
 
-    def finish(self) -> tuple[dict[str, int], dict[str, int]]:
+    def finish(self) -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+        """Samples at 15 s (pools and connections made), half-way and at the end."""
         self.proc.finish(self.seconds + 60)
         self.thread.join()
-        first = next(s for t, s in self.samples if t >= 15)  # pools and connections made
-        return first, self.samples[-1][1]
+        first = next(s for t, s in self.samples if t >= 15)
+        middle = next(s for t, s in self.samples if t >= self.samples[-1][0] / 2)
+        return first, middle, self.samples[-1][1]
 
 
-def unreachable(lab: Lab, testbed: dict[str, str]) -> list[dict[str, Any]]:
+def unreachable(lab: Lab) -> list[dict[str, Any]]:
     esx, sshd = lab.net(NetFault.nobanner()), lab.net(NetFault.nobanner())
     wrapper = lab.dir / "ssh-no-timeout"  # ssh as most users run it: no ConnectTimeout
     wrapper.write_text(
         "#!/bin/sh\nexec ssh -F none -o UserKnownHostsFile=/dev/null -o GlobalKnownHostsFile=/dev/null"
-        f" -o StrictHostKeyChecking=yes -o BatchMode=yes -i {testbed['VFLEET_SSH_KEY']} \"$@\"\n"
+        f" -o StrictHostKeyChecking=yes -o BatchMode=yes -i {lab.keys.client_key} \"$@\"\n"
     )
     wrapper.chmod(0o755)
     return [
         {"name": "esx-dead", "driver": "esxi_api", "address": "127.0.0.1", "port": esx.port, "user": "root",
          "password_env": PASSWORD_ENV, "tls": {"thumbprint": ":".join(["AB"] * 32)}},
         {"name": "qemu-hung", "driver": "libvirt",
-         "uri": f"qemu+ssh://root@127.0.0.1:{sshd.port}/system?keyfile={testbed['VFLEET_SSH_KEY']}&command={wrapper}"},
+         "uri": f"qemu+ssh://root@127.0.0.1:{sshd.port}/system?keyfile={lab.keys.client_key}&command={wrapper}"},
     ]
-
-
-def testbed_env() -> dict[str, str]:
-    path = Path(os.environ.get("VFLEET_TESTBED_ENV", ROOT / ".testbed" / "env"))
-    if not path.exists():
-        return {}
-    pairs = (line.split("=", 1) for line in path.read_text().splitlines() if "=" in line and not line.startswith("#"))
-    return {k.strip(): v.strip().strip("'\"") for k, v in pairs}
 
 
 @contextlib.contextmanager
@@ -294,14 +287,11 @@ async def main() -> None:
     anchor_s, presses, warmup = (10.0, 60, 4.0) if args.quick else (30.0, 200, 5.0)
     warnings = Counting()
     logging.basicConfig(handlers=[warnings], level=logging.WARNING, force=True)
-    testbed = testbed_env()
-    if "VFLEET_SSH_KEY" not in testbed:
-        raise SystemExit("bench/faults.py: the testbed is not up (run `make testbed`); it needs its ssh key")
     print(f"vfleet under faults (poll interval {POLL:g} s, outage {outage:g} s, soaks {soak_s:g} s and {leak_s:g} s)")
     with lab_running() as lab:
         hole_soak = Soak(lab, "soak-blackhole", [lab.healthy[0], lab.keys.ssh_entry("blackhole", "xen_xl", 22,
                                                                                     address=lab.hole)], soak_s)
-        leak_soak = Soak(lab, "soak-leaks", [lab.healthy[1], *unreachable(lab, testbed)], leak_s)
+        leak_soak = Soak(lab, "soak-leaks", [lab.healthy[1], *unreachable(lab)], leak_s)
         fleet = await measure_fleet(lab, warmup, anchor_s, outage)
         print("healthy hosts' data age (2 healthy hosts, sampled at 20 Hz)")
         print(f"  anchor, alone:                 p50 {fleet['anchor_p50']:.2f} s  p99 {fleet['anchor_p99']:.2f} s")
@@ -317,10 +307,12 @@ async def main() -> None:
               f" p50 {statistics.median(alone) * 1e3:.1f} ms p99 {pct(alone, 99) * 1e3:.1f} ms;"
               f" 7 of 9 faulty: p50 {statistics.median(faulty) * 1e3:.1f} ms p99 {pct(faulty, 99) * 1e3:.1f} ms"
               f" ({pct(faulty, 99) / pct(alone, 99):.2f}x; target p99 <= 50 ms)")
-        first, last = hole_soak.finish()
+        first, middle, last = hole_soak.finish()
+        # Per-domain history rings fill for their first 10 minutes: RSS grows that long by design.
         print(f"{soak_s:g} s with one black-holed host (from 15 s to the end):"
-              f" RSS {growth(first, last, 'rss_kib')} KiB, threads {growth(first, last, 'threads')}")
-        first, last = leak_soak.finish()
+              f" RSS {growth(first, last, 'rss_kib')} KiB (half-way {middle['rss_kib']}),"
+              f" threads {growth(first, last, 'threads')}")
+        first, _middle, last = leak_soak.finish()
         print(f"{leak_s:g} s with an unreachable esxi_api host and a hung qemu+ssh host (from 15 s to the end):"
               f" threads {growth(first, last, 'threads')}, sockets {growth(first, last, 'sockets')},"
               f" child processes {first['children']} -> {last['children']}")

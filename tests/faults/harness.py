@@ -53,11 +53,12 @@ class Lines:
             try:
                 item = json.loads(line)
             except ValueError:
-                item = {"text": line}
-            if not isinstance(item, dict):
-                item = {"value": item}
+                item = None
+            if not isinstance(item, dict):  # a line of pretty JSON or a table: text only
+                item = {}
             item.setdefault("t", time.monotonic())
             item["_at"] = time.monotonic()
+            item["_raw"] = line
             with self._cond:
                 self.items.append(item)
                 self._cond.notify_all()
@@ -338,8 +339,7 @@ class Vfleet:
         return self.stderr_file.read_text(errors="replace")
 
     def stdout(self) -> str:
-        return "".join(i["text"] if "text" in i else json.dumps({k: v for k, v in i.items() if k not in ("t", "_at")})
-                       for i in self.lines.items if i.get("ev") != "eof")
+        return "".join(i.get("_raw", "") for i in self.lines.items)
 
 
 def run_vfleet(*args: str, stderr_file: Path, timeout: float = 60) -> tuple[int, str, str]:

@@ -4,12 +4,14 @@ child processes must stay flat (3-minute figures: bench/faults.py)."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from faults.harness import HEALTHY, POLL, NetFault, Vfleet, sample, stale_healthy, write_inventory
+from conftest import need_backend
+from faults.harness import HEALTHY, POLL, Keyring, NetFault, Vfleet, sample, stale_healthy, write_inventory
 
 SOAK = 40  # frames of `top --batch -d 1`
 # The baseline: the fewest resources seen once the first connection attempts (2 s timeout)
@@ -20,28 +22,29 @@ END = 8.0
 PASSWORD_ENV = "VFLEET_FAULTS_ESX_PASSWORD"
 
 
-def unreachable_hosts(testbed: dict[str, str], nets: Callable[..., NetFault], tmp: Path) -> list[dict[str, Any]]:
+def unreachable_hosts(keys: Keyring, nets: Callable[..., NetFault], tmp: Path) -> list[dict[str, Any]]:
     esx = nets("nobanner")  # accepts TCP, never starts TLS
     sshd = nets("nobanner")  # accepts TCP, never sends the SSH banner
     # ssh as most users run it: no ConnectTimeout, so a silent sshd holds it until someone ends it
     wrapper = tmp / "ssh-no-timeout"
     wrapper.write_text(
         "#!/bin/sh\nexec ssh -F none -o UserKnownHostsFile=/dev/null -o GlobalKnownHostsFile=/dev/null"
-        f" -o StrictHostKeyChecking=yes -o BatchMode=yes -o IdentitiesOnly=yes -i {testbed['VFLEET_SSH_KEY']} \"$@\"\n"
+        f" -o StrictHostKeyChecking=yes -o BatchMode=yes -o IdentitiesOnly=yes -i {keys.client_key} \"$@\"\n"
     )
     wrapper.chmod(0o755)
-    query = f"keyfile={testbed['VFLEET_SSH_KEY']}&command={wrapper}"
     return [
         {"name": "esx-dead", "driver": "esxi_api", "address": "127.0.0.1", "port": esx.port, "user": "root",
          "password_env": PASSWORD_ENV, "tls": {"thumbprint": ":".join(["AB"] * 32)}},
-        {"name": "qemu-hung", "driver": "libvirt", "uri": f"qemu+ssh://root@127.0.0.1:{sshd.port}/system?{query}"},
+        {"name": "qemu-hung", "driver": "libvirt",
+         "uri": f"qemu+ssh://root@127.0.0.1:{sshd.port}/system?keyfile={keys.client_key}&command={wrapper}"},
     ]
 
 
 def test_unreachable_esxi_api_and_hung_qemu_ssh_hosts_leak_nothing(
-    testbed: dict[str, str], healthy: list[dict[str, Any]], nets: Callable[..., NetFault], tmp_path: Path
+    keys: Keyring, healthy: list[dict[str, Any]], nets: Callable[..., NetFault], tmp_path: Path
 ) -> None:
-    faulty = unreachable_hosts(testbed, nets, tmp_path)
+    need_backend("ssh (openssh-client)", shutil.which("ssh") is not None)
+    faulty = unreachable_hosts(keys, nets, tmp_path)
     path = write_inventory(tmp_path / "fleet.yaml", [*healthy, *faulty], connect_timeout=2, call_timeout=3)
     top = Vfleet("-i", str(path), "top", "--batch", "-d", str(POLL), "-n", str(SOAK), stderr_file=tmp_path / "top.err",
                  env={PASSWORD_ENV: "not-a-secret"})
