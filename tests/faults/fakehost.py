@@ -13,14 +13,18 @@ come from D/N.json, re-read on every command so a test can change them mid-run:
     die_on_action: SIGKILL ourselves when the Nth action command arrives (0: never)
     huge_mb:       size of the `huge` answer (default 200)
 
-Each command is reported on stdout as one JSON line (start, done, gone = the client
-closed the channel first), so tests await what the host saw instead of sleeping.
+Each session is modelled on sshd: its shell leads a process group (`$$` is its pgid),
+closing the channel does not stop the command, `kill -TERM -PGID` does. Every step is
+reported on stdout as one JSON line: start (with kind poll/action/other), done, gone
+(the client closed the channel first), killed, exited (ended after its channel was gone)
+and dying, so tests await what the host saw instead of sleeping.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
@@ -42,6 +46,8 @@ ACTION = {
     "esxi": re.compile(r"^(vim-cmd vmsvc/power\.|esxcli vm process kill)"),
 }
 CHUNK = 1 << 20
+SHELL_PID_ECHO = re.compile(r"^echo ([^;]*?)\$\$; ")  # `echo MARK $$; COMMAND`: the shell's pid first
+KILL_GROUP = re.compile(r"\bkill -(?:TERM|15|KILL|9) -(\d+)\b")
 # What a confused hypervisor might print: binary junk, terminal escapes and a lying separator.
 GARBAGE_STDERR = "\x1b]0;PWNED-GARBLED\x07\x1b[31mxentop: \x1b[2Jcannot read domain table\x1b[0m\n"
 
@@ -57,6 +63,7 @@ class Host:
             self.backend = EsxiHost()
         self.count = 0
         self.actions = 0
+        self.live: dict[int, asyncio.Future[Any]] = {}  # pgid -> the command still running
         self.rng = random.Random(7)
 
     def control(self) -> dict[str, Any]:
@@ -70,12 +77,35 @@ class Host:
         sys.stdout.write(json.dumps({"t": time.monotonic(), **event}) + "\n")
         sys.stdout.flush()
 
+    def classify(self, command: str) -> tuple[str, str]:
+        """("poll" | "action" | "other", the part of the command line that decided it)."""
+        parts = [part.strip() for part in command.split(";")]
+        for kind, pattern in (("action", ACTION[self.kind]), ("poll", POLL[self.kind])):
+            found = next((part for part in parts if pattern.search(part)), None)
+            if found is not None:
+                return kind, found
+        return "other", command
+
     async def serve(self, process: asyncssh.SSHServerProcess[bytes]) -> None:
+        """One session, as sshd runs it: a shell that leads its own process group (pgid = $$).
+
+        Like sshd, closing the channel does not stop the command: it runs on until it ends
+        or `kill -TERM -PGID` arrives on another channel ("gone" then "killed" or "exited").
+        """
         command = process.command or ""
         self.count += 1
-        n = self.count
-        kind = "poll" if POLL[self.kind].search(command) else "action" if ACTION[self.kind].search(command) else "other"
-        self.emit(ev="start", n=n, cmd=command, kind=kind)
+        n = pgid = self.count + 10_000
+        prefix = SHELL_PID_ECHO.match(command)
+        if prefix:  # the shell echoes its pid before the command runs, even one that hangs
+            process.stdout.write(f"{prefix.group(1)}{pgid}\n".encode())
+            command = command[prefix.end() :]
+        command = command.replace("$$", str(pgid))
+        kind, op = self.classify(command)
+        self.emit(ev="start", n=n, cmd=command, kind=kind, op=op)
+        kill = KILL_GROUP.search(command)
+        if kill:
+            process.exit(self.kill(int(kill.group(1)), n))
+            return
         control = self.control()
         if kind == "action":
             self.actions += 1
@@ -83,13 +113,20 @@ class Host:
                 self.emit(ev="dying", n=n)
                 os.kill(os.getpid(), signal.SIGKILL)
         work = asyncio.ensure_future(self.answer(command, kind, control, process))
+        self.live[pgid] = work
+        work.add_done_callback(lambda task: self.ended(pgid, task))
         closed = asyncio.ensure_future(process.channel.wait_closed())
         done, _ = await asyncio.wait({work, closed}, return_when=asyncio.FIRST_COMPLETED)
-        if work not in done:  # the client gave up: stop the "command" as sshd's SIGHUP would
-            work.cancel()
+        if work not in done:  # the client closed the channel; the command runs on
             self.emit(ev="gone", n=n)
             return
         closed.cancel()
+        if work.cancelled():  # killed by its process group: the shell reports the signal
+            with contextlib.suppress(OSError, asyncssh.Error):
+                process.exit_with_signal("TERM")
+            return
+        if work.exception() is not None:  # the client went away while we streamed
+            return
         try:
             out, err, status = work.result()
             if out:
@@ -101,6 +138,21 @@ class Host:
             self.emit(ev="gone", n=n, why=repr(exc))
             return
         self.emit(ev="done", n=n, status=status)
+
+    def ended(self, pgid: int, task: asyncio.Future[Any]) -> None:
+        self.live.pop(pgid, None)
+        if task.cancelled():
+            self.emit(ev="killed", n=pgid)
+        else:
+            self.emit(ev="exited", n=pgid, error=repr(task.exception()) if task.exception() else None)
+
+    def kill(self, pgid: int, n: int) -> int:
+        """`kill -TERM -PGID`: end that session's command; 1 (no such process) if it is gone."""
+        work = self.live.get(pgid)
+        if work is None:
+            return 1
+        work.cancel()
+        return 0
 
     async def answer(
         self, command: str, kind: str, control: dict[str, Any], process: asyncssh.SSHServerProcess[bytes]
@@ -127,7 +179,7 @@ class Host:
             return data[: len(data) * 3 // 5], err.encode(), status
         if mode == "garbled":  # every line but the batch separators replaced by binary junk
             lines = [
-                line if line.startswith(b"@@VFLEET@@") else self.junk(len(line)) for line in data.split(b"\n")
+                line if line.startswith(b"@@VFLEET") else self.junk(len(line)) for line in data.split(b"\n")
             ]
             return b"\n".join(lines), GARBAGE_STDERR.encode(), status
         return data, err.encode(), status

@@ -197,7 +197,8 @@ class FakeHost:
         return self.lines.wait(check, timeout, f"{self.name}: {what}")
 
     def commands(self, kind: str) -> list[str]:
-        return [str(e["cmd"]) for e in self.events("start", kind)]
+        """The poll or action commands received (without the shell prefix around them)."""
+        return [str(e["op"]) for e in self.events("start", kind)]
 
 
 class NetFault:

@@ -104,7 +104,7 @@ def test_host_killed_mid_action_leaves_every_target_accounted_for(
     sent = [c.split()[-1] for c in victim.commands("action")]
     assert len(sent) >= 4 and victim.events("dying"), victim.events()
     answered = {e["n"] for e in victim.events("done")}
-    answered_targets = {e["cmd"].split()[-1] for e in victim.events("start", "action") if e["n"] in answered}
+    answered_targets = {e["op"].split()[-1] for e in victim.events("start", "action") if e["n"] in answered}
     # the output: one row per target, none of them "ok" unless the host answered it
     results = {r["domain"]: r for r in json.loads(act.stdout())["results"]}
     assert sorted(results) == names, results
