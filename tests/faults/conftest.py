@@ -10,8 +10,15 @@ from typing import Any
 import pytest
 
 from conftest import need_backend
-from faults.harness import FakeHost, Keyring, NetFault, black_hole, netns_available
+from faults.harness import FakeHost, Keyring, NetFault, Vfleet, black_hole, netns_available
 from nodexml import RUNNING, SHUTOFF, write_node
+
+
+@pytest.fixture(autouse=True)
+def _reap_vfleet() -> Iterator[None]:
+    """A test that failed before its `vfleet` exited must not leave it running."""
+    yield
+    Vfleet.reap()
 
 
 @pytest.fixture(scope="module")

@@ -48,7 +48,7 @@ ACTION = {
 CHUNK = 1 << 20
 SHELL_PID_ECHO = re.compile(r"^echo ([^;]*?)\$\$; ")  # `echo MARK $$; COMMAND`: the shell's pid first
 KILL_GROUP = re.compile(r"\bkill -(?:TERM|15|KILL|9) -(\d+)\b")
-# What a confused hypervisor might print: binary junk, terminal escapes and a lying separator.
+# What a confused tool might say on stderr: terminal escapes that retitle and clear the screen.
 GARBAGE_STDERR = "\x1b]0;PWNED-GARBLED\x07\x1b[31mxentop: \x1b[2Jcannot read domain table\x1b[0m\n"
 
 
@@ -104,7 +104,7 @@ class Host:
         self.emit(ev="start", n=n, cmd=command, kind=kind, op=op)
         kill = KILL_GROUP.search(command)
         if kill:
-            process.exit(self.kill(int(kill.group(1)), n))
+            process.exit(self.kill(int(kill.group(1))))
             return
         control = self.control()
         if kind == "action":
@@ -146,7 +146,7 @@ class Host:
         else:
             self.emit(ev="exited", n=pgid, error=repr(task.exception()) if task.exception() else None)
 
-    def kill(self, pgid: int, n: int) -> int:
+    def kill(self, pgid: int) -> int:
         """`kill -TERM -PGID`: end that session's command; 1 (no such process) if it is gone."""
         work = self.live.get(pgid)
         if work is None:
@@ -177,7 +177,7 @@ class Host:
         data = out.encode()
         if mode == "truncated":  # the connection dropped mid-answer: cut inside a line
             return data[: len(data) * 3 // 5], err.encode(), status
-        if mode == "garbled":  # every line but the batch separators replaced by binary junk
+        if mode == "garbled":  # every line but the shell's markers replaced by junk
             lines = [
                 line if line.startswith(b"@@VFLEET") else self.junk(len(line)) for line in data.split(b"\n")
             ]

@@ -18,7 +18,7 @@ import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import asyncssh
 import yaml
@@ -290,6 +290,8 @@ def write_inventory(path: Path, hosts: list[dict[str, Any]], **defaults: Any) ->
 class Vfleet:
     """`python -m vfleet ARGS` with stdout read line by line (timestamped) and stderr kept."""
 
+    started: ClassVar[list[Vfleet]] = []  # for reap(): a failed test must not leave one running
+
     def __init__(self, *args: str, stderr_file: Path, env: dict[str, str] | None = None) -> None:
         self.args = args
         self.stderr_file = stderr_file
@@ -301,6 +303,17 @@ class Vfleet:
         self.pid = self.proc.pid
         self.lines = Lines(self.proc.stdout)
         self.peak_rss = 0  # kB, from wait4's rusage
+        Vfleet.started.append(self)
+
+    @classmethod
+    def reap(cls) -> None:
+        """Kill whatever a test left running (its assertion failed before finish())."""
+        for left in cls.started:
+            if left.proc.returncode is None:
+                left.proc.kill()
+                left.proc.wait(10)
+                left._err.close()
+        cls.started.clear()
 
     def frames(self) -> list[Event]:
         return [i for i in self.lines.items if "hosts" in i]
