@@ -43,6 +43,7 @@ bench: $(VENV)/.test testbed
 	$(PY) bench/status_scale.py
 	$(PY) bench/bulk_actions.py
 	$(PY) bench/tui_table.py
+	$(PY) bench/faults.py
 
 $(VENV)/.python:
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv)

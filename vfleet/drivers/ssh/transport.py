@@ -74,6 +74,8 @@ class SshTransport:
         self._lost: str | None = None
         self._channels = asyncio.Semaphore(MAX_CHANNELS)
         self._kills: set[asyncio.Task[None]] = set()
+        # commands in flight: close() stops them on the host too (its caller may not have unwound yet)
+        self._running: dict[asyncssh.SSHClientProcess[bytes], _Remote] = {}
 
     @property
     def host(self) -> str:
@@ -172,6 +174,8 @@ class SshTransport:
         return f"host key for {where} not in {known_hosts}: verify the host's key fingerprint, then add it"
 
     async def close(self) -> None:
+        for process, remote in list(self._running.items()):
+            self._abort(process, remote)
         if self._kills:  # let the kills of abandoned commands go out first
             await asyncio.wait(set(self._kills), timeout=KILL_WAIT)
         conn, self._conn = self._conn, None
@@ -207,6 +211,7 @@ class SshTransport:
         try:
             async with asyncio.timeout(budget), self._channels:
                 process = await conn.create_process(PGID_PREFIX + command, stdin=asyncssh.DEVNULL, encoding=None)
+                self._running[process] = remote
                 stdout, stderr = await _read_both(process, limit, remote)
                 completed = await process.wait(check=False)
                 finished = True
@@ -222,12 +227,13 @@ class SshTransport:
             self._lost = f"SSH connection to {self.where} lost: {exc}"
             raise HostUnreachable(self.host, self._lost) from exc
         finally:
-            if process is not None and not finished:
+            if process is not None and self._running.pop(process, None) is not None and not finished:
                 self._abort(process, remote)  # a timeout, cancellation or error: stop the remote command too
         return self._result(command, completed, stdout, stderr)
 
     def _abort(self, process: asyncssh.SSHClientProcess[bytes], remote: _Remote) -> None:
         """Close the channel and kill the command: by signal where sshd allows it, else by process group."""
+        self._running.pop(process, None)
         with contextlib.suppress(Exception):
             process.send_signal("TERM")
         with contextlib.suppress(Exception):
