@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from test_tui_support import FakeHost, domain, loaded, make_app, until
-from textual.widgets import Label, OptionList, Static
+from textual import events
+from textual.widgets import Footer, Input, Label, OptionList, Static
 
 from vfleet.app import VFleetApp
 from vfleet.core.models import DomainEvent, HostStatus, PowerState, Verb
@@ -33,6 +34,25 @@ def goto(app: VFleetApp, name: str) -> None:
 
 async def type_text(pilot, text: str) -> None:  # type: ignore[no-untyped-def]
     await pilot.press(*("space" if c == " " else c for c in text))
+
+
+def burst(app: VFleetApp, *keys: str) -> None:
+    """Keys as a terminal delivers a fast typist's: all queued at once, no pause between them
+    (Pilot.press waits for the app to go idle after each key, which hides lost keys)."""
+    for key in keys:
+        char = {"slash": "/", "colon": ":", "space": " ", "enter": "\r"}.get(key, key if len(key) == 1 else None)
+        event = events.Key(key, char)
+        event.set_sender(app)  # as the driver's keys are
+        app.post_message(event)
+
+
+def filter_open(app: VFleetApp) -> bool:
+    return bool(app.fleet_screen.query_one("#filter-bar").display)
+
+
+def screen_text(app: VFleetApp) -> str:
+    """What the terminal shows now, line by line."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
 async def test_table_shows_every_domain_with_host_health_and_totals() -> None:
@@ -65,6 +85,11 @@ async def test_table_shows_every_domain_with_host_health_and_totals() -> None:
         ("cpu>80", {"web-1", "web-3"}),
         ("vcpus>=4", {"db-1", "ci-1"}),
         ("host:kvm1 cpu>30", {"web-1", "db-1"}),
+        ("!host:kvm*", {"mail-1", "dns-1", "web-3", "ci-1"}),
+        ("web|db", {"web-1", "web-2", "web-3", "db-1"}),
+        ("state:paused|off", {"dns-1", "build-1"}),
+        ("HOST:KVM1 name:WEB-*", {"web-1", "web-2"}),
+        ("!state:running|paused tag:PROD", {"build-1"}),
     ],
 )
 async def test_filter_terms(terms: str, expected: set[str]) -> None:
@@ -80,24 +105,81 @@ async def test_filter_terms(terms: str, expected: set[str]) -> None:
         await until(pilot, lambda: len(names(app)) == 8, what="filter cleared")
 
 
-@pytest.mark.parametrize(
-    ("terms", "message"),
-    [
-        ("bogus:x", "unknown filter term"),
-        ("re:(", "bad regular expression"),
-        ("cpu>>1", "bad comparison"),
-        ("state:asleep", "unknown state"),
-    ],
-)
-async def test_a_bad_filter_term_shows_the_error_and_keeps_the_table(terms: str, message: str) -> None:
+async def test_the_filter_applies_as_you_type() -> None:
     app, _ = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app)
         await pilot.press("slash")
-        await type_text(pilot, terms)
-        await pilot.press("enter")
+        await type_text(pilot, "web")  # no enter
+        await until(pilot, lambda: set(names(app)) == {"web-1", "web-2", "web-3"}, what="the live filter")
+        box = app.fleet_screen.query_one("#filter", Input)
+        assert filter_open(app) and app.fleet_screen.focused is box  # still typing
+        await type_text(pilot, " !host:esx*")
+        await until(pilot, lambda: set(names(app)) == {"web-1", "web-2"}, what="the refined filter")
+        await pilot.press("escape")  # cancels the edit: back to the filter before `/`
+        await until(pilot, lambda: len(names(app)) == 8, what="the filter from before")
+        assert not filter_open(app) and app.fleet_screen.focused is app.fleet_screen.table
+
+
+async def test_keys_typed_right_after_slash_or_colon_are_kept() -> None:
+    """`/db` enter typed in one go filters on db; it never opens db's detail screen."""
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        burst(app, "slash", "d", "b", "enter")
+        await until(pilot, lambda: names(app) == ["db-1"], what="the typed-ahead filter")
+        assert app.screen is app.fleet_screen and app.fleet_screen.table.selector.text == "db"
+        burst(app, "colon", "s", "o", "r", "t", "space", "c", "p", "u", "enter")
+        await until(pilot, lambda: app.fleet_screen.table.sort_column == "cpu", what="the typed-ahead command")
+        assert app.screen is app.fleet_screen
+
+
+@pytest.mark.parametrize(
+    ("terms", "message"),
+    [
+        ("bogus:x", "filter term 'bogus:x': unknown filter term 'bogus:'"),
+        ("re:(db", "filter term 're:(db': bad regular expression"),
+        ("cpu>>1", "filter term 'cpu>>1': bad comparison"),
+        ("state:bogus", "filter term 'state:bogus': unknown state 'bogus'"),
+    ],
+)
+async def test_a_bad_term_shows_under_the_box_and_the_last_good_filter_stays(terms: str, message: str) -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("slash")
+        await type_text(pilot, "web")
+        await until(pilot, lambda: len(names(app)) == 3, what="the good filter")
+        box = app.fleet_screen.query_one("#filter", Input)
+        box.insert_text_at_cursor(f" {terms}")  # pasted: typed, `cpu` alone would be a good filter a moment
         error = app.fleet_screen.query_one("#filter-error", Label)
         await until(pilot, lambda: error.display and message in text_of(error), what="the filter error")
+        await pilot.pause()
+        footer = app.fleet_screen.query_one(Footer)
+        assert error.region.y == box.region.bottom and error.region.bottom <= footer.region.y  # right under the box
+        assert message in screen_text(app)  # and on screen, not covered
+        assert len(names(app)) == 3  # the table keeps the last good filter
+        await pilot.press("enter")  # a bad filter is not taken: the box stays, with its error
+        assert filter_open(app) and app.fleet_screen.focused is box and error.display
+        for _ in range(len(terms) + 1):
+            await pilot.press("backspace")
+        await until(pilot, lambda: not error.display, what="the error gone once the text is good")
+        await pilot.press("enter")
+        await until(pilot, lambda: not filter_open(app), what="the box closed")
+        assert app.fleet_screen.table.selector.text == "web"
+
+
+async def test_a_bad_filter_command_opens_the_box_with_its_error() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("colon")
+        await type_text(pilot, "filter cpu>>5")
+        await pilot.press("enter")
+        error = app.fleet_screen.query_one("#filter-error", Label)
+        await until(pilot, lambda: error.display and "'cpu>>5': bad comparison" in text_of(error), what="the error")
+        box = app.fleet_screen.query_one("#filter", Input)
+        assert filter_open(app) and box.value == "cpu>>5" and app.fleet_screen.focused is box
         assert len(names(app)) == 8
 
 

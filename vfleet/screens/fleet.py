@@ -9,8 +9,9 @@ from rich.style import Style
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
+from textual.timer import Timer
 from textual.widgets import DataTable, Footer, Input, Label, Static
 
 from vfleet.core.engine import Fleet, HostView
@@ -27,11 +28,15 @@ from vfleet.widgets.fleet_table import FleetTable
 from vfleet.widgets.panes import EventsPane, HostsPane, JobsPane
 
 _job_numbers = itertools.count(1)
+FILTER_DEBOUNCE = 0.15  # seconds of quiet typing before the table follows the filter box
 
 
 class FleetScreen(Screen[None]):
     BINDINGS = [
-        Binding("slash", "filter", "Filter"),
+        # Priority: the app runs these before it hands on the keys typed after them, so the
+        # box has focus when they arrive (`/db` enter in one go filters on db). check_action
+        # lets `/` and `:` through to a focused box.
+        Binding("slash", "filter", "Filter", priority=True),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("space", "mark", "Mark"),
         Binding("asterisk", "mark_filtered", "Mark filtered"),
@@ -46,7 +51,7 @@ class FleetScreen(Screen[None]):
         Binding("p", "toggle_pane('#hosts')", "Hosts pane", show=False),
         Binding("e", "toggle_pane('#events')", "Events pane", show=False),
         Binding("j", "toggle_pane('#jobs')", "Jobs pane", show=False),
-        Binding("colon", "command", "Command"),
+        Binding("colon", "command", "Command", priority=True),
         Binding("question_mark", "help", "Help"),
         Binding("q", "app.quit", "Quit"),
     ]
@@ -68,6 +73,8 @@ class FleetScreen(Screen[None]):
         self.read_only = read_only
         self.views: dict[str, HostView] = {}
         self._summary = ""
+        self._filter_timer: Timer | None = None
+        self._filter_before = ""  # the filter in force when the box opened: escape goes back to it
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="topbar"):
@@ -82,8 +89,9 @@ class FleetScreen(Screen[None]):
         with Horizontal(id="bottom"):
             yield EventsPane("", id="events", markup=False)
             yield JobsPane(id="jobs", max_lines=500)
-        yield Input(placeholder="filter: text re:RE host:GLOB state:running tag:T hv:xen cpu>80", id="filter")
-        yield Label("", id="filter-error", classes="error", markup=False)
+        with Vertical(id="filter-bar"):  # the box and its error together: the error shows where one types
+            yield Input(placeholder="filter as you type: web !state:off host:kvm*|esx* cpu>80 (? help)", id="filter")
+            yield Label("", id="filter-error", classes="error", markup=False)
         yield Input(
             placeholder="command: sort cpu desc | filter ... | shutdown | host NAME | theme NAME | q", id="command"
         )
@@ -151,44 +159,79 @@ class FleetScreen(Screen[None]):
 
     # -- filter and commands ----------------------------------------------------------
 
-    def action_filter(self) -> None:
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # a `/` or `:` typed into a box is text
+        return not (action in ("filter", "command") and isinstance(self.focused, Input))
+
+    def action_filter(self, text: str | None = None) -> None:
         box = self.query_one("#filter", Input)
-        box.value = self.table.selector.text
-        box.display = True
-        box.focus()
+        bar = self.query_one("#filter-bar")
+        if not bar.display:
+            self._filter_before = self.table.selector.text
+        box.value = self.table.selector.text if text is None else text
+        box.cursor_position = len(box.value)
+        bar.display = True
+        # Focus now, not after the keys already queued: `/db` typed in one go must reach the box.
+        self.set_focus(box)
 
     def action_clear_filter(self) -> None:
         if self.table.selector:
             self.set_filter("")
 
     def set_filter(self, text: str) -> bool:
+        """Filter the table; a bad term is shown under the box and the table keeps its last good filter."""
         error = self.query_one("#filter-error", Label)
+        box = self.query_one("#filter", Input)
         try:
-            self.table.set_filter(text)
+            if " ".join(text.split()) != self.table.selector.text:
+                self.table.set_filter(text)
         except VFleetError as exc:
-            error.update(f"filter: {exc}")
+            error.update(printable(str(exc)))
             error.display = True
+            box.add_class("-invalid")
             return False
         error.display = False
+        box.remove_class("-invalid")
         self._update_summary()
         return True
 
+    def _close_filter(self) -> None:
+        self._cancel_typed_filter()
+        self.query_one("#filter-bar").display = False
+        self.query_one("#filter-error", Label).display = False
+        self.set_focus(self.table)
+
+    def _cancel_typed_filter(self) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+            self._filter_timer = None
+
+    @on(Input.Changed, "#filter")
+    def _filter_typed(self, event: Input.Changed) -> None:
+        # Debounced: one rebuild of the table per pause in typing, not one per key.
+        self._cancel_typed_filter()
+        self._filter_timer = self.set_timer(FILTER_DEBOUNCE, self._apply_typed_filter)
+
+    def _apply_typed_filter(self) -> None:
+        self._filter_timer = None
+        self.set_filter(self.query_one("#filter", Input).value)
+
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
+        self._cancel_typed_filter()
         if self.set_filter(event.value):
-            event.input.display = False
-            self.table.focus()
+            self._close_filter()
 
     def action_command(self) -> None:
         box = self.query_one("#command", Input)
         box.value = ""
         box.display = True
-        box.focus()
+        self.set_focus(box)  # now: keys typed right after `:` belong to the command
 
     @on(Input.Submitted, "#command")
     def _command_submitted(self, event: Input.Submitted) -> None:
         event.input.display = False
-        self.table.focus()
+        self.set_focus(self.table)
         try:
             command = parse_command(event.value)
         except ValueError as exc:
@@ -202,7 +245,8 @@ class FleetScreen(Screen[None]):
         if name == "quit":
             self.app.exit()
         elif name == "filter":
-            self.set_filter(" ".join(args))
+            if not self.set_filter(" ".join(args)):
+                self.action_filter(" ".join(args))  # the bad term, its error, where it can be fixed
         elif name == "sort":
             self.table.sort_by(args[0], reverse=len(args) > 1)
             self._update_summary()
@@ -223,11 +267,16 @@ class FleetScreen(Screen[None]):
         # escape inside an input: close it and go back to the table
         from textual.events import Key
 
-        if isinstance(event, Key) and event.key == "escape" and isinstance(self.focused, Input):
+        if not (isinstance(event, Key) and event.key == "escape" and isinstance(self.focused, Input)):
+            return
+        event.stop()
+        if self.focused.id == "filter":  # cancel the edit: the filter from before `/` comes back
+            self._cancel_typed_filter()
+            self.set_filter(self._filter_before)
+            self._close_filter()
+        else:
             self.focused.display = False
-            self.query_one("#filter-error", Label).display = False
-            self.table.focus()
-            event.stop()
+            self.set_focus(self.table)
 
     # -- sort and marks ----------------------------------------------------------------
 
