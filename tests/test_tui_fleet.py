@@ -5,13 +5,15 @@ from __future__ import annotations
 import pytest
 from test_tui_support import FakeHost, domain, loaded, make_app, until
 from textual import events
+from textual.binding import Binding
 from textual.widgets import Footer, Input, Label, OptionList, Static
 
 from vfleet.app import VFleetApp
 from vfleet.core.models import DomainEvent, HostStatus, PowerState, Verb
+from vfleet.screens.commands import _ALIASES, COMMAND_HELP
 from vfleet.screens.domain import DomainScreen
 from vfleet.screens.host import HostScreen
-from vfleet.screens.modals import ActionMenu, ConfirmPlan, HelpScreen
+from vfleet.screens.modals import ActionMenu, ConfirmPlan, HelpScreen, key_label
 from vfleet.widgets.panes import EventsPane, HostsPane, JobsPane
 
 SIZE = (160, 50)
@@ -389,25 +391,48 @@ async def test_help_lists_every_key_and_q_quits_closing_every_connection() -> No
         await loaded(pilot, app)
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
-        keys = text_of(app.screen.query_one("#help-keys", Static))
-        for description in (
-            "Filter",
-            "Mark",
-            "Mark filtered",
-            "Unmark all",
-            "Actions",
-            "Host",
-            "Reverse",
-            "Command",
-            "Quit",
-            "Events pane",
-            "Jobs pane",
-        ):
-            assert description in keys
+        text = app.screen.text
+        for binding in app.fleet_screen.BINDINGS:
+            assert isinstance(binding, Binding)
+            assert f"\n{key_label(binding.key)}  " in text, binding  # every key, under some heading
         await pilot.press("escape", "q")
         await until(pilot, lambda: not app.is_running, what="the app to exit")
     assert app.return_value == 0
     assert all(app.fleet.driver(name) is None for name in ("kvm1", "xen1", "esx1"))
+
+
+async def test_help_at_80x24_reads_grouped_keys_as_typed_and_scrolls_to_the_commands() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+        await pilot.pause()
+        shown = screen_text(app)
+        lines = shown.splitlines()
+        assert len(lines) == 24 and all(len(line) == 80 for line in lines)  # the whole terminal
+        assert "escape closes" in lines[-2] and "Table" in shown and "Marks and actions" in shown
+        text = app.screen.text
+        for key in ("/", "*", "<", ">", "?", "Z", "space", ":"):
+            assert f"\n{key}  " in text, key
+        assert not any(word in text for word in ("slash", "asterisk", "less_than_sign", "question_mark"))
+        for heading in ("Table", "Marks and actions", "Panes", "Filter", "Command line"):
+            assert f"{heading}" in text
+        assert ":sort COLUMN" not in shown  # below the fold at 80x24 ...
+        body = app.screen.query_one("#help-body")
+        await pilot.press("end")  # ... until scrolled to
+        await until(pilot, lambda: body.scroll_y == body.max_scroll_y > 0, what="the help scrolled")
+        await pilot.pause()
+        shown = screen_text(app)
+        assert ":sort COLUMN" in shown and ":filter TERMS" in shown and ":VERB" in shown
+        assert "escape closes" in shown.splitlines()[-2]  # still there
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is app.fleet_screen, what="help closed")
+
+
+def test_help_lists_every_command() -> None:
+    listed = {usage.split()[0] for usage, _ in COMMAND_HELP}
+    assert set(_ALIASES.values()) <= listed and "VERB" in listed
 
 
 async def test_events_pane_shows_fleet_events_newest_first() -> None:

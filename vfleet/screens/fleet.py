@@ -22,6 +22,7 @@ from vfleet.core.output import human_bytes
 from vfleet.core.sanitize import printable
 from vfleet.messages import JobDone, JobResult
 from vfleet.screens.commands import Command, parse_command
+from vfleet.screens.fleet_help import fleet_help
 from vfleet.screens.modals import ActionMenu, ConfirmPlan, HelpScreen
 from vfleet.widgets.columns import SORTABLE
 from vfleet.widgets.fleet_table import FleetTable
@@ -55,16 +56,6 @@ class FleetScreen(Screen[None]):
         Binding("question_mark", "help", "Help"),
         Binding("q", "app.quit", "Quit"),
     ]
-    HELP_EXTRA = (
-        ("up/down/pgup/pgdn", "move the cursor"),
-        ("click a header", "sort by that column (again: reverse)"),
-        ("ctrl+p", "command palette (themes, ...)"),
-        (":sort COL [desc]", "sort by a column: " + " ".join(SORTABLE)),
-        (":filter TERMS", "filter: text re:RE host: state: tag: hv: group: name: cpu>80 mem>=90 ..."),
-        (":VERB", "run a verb on the marked rows: start shutdown reboot pause resume force-off reset"),
-        (":host NAME, :theme NAME, :q", "open a host, change theme, quit"),
-    )
-
     def __init__(self, fleet: Fleet, operations: Operations, *, demo: bool = False, read_only: bool = False) -> None:
         super().__init__()
         self.fleet = fleet
@@ -313,8 +304,8 @@ class FleetScreen(Screen[None]):
         widget.display = not widget.display
 
     def action_help(self) -> None:
-        keys = [(b.key, b.description) for b in self.BINDINGS if isinstance(b, Binding)]
-        self.app.push_screen(HelpScreen("Fleet", [*keys, *self.HELP_EXTRA]))
+        bindings = [b for b in self.BINDINGS if isinstance(b, Binding)]
+        self.app.push_screen(HelpScreen("vfleet", sections=fleet_help(bindings)))
 
     # -- drill down -------------------------------------------------------------------
 
