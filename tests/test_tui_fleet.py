@@ -9,11 +9,15 @@ from textual.binding import Binding
 from textual.widgets import Footer, Input, Label, OptionList, Static
 
 from vfleet.app import VFleetApp
-from vfleet.core.models import DomainEvent, HostStatus, PowerState, Verb
+from vfleet.core.models import ActionResult, DomainEvent, HostStatus, PowerState, Verb
+from vfleet.core.operations import Target
+from vfleet.messages import JobDone, JobResult
 from vfleet.screens.commands import _ALIASES, COMMAND_HELP
+from vfleet.screens.details import EventScreen, JobScreen
 from vfleet.screens.domain import DomainScreen
 from vfleet.screens.host import HostScreen
 from vfleet.screens.modals import ActionMenu, ConfirmPlan, HelpScreen, key_label
+from vfleet.widgets.jobs import Job
 from vfleet.widgets.panes import EventsPane, HostsPane, JobsPane
 
 SIZE = (160, 50)
@@ -444,9 +448,8 @@ async def test_events_pane_shows_fleet_events_newest_first() -> None:
             app.fleet.events.appendleft(event)
             app._on_fleet_event(event)
         pane = app.fleet_screen.query_one(EventsPane)
-        await until(pilot, lambda: "kvm1/web-1 started" in str(pane.content), what="the event")
-        lines = str(pane.content.plain if hasattr(pane.content, "plain") else pane.content).splitlines()
-        assert "started" in lines[0] and "stopped" in lines[1]
+        await until(pilot, lambda: any("kvm1/web-1 started" in line for line in pane.lines), what="the event")
+        assert "started" in pane.lines[0] and "stopped" in pane.lines[1]
 
 
 async def test_host_screen_reconnect_asks_the_fleet_to_poll() -> None:
@@ -459,3 +462,110 @@ async def test_host_screen_reconnect_asks_the_fleet_to_poll() -> None:
         await until(pilot, lambda: app.screen.query_one("#host-domains").row_count == 5, what="the new domain")
         assert app.fleet.view("kvm1").health.status is HostStatus.UP
         assert PowerState.RUNNING in {r.domain.state for r in app.fleet.view("kvm1").rows}
+
+
+LONG_ERROR = ("vim.fault.InvalidPowerState: the attempted operation cannot be performed in the current state "
+              "(Powered off); the host says more: task-1234 on datacenter-2 failed; END-OF-ERROR")
+
+
+async def test_a_failed_jobs_full_error_is_readable_in_the_job_detail() -> None:
+    app, world = make_app()
+    world["esx1"].refuse = LONG_ERROR
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, app)
+        goto(app, "web-3")
+        await pilot.press("colon")
+        await type_text(pilot, "reset")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmPlan), what="the typed confirmation")
+        await type_text(pilot, "web-3")
+        await pilot.press("enter")
+        jobs = app.fleet_screen.query_one(JobsPane)
+        await until(pilot, lambda: any("FAILED" in line for line in jobs.lines), what="the failure")
+        assert jobs.lines[0].endswith("END-OF-ERROR")  # the pane has the whole text ...
+        job = jobs.latest()
+        assert job is not None
+
+        def pane_lines() -> list[str]:
+            return [line for line in screen_text(app).splitlines() if f"job {job.number} reset" in line]
+
+        await until(pilot, lambda: any("FAILED" in line for line in pane_lines()), what="the failure on screen")
+        assert len(pane_lines()) == 1 and "…" in pane_lines()[0]  # ... shows one line of it, cut with an ellipsis
+        assert "END-OF-ERROR" not in screen_text(app)
+
+        await pilot.press("J")  # the last job in full
+        await until(pilot, lambda: isinstance(app.screen, JobScreen), what="the job detail")
+        await pilot.pause()
+        shown = " ".join(line.strip(" │") for line in screen_text(app).splitlines())
+        assert f"job {job.number}: reset on 1 domain: done, 0 ok, 1 failed" in shown
+        assert "FAILED" in shown and "esx1/web-3" in shown
+        assert " ".join(f"esx1: {LONG_ERROR}".split()) in " ".join(shown.split())  # every word, wrapped
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is app.fleet_screen, what="back")
+
+        app.fleet_screen.set_focus(jobs)  # or a job line, then enter
+        jobs.highlighted = 0
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, JobScreen), what="the job detail from its line")
+        assert app.screen.job is job
+
+
+async def test_a_job_detail_follows_a_running_job_target_by_target() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        jobs = app.fleet_screen.query_one(JobsPane)
+        targets = (Target("kvm1", "web-1", "uuid-web-1"), Target("esx1", "web-3", "uuid-web-3"))
+        jobs.job_started(Job(7, "reboot", targets))
+        await pilot.press("J")
+        await until(pilot, lambda: isinstance(app.screen, JobScreen), what="the job detail")
+        results = app.screen.query_one("#job-results", Static)
+        assert "pending" in screen_text(app) and "running, 0 ok, 0 failed, 2 pending" in screen_text(app)
+        app.fleet_screen.post_message(JobResult(7, ActionResult("esx1", "web-3", Verb.REBOOT, ok=False,
+                                                                message="esx1: no answer", key="uuid-web-3")))
+        await until(pilot, lambda: "esx1: no answer" in screen_text(app), what="the result, live")
+        app.fleet_screen.post_message(JobDone(7, 0, 1))
+        await until(pilot, lambda: "done, 0 ok, 1 failed" in screen_text(app), what="the job done")
+        assert results.display and "kvm1/web-1" in screen_text(app)
+
+
+async def test_events_are_one_line_each_and_open_in_full() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, app)
+        detail = "guest requested power off after the watchdog fired twice; see the host log for the rest: TAIL"
+        for n, kind in enumerate(("stopped", "started")):
+            event = DomainEvent("kvm1", "web-1", kind, detail, "uuid-web-1", wall_time=1_700_000_000.0 + n)
+            app.fleet.events.appendleft(event)
+            app._on_fleet_event(event)
+        pane = app.fleet_screen.query_one(EventsPane)
+        await until(pilot, lambda: len(pane.lines) == 2, what="the events")
+        await pilot.pause()
+        shown = screen_text(app).splitlines()
+        started = [i for i, line in enumerate(shown) if "kvm1/web-1 started" in line]
+        assert len(started) == 1 and "…" in shown[started[0]]  # one line, cut
+        assert "kvm1/web-1 stopped" in shown[started[0] + 1]  # the next event on the next line: nothing wraps
+        app.fleet_screen.set_focus(pane)
+        pane.highlighted = 1
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, EventScreen), what="the event in full")
+        await pilot.pause()
+        text = " ".join(" ".join(line.strip(" │") for line in screen_text(app).splitlines()).split())
+        assert "kind stopped" in text and "key uuid-web-1" in text and " ".join(detail.split()) in text
+
+
+async def test_hiding_the_events_and_jobs_panes_gives_the_table_their_rows() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, app)
+        table = app.fleet_screen.table
+        await pilot.pause()
+        before = table.size.height
+        await pilot.press("e")
+        await pilot.pause()
+        assert table.size.height == before  # the jobs pane still needs the band
+        await pilot.press("j")
+        await until(pilot, lambda: table.size.height == before + 6, what="the band given to the table")
+        assert app.fleet_screen.query_one("#bottom").size.height == 0
+        await pilot.press("e", "j")
+        await until(pilot, lambda: table.size.height == before, what="the band back")

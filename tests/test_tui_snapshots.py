@@ -11,7 +11,7 @@ from test_tui_support import loaded, make_app, until
 from textual.pilot import Pilot
 
 from vfleet.screens.domain import DomainScreen
-from vfleet.screens.modals import ActionMenu
+from vfleet.screens.modals import ActionMenu, HelpScreen
 
 SnapCompare = Callable[..., bool]
 
@@ -50,3 +50,14 @@ def test_action_menu_on_marked_rows(snap_compare: SnapCompare) -> None:
         await until(pilot, lambda: isinstance(pilot.app.screen, ActionMenu), what="the action menu")
 
     assert snap_compare(app, terminal_size=(120, 40), run_before=open_menu)
+
+
+def test_help_80x24(snap_compare: SnapCompare) -> None:
+    app, _ = make_app()
+
+    async def open_help(pilot: Pilot[object]) -> None:
+        await _loaded(pilot)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), what="the help")
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=open_help)

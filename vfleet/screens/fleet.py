@@ -12,20 +12,22 @@ from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
 from textual.timer import Timer
-from textual.widgets import DataTable, Footer, Input, Label, Static
+from textual.widgets import DataTable, Footer, Input, Label, OptionList, Static
 
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.errors import VFleetError
 from vfleet.core.models import ActionResult, HostStatus, Verb
-from vfleet.core.operations import Operations, Plan, Target
+from vfleet.core.operations import Operation, Operations, Plan, Target
 from vfleet.core.output import human_bytes
 from vfleet.core.sanitize import printable
 from vfleet.messages import JobDone, JobResult
 from vfleet.screens.commands import Command, parse_command
+from vfleet.screens.details import EventScreen, JobScreen
 from vfleet.screens.fleet_help import fleet_help
 from vfleet.screens.modals import ActionMenu, ConfirmPlan, HelpScreen
 from vfleet.widgets.columns import SORTABLE
 from vfleet.widgets.fleet_table import FleetTable
+from vfleet.widgets.jobs import Job
 from vfleet.widgets.panes import EventsPane, HostsPane, JobsPane
 
 _job_numbers = itertools.count(1)
@@ -52,6 +54,7 @@ class FleetScreen(Screen[None]):
         Binding("p", "toggle_pane('#hosts')", "Hosts pane", show=False),
         Binding("e", "toggle_pane('#events')", "Events pane", show=False),
         Binding("j", "toggle_pane('#jobs')", "Jobs pane", show=False),
+        Binding("J", "job_detail", "Job detail", show=False),
         Binding("colon", "command", "Command", priority=True),
         Binding("question_mark", "help", "Help"),
         Binding("q", "app.quit", "Quit"),
@@ -78,8 +81,8 @@ class FleetScreen(Screen[None]):
         yield HostsPane(id="hosts")
         yield FleetTable(self.fleet.history, id="domains")
         with Horizontal(id="bottom"):
-            yield EventsPane("", id="events", markup=False)
-            yield JobsPane(id="jobs", max_lines=500)
+            yield EventsPane(id="events")
+            yield JobsPane(id="jobs")
         with Vertical(id="filter-bar"):  # the box and its error together: the error shows where one types
             yield Input(placeholder="filter as you type: web !state:off host:kvm*|esx* cpu>80 (? help)", id="filter")
             yield Label("", id="filter-error", classes="error", markup=False)
@@ -302,6 +305,37 @@ class FleetScreen(Screen[None]):
     def action_toggle_pane(self, selector: str) -> None:
         widget = self.query_one(selector)
         widget.display = not widget.display
+        if not widget.display and self.focused is widget:
+            self.set_focus(self.table)
+
+    # -- jobs and events in full ---------------------------------------------------
+
+    def action_job_detail(self) -> None:
+        jobs = self.query_one(JobsPane)
+        job = (jobs.selected_job() if self.focused is jobs else None) or jobs.latest()
+        if job is None:
+            self.notify("no jobs yet: a (actions) or :VERB starts one", severity="information")
+            return
+        self.app.push_screen(JobScreen(job))
+
+    @on(OptionList.OptionSelected, "#jobs")
+    def _job_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        job = self.query_one(JobsPane).selected_job()
+        if job is not None:
+            self.app.push_screen(JobScreen(job))
+
+    @on(OptionList.OptionSelected, "#events")
+    def _event_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        chosen = self.query_one(EventsPane).selected_event()
+        if chosen is not None:
+            self.app.push_screen(EventScreen(chosen))
+
+    def _job_changed(self, number: int) -> None:
+        screen = self.app.screen
+        if isinstance(screen, JobScreen) and screen.job.number == number:
+            screen.refresh_job()
 
     def action_help(self) -> None:
         bindings = [b for b in self.BINDINGS if isinstance(b, Binding)]
@@ -399,16 +433,18 @@ class FleetScreen(Screen[None]):
             answer: bool = await self.app.push_screen(ConfirmPlan(the_plan), wait_for_dismiss=True)
             return answer
 
-        def started(_operation: object) -> None:
+        def started(operation: Operation) -> None:
             jobs = self.query_one(JobsPane)
             jobs.display = True
-            jobs.job_started(job, verb.value, len(plan.decisions))
+            jobs.job_started(Job(job, verb.value, tuple(d.target for d in operation.plan.decisions)))
 
         async def run() -> None:
             try:
                 operation = await self.operations.run(plan, confirm, on_result=report, on_start=started)
             except VFleetError as exc:
-                self.notify(str(exc), severity="error", markup=False)
+                self.notify(printable(str(exc)), severity="error", markup=False)
+                self.query_one(JobsPane).job_done(job, error=str(exc))  # if it had started
+                self._job_changed(job)
                 return
             if operation.status != "completed":
                 return
@@ -419,9 +455,11 @@ class FleetScreen(Screen[None]):
 
     def on_job_result(self, message: JobResult) -> None:
         self.query_one(JobsPane).result(message.job, message.result)
+        self._job_changed(message.job)
 
     def on_job_done(self, message: JobDone) -> None:
-        self.query_one(JobsPane).job_done(message.job, message.ok, message.failed)
+        self.query_one(JobsPane).job_done(message.job)
+        self._job_changed(message.job)
         if message.ok and self.table.marked:
             self.table.clear_marks()
             self._update_summary()

@@ -17,8 +17,8 @@ from vfleet.screens.modals import HelpSection, key_label
 # Section -> the actions it lists, in order.
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Table", ("open_domain", "open_host", "sort_step(-1)", "sort_step(1)", "reverse_sort", "freeze")),
-    ("Marks and actions", ("mark", "mark_filtered", "unmark", "actions", "job_detail")),
-    ("Panes", ("toggle_pane('#hosts')", "toggle_pane('#events')", "toggle_pane('#jobs')")),
+    ("Marks and actions", ("mark", "mark_filtered", "unmark", "actions")),
+    ("Panes", ("toggle_pane('#hosts')", "toggle_pane('#events')", "toggle_pane('#jobs')", "job_detail")),
     ("Filter: / and the terms", ("filter", "clear_filter")),
     ("Command line: : and a command", ("command", "help", "app.quit")),
 )
@@ -34,7 +34,7 @@ LONG = {
     "mark_filtered": "mark every row the filter shows",
     "unmark": "unmark every row",
     "actions": "act on the marked rows (else the cursor row)",
-    "job_detail": "a job's detail: every target's result in full",
+    "job_detail": "the selected (else the last) job in full: every target's result",
     "toggle_pane('#hosts')": "show or hide the hosts pane",
     "toggle_pane('#events')": "show or hide the events pane",
     "toggle_pane('#jobs')": "show or hide the jobs pane",

@@ -20,6 +20,7 @@ from vfleet.core.operations import Plan, Target, Tier
 from vfleet.core.sanitize import display_width, pad, printable
 
 HelpSection = tuple[str, Sequence[tuple[str, str]]]
+WIDE_HELP = 160  # columns from which help shows its groups side by side (each as wide as at 80)
 _KEY_WORDS = {"pageup": "pgup", "pagedown": "pgdn", "escape": "escape", "enter": "enter", "space": "space"}
 
 
@@ -46,17 +47,22 @@ class HelpScreen(ModalScreen[None]):
         self._sections = [*([("Keys", keys)] if keys else []), *sections]
 
     def compose(self) -> ComposeResult:
-        with Vertical(id="help", classes="dialog"):
+        with Vertical(id="help", classes="dialog fullsize"):
             yield Label(f"{self._title}: help", classes="dialog-title", markup=False)
-            with VerticalScroll(id="help-body"):
+            with VerticalScroll(id="help-body", classes="fullsize-body"):
                 for index, (heading, lines) in enumerate(self._sections):
-                    yield Label(heading, classes="help-section", markup=False)
-                    yield Static(_help_grid(lines), id=f"help-{index}", classes="help-lines")
+                    with Vertical(classes="help-group"):
+                        yield Label(heading, classes="help-section", markup=False)
+                        yield Static(_help_grid(lines), id=f"help-{index}", classes="help-lines")
             # outside the scrolled part: always on screen, however small the terminal
             yield Label("escape closes · up/down pgup/pgdn scroll", id="help-hint", classes="dialog-hint")
 
     def on_mount(self) -> None:
         self.query_one("#help-body").focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        # Wide terminals get two columns of groups: more of the help on one page.
+        self.query_one("#help-body").set_class(event.size.width >= WIDE_HELP, "-wide")
 
     @property
     def text(self) -> str:
