@@ -129,10 +129,21 @@ def test_demo_in_a_terminal_filter_mark_and_confirm_an_action(tmux: Tmux) -> Non
     tmux.text(str(marked))
     tmux.keys("Enter")
     tmux.wait_for(lambda s: f"done, {marked} ok, 0 failed" in s, "the job's results")
-    tmux.wait_for(lambda s: "shutting-down" in s or "off" in s, "the new states")
+    tmux.wait_for(lambda s: "!state:paused': 0 shown" in s, "the domains, now off, gone from the filter")
+    tmux.keys("J")  # the job in full: every target and where it ended
+    tmux.wait_for(lambda s: s.count("-> shutting-down") + s.count("-> off") == marked, "the job detail")
+    tmux.keys("Escape")
+    tmux.wait_for(lambda s: "escape closes" not in s, "the job detail closed")
+
+    # `/db01` and Enter in one write: a filter on db01, never db01's detail screen
+    tmux.keys("Escape")  # clears the filter
+    tmux.wait_for(lambda s: "filter '" not in s, "the filter cleared")
+    tmux.text("/db01\r")
+    screen = tmux.wait_for(lambda s: "filter 'db01': 6 shown" in s, "the typed-ahead filter (a db01 per host)")
+    assert "cpu % of its vCPUs" not in screen  # not the detail screen
 
     tmux.keys("q")
-    tmux.wait_for(lambda s: "kvm-ams-2" not in s, "vfleet to quit", timeout=10)
+    tmux.wait_for(lambda s: "kvm-ams-2" not in s and "db01" not in s, "vfleet to quit", timeout=10)
     assert "Traceback" not in tmux.screen()
 
 

@@ -171,6 +171,7 @@ class FleetScreen(Screen[None]):
     def action_clear_filter(self) -> None:
         if self.table.selector:
             self.set_filter("")
+        self._close_filter()
 
     def set_filter(self, text: str) -> bool:
         """Filter the table; a bad term is shown under the box and the table keeps its last good filter."""
