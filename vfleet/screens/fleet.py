@@ -32,6 +32,7 @@ from vfleet.widgets.panes import EventsPane, HostsPane, JobsPane
 
 _job_numbers = itertools.count(1)
 FILTER_DEBOUNCE = 0.15  # seconds of quiet typing before the table follows the filter box
+FILTER_HINT = "filter as you type: web !state:off host:kvm*|esx* cpu>80 (enter keeps, escape cancels)"
 
 
 class FleetScreen(Screen[None]):
@@ -84,7 +85,7 @@ class FleetScreen(Screen[None]):
             yield EventsPane(id="events")
             yield JobsPane(id="jobs")
         with Vertical(id="filter-bar"):  # the box and its error together: the error shows where one types
-            yield Input(placeholder="filter as you type: web !state:off host:kvm*|esx* cpu>80 (? help)", id="filter")
+            yield Input(placeholder=FILTER_HINT, id="filter")
             yield Label("", id="filter-error", classes="error", markup=False)
         yield Input(
             placeholder="command: sort cpu desc | filter ... | shutdown | host NAME | theme NAME | q", id="command"
