@@ -70,14 +70,47 @@ def test_unknown_host_and_bad_filters_are_usage_errors(tmp_path: Path) -> None:
     for args, words in (
         (("--host", "nope"), "no host matches 'nope'"),
         (("--group", "nope"), "no group named 'nope'"),
-        (("--state", "sleepy"), "unknown state 'sleepy'"),
-        (("--filter", "cpu>>5"), "bad comparison 'cpu>>5'"),
+        (("--state", "sleepy"), "filter term 'state:sleepy': unknown state 'sleepy'"),
+        (("--filter", "cpu>>5"), "filter term 'cpu>>5': bad comparison"),
         (("--filter", "colour>5"), "unknown filter field 'colour'"),
         (("--filter", "size:big"), "unknown filter term 'size:'"),
+        (("--filter", "state:on|bogus"), "filter term 'state:on|bogus': unknown state 'bogus'"),
+        (("--filter", "web !"), "filter term '!': nothing after '!'"),
     ):
         run = vfleet("-i", str(inv), "status", *args)
         assert run.returncode == ExitCode.USAGE, (args, run.stderr)
         assert run.stdout == "" and words in run.stderr and run.stderr.count("\n") == 1 and "Traceback" not in run.stderr
+
+
+def test_status_top_and_act_share_the_filter_grammar(tmp_path: Path) -> None:
+    """`!` negation, `a|b` alternatives, case-insensitive globs; act reads a bare word as a name glob."""
+    pytest.importorskip("libvirt")
+    a = write_node(tmp_path / "a.xml", [("Web-1", RUNNING), ("web-10", PAUSED), ("db-1", SHUTOFF)])
+    b = write_node(tmp_path / "b.xml", [("WEB-3", RUNNING), ("etl-1", RUNNING)])
+    inv = tmp_path / "inv.yaml"
+    inv.write_text("hosts:\n"
+                   f"  - {{name: Kvm-A, driver: libvirt, uri: 'test://{a}', tags: [Prod]}}\n"
+                   f"  - {{name: kvm-b, driver: libvirt, uri: 'test://{b}'}}\n")
+
+    def shown(*args: str) -> list[str]:
+        run = vfleet("-i", str(inv), "status", "--interval", "0", "-o", "csv", *args)
+        assert run.returncode == ExitCode.OK, (args, run.stderr)
+        return sorted(r["name"] for r in csv.DictReader(io.StringIO(run.stdout)))
+
+    assert shown("--filter", "web|DB !state:off") == ["WEB-3", "Web-1", "web-10"]
+    assert shown("--filter", "host:KVM-a name:WEB-*") == ["Web-1", "web-10"]
+    assert shown("--host", "kvm-A", "--host", "KVM-B", "--filter", "state:running|paused !etl|db") == [
+        "WEB-3", "Web-1", "web-10"]
+    assert shown("--tag", "prod", "--state", "paused|off") == ["db-1", "web-10"]
+
+    run = vfleet("-i", str(inv), "top", "-b", "-d", "0.2", "-n", "1", "--filter", "!host:kvm-a state:ON")
+    assert run.returncode == ExitCode.OK, run.stderr
+    assert sorted(d["name"] for d in json.loads(run.stdout)["domains"]) == ["WEB-3", "etl-1"]
+
+    run = vfleet("-i", str(inv), "act", "start", "web-1|DB-*", "!state:running", "--multiple", "--dry-run",
+                 "-o", "json", "--audit-log", str(tmp_path / "audit.jsonl"))
+    assert run.returncode == ExitCode.OK, run.stderr
+    assert sorted(p["domain"] for p in json.loads(run.stdout)["plan"]) == ["db-1"]  # web-10: not a substring
 
 
 def test_missing_inventory_is_a_one_line_usage_error(tmp_path: Path) -> None:

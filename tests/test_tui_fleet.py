@@ -4,13 +4,20 @@ from __future__ import annotations
 
 import pytest
 from test_tui_support import FakeHost, domain, loaded, make_app, until
-from textual.widgets import Label, OptionList, Static
+from textual import events
+from textual.binding import Binding
+from textual.widgets import Footer, Input, Label, OptionList, Static
 
 from vfleet.app import VFleetApp
-from vfleet.core.models import DomainEvent, HostStatus, PowerState, Verb
+from vfleet.core.models import ActionResult, DomainEvent, HostStatus, PowerState, Verb
+from vfleet.core.operations import Target
+from vfleet.messages import JobDone, JobResult
+from vfleet.screens.commands import _ALIASES, COMMAND_HELP
+from vfleet.screens.details import EventScreen, JobScreen
 from vfleet.screens.domain import DomainScreen
 from vfleet.screens.host import HostScreen
-from vfleet.screens.modals import ActionMenu, ConfirmPlan, HelpScreen
+from vfleet.screens.modals import ActionMenu, ConfirmPlan, HelpScreen, key_label
+from vfleet.widgets.jobs import Job
 from vfleet.widgets.panes import EventsPane, HostsPane, JobsPane
 
 SIZE = (160, 50)
@@ -45,6 +52,25 @@ async def type_text(pilot, text: str) -> None:  # type: ignore[no-untyped-def]
     await pilot.press(*("space" if c == " " else c for c in text))
 
 
+def burst(app: VFleetApp, *keys: str) -> None:
+    """Keys as a terminal delivers a fast typist's: all queued at once, no pause between them
+    (Pilot.press waits for the app to go idle after each key, which hides lost keys)."""
+    for key in keys:
+        char = {"slash": "/", "colon": ":", "space": " ", "enter": "\r"}.get(key, key if len(key) == 1 else None)
+        event = events.Key(key, char)
+        event.set_sender(app)  # as the driver's keys are
+        app.post_message(event)
+
+
+def filter_open(app: VFleetApp) -> bool:
+    return bool(app.fleet_screen.query_one("#filter-bar").display)
+
+
+def screen_text(app: VFleetApp) -> str:
+    """What the terminal shows now, line by line."""
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
+
+
 async def test_table_shows_every_domain_with_host_health_and_totals() -> None:
     app, _ = make_app()
     async with app.run_test(size=SIZE) as pilot:
@@ -76,6 +102,11 @@ async def test_table_shows_every_domain_with_host_health_and_totals() -> None:
         ("cpu>80", {"web-1", "web-3"}),
         ("vcpus>=4", {"db-1", "ci-1"}),
         ("host:kvm1 cpu>30", {"web-1", "db-1"}),
+        ("!host:kvm*", {"mail-1", "dns-1", "web-3", "ci-1"}),
+        ("web|db", {"web-1", "web-2", "web-3", "db-1"}),
+        ("state:paused|off", {"dns-1", "build-1"}),
+        ("HOST:KVM1 name:WEB-*", {"web-1", "web-2"}),
+        ("!state:running|paused tag:PROD", {"build-1"}),
     ],
 )
 async def test_filter_terms(terms: str, expected: set[str]) -> None:
@@ -91,24 +122,81 @@ async def test_filter_terms(terms: str, expected: set[str]) -> None:
         await until(pilot, lambda: len(names(app)) == 8, what="filter cleared")
 
 
-@pytest.mark.parametrize(
-    ("terms", "message"),
-    [
-        ("bogus:x", "unknown filter term"),
-        ("re:(", "bad regular expression"),
-        ("cpu>>1", "bad comparison"),
-        ("state:asleep", "unknown state"),
-    ],
-)
-async def test_a_bad_filter_term_shows_the_error_and_keeps_the_table(terms: str, message: str) -> None:
+async def test_the_filter_applies_as_you_type() -> None:
     app, _ = make_app()
     async with app.run_test(size=SIZE) as pilot:
         await loaded(pilot, app)
         await pilot.press("slash")
-        await type_text(pilot, terms)
-        await pilot.press("enter")
+        await type_text(pilot, "web")  # no enter
+        await until(pilot, lambda: set(names(app)) == {"web-1", "web-2", "web-3"}, what="the live filter")
+        box = app.fleet_screen.query_one("#filter", Input)
+        assert filter_open(app) and app.fleet_screen.focused is box  # still typing
+        await type_text(pilot, " !host:esx*")
+        await until(pilot, lambda: set(names(app)) == {"web-1", "web-2"}, what="the refined filter")
+        await pilot.press("escape")  # cancels the edit: back to the filter before `/`
+        await until(pilot, lambda: len(names(app)) == 8, what="the filter from before")
+        assert not filter_open(app) and app.fleet_screen.focused is app.fleet_screen.table
+
+
+async def test_keys_typed_right_after_slash_or_colon_are_kept() -> None:
+    """`/db` enter typed in one go filters on db; it never opens db's detail screen."""
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        burst(app, "slash", "d", "b", "enter")
+        await until(pilot, lambda: names(app) == ["db-1"], what="the typed-ahead filter")
+        assert app.screen is app.fleet_screen and app.fleet_screen.table.selector.text == "db"
+        burst(app, "colon", "s", "o", "r", "t", "space", "c", "p", "u", "enter")
+        await until(pilot, lambda: app.fleet_screen.table.sort_column == "cpu", what="the typed-ahead command")
+        assert app.screen is app.fleet_screen
+
+
+@pytest.mark.parametrize(
+    ("terms", "message"),
+    [
+        ("bogus:x", "filter term 'bogus:x': unknown filter term 'bogus:'"),
+        ("re:(db", "filter term 're:(db': bad regular expression"),
+        ("cpu>>1", "filter term 'cpu>>1': bad comparison"),
+        ("state:bogus", "filter term 'state:bogus': unknown state 'bogus'"),
+    ],
+)
+async def test_a_bad_term_shows_under_the_box_and_the_last_good_filter_stays(terms: str, message: str) -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("slash")
+        await type_text(pilot, "web")
+        await until(pilot, lambda: len(names(app)) == 3, what="the good filter")
+        box = app.fleet_screen.query_one("#filter", Input)
+        box.insert_text_at_cursor(f" {terms}")  # pasted: typed, `cpu` alone would be a good filter a moment
         error = app.fleet_screen.query_one("#filter-error", Label)
         await until(pilot, lambda: error.display and message in text_of(error), what="the filter error")
+        await pilot.pause()
+        footer = app.fleet_screen.query_one(Footer)
+        assert error.region.y == box.region.bottom and error.region.bottom <= footer.region.y  # right under the box
+        assert message in screen_text(app)  # and on screen, not covered
+        assert len(names(app)) == 3  # the table keeps the last good filter
+        await pilot.press("enter")  # a bad filter is not taken: the box stays, with its error
+        assert filter_open(app) and app.fleet_screen.focused is box and error.display
+        for _ in range(len(terms) + 1):
+            await pilot.press("backspace")
+        await until(pilot, lambda: not error.display, what="the error gone once the text is good")
+        await pilot.press("enter")
+        await until(pilot, lambda: not filter_open(app), what="the box closed")
+        assert app.fleet_screen.table.selector.text == "web"
+
+
+async def test_a_bad_filter_command_opens_the_box_with_its_error() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("colon")
+        await type_text(pilot, "filter cpu>>5")
+        await pilot.press("enter")
+        error = app.fleet_screen.query_one("#filter-error", Label)
+        await until(pilot, lambda: error.display and "'cpu>>5': bad comparison" in text_of(error), what="the error")
+        box = app.fleet_screen.query_one("#filter", Input)
+        assert filter_open(app) and box.value == "cpu>>5" and app.fleet_screen.focused is box
         assert len(names(app)) == 8
 
 
@@ -318,25 +406,48 @@ async def test_help_lists_every_key_and_q_quits_closing_every_connection() -> No
         await loaded(pilot, app)
         await pilot.press("question_mark")
         await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
-        keys = text_of(app.screen.query_one("#help-keys", Static))
-        for description in (
-            "Filter",
-            "Mark",
-            "Mark filtered",
-            "Unmark all",
-            "Actions",
-            "Host",
-            "Reverse",
-            "Command",
-            "Quit",
-            "Events pane",
-            "Jobs pane",
-        ):
-            assert description in keys
+        text = app.screen.text
+        for binding in app.fleet_screen.BINDINGS:
+            assert isinstance(binding, Binding)
+            assert f"\n{key_label(binding.key)}  " in text, binding  # every key, under some heading
         await pilot.press("escape", "q")
         await until(pilot, lambda: not app.is_running, what="the app to exit")
     assert app.return_value == 0
     assert all(app.fleet.driver(name) is None for name in ("kvm1", "xen1", "esx1"))
+
+
+async def test_help_at_80x24_reads_grouped_keys_as_typed_and_scrolls_to_the_commands() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, app)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(app.screen, HelpScreen), what="help")
+        await pilot.pause()
+        shown = screen_text(app)
+        lines = shown.splitlines()
+        assert len(lines) == 24 and all(len(line) == 80 for line in lines)  # the whole terminal
+        assert "escape closes" in lines[-2] and "Table" in shown and "Marks and actions" in shown
+        text = app.screen.text
+        for key in ("/", "*", "<", ">", "?", "Z", "space", ":"):
+            assert f"\n{key}  " in text, key
+        assert not any(word in text for word in ("slash", "asterisk", "less_than_sign", "question_mark"))
+        for heading in ("Table", "Marks and actions", "Panes", "Filter", "Command line"):
+            assert f"{heading}" in text
+        assert ":sort COLUMN" not in shown  # below the fold at 80x24 ...
+        body = app.screen.query_one("#help-body")
+        await pilot.press("end")  # ... until scrolled to
+        await until(pilot, lambda: body.scroll_y == body.max_scroll_y > 0, what="the help scrolled")
+        await pilot.pause()
+        shown = screen_text(app)
+        assert ":sort COLUMN" in shown and ":filter TERMS" in shown and ":VERB" in shown
+        assert "escape closes" in shown.splitlines()[-2]  # still there
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is app.fleet_screen, what="help closed")
+
+
+def test_help_lists_every_command() -> None:
+    listed = {usage.split()[0] for usage, _ in COMMAND_HELP}
+    assert set(_ALIASES.values()) <= listed and "VERB" in listed
 
 
 async def test_events_pane_shows_fleet_events_newest_first() -> None:
@@ -348,9 +459,8 @@ async def test_events_pane_shows_fleet_events_newest_first() -> None:
             app.fleet.events.appendleft(event)
             app._on_fleet_event(event)
         pane = app.fleet_screen.query_one(EventsPane)
-        await until(pilot, lambda: "kvm1/web-1 started" in str(pane.content), what="the event")
-        lines = str(pane.content.plain if hasattr(pane.content, "plain") else pane.content).splitlines()
-        assert "started" in lines[0] and "stopped" in lines[1]
+        await until(pilot, lambda: any("kvm1/web-1 started" in line for line in pane.lines), what="the event")
+        assert "started" in pane.lines[0] and "stopped" in pane.lines[1]
 
 
 async def test_host_screen_reconnect_asks_the_fleet_to_poll() -> None:
@@ -363,3 +473,110 @@ async def test_host_screen_reconnect_asks_the_fleet_to_poll() -> None:
         await until(pilot, lambda: app.screen.query_one("#host-domains").row_count == 5, what="the new domain")
         assert app.fleet.view("kvm1").health.status is HostStatus.UP
         assert PowerState.RUNNING in {r.domain.state for r in app.fleet.view("kvm1").rows}
+
+
+LONG_ERROR = ("vim.fault.InvalidPowerState: the attempted operation cannot be performed in the current state "
+              "(Powered off); the host says more: task-1234 on datacenter-2 failed; END-OF-ERROR")
+
+
+async def test_a_failed_jobs_full_error_is_readable_in_the_job_detail() -> None:
+    app, world = make_app()
+    world["esx1"].refuse = LONG_ERROR
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, app)
+        goto(app, "web-3")
+        await pilot.press("colon")
+        await type_text(pilot, "reset")
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, ConfirmPlan), what="the typed confirmation")
+        await type_text(pilot, "web-3")
+        await pilot.press("enter")
+        jobs = app.fleet_screen.query_one(JobsPane)
+        await until(pilot, lambda: any("FAILED" in line for line in jobs.lines), what="the failure")
+        assert jobs.lines[0].endswith("END-OF-ERROR")  # the pane has the whole text ...
+        job = jobs.latest()
+        assert job is not None
+
+        def pane_lines() -> list[str]:
+            return [line for line in screen_text(app).splitlines() if f"job {job.number} reset" in line]
+
+        await until(pilot, lambda: any("FAILED" in line for line in pane_lines()), what="the failure on screen")
+        assert len(pane_lines()) == 1 and "…" in pane_lines()[0]  # ... shows one line of it, cut with an ellipsis
+        assert "END-OF-ERROR" not in screen_text(app)
+
+        await pilot.press("J")  # the last job in full
+        await until(pilot, lambda: isinstance(app.screen, JobScreen), what="the job detail")
+        await pilot.pause()
+        shown = " ".join(line.strip(" │") for line in screen_text(app).splitlines())
+        assert f"job {job.number}: reset on 1 domain: done, 0 ok, 1 failed" in shown
+        assert "FAILED" in shown and "esx1/web-3" in shown
+        assert " ".join(f"esx1: {LONG_ERROR}".split()) in " ".join(shown.split())  # every word, wrapped
+        await pilot.press("escape")
+        await until(pilot, lambda: app.screen is app.fleet_screen, what="back")
+
+        app.fleet_screen.set_focus(jobs)  # or a job line, then enter
+        jobs.highlighted = 0
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, JobScreen), what="the job detail from its line")
+        assert app.screen.job is job
+
+
+async def test_a_job_detail_follows_a_running_job_target_by_target() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        jobs = app.fleet_screen.query_one(JobsPane)
+        targets = (Target("kvm1", "web-1", "uuid-web-1"), Target("esx1", "web-3", "uuid-web-3"))
+        jobs.job_started(Job(7, "reboot", targets))
+        await pilot.press("J")
+        await until(pilot, lambda: isinstance(app.screen, JobScreen), what="the job detail")
+        results = app.screen.query_one("#job-results", Static)
+        assert "pending" in screen_text(app) and "running, 0 ok, 0 failed, 2 pending" in screen_text(app)
+        app.fleet_screen.post_message(JobResult(7, ActionResult("esx1", "web-3", Verb.REBOOT, ok=False,
+                                                                message="esx1: no answer", key="uuid-web-3")))
+        await until(pilot, lambda: "esx1: no answer" in screen_text(app), what="the result, live")
+        app.fleet_screen.post_message(JobDone(7, 0, 1))
+        await until(pilot, lambda: "done, 0 ok, 1 failed" in screen_text(app), what="the job done")
+        assert results.display and "kvm1/web-1" in screen_text(app)
+
+
+async def test_events_are_one_line_each_and_open_in_full() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, app)
+        detail = "guest requested power off after the watchdog fired twice; see the host log for the rest: TAIL"
+        for n, kind in enumerate(("stopped", "started")):
+            event = DomainEvent("kvm1", "web-1", kind, detail, "uuid-web-1", wall_time=1_700_000_000.0 + n)
+            app.fleet.events.appendleft(event)
+            app._on_fleet_event(event)
+        pane = app.fleet_screen.query_one(EventsPane)
+        await until(pilot, lambda: len(pane.lines) == 2, what="the events")
+        await pilot.pause()
+        shown = screen_text(app).splitlines()
+        started = [i for i, line in enumerate(shown) if "kvm1/web-1 started" in line]
+        assert len(started) == 1 and "…" in shown[started[0]]  # one line, cut
+        assert "kvm1/web-1 stopped" in shown[started[0] + 1]  # the next event on the next line: nothing wraps
+        app.fleet_screen.set_focus(pane)
+        pane.highlighted = 1
+        await pilot.press("enter")
+        await until(pilot, lambda: isinstance(app.screen, EventScreen), what="the event in full")
+        await pilot.pause()
+        text = " ".join(" ".join(line.strip(" │") for line in screen_text(app).splitlines()).split())
+        assert "kind stopped" in text and "key uuid-web-1" in text and " ".join(detail.split()) in text
+
+
+async def test_hiding_the_events_and_jobs_panes_gives_the_table_their_rows() -> None:
+    app, _ = make_app()
+    async with app.run_test(size=(80, 24)) as pilot:
+        await loaded(pilot, app)
+        table = app.fleet_screen.table
+        await pilot.pause()
+        before = table.size.height
+        await pilot.press("e")
+        await pilot.pause()
+        assert table.size.height == before  # the jobs pane still needs the band
+        await pilot.press("j")
+        await until(pilot, lambda: table.size.height == before + 6, what="the band given to the table")
+        assert app.fleet_screen.query_one("#bottom").size.height == 0
+        await pilot.press("e", "j")
+        await until(pilot, lambda: table.size.height == before, what="the band back")

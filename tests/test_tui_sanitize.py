@@ -21,10 +21,13 @@ from sshhost import Keys, SshTestServer, XenHost
 from vfleet.app import VFleetApp
 from vfleet.core.engine import Fleet
 from vfleet.core.models import ActionResult, DomainEvent, HostConfig, HostStatus, Verb
+from vfleet.core.operations import Target
 from vfleet.core.sanitize import printable
 from vfleet.drivers.sim import HOSTILE_NAMES
+from vfleet.screens.details import EventScreen, JobScreen
 from vfleet.screens.domain import DomainScreen
 from vfleet.screens.host import HostScreen
+from vfleet.widgets.jobs import Job
 from vfleet.widgets.panes import EventsPane, HostsPane, JobsPane, host_row_key
 
 SIZE = (200, 50)
@@ -35,6 +38,10 @@ MARKUP_HOST = "[b]evil[/b] [red"  # an inventory name that Textual markup would 
 
 def safe(text: str) -> bool:
     return all(c == "\n" or unicodedata.category(c) not in HIDDEN for c in text)
+
+
+def screen_text(app: VFleetApp) -> str:
+    return "\n".join(strip.text for strip in app.screen._compositor.render_strips())
 
 
 def rendered(table: DataTable[object], lines: int) -> str:
@@ -117,14 +124,26 @@ async def test_events_and_job_results_are_escaped() -> None:
         app.fleet.events.appendleft(event)
         app._on_fleet_event(event)
         pane = app.fleet_screen.query_one(EventsPane)
-        await until(pilot, lambda: "PWNED-TITLE" in str(pane.content), what="the event")
-        assert "ev\\x1b]0;PWNED-TITLE\\x07\\x1b[31mRED stopped (crashed: \\x1b[2J\\u202e)" in str(pane.content)
-        assert safe(str(pane.content))
+        await until(pilot, lambda: any("PWNED-TITLE" in line for line in pane.lines), what="the event")
+        assert "ev\\x1b]0;PWNED-TITLE\\x07\\x1b[31mRED stopped (crashed: \\x1b[2J\\u202e)" in pane.lines[0]
+        assert safe(screen_text(app))
+        await app.push_screen(EventScreen(event))  # the event in full: escaped too
+        await pilot.pause()
+        assert "crashed: \\x1b[2J\\u202e" in screen_text(app) and safe(screen_text(app))
+        await pilot.press("escape")
 
         jobs = app.fleet_screen.query_one(JobsPane)
-        jobs.result(1, ActionResult(MARKUP_HOST, HOSTILE_NAMES[4], Verb.START, ok=False, message="ssh: \x1b[2Jno"))
-        assert jobs.lines[-1].endswith("two\\nlines\\tand\\x1b[2Jclear: FAILED: ssh: \\x1b[2Jno")
+        job = Job(1, "start", (Target(MARKUP_HOST, HOSTILE_NAMES[4]),))
+        jobs.job_started(job)
+        jobs.result(1, ActionResult(MARKUP_HOST, HOSTILE_NAMES[4], Verb.START, ok=False,
+                                    message="ssh: \x1b[2Jno\nsecond line \u202e"))
+        assert jobs.lines[0].endswith("two\\nlines\\tand\\x1b[2Jclear: FAILED: ssh: \\x1b[2Jno\\nsecond line \\u202e")
         assert all(safe(line) for line in jobs.lines)
+        await app.push_screen(JobScreen(job))  # the job in full: its error's lines kept, each escaped
+        await pilot.pause()
+        shown = screen_text(app)
+        assert "ssh: \\x1b[2Jno" in shown and "second line \\u202e" in shown and safe(shown)
+        await pilot.press("escape")
         assert app.fleet.view(MARKUP_HOST).health.status is HostStatus.UP
 
 

@@ -11,7 +11,7 @@ from test_tui_support import loaded, make_app, until
 from textual.pilot import Pilot
 
 from vfleet.screens.domain import DomainScreen
-from vfleet.screens.modals import ActionMenu
+from vfleet.screens.modals import ActionMenu, HelpScreen
 
 SnapCompare = Callable[..., bool]
 
@@ -76,3 +76,14 @@ def test_long_names_at_120x40(snap_compare: SnapCompare) -> None:
 def test_long_names_at_200x50(snap_compare: SnapCompare) -> None:
     """Every column, nothing cut."""
     assert _long_names_at((200, 50), snap_compare)
+
+
+def test_help_80x24(snap_compare: SnapCompare) -> None:
+    app, _ = make_app()
+
+    async def open_help(pilot: Pilot[object]) -> None:
+        await _loaded(pilot)
+        await pilot.press("question_mark")
+        await until(pilot, lambda: isinstance(pilot.app.screen, HelpScreen), what="the help")
+
+    assert snap_compare(app, terminal_size=(80, 24), run_before=open_help)

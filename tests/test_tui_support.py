@@ -20,7 +20,7 @@ from vfleet.app import VFleetApp
 from vfleet.core.audit import AuditLog
 from vfleet.core.config import Config
 from vfleet.core.engine import Fleet
-from vfleet.core.errors import GarbledOutput, HostUnreachable
+from vfleet.core.errors import ActionFailed, GarbledOutput, HostUnreachable
 from vfleet.core.models import (
     ActionResult,
     Domain,
@@ -51,6 +51,7 @@ class FakeHost:
     domains: list[Domain]
     down: bool = False
     garbled: bool = False  # connected, but every poll fails
+    refuse: str = ""  # every action fails with this message
     performed: list[tuple[Verb, str]] = field(default_factory=list)
 
 
@@ -82,6 +83,8 @@ class FakeDriver(Driver):
     async def _perform(self, verb: Verb, target: DomainRef, deadline: float | None) -> ActionResult:
         domain = target.name
         self.fake.performed.append((verb, domain))
+        if self.fake.refuse:
+            raise ActionFailed(self.host, self.fake.refuse)
         index = next(i for i, d in enumerate(self.fake.domains) if d.key == target.key)
         self.fake.domains[index] = replace(self.fake.domains[index], state=_AFTER[verb])
         return ActionResult(self.host, domain, verb, ok=True, state_after=_AFTER[verb])

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fnmatch
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -56,18 +55,16 @@ def add_commands(commands: Any) -> None:
 def _selector(words: list[str], hosts: list[str]) -> Selector:
     # A bare word names a domain (exact or glob), never a substring: `act force-off web1`
     # must not also hit web10.
-    terms = [w if (":" in w or any(c in w for c in "<>=")) else f"name:{w}" for w in words]
-    if len(hosts) == 1:
-        terms.append(f"host:{hosts[0]}")
-    return Selector.parse(terms)
+    terms = list(words)
+    if hosts:
+        terms.append("|".join(f"host:{h}" for h in hosts))
+    return Selector.parse(terms, bare="name")
 
 
 def cmd_act(args: argparse.Namespace, out: TextIO, resolve: Resolve) -> int:
     inv = resolve(args)
     selector = _selector(args.selector, args.host)
     hosts = [h for h in inv.hosts if selector.host_may_match(h)]
-    if len(args.host) > 1:
-        hosts = [h for h in hosts if any(fnmatch.fnmatchcase(h.name, p) for p in args.host)]
     if not hosts:
         raise UsageError(f"{inv.path}: no host matches the selector")
     audit = AuditLog(args.audit_log) if args.audit_log else AuditLog()

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import fnmatch
 import logging
 import os
 import sys
@@ -33,7 +32,7 @@ from vfleet.core.output import as_csv, as_json, table, top_frame
 from vfleet.core.preflight import local_problems
 from vfleet.core.report import TOP_SCHEMA, Report, build_report, collect, sleep_until, wait_for_rates
 from vfleet.core.sanitize import PrintableFormatter, printable
-from vfleet.core.selector import Selector
+from vfleet.core.selector import GRAMMAR, Selector, glob_matcher
 from vfleet.drivers.registry import check_available
 
 LOCAL_LIBVIRT_SOCKET = Path("/var/run/libvirt/libvirt-sock")
@@ -47,7 +46,16 @@ def _add_filters(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--tag", action="append", default=[], help="host tag")
     group.add_argument("--state", help="power state: running, off, paused, ...")
     group.add_argument("--name", help="domain name glob, e.g. 'web-*'")
-    group.add_argument("--filter", default="", metavar="TERMS", help="TUI filter terms, e.g. 'hv:xen cpu>80'")
+    group.add_argument(
+        "--filter", default="", metavar="TERMS", help="the console's filter terms, e.g. 'hv:xen !state:off cpu>80'"
+    )
+
+
+def _filter_epilog() -> str:
+    width = max(len(example) for example, _ in GRAMMAR)
+    return "filter terms (globs and keys ignore case):\n" + "\n".join(
+        f"  {example:<{width}}  {meaning}" for example, meaning in GRAMMAR
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -72,7 +80,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more diagnostics on stderr")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
-    status = commands.add_parser("status", help="one snapshot of the whole fleet")
+    status = commands.add_parser(
+        "status",
+        help="one snapshot of the whole fleet",
+        epilog=_filter_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     status.add_argument("-o", "--output", choices=("table", "json", "csv"), default="table")
     status.add_argument(
         "--interval",
@@ -85,7 +98,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_view(status)
     _add_filters(status)
 
-    top = commands.add_parser("top", help="stream fleet metrics like `xentop -b`")
+    top = commands.add_parser(
+        "top",
+        help="stream fleet metrics like `xentop -b`",
+        epilog=_filter_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     top.add_argument("-b", "--batch", action="store_true", help="headless stream (the interactive view is the TUI)")
     top.add_argument("-d", "--delay", type=float, default=2.0, metavar="SECONDS", help="seconds between frames")
     top.add_argument(
@@ -139,8 +157,8 @@ def _selector(args: argparse.Namespace, view: View | None = None) -> Selector:
     terms = [f"group:{g}" for g in args.group] + [f"tag:{t}" for t in args.tag]
     if view is not None:
         terms += view.filter.split()
-    if len(args.host) == 1:
-        terms.append(f"host:{args.host[0]}")
+    if args.host:  # repeated --host: any of them
+        terms.append("|".join(f"host:{h}" for h in args.host))
     if args.state:
         terms.append(f"state:{args.state}")
     if args.name:
@@ -150,14 +168,12 @@ def _selector(args: argparse.Namespace, view: View | None = None) -> Selector:
 
 def _hosts_for(inv: Inventory, args: argparse.Namespace, selector: Selector) -> list[HostConfig]:
     for pattern in args.host:
-        if not any(fnmatch.fnmatchcase(h.name, pattern) for h in inv.hosts):
+        if not any(glob_matcher(pattern)(h.name) for h in inv.hosts):
             raise UsageError(f"{inv.path}: no host matches {pattern!r}")
     for group in args.group:
-        if group not in inv.groups:
+        if not any(glob_matcher(group)(g) for g in inv.groups):
             raise UsageError(f"{inv.path}: no group named {group!r}")
     hosts = [h for h in inv.hosts if selector.host_may_match(h)]
-    if len(args.host) > 1:
-        hosts = [h for h in hosts if any(fnmatch.fnmatchcase(h.name, p) for p in args.host)]
     check_available({h.driver for h in hosts})
     return hosts
 

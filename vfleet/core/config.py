@@ -40,6 +40,8 @@ KEY_ACTIONS: dict[str, tuple[str, str]] = {
     "freeze": ("Z", "freeze the order"),
     "open_domain": ("enter", "domain detail"),
     "open_host": ("h", "the host screen"),
+    "focus_hosts": ("H", "move into the hosts list and back"),
+    "job_detail": ("J", "the latest job's full results"),
     "sort_prev": ("<", "sort by the previous column"),
     "sort_next": (">", "sort by the next column"),
     "reverse_sort": ("r", "reverse the sort"),

@@ -26,6 +26,21 @@ _ALIASES = {
 }
 _VERBS = {v.value: v for v in Verb}
 
+# What `?` lists for `:` (usage, meaning). A new command adds its line here: a test
+# checks that every command is listed.
+COMMAND_HELP: tuple[tuple[str, str], ...] = (
+    ("filter TERMS", "set the filter (the / terms above); f for short"),
+    ("sort COLUMN [asc|desc]", "sort by " + " ".join(SORTABLE)),
+    ("host NAME", "open a host's screen"),
+    ("theme NAME", "change the colours (ctrl+p lists the themes)"),
+    ("VERB", f"{' '.join(_VERBS)}: on the marked rows (else the cursor row), confirmed as with a"),
+    ("columns [all|a,b,c|+a -b]", "choose the columns (no argument: the chooser, as c)"),
+    ("view [NAME]", "apply a view of the config file: its filter, sort and columns (no NAME: list them)"),
+    ("interval [SECONDS|default]", "seconds between polls of every host, from now"),
+    ("help", "this help; ? for short"),
+    ("quit", "quit; q or exit for short"),
+)
+
 
 @dataclass(frozen=True)
 class Command:

@@ -10,26 +10,32 @@ from rich.style import Style
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding, BindingType
-from textual.containers import Horizontal
+from textual.containers import Horizontal, Vertical
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Label, Static
+from textual.timer import Timer
+from textual.widgets import DataTable, Footer, Input, Label, OptionList, Static
 
 from vfleet.core.config import Config
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.errors import VFleetError
 from vfleet.core.fields import starts_descending
 from vfleet.core.models import ActionResult, HostStatus, PowerState, Verb
-from vfleet.core.operations import Operations, Plan, Target
+from vfleet.core.operations import Operation, Operations, Plan, Target
 from vfleet.core.output import human_bytes
 from vfleet.core.sanitize import printable
 from vfleet.messages import JobDone, JobResult
 from vfleet.screens.commands import Command, parse_command
+from vfleet.screens.details import EventScreen, JobScreen
+from vfleet.screens.fleet_help import fleet_help
 from vfleet.screens.modals import ActionMenu, ConfirmPlan, HelpScreen
 from vfleet.widgets.columns import CHOOSABLE, SORTABLE, threshold_legend
 from vfleet.widgets.fleet_table import FleetTable
+from vfleet.widgets.jobs import Job
 from vfleet.widgets.panes import EventsPane, HostsPane, JobsPane, host_of
 
 _job_numbers = itertools.count(1)
+FILTER_DEBOUNCE = 0.15  # seconds of quiet typing before the table follows the filter box
+FILTER_HINT = "filter as you type: web !state:off host:kvm*|esx* cpu>80 (enter keeps, escape cancels)"
 # Binding action -> its name in the config file's `keys:` (vfleet.core.config.KEY_ACTIONS).
 _KEY_NAMES = {
     "filter": "filter",
@@ -41,6 +47,8 @@ _KEY_NAMES = {
     "freeze": "freeze",
     "open_domain": "open_domain",
     "open_host": "open_host",
+    "focus_hosts": "focus_hosts",
+    "job_detail": "job_detail",
     "sort_step(-1)": "sort_prev",
     "sort_step(1)": "sort_next",
     "reverse_sort": "reverse_sort",
@@ -63,7 +71,10 @@ def keyed(bindings: list[BindingType]) -> list[BindingType]:
 
 class FleetScreen(Screen[None]):
     BINDINGS = keyed([
-        Binding("slash", "filter", "Filter"),
+        # Priority: the app runs these before it hands on the keys typed after them, so the
+        # box has focus when they arrive (`/db` enter in one go filters on db). check_action
+        # lets `/` and `:` through to a focused box.
+        Binding("slash", "filter", "Filter", priority=True),
         Binding("escape", "clear_filter", "Clear filter", show=False),
         Binding("space", "mark", "Mark"),
         Binding("asterisk", "mark_filtered", "Mark filtered", show=False),
@@ -80,22 +91,11 @@ class FleetScreen(Screen[None]):
         Binding("H", "focus_hosts", "Hosts list", show=False),
         Binding("e", "toggle_pane('#events')", "Events pane", show=False),
         Binding("j", "toggle_pane('#jobs')", "Jobs pane", show=False),
-        Binding("colon", "command", "Command"),
+        Binding("J", "job_detail", "Job detail", show=False),
+        Binding("colon", "command", "Command", priority=True),
         Binding("question_mark", "help", "Help"),
         Binding("q", "app.quit", "Quit"),
     ])
-    HELP_EXTRA = (
-        ("up/down/pgup/pgdn", "move the cursor"),
-        ("click a header", "sort by that column (again: reverse)"),
-        ("ctrl+p", "command palette (themes, ...)"),
-        (":sort COL [asc|desc]", "sort by a column (numbers start descending): " + " ".join(SORTABLE)),
-        (":filter TERMS", "filter: text re:RE host: state: tag: hv: group: name: cpu>80 mem>=90 ..."),
-        (":VERB", "run a verb on the marked rows: start shutdown reboot pause resume force-off reset"),
-        (":host NAME, :theme NAME, :q", "open a host, change theme, quit"),
-        (":columns [all|a,b,c|+a -b]", "choose columns (no argument: the chooser, as `c`)"),
-        (":view [NAME]", "apply a view of the config file: its filter, sort, columns (no NAME: list them)"),
-        (":interval [SECONDS|default]", "seconds between polls of every host, now"),
-    )
 
     def __init__(
         self,
@@ -114,6 +114,8 @@ class FleetScreen(Screen[None]):
         self.read_only = read_only
         self.views: dict[str, HostView] = {}
         self._summary = ""
+        self._filter_timer: Timer | None = None
+        self._filter_before = ""  # the filter in force when the box opened: escape goes back to it
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="topbar"):
@@ -128,10 +130,11 @@ class FleetScreen(Screen[None]):
             self.fleet.history, thresholds=self.config.thresholds, columns=self.config.columns, id="domains"
         )
         with Horizontal(id="bottom"):
-            yield EventsPane("", id="events", markup=False)
-            yield JobsPane(id="jobs", max_lines=500)
-        yield Input(placeholder="filter: text re:RE host:GLOB state:running tag:T hv:xen cpu>80", id="filter")
-        yield Label("", id="filter-error", classes="error", markup=False)
+            yield EventsPane(id="events")
+            yield JobsPane(id="jobs")
+        with Vertical(id="filter-bar"):  # the box and its error together: the error shows where one types
+            yield Input(placeholder=FILTER_HINT, id="filter")
+            yield Label("", id="filter-error", classes="error", markup=False)
         yield Input(
             placeholder="command: sort cpu desc | filter ... | shutdown | host NAME | theme NAME | q", id="command"
         )
@@ -200,44 +203,80 @@ class FleetScreen(Screen[None]):
 
     # -- filter and commands ----------------------------------------------------------
 
-    def action_filter(self) -> None:
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        # a `/` or `:` typed into a box is text
+        return not (action in ("filter", "command") and isinstance(self.focused, Input))
+
+    def action_filter(self, text: str | None = None) -> None:
         box = self.query_one("#filter", Input)
-        box.value = self.table.selector.text
-        box.display = True
-        box.focus()
+        bar = self.query_one("#filter-bar")
+        if not bar.display:
+            self._filter_before = self.table.selector.text
+        box.value = self.table.selector.text if text is None else text
+        box.cursor_position = len(box.value)
+        bar.display = True
+        # Focus now, not after the keys already queued: `/db` typed in one go must reach the box.
+        self.set_focus(box)
 
     def action_clear_filter(self) -> None:
         if self.table.selector:
             self.set_filter("")
+        self._close_filter()
 
     def set_filter(self, text: str) -> bool:
+        """Filter the table; a bad term is shown under the box and the table keeps its last good filter."""
         error = self.query_one("#filter-error", Label)
+        box = self.query_one("#filter", Input)
         try:
-            self.table.set_filter(text)
+            if " ".join(text.split()) != self.table.selector.text:
+                self.table.set_filter(text)
         except VFleetError as exc:
-            error.update(f"filter: {exc}")
+            error.update(printable(str(exc)))
             error.display = True
+            box.add_class("-invalid")
             return False
         error.display = False
+        box.remove_class("-invalid")
         self._update_summary()
         return True
 
+    def _close_filter(self) -> None:
+        self._cancel_typed_filter()
+        self.query_one("#filter-bar").display = False
+        self.query_one("#filter-error", Label).display = False
+        self.set_focus(self.table)
+
+    def _cancel_typed_filter(self) -> None:
+        if self._filter_timer is not None:
+            self._filter_timer.stop()
+            self._filter_timer = None
+
+    @on(Input.Changed, "#filter")
+    def _filter_typed(self, event: Input.Changed) -> None:
+        # Debounced: one rebuild of the table per pause in typing, not one per key.
+        self._cancel_typed_filter()
+        self._filter_timer = self.set_timer(FILTER_DEBOUNCE, self._apply_typed_filter)
+
+    def _apply_typed_filter(self) -> None:
+        self._filter_timer = None
+        self.set_filter(self.query_one("#filter", Input).value)
+
     @on(Input.Submitted, "#filter")
     def _filter_submitted(self, event: Input.Submitted) -> None:
+        self._cancel_typed_filter()
         if self.set_filter(event.value):
-            event.input.display = False
-            self.table.focus()
+            self._close_filter()
 
     def action_command(self) -> None:
         box = self.query_one("#command", Input)
         box.value = ""
         box.display = True
-        box.focus()
+        self.set_focus(box)  # now: keys typed right after `:` belong to the command
 
     @on(Input.Submitted, "#command")
     def _command_submitted(self, event: Input.Submitted) -> None:
         event.input.display = False
-        self.table.focus()
+        self.set_focus(self.table)
         try:
             command = parse_command(event.value)
         except ValueError as exc:
@@ -251,7 +290,8 @@ class FleetScreen(Screen[None]):
         if name == "quit":
             self.app.exit()
         elif name == "filter":
-            self.set_filter(" ".join(args))
+            if not self.set_filter(" ".join(args)):
+                self.action_filter(" ".join(args))  # the bad term, its error, where it can be fixed
         elif name == "sort":
             # no direction: the column's own (numbers biggest first), even when it is the current one
             self.table.sort_by(args[0], reverse=args[1] == "desc" if len(args) > 1 else starts_descending(args[0]))
@@ -279,11 +319,16 @@ class FleetScreen(Screen[None]):
         # escape inside an input: close it and go back to the table
         from textual.events import Key
 
-        if isinstance(event, Key) and event.key == "escape" and isinstance(self.focused, Input):
+        if not (isinstance(event, Key) and event.key == "escape" and isinstance(self.focused, Input)):
+            return
+        event.stop()
+        if self.focused.id == "filter":  # cancel the edit: the filter from before `/` comes back
+            self._cancel_typed_filter()
+            self.set_filter(self._filter_before)
+            self._close_filter()
+        else:
             self.focused.display = False
-            self.query_one("#filter-error", Label).display = False
-            self.table.focus()
-            event.stop()
+            self.set_focus(self.table)
 
     # -- sort and marks ----------------------------------------------------------------
 
@@ -321,10 +366,43 @@ class FleetScreen(Screen[None]):
     def action_toggle_pane(self, selector: str) -> None:
         widget = self.query_one(selector)
         widget.display = not widget.display
+        if not widget.display and self.focused is widget:
+            self.set_focus(self.table)
+
+    # -- jobs and events in full ---------------------------------------------------
+
+    def action_job_detail(self) -> None:
+        jobs = self.query_one(JobsPane)
+        job = (jobs.selected_job() if self.focused is jobs else None) or jobs.latest()
+        if job is None:
+            self.notify("no jobs yet: a (actions) or :VERB starts one", severity="information")
+            return
+        self.app.push_screen(JobScreen(job))
+
+    @on(OptionList.OptionSelected, "#jobs")
+    def _job_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        job = self.query_one(JobsPane).selected_job()
+        if job is not None:
+            self.app.push_screen(JobScreen(job))
+
+    @on(OptionList.OptionSelected, "#events")
+    def _event_selected(self, event: OptionList.OptionSelected) -> None:
+        event.stop()
+        chosen = self.query_one(EventsPane).selected_event()
+        if chosen is not None:
+            self.app.push_screen(EventScreen(chosen))
+
+    def _job_changed(self, number: int) -> None:
+        screen = self.app.screen
+        if isinstance(screen, JobScreen) and screen.job.number == number:
+            screen.refresh_job()
 
     def action_help(self) -> None:
-        keys = [(b.key, b.description) for b in self.BINDINGS if isinstance(b, Binding)]
-        self.app.push_screen(HelpScreen("Fleet", [*keys, *self.HELP_EXTRA, *self.threshold_legend()]))
+        bindings = [b for b in self.BINDINGS if isinstance(b, Binding)]
+        sections = fleet_help(bindings)
+        sections.insert(len(sections) - 1, ("Thresholds", self.threshold_legend()))  # the : commands stay last
+        self.app.push_screen(HelpScreen("vfleet", sections=sections))
 
     def threshold_legend(self) -> list[tuple[str, str]]:
         """What the `!` and `!!` markers mean, at the thresholds in force (for the help screen)."""
@@ -488,16 +566,18 @@ class FleetScreen(Screen[None]):
             answer: bool = await self.app.push_screen(ConfirmPlan(the_plan), wait_for_dismiss=True)
             return answer
 
-        def started(_operation: object) -> None:
+        def started(operation: Operation) -> None:
             jobs = self.query_one(JobsPane)
             jobs.display = True
-            jobs.job_started(job, verb.value, len(plan.decisions))
+            jobs.job_started(Job(job, verb.value, tuple(d.target for d in operation.plan.decisions)))
 
         async def run() -> None:
             try:
                 operation = await self.operations.run(plan, confirm, on_result=report, on_start=started)
             except VFleetError as exc:
-                self.notify(str(exc), severity="error", markup=False)
+                self.notify(printable(str(exc)), severity="error", markup=False)
+                self.query_one(JobsPane).job_done(job, error=str(exc))  # if it had started
+                self._job_changed(job)
                 return
             if operation.status != "completed":
                 return
@@ -508,9 +588,11 @@ class FleetScreen(Screen[None]):
 
     def on_job_result(self, message: JobResult) -> None:
         self.query_one(JobsPane).result(message.job, message.result)
+        self._job_changed(message.job)
 
     def on_job_done(self, message: JobDone) -> None:
-        self.query_one(JobsPane).job_done(message.job, message.ok, message.failed)
+        self.query_one(JobsPane).job_done(message.job)
+        self._job_changed(message.job)
         if message.ok and self.table.marked:
             self.table.clear_marks()
             self._update_summary()

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from rich.table import Table
+from rich.text import Text
 from textual import events, on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Vertical, VerticalScroll
+from textual.keys import format_key
 from textual.screen import ModalScreen
 from textual.widgets import Input, Label, OptionList, Static
 from textual.widgets.option_list import Option
@@ -16,25 +19,70 @@ from vfleet.core.models import Verb
 from vfleet.core.operations import Plan, Target, Tier
 from vfleet.core.sanitize import display_width, pad, printable
 
+HelpSection = tuple[str, Sequence[tuple[str, str]]]
+WIDE_HELP = 160  # columns from which help shows its groups side by side (each as wide as at 80)
+_KEY_WORDS = {"pageup": "pgup", "pagedown": "pgdn", "escape": "escape", "enter": "enter", "space": "space"}
+
+
+def key_label(keys: str) -> str:
+    """A binding's keys as people type them: `/`, `*`, `<`, `Z`, `space`, `ctrl+p` (not `slash`)."""
+    labels = []
+    for key in keys.split(","):
+        modifiers, _, name = key.strip().rpartition("+")
+        label = _KEY_WORDS.get(name) or format_key(name)
+        labels.append(f"{modifiers}+{label}" if modifiers else label)
+    return " ".join(labels)
+
 
 class HelpScreen(ModalScreen[None]):
+    """Every key and command of a screen, grouped by what they act on; full-size and scrollable."""
+
     BINDINGS = [Binding("escape,q,question_mark", "dismiss_help", "Close")]
 
-    def __init__(self, title: str, keys: Sequence[tuple[str, str]]) -> None:
+    def __init__(
+        self, title: str, keys: Sequence[tuple[str, str]] = (), *, sections: Sequence[HelpSection] = ()
+    ) -> None:
         super().__init__()
         self._title = title
-        self._keys = keys
+        self._sections = [*([("Keys", keys)] if keys else []), *sections]
 
     def compose(self) -> ComposeResult:
-        width = max((len(k) for k, _ in self._keys), default=4)
-        lines = [f"{key.ljust(width)}  {description}" for key, description in self._keys]
-        with Vertical(id="help", classes="dialog"):
-            yield Label(f"{self._title}: keys", classes="dialog-title")
-            yield Static("\n".join(lines), id="help-keys", markup=False)
-            yield Label("escape closes", classes="dialog-hint")
+        with Vertical(id="help", classes="dialog fullsize"):
+            yield Label(f"{self._title}: help", classes="dialog-title", markup=False)
+            with VerticalScroll(id="help-body", classes="fullsize-body"):
+                for index, (heading, lines) in enumerate(self._sections):
+                    with Vertical(classes="help-group"):
+                        yield Label(heading, classes="help-section", markup=False)
+                        yield Static(_help_grid(lines), id=f"help-{index}", classes="help-lines")
+            # outside the scrolled part: always on screen, however small the terminal
+            yield Label("escape closes · up/down pgup/pgdn scroll", id="help-hint", classes="dialog-hint")
+
+    def on_mount(self) -> None:
+        self.query_one("#help-body").focus()
+
+    def on_resize(self, event: events.Resize) -> None:
+        # Wide terminals get two columns of groups: more of the help on one page.
+        self.query_one("#help-body").set_class(event.size.width >= WIDE_HELP, "-wide")
+
+    @property
+    def text(self) -> str:
+        """Every heading and line, for tests and searching."""
+        return "\n".join(
+            f"{heading}\n" + "\n".join(f"{key}  {what}" for key, what in lines) for heading, lines in self._sections
+        )
 
     def action_dismiss_help(self) -> None:
         self.dismiss(None)
+
+
+def _help_grid(lines: Sequence[tuple[str, str]]) -> Table:
+    # A grid, not padded text: a long description wraps under itself, never under the keys.
+    grid = Table.grid(padding=(0, 2))
+    grid.add_column(no_wrap=True, style="bold")
+    grid.add_column(ratio=1)
+    for key, description in lines:
+        grid.add_row(Text(key), Text(description))
+    return grid
 
 
 class ActionMenu(ModalScreen[Verb | None]):

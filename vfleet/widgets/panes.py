@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import itertools
 import time
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from rich.style import Style
 from rich.text import Text
 from textual.geometry import Region
-from textual.widgets import Log, Static
+from textual.widgets import OptionList
+from textual.widgets.option_list import Option
 
 from vfleet.core.aggregates import (
     SUMMARY_COLUMNS,
@@ -23,6 +26,7 @@ from vfleet.core.engine import HostView
 from vfleet.core.models import ActionResult, DomainEvent, HostStatus
 from vfleet.core.output import human_duration
 from vfleet.core.sanitize import display_width, printable
+from vfleet.widgets.jobs import Job
 from vfleet.widgets.live_table import LiveTable
 
 # Theme variable for each host status (resolved against the running theme). A healthy
@@ -238,29 +242,79 @@ def event_line(event: DomainEvent) -> str:
     return printable(f"{stamp} {event.host}/{event.domain} {event.kind}{detail}")
 
 
-class EventsPane(Static):
-    """The fleet's lifecycle events, newest first."""
+class EventsPane(OptionList):
+    """The fleet's lifecycle events, newest first, one line each; enter opens one in full."""
 
     LIMIT = 50
 
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(markup=False, **kwargs)
+        self.events: list[DomainEvent] = []
+
     def show(self, events: Iterable[DomainEvent]) -> None:
-        lines = [event_line(e) for _, e in zip(range(self.LIMIT), events, strict=False)]
-        self.update(Text("\n".join(lines) if lines else "no events yet", no_wrap=True))
+        latest = list(itertools.islice(events, self.LIMIT))
+        if latest == self.events and self.option_count:
+            return
+        highlighted = self.selected_event()
+        self.events = latest
+        self.clear_options()
+        if not latest:
+            self.add_option(Option("no events yet", disabled=True))
+            return
+        self.add_options(Option(event_line(e)) for e in latest)
+        if highlighted is not None and highlighted in latest:  # the highlight stays on its event
+            self.highlighted = latest.index(highlighted)
+
+    @property
+    def lines(self) -> list[str]:
+        return [event_line(e) for e in self.events]
+
+    def selected_event(self) -> DomainEvent | None:
+        index = self.highlighted
+        return self.events[index] if index is not None and index < len(self.events) else None
 
 
-class JobsPane(Log):
-    """Each action's targets and their results, as they come back."""
+class JobsPane(OptionList):
+    """One line per job, newest first, updated as its results come back; enter opens it in full."""
 
-    def job_started(self, job: int, verb: str, count: int) -> None:
-        self.write_line(f"job {job}: {verb} on {count} domain{'s' if count != 1 else ''}")
+    LIMIT = 100
 
-    def result(self, job: int, result: ActionResult) -> None:
-        if result.ok:
-            after = result.state_after.value if result.state_after else "?"
-            outcome = "no-op: " + result.message if result.noop else f"ok -> {after}"
-        else:
-            outcome = f"FAILED: {result.message}"
-        self.write_line(printable(f"job {job}: {result.verb.value} {result.host}/{result.domain}: {outcome}"))
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(markup=False, **kwargs)
+        self.jobs: dict[int, Job] = {}
 
-    def job_done(self, job: int, ok: int, failed: int) -> None:
-        self.write_line(f"job {job}: done, {ok} ok, {failed} failed")
+    @property
+    def lines(self) -> list[str]:
+        return [printable(job.line()) for job in reversed(self.jobs.values())]
+
+    def job_started(self, job: Job) -> None:
+        self.jobs[job.number] = job
+        while len(self.jobs) > self.LIMIT:
+            del self.jobs[next(iter(self.jobs))]
+        highlighted = self.selected_job()
+        self.clear_options()
+        self.add_options(Option(printable(j.line()), id=f"job-{j.number}") for j in reversed(self.jobs.values()))
+        if highlighted is not None and highlighted.number in self.jobs:
+            self.highlighted = self.get_option_index(f"job-{highlighted.number}")
+
+    def result(self, number: int, result: ActionResult) -> None:
+        if (job := self.jobs.get(number)) is not None:
+            job.add(result)
+            self._redraw(job)
+
+    def job_done(self, number: int, error: str = "") -> None:
+        if (job := self.jobs.get(number)) is not None:
+            job.done, job.error = True, error
+            self._redraw(job)
+
+    def _redraw(self, job: Job) -> None:
+        self.replace_option_prompt(f"job-{job.number}", printable(job.line()))
+
+    def selected_job(self) -> Job | None:
+        option = self.highlighted_option
+        if option is None or option.id is None:
+            return None
+        return self.jobs.get(int(option.id.removeprefix("job-")))
+
+    def latest(self) -> Job | None:
+        return next(reversed(self.jobs.values()), None)
