@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
 
 from rich.style import Style
 from rich.text import Text
@@ -26,7 +25,7 @@ from textual.widgets.data_table import ColumnKey
 from vfleet.core import fields
 from vfleet.core.engine import HostView
 from vfleet.core.metrics import DomainRow, History
-from vfleet.core.models import HostConfig, HostStatus, PowerState
+from vfleet.core.models import HostConfig, HostStatus
 from vfleet.core.operations import Target
 from vfleet.core.selector import Selector
 from vfleet.core.thresholds import DEFAULT_THRESHOLDS, Level, Thresholds
@@ -52,15 +51,6 @@ AGE_TICK = 1.0  # seconds between checks of each host's data age against the thr
 
 def row_key(host: str, domain_key: str) -> str:
     return f"{host}/{domain_key}"
-
-
-@dataclass
-class HostTotals:
-    domains: int = 0
-    running: int = 0
-    vcpus: int = 0
-    mem_alloc: int = 0
-    mem_used: int = 0
 
 
 class FleetTable(LiveTable[KeyedText]):
@@ -89,7 +79,6 @@ class FleetTable(LiveTable[KeyedText]):
         self.sort_reverse = False
         self.marked: set[str] = set()
         self.frozen = False  # htop's Z: rows keep their places while the operator aims
-        self.totals: dict[str, HostTotals] = {}
         self.colours: dict[str, Style] = {}
         self.chosen: tuple[str, ...] = _visible(columns)  # what the operator chose
         self.laid_out: list[tuple[Column, int]] = []  # what is in the table now, and how wide
@@ -216,17 +205,14 @@ class FleetTable(LiveTable[KeyedText]):
             self._stale_hosts.discard(host)
         keys: list[str] = []
         moved = False
-        totals = HostTotals()
         for row in view.rows:
             key = row_key(host, row.domain.key)
             keys.append(key)
-            _add_totals(totals, row)
             previous = self.rows_by_key.get(key)
             if previous is row and not restyle:
                 continue
             self.rows_by_key[key] = row
             moved |= self._show(key, row, view.config)
-        self.totals[host] = totals
         current = set(keys)
         for gone in set(self._host_keys.get(host, ())) - current:
             self.rows_by_key.pop(gone, None)
@@ -448,13 +434,3 @@ def _visible(columns: Sequence[str] | None) -> tuple[str, ...]:
         return COLUMN_KEYS
     chosen = set(columns) | set(fields.ALWAYS_SHOWN) | {"mark"}
     return tuple(k for k in COLUMN_KEYS if k in chosen)
-
-
-def _add_totals(totals: HostTotals, row: DomainRow) -> None:
-    d = row.domain
-    totals.domains += 1
-    if d.state is PowerState.RUNNING:
-        totals.running += 1
-        totals.vcpus += d.vcpus or 0
-    totals.mem_alloc += d.memory_current_bytes or 0
-    totals.mem_used += d.memory_used_bytes or 0
