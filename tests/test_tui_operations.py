@@ -149,3 +149,35 @@ async def test_an_unwritable_audit_log_refuses_in_the_tui_and_sends_nothing(tmp_
                     what="the refusal")
         assert world["xen1"].performed == []
         assert world["xen1"].domains[1].state is PowerState.PAUSED
+
+
+async def test_live_updates_wait_for_a_pause_in_the_keys_but_never_past_the_cap() -> None:
+    """Keys first: a poll's repaint must not stand between a key and its frame (bench/faults.py
+    measures the latency), yet the data never freezes while a key is held down."""
+    import time
+
+    from vfleet.app import KEYS_FIRST, UPDATES_HELD_AT_MOST
+    from vfleet.messages import FleetUpdated
+
+    app, _ = make_app()
+    async with app.run_test(size=SIZE) as pilot:
+        await loaded(pilot, app)
+        table = app.fleet_screen.table
+        view = app.fleet.view("kvm1")
+        app._last_key = time.monotonic()  # a key just came
+        app.post_message(FleetUpdated({"kvm1": replace(view, rows=view.rows[:1])}))
+        await pilot.pause()
+        assert table.row_count == 8  # held back...
+        started = time.monotonic()
+        await until(pilot, lambda: table.row_count == 5, what="the held update applied")  # ...briefly
+        assert time.monotonic() - started < KEYS_FIRST + 1.0
+
+        held_down = time.monotonic()
+        app.post_message(FleetUpdated({"kvm1": view}))
+
+        def key_repeat_then_applied() -> bool:
+            app._last_key = time.monotonic()  # the key is still held down
+            return table.row_count == 8
+
+        await until(pilot, key_repeat_then_applied, what="the update applied despite the keys")
+        assert UPDATES_HELD_AT_MOST * 0.5 < time.monotonic() - held_down < UPDATES_HELD_AT_MOST + 1.5

@@ -8,11 +8,14 @@ Only this module and screens/, widgets/, messages import textual.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
+from textual import events
 from textual.app import App
 from textual.binding import Binding
+from textual.timer import Timer
 
 from vfleet.core.audit import AuditLog
 from vfleet.core.config import Config
@@ -28,6 +31,11 @@ from vfleet.screens.host import HostScreen
 from vfleet.widgets.panes import HostsPane
 
 HEALTH_TICK = 1.0  # seconds: re-read health so that STALE and data ages move on quiet hosts
+# Keys first: live updates wait this long after a key, so the key's frame is not drawn
+# behind a repaint of every changed row (a poll can touch each visible row)...
+KEYS_FIRST = 0.2
+# ...but never longer than this: the data on screen stays live while someone holds a key.
+UPDATES_HELD_AT_MOST = 1.0
 
 
 class VFleetApp(App[int]):
@@ -55,6 +63,10 @@ class VFleetApp(App[int]):
         self._pump: asyncio.Task[None] | None = None
         self._stopped = False
         self._statuses: dict[str, HostStatus] = {}
+        self._last_key = 0.0
+        self._held: dict[str, HostView] = {}  # views waiting for a pause in the typing
+        self._held_since: float | None = None
+        self._release: Timer | None = None
         self.fleet_screen = FleetScreen(fleet, self.operations, demo=demo, read_only=read_only, config=self.config)
         # The config's key overrides, by the ids FleetScreen gives its bindings (Textual normalises "?" etc.).
         self.set_keymap(dict(self.config.keys))
@@ -104,9 +116,39 @@ class VFleetApp(App[int]):
         if changed:
             self.post_message(FleetUpdated(changed))
 
+    async def on_event(self, event: events.Event) -> None:
+        if isinstance(event, events.Key):
+            self._last_key = time.monotonic()
+        await super().on_event(event)
+
     def on_fleet_updated(self, message: FleetUpdated) -> None:
-        if self.is_running:  # views still arrive while the screens are being torn down
-            self.apply_views(message.views.values())
+        if not self.is_running:  # views still arrive while the screens are being torn down
+            return
+        self._held.update(message.views)  # a newer view of a host replaces a held one
+        if self._held_since is None:
+            self._held_since = time.monotonic()
+        self._release_held()
+
+    def _release_held(self) -> None:
+        """Apply the held views now, unless a key came just now (then shortly, within the cap)."""
+        if not self._held or not self.is_running:
+            return
+        now = time.monotonic()
+        wait = self._last_key + KEYS_FIRST - now
+        held_for = now - (self._held_since or now)
+        if wait > 0 and held_for + wait <= UPDATES_HELD_AT_MOST:
+            if self._release is None:
+                self._release = self.set_timer(wait, self._on_release_timer)
+            return
+        if self._release is not None:
+            self._release.stop()
+            self._release = None
+        batch, self._held, self._held_since = list(self._held.values()), {}, None
+        self.apply_views(batch)
+
+    def _on_release_timer(self) -> None:
+        self._release = None
+        self._release_held()
 
     def apply_views(self, views: Iterable[HostView]) -> None:
         batch = list(views)
