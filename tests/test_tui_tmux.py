@@ -60,7 +60,10 @@ def start(no_color: bool = False, args: str = "demo") -> Tmux:
     colour = "NO_COLOR=1" if no_color else "-u NO_COLOR"
     command = f"cd {ROOT} && exec env {colour} PYTHONPATH={ROOT} {sys.executable} -m vfleet {args}"
     subprocess.run(
-        ["tmux", "new-session", "-d", "-s", term.session, "-x", "120", "-y", "40", command],
+        # remain-on-exit: once vfleet quits its pane stays readable (a traceback would show there),
+        # instead of the session vanishing between two captures
+        ["tmux", "new-session", "-d", "-s", term.session, "-x", "120", "-y", "40", command,
+         ";", "set-option", "-w", "-t", term.session, "remain-on-exit", "on"],
         check=True,
         env=env,
         timeout=10,
