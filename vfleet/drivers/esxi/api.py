@@ -288,7 +288,10 @@ class EsxiApiDriver(Driver):
                 cfg.user,
                 os.environ[cfg.password_env],  # read here only; never stored or logged
                 context,
-                max(1.0, cfg.call_timeout),  # each socket operation of every later call
+                # each socket operation of every later call: longer than the call's own
+                # deadline, so a hung call is first reported (DriverTimeout, then DriverBusy)
+                # and only later frees its thread, never racing the caller's timeout
+                max(1.0, 2 * cfg.call_timeout),
                 version,
             )
         except PinMismatch:
