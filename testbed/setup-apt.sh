@@ -23,6 +23,10 @@ PKGS=(
   golang-go golang-github-vmware-govmomi-dev
   # the real Xen dom0 image (xen-image.sh)
   debootstrap e2fsprogs
+  # monitoring: a real Prometheus (+ promtool) and VictoriaMetrics scrape `vfleet export`;
+  # the Go libvirt exporter is the anchor of bench/export.py; htop the anchor of
+  # bench/terminal_bytes.py
+  prometheus victoria-metrics prometheus-libvirt-exporter htop
 )
 
 missing=()
