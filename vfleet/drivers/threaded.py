@@ -95,6 +95,14 @@ class BlockingPool:
 
     # -- calls ------------------------------------------------------------------------
 
+    async def finally_run(self, what: str, fn: Callable[[], object], *, wait: float, translate: Translate) -> None:
+        """Run a closing call (logout, close) on the control lane: queued behind a stuck call,
+        never skipped (a session left open leaks on the server); waited for at most `wait` s."""
+        with contextlib.suppress(DriverError, asyncio.CancelledError):
+            await self.call(
+                Lane.CONTROL, what, fn, deadline=time.monotonic() + wait, translate=translate, always=True
+            )
+
     async def call(
         self,
         lane: Lane,

@@ -22,7 +22,6 @@ tls.insecure is honoured and reported in `warnings`.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import http.client
 import logging
@@ -329,15 +328,7 @@ class EsxiApiDriver(Driver):
         si, self._si = self._si, None
         if si is None:
             return
-        with contextlib.suppress(DriverError, asyncio.CancelledError):
-            await self._pool.call(
-                Lane.CONTROL,
-                "logout",
-                lambda: self._logout(si),
-                deadline=time.monotonic() + LOGOUT_WAIT,
-                translate=self._translate,
-                always=True,
-            )
+        await self._pool.finally_run("logout", lambda: self._logout(si), wait=LOGOUT_WAIT, translate=self._translate)
 
     def _logout(self, si: Any) -> None:
         views, self._views = self._views, []

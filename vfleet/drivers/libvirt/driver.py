@@ -204,15 +204,9 @@ class LibvirtDriver(Driver):
         conn, self._conn = self._conn, None
         if conn is None:
             return
-        with contextlib.suppress(DriverError, asyncio.CancelledError):
-            await self._pool.call(
-                Lane.CONTROL,
-                "close",
-                lambda: self._close_connection(conn),
-                deadline=time.monotonic() + CLOSE_WAIT,
-                translate=self._translate_backend,
-                always=True,
-            )
+        await self._pool.finally_run(
+            "close", lambda: self._close_connection(conn), wait=CLOSE_WAIT, translate=self._translate_backend
+        )
 
     def _close_connection(self, conn: libvirt.virConnect) -> None:
         for callback in self._callbacks:
