@@ -96,7 +96,7 @@ class EventStream:
         self, hosts: Sequence[HostConfig], selector: Selector | None = None, *, grace: float = GRACE
     ) -> None:
         self._hosts = {h.name: _Host(h) for h in hosts}
-        self._selector = selector or Selector.parse("")
+        self.selector = self._selector = selector or Selector.parse("")
         self._grace = grace
         self._held: list[_Held] = []
         self._announced: dict[tuple[str, str], float] = {}  # (host, key) -> when the last event came
