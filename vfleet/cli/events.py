@@ -40,17 +40,21 @@ def add_command(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     events.add_argument(
-        "-f", "--follow", action="store_true", help="print events as they happen (default: the current state, then exit)"
+        "-f", "--follow", action="store_true", help="print events as they happen (default: the state now, then exit)"
     )
     events.add_argument("--snapshot", action="store_true", help="with --follow: print the current state first")
     events.add_argument("-n", "--count", type=int, metavar="COUNT", help="stop after COUNT events")
     events.add_argument(
-        "--timeout", type=float, metavar="SECONDS", help="stop following after this long; without --follow: "
-        "give up on hosts after this long"
+        "--timeout",
+        type=float,
+        metavar="SECONDS",
+        help="stop following after this long; without --follow: give up on hosts after this long",
     )
     events.add_argument(
-        "--audit-log", type=Path, metavar="FILE", help="the audit log to follow for actions "
-        "(default: $VFLEET_AUDIT_LOG, else ~/.local/state/vfleet/audit.jsonl)"
+        "--audit-log",
+        type=Path,
+        metavar="FILE",
+        help="the audit log to follow for actions (default: $VFLEET_AUDIT_LOG, else ~/.local/state/vfleet/audit.jsonl)",
     )
     _add_filters(events)
 

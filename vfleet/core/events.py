@@ -92,9 +92,7 @@ class EventStream:
     writes what comes back.
     """
 
-    def __init__(
-        self, hosts: Sequence[HostConfig], selector: Selector | None = None, *, grace: float = GRACE
-    ) -> None:
+    def __init__(self, hosts: Sequence[HostConfig], selector: Selector | None = None, *, grace: float = GRACE) -> None:
         self._hosts = {h.name: _Host(h) for h in hosts}
         self.selector = self._selector = selector or Selector.parse("")
         self._grace = grace
@@ -224,7 +222,8 @@ class EventStream:
         for key in set(host.rows) - set(rows):
             gone = host.rows[key]
             host.states.pop(key, None)
-            out += self._derived(host, key, gone, "undefined", "vanished", gone.domain.state, now, wall, announced, emit)
+            before = gone.domain.state
+            out += self._derived(host, key, gone, "undefined", "vanished", before, now, wall, announced, emit)
         host.rows = rows
         return out
 
