@@ -253,3 +253,59 @@ async def test_xen_xl_state_changes_are_derived_and_a_lost_host_is_a_health_even
     assert {e["domain"] for e in seen if e["type"] == "domain"} == {"tiny", "tinynet"}  # Domain-0 did not change
     down = next(e for e in seen if e["type"] == "host")
     assert down["previous"] in ("up", "degraded") and down["error"] and down["driver"] == "xen_xl"
+
+
+# -- a real QEMU guest under libvirtd: announced lifecycle events, in order, once -----------
+
+
+def test_real_guest_lifecycle_events_in_order_without_derived_duplicates(
+    testbed: dict[str, str], libvirt_module: object, tmp_path: Path, follower: list[Follower]
+) -> None:
+    import libvirt
+
+    uri, name = testbed["VFLEET_QEMU_URI"], testbed["VFLEET_GUESTS"].split(",")[0]
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(f"hosts:\n  - name: qemu\n    driver: libvirt\n    uri: {uri}\n    poll_interval: 1\n")
+    conn = libvirt.open(uri)
+    dom = conn.lookupByName(name)
+    try:
+        if dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
+            dom.resume()
+        elif dom.state()[0] != libvirt.VIR_DOMAIN_RUNNING:
+            dom.create()
+        events = Follower("-i", str(inventory), "events", "--follow", "--snapshot", "--name", name)
+        follower.append(events)
+        events.wait_for({"type": "domain", "event": "snapshot", "domain": name, "state": "running"}, 60)
+        steps = [
+            (dom.suspend, "suspended", "paused", "paused"),
+            (dom.resume, "resumed", "unpaused", "running"),
+            (dom.destroy, "stopped", "destroyed", "off"),
+            (dom.create, "started", "booted", "running"),
+        ]
+        for act, kind, detail, state in steps:
+            act()
+            event = events.wait_for({"type": "domain", "domain": name, "event": kind}, 60)
+            assert (event["detail"], event["state"], event["derived"]) == (detail, state, False)
+            assert event["domain_key"] == dom.UUIDString() and event["driver"] == "libvirt"
+        # Polls saw every change too: past the grace they must not come out as derived copies.
+        deadline = time.monotonic() + 6
+        while time.monotonic() < deadline and events.proc.poll() is None:
+            time.sleep(0.2)
+        events.proc.send_signal(signal.SIGINT)
+        events.rest(timeout=20)
+        assert events.proc.returncode == 0
+    finally:
+        if dom.state()[0] == libvirt.VIR_DOMAIN_PAUSED:
+            dom.resume()
+        elif dom.state()[0] != libvirt.VIR_DOMAIN_RUNNING:
+            dom.create()  # leave the testbed as we found it
+        conn.close()
+    mine = [e for e in events.seen if e["type"] == "domain" and e["event"] != "snapshot"]
+    # libvirt says more than we asked for (destroy: shutdown/host first; create: resumed
+    # first, as QEMU starts paused): ours come in order among them, each once.
+    said = [(e["event"], e["detail"]) for e in mine]
+    wanted = [(kind, detail) for _, kind, detail, _ in steps]
+    rest = iter(said)
+    assert all(step in rest for step in wanted), said  # a subsequence: in this order
+    assert len(said) <= 2 * len(wanted), said  # and no repeats
+    assert not any(e["derived"] for e in mine)
