@@ -180,7 +180,7 @@ def test_sigint_ends_the_stream_cleanly(follower: list[Follower]) -> None:
 def test_a_reader_that_leaves_ends_the_stream_at_once() -> None:
     """`vfleet events --follow | head -1`: head leaves, the follower must not wait for an event to notice."""
     shell = subprocess.run(
-        ["bash", "-c", f"{' '.join(VFLEET)} --demo events --follow --snapshot | head -1; echo \"${{PIPESTATUS[0]}}\""],
+        ["bash", "-c", f'{" ".join(VFLEET)} --demo events --follow --snapshot | head -1; echo "${{PIPESTATUS[0]}}"'],
         capture_output=True,
         text=True,
         timeout=60,

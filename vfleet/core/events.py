@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -154,7 +155,7 @@ class EventStream:
         row = replace(row, domain=replace(row.domain, name=event.domain, state=state or row.domain.state))
         if not self._selector.matches(row, host.config):
             return []
-        when = event.wall_time or 0.0
+        when = event.wall_time or time.time()  # a driver that did not stamp it: now is close
         return [self._domain(row, event.kind, event.detail, False, previous, when, state, key=key)]
 
     def action(self, record: Mapping[str, Any]) -> list[dict[str, Any]]:
