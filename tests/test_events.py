@@ -309,3 +309,35 @@ def test_real_guest_lifecycle_events_in_order_without_derived_duplicates(
     assert all(step in rest for step in wanted), said  # a subsequence: in this order
     assert len(said) <= 2 * len(wanted), said  # and no repeats
     assert not any(e["derived"] for e in mine)
+
+
+async def test_a_change_no_announced_event_explains_comes_out_derived_after_the_grace() -> None:
+    """The sim announces events; this stream never hears them (as if the event stream was down)."""
+    from dataclasses import replace
+
+    from vfleet.core.demo import demo_inventory
+    from vfleet.core.models import DomainRef, PowerState, Verb
+
+    host = replace(next(h for h in demo_inventory().hosts if h.name == "kvm-ams-1"), poll_interval=0.2)
+    stream = EventStream([host], grace=1.0)
+    async with Fleet([host]) as fleet:
+        assert await fleet.wait_until(lambda v: v[0].health.polls >= 1, 20)
+        assert stream.observe(fleet.views(), time.monotonic(), time.time()) == []  # the baseline
+        target = next(r.domain for r in fleet.view(host.name).rows if r.domain.state is PowerState.RUNNING)
+        driver = fleet.driver(host.name)
+        assert driver is not None
+        assert (await driver.perform(Verb.PAUSE, DomainRef.of(target))).ok
+        seen_at, out = None, []
+        deadline = time.monotonic() + 20
+        while not out and time.monotonic() < deadline:
+            now = time.monotonic()
+            out = stream.observe(fleet.views(), now, time.time())
+            rows = {r.domain.key: r.domain.state for r in fleet.view(host.name).rows}
+            if seen_at is None and rows[target.key] is PowerState.PAUSED:
+                seen_at = now
+            await asyncio.sleep(0.05)
+    assert seen_at is not None and out, "the poll never showed the pause"
+    assert [(e["domain"], e["event"], e["derived"], e["previous"]) for e in out] == [
+        (target.name, "suspended", True, "running")
+    ]
+    assert now - seen_at >= 1.0 - 0.1  # held for the grace first: an announced event could have explained it
