@@ -82,12 +82,13 @@ def _server(
     log = (tmp / "server.log").open("wb")
     proc = subprocess.Popen([binary, *argv], stdout=log, stderr=subprocess.STDOUT)
     try:
-        wait_for(f"{binary} answers", lambda: query(base_url, "1") is not None, proc=proc)
-        wait_for(f"{binary} scrapes {list(targets)} up", lambda: _targets_up(base_url, len(targets)), proc=proc)
+        try:
+            wait_for(f"{binary} answers", lambda: query(base_url, "1") is not None, proc=proc)
+            wait_for(f"{binary} scrapes {list(targets)} up", lambda: _targets_up(base_url, len(targets)), proc=proc)
+        except AssertionError as exc:
+            log.flush()
+            raise AssertionError(f"{exc}\n--- {binary} log ---\n{(tmp / 'server.log').read_text()[-3000:]}") from None
         yield base_url
-    except AssertionError as exc:
-        log.flush()
-        raise AssertionError(f"{exc}\n--- {binary} log ---\n{(tmp / 'server.log').read_text()[-3000:]}") from None
     finally:
         proc.terminate()
         try:
