@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+
 from conftest import need_backend
 
 START_TIMEOUT = 60.0  # seconds: the machine is shared and loaded
@@ -53,7 +54,9 @@ def query(base_url: str, promql: str, timeout: float = 10.0) -> list[dict[str, A
     return list(body["data"]["result"])
 
 
-def wait_for(what: str, predicate: Any, timeout: float = START_TIMEOUT, proc: subprocess.Popen[bytes] | None = None) -> Any:
+def wait_for(
+    what: str, predicate: Any, timeout: float = START_TIMEOUT, proc: subprocess.Popen[bytes] | None = None
+) -> Any:
     deadline = time.monotonic() + timeout
     last: object = None
     while time.monotonic() < deadline:
@@ -74,9 +77,7 @@ def _targets_up(base_url: str, count: int) -> bool:
 
 
 @contextlib.contextmanager
-def _server(
-    binary: str, argv: Sequence[str], base_url: str, targets: Sequence[str], tmp: Path
-) -> Iterator[str]:
+def _server(binary: str, argv: Sequence[str], base_url: str, targets: Sequence[str], tmp: Path) -> Iterator[str]:
     if shutil.which(binary) is None:
         need_backend(f"{binary} (Debian package)", False)
     log = (tmp / "server.log").open("wb")

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from nodexml import PAUSED, RUNNING, SHUTOFF, write_node
 from promstack import free_port, query, start_prometheus, wait_for
 
+from nodexml import PAUSED, RUNNING, SHUTOFF, write_node
 from vfleet.core.exposition import shard_of
 
 pytestmark = pytest.mark.timeout(240)
@@ -25,9 +25,13 @@ TEST_HOSTS = [f"lab-{i}" for i in range(6)]
 def write_inventory(tmp: Path, qemu_uri: str) -> Path:
     lines = ["hosts:"]
     for i, name in enumerate(TEST_HOSTS):
-        node = write_node(tmp / f"{name}.xml", [(f"{name}-run", RUNNING), (f"{name}-off", SHUTOFF), (f"{name}-p{i}", PAUSED)])
+        node = write_node(
+            tmp / f"{name}.xml", [(f"{name}-run", RUNNING), (f"{name}-off", SHUTOFF), (f"{name}-p{i}", PAUSED)]
+        )
         group = "even" if i % 2 == 0 else "odd"
-        lines.append(f"  - {{name: {name}, driver: libvirt, uri: 'test://{node}', groups: [{group}], tags: [lab, t{i}]}}")
+        lines.append(
+            f"  - {{name: {name}, driver: libvirt, uri: 'test://{node}', groups: [{group}], tags: [lab, t{i}]}}"
+        )
     lines.append(f"  - {{name: qemu, driver: libvirt, uri: '{qemu_uri}', tags: [real]}}")
     lines.append("groups:\n  even: {}\n  odd: {}")
     path = tmp / "inventory.yaml"
@@ -126,7 +130,11 @@ def test_two_shards_scraped_by_prometheus_match_status_and_libvirt(
 
         # the same domains, keys, states and sizes as `vfleet status -o json`
         status = subprocess.run(
-            vfleet("-i", str(inventory), "status", "-o", "json"), capture_output=True, text=True, timeout=120, check=True
+            vfleet("-i", str(inventory), "status", "-o", "json"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=True,
         )
         document = json.loads(status.stdout)
         expected = {
@@ -141,7 +149,10 @@ def test_two_shards_scraped_by_prometheus_match_status_and_libvirt(
             if d["host"] == "qemu" and d["name"] not in running_guests:
                 continue
             labels = f'host="{d["host"]}",domain="{d["name"]}"'
-            for metric, field in (("vfleet_domain_vcpus", "vcpus"), ("vfleet_domain_memory_max_bytes", "mem_max_bytes")):
+            for metric, field in (
+                ("vfleet_domain_vcpus", "vcpus"),
+                ("vfleet_domain_memory_max_bytes", "mem_max_bytes"),
+            ):
                 values = query(prom, f"{metric}{{{labels}}}")
                 if d[field] is None:
                     assert values == [], (metric, d)
@@ -191,7 +202,9 @@ def test_two_shards_scraped_by_prometheus_match_status_and_libvirt(
         # promtool accepts the exposition as it is served (text and OpenMetrics)
         for port in (port1, port2):
             text = scrape(port)
-            check = subprocess.run(["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False)
+            check = subprocess.run(
+                ["promtool", "check", "metrics"], input=text, capture_output=True, text=True, check=False
+            )
             assert check.returncode == 0, check.stdout + check.stderr
             openmetrics = scrape(port, "application/openmetrics-text; version=1.0.0")
             assert openmetrics.rstrip().endswith("# EOF")
