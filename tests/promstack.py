@@ -36,11 +36,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def scrape_config(targets: Sequence[str], job: str = "vfleet") -> str:
+def scrape_config(targets: Sequence[str], job: str = "vfleet", *, rules: bool = True) -> str:
+    """rules=False for VictoriaMetrics, whose scraper refuses `evaluation_interval`."""
     listed = ", ".join(json.dumps(t) for t in targets)
     return (
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n"
-        f"scrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: [{listed}]\n"
+        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+        + ("  evaluation_interval: 1s\n" if rules else "")
+        + f"scrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: [{listed}]\n"
     )
 
 
@@ -119,7 +121,7 @@ def start_prometheus(targets: Sequence[str]) -> Iterator[str]:
 def start_victoria_metrics(targets: Sequence[str]) -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="vfleet-vm-") as tmp_dir:
         tmp = Path(tmp_dir)
-        (tmp / "scrape.yml").write_text(scrape_config(targets))
+        (tmp / "scrape.yml").write_text(scrape_config(targets, rules=False))
         port = free_port()
         argv = [
             f"-promscrape.config={tmp / 'scrape.yml'}",

@@ -192,3 +192,25 @@ def test_port_in_use_and_bad_options_are_one_line_errors(tmp_path: Path) -> None
             assert (run.returncode, run.stdout) == (code, ""), (argv, run.stderr)
             assert len(lines) == 1 and words in lines[0] and "Traceback" not in run.stderr, (argv, run.stderr)
             assert time.monotonic() - started < 30
+
+
+def test_victoria_metrics_scrapes_the_exporter_too(tmp_path: Path) -> None:
+    from promstack import free_port, query, start_victoria_metrics
+
+    port = free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "vfleet", "--demo", "export", "--listen", f"127.0.0.1:{port}", "--interval", "1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+    )
+    try:
+        with start_victoria_metrics([f"127.0.0.1:{port}"]) as url:
+            up = wait_for(
+                "six demo hosts up in VictoriaMetrics", lambda: len(query(url, "vfleet_host_up == 1")) == 6 or None
+            )
+            assert up
+            assert query(url, 'count(vfleet_domain_info{state="running"}) > 0')
+    finally:
+        proc.terminate()
+        assert proc.wait(timeout=20) == 0
