@@ -22,6 +22,7 @@ from vfleet import __version__
 from vfleet.cli import act as cli_act
 from vfleet.cli import audit as cli_audit
 from vfleet.cli import events as cli_events
+from vfleet.cli import export as cli_export
 from vfleet.core import config as console_config
 from vfleet.core import fields, inventory, keyref
 from vfleet.core.config import Config, View
@@ -133,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_act.add_commands(commands)
     cli_audit.add_command(commands)
     cli_events.add_command(commands)
+    cli_export.add_command(commands, _add_filters)
     return parser
 
 
@@ -363,6 +365,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         "act": lambda a, o: cli_act.cmd_act(a, o, resolve_inventory),
         "audit": cli_audit.cmd_audit,
         "events": cli_events.cmd_events,
+        "export": cli_export.cmd_export,
     }
     try:
         return int(handlers.get(args.command, cmd_tui)(args, out))
