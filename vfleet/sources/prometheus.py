@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from vfleet.core.errors import DataStale, HostUnreachable, VFleetError
@@ -52,7 +52,9 @@ DOMAIN_VALUES = {
     "network_transmit_bytes_per_second": ("net_tx_bps", 1.0),
 }
 _INTS = frozenset({"vcpus", "memory_max_bytes", "memory_used_bytes"})
-_GAUGE_FIELDS = frozenset({"cpu_percent", "contention_percent", "disk_read_bps", "disk_write_bps", "net_rx_bps", "net_tx_bps"})
+_GAUGE_FIELDS = frozenset(
+    {"cpu_percent", "contention_percent", "disk_read_bps", "disk_write_bps", "net_rx_bps", "net_tx_bps"}
+)
 
 
 def queries(hosts: Iterable[str], lookback: str = LOOKBACK) -> dict[str, str]:
@@ -215,7 +217,7 @@ def split(answers: dict[str, list[Series]], hosts: Iterable[str]) -> dict[str, _
     return parts
 
 
-def _domain(labels: dict[str, str], values: dict[str, float]) -> Domain | None:
+def _domain(labels: Mapping[str, str], values: dict[str, float]) -> Domain | None:
     name, key = labels.get("domain"), labels.get("domain_key")
     if not name or not key:
         return None
