@@ -28,6 +28,7 @@ from vfleet.core.models import (
     HostConfig,
     HostFacts,
     HostSnapshot,
+    MemorySource,
     PowerState,
     Verb,
 )
@@ -236,7 +237,12 @@ def _domain(labels: Mapping[str, str], values: dict[str, float]) -> Domain | Non
             numbers[target] = int(value)
         else:
             numbers[target] = value
+    if "memory_used_bytes" in numbers:  # the faces mark where a "used" number came from
+        numbers_source = _memory_source(labels.get("memory_source"))
+    else:
+        numbers_source = None
     return Domain(
+        memory_used_source=numbers_source,
         name=name,
         state=state,
         raw_state=raw_state,
@@ -244,6 +250,14 @@ def _domain(labels: Mapping[str, str], values: dict[str, float]) -> Domain | Non
         gauges=DomainGauges(**gauges) if gauges else None,
         **numbers,  # type: ignore[arg-type]
     )
+
+
+def _memory_source(label: str | None) -> MemorySource:
+    """An exporter may say where "used" came from (label memory_source); else it is the hypervisor's figure."""
+    try:
+        return MemorySource(label)
+    except ValueError:
+        return MemorySource.HYPERVISOR
 
 
 _CLASSES: dict[str, type[PromHostDriver]] = {}

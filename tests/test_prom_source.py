@@ -1,0 +1,271 @@
+"""`--source prometheus=URL`: status, top, the engine and the console read the fleet from a real
+Prometheus and a real VictoriaMetrics scraping the agreed metric families; actions go to the hosts.
+
+The exposition comes from tests/promfake.py (prometheus_client) until `vfleet export` is on main;
+the "same as polling" test fills it from a direct `status` of the real libvirt hosts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import io
+import json
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from promfake import FakeDomain, FakeExporter, FakeHost
+from promstack_source import free_port, query, start_prometheus, start_victoria_metrics, wait_for
+
+from vfleet.cli.main import main
+from vfleet.core.engine import Fleet
+from vfleet.core.errors import ExitCode
+from vfleet.core.models import HostConfig, HostStatus, PowerState
+from vfleet.sources.prometheus import PrometheusSource
+from vfleet.sources.promql import PromClient, QueryFailed, parse_url, parse_vector
+
+EVIL = "evil\x1b[31mred\x07"
+ENGINES = ("prometheus", "victoria-metrics")
+
+
+def world() -> list[FakeHost]:
+    return [
+        FakeHost(
+            "kvm-a",
+            domains=[
+                FakeDomain("web-1", "uuid-web-1", cpu_ratio=0.5, vcpus=4),
+                FakeDomain("db-1", "uuid-db-1", state="paused", memory_used_bytes=None, cpu_ratio=0.0),
+                FakeDomain(EVIL, "uuid-evil", state="crashed"),
+            ],
+        ),
+        FakeHost("kvm.b|x", domains=[FakeDomain("mail-1", "uuid-mail-1")]),  # a host name full of regex syntax
+        FakeHost("kvm-down", status="down", domains=[FakeDomain("lost-1", "uuid-lost-1")]),
+        FakeHost("kvm-old", poll_age=300.0, domains=[FakeDomain("old-1", "uuid-old-1")]),
+    ]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Two exporters (the second is stopped by one test), scraped by a real Prometheus and VictoriaMetrics."""
+    tmp = tmp_path_factory.mktemp("promstack")
+    main_exporter = FakeExporter(world())
+    doomed = FakeExporter([FakeHost("kvm-dies", domains=[FakeDomain("gone-1", "uuid-gone-1")])])
+    targets = [main_exporter.target, doomed.target]
+    try:
+        with start_prometheus(targets, tmp / "prom") as prom, start_victoria_metrics(targets, tmp / "vm") as vm:
+            for base in (prom, vm):
+                wait_for(lambda b=base: len(query(b, "vfleet_domain_info")) == 7, 90, f"first scrapes at {base}")  # type: ignore[misc]
+            yield {"prometheus": prom, "victoria-metrics": vm, "doomed": doomed, "tmp": tmp}
+    finally:
+        main_exporter.stop()
+        doomed.stop()
+
+
+def inventory(tmp: Path, names: list[str], uri: str = "test:///default") -> str:
+    path = tmp / f"inv-{abs(hash(tuple(names)))}.yaml"
+    hosts = [{"name": n, "driver": "libvirt", "uri": uri, "poll_interval": 1} for n in names]
+    path.write_text(json.dumps({"hosts": hosts}))
+    return str(path)
+
+
+def status(argv: list[str]) -> tuple[int, str]:
+    out = io.StringIO()
+    code = main(argv, out=out)
+    return code, out.getvalue()
+
+
+ALL = ["kvm-a", "kvm.b|x", "kvm-down", "kvm-old", "kvm-ghost"]
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_status_reads_domains_states_values_and_stale_reasons(
+    stack: dict[str, Any], engine: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    inv = inventory(stack["tmp"], ALL)
+    code, text = status(["-i", inv, "status", "-o", "json", "--source", f"prometheus={stack[engine]}"])
+    doc = json.loads(text)
+    by_name = {d["name"]: d for d in doc["domains"]}
+    assert sorted(by_name) == sorted(["web-1", "db-1", EVIL, "mail-1"])  # hosts with fresh data only
+    web = by_name["web-1"]
+    assert (web["host"], web["uuid"], web["state"], web["vcpus"]) == ("kvm-a", "uuid-web-1", "running", 4)
+    assert (web["cpu_pct"], web["contention_pct"], web["mem_used_bytes"]) == (50.0, 1.0, 1 << 30)
+    assert (web["disk_read_bps"], web["disk_write_bps"], web["net_rx_bps"], web["net_tx_bps"]) == (1000, 2000, 300, 400)
+    assert web["cpu_host_pct"] == 25.0  # 50 % of 4 vCPUs on an 8-CPU host
+    assert by_name["db-1"]["state"] == "paused" and by_name["db-1"]["mem_used_bytes"] is None
+    assert by_name[EVIL]["state"] == "crashed"
+    assert by_name["mail-1"]["host"] == "kvm.b|x"
+    hosts = {h["name"]: h for h in doc["hosts"]}
+    assert hosts["kvm-a"]["status"] == "up" and hosts["kvm-a"]["hypervisor"] == "kvm"
+    assert 0.5 <= hosts["kvm-a"]["data_age_s"] < 30  # the exporter's poll age, not the query's
+    assert hosts["kvm-down"]["status"] == "stale"
+    assert hosts["kvm-down"]["error"] == "kvm-down: prometheus: exporter reports host down: down"
+    assert hosts["kvm-old"]["status"] == "stale"
+    assert "last good poll is 30" in hosts["kvm-old"]["error"] and "limit 30 s" in hosts["kvm-old"]["error"]
+    assert hosts["kvm-ghost"]["error"] == "kvm-ghost: prometheus: no sample newer than 30 s"
+    assert code == ExitCode.UNREACHABLE
+    err = capsys.readouterr().err
+    assert "kvm-ghost: prometheus: no sample newer than 30 s" in err and "Traceback" not in err
+
+
+def test_status_table_escapes_hostile_label_values(stack: dict[str, Any]) -> None:
+    inv = inventory(stack["tmp"], ["kvm-a"])
+    code, text = status(["-i", inv, "status", "--source", f"prometheus={stack['prometheus']}"])
+    assert code == ExitCode.OK
+    assert "\x1b" not in text and "\x07" not in text and "evil" in text
+
+
+def test_one_refresh_serves_every_host(stack: dict[str, Any]) -> None:
+    """Five queries per refresh for the whole fleet, never per host or per domain."""
+    names = ["kvm-a", "kvm.b|x", "kvm-down", "kvm-old"]
+    configs = [HostConfig(name=n, driver="libvirt", uri="test:///default", poll_interval=0.5) for n in names]
+    client = PromClient(stack["prometheus"])
+    source = PrometheusSource(client, names, reuse=0.25)
+
+    async def run() -> None:
+        async with Fleet(configs, driver_factory=source.factory) as fleet:
+            ok = await fleet.wait_until(lambda views: all(v.health.polls >= 4 for v in views[:2]), 60)
+            assert ok, [v.health for v in fleet.views()]
+            views = {v.name: v for v in fleet.views()}
+            assert views["kvm-down"].health.status is HostStatus.STALE
+            assert views["kvm-a"].facts is not None and views["kvm-a"].facts.cpus == 8
+
+    asyncio.run(run())
+    assert client.queries == 5 * source.refreshes
+    assert source.refreshes < 4 * 4  # a refresh per tick shared by the hosts, not one per host and tick
+
+
+def test_a_dead_exporter_makes_its_hosts_stale_with_the_reason(stack: dict[str, Any]) -> None:
+    inv = inventory(stack["tmp"], ["kvm-dies", "kvm-a"])
+    for engine in ENGINES:
+        code, text = status(["-i", inv, "status", "-o", "json", "--source", f"prometheus={stack[engine]}"])
+        assert code == ExitCode.OK, text
+    stack["doomed"].stop()
+    for engine in ENGINES:
+
+        def stale(engine: str = engine) -> bool:
+            code, text = status(
+                ["-i", inv, "status", "-o", "json", "--source", f"prometheus={stack[engine]}", "--source-max-age", "5"]
+            )
+            hosts = {h["name"]: h for h in json.loads(text)["hosts"]}
+            return code == ExitCode.UNREACHABLE and hosts["kvm-dies"]["status"] == "stale"
+
+        wait_for(stale, 60, f"kvm-dies stale in {engine}")
+        code, text = status(
+            ["-i", inv, "status", "-o", "json", "--source", f"prometheus={stack[engine]}", "--source-max-age", "5"]
+        )
+        hosts = {h["name"]: h for h in json.loads(text)["hosts"]}
+        assert hosts["kvm-dies"]["error"].startswith("kvm-dies: prometheus: no sample newer than 5 s"), hosts
+        assert hosts["kvm-a"]["status"] == "up"
+
+
+@pytest.mark.parametrize("spec", ["prom=http://x:9090", "prometheus=ftp://x", "prometheus=http://u:p@x:9090", "x"])
+def test_a_bad_source_is_a_usage_error(tmp_path: Path, spec: str, capsys: pytest.CaptureFixture[str]) -> None:
+    code, _ = status(["-i", inventory(tmp_path, ["h"]), "status", "--source", spec])
+    assert code == ExitCode.USAGE
+    err = capsys.readouterr().err
+    assert err.startswith("vfleet: --source") and err.count("\n") == 1 and "p@" not in err
+
+
+# -- a server that is not a good Prometheus ------------------------------------------------
+
+
+class _Bad(http.server.BaseHTTPRequestHandler):
+    answers: dict[str, tuple[int, bytes]] = {
+        "/html/api/v1/query": (200, b"<html>login</html>"),
+        "/err/api/v1/query": (400, b'{"status":"error","errorType":"bad_data","error":"parse error"}'),
+        "/boom/api/v1/query": (503, b"overloaded"),
+        "/weird/api/v1/query": (200, b'{"status":"success","data":{"resultType":"matrix","result":[]}}'),
+    }
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        code, body = self.answers.get(self.path, (404, b""))
+        self.send_response(code)
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture(scope="module")
+def bad_server() -> Iterator[str]:
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Bad)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.parametrize(
+    ("path", "reason"),
+    [
+        ("/html", "the answer is not JSON"),
+        ("/err", "HTTP 400 Bad Request: parse error"),
+        ("/boom", "HTTP 503 Service Unavailable"),
+        ("/weird", "not an instant vector"),
+        ("refused", "Connection refused"),
+    ],
+)
+def test_server_errors_make_hosts_stale_with_a_one_line_reason(
+    tmp_path: Path, bad_server: str, path: str, reason: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"http://127.0.0.1:{free_port()}" if path == "refused" else bad_server + path
+    code, text = status(["-i", inventory(tmp_path, ["h1", "h2"]), "status", "-o", "json", "--source", f"prometheus={url}"])
+    assert code == ExitCode.UNREACHABLE
+    hosts = json.loads(text)["hosts"]
+    assert [h["status"] for h in hosts] == ["stale", "stale"]
+    assert all(h["error"].startswith(f"{h['name']}: prometheus: ") and reason in h["error"] for h in hosts), hosts
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and len(err.splitlines()) == 2
+
+
+def test_a_server_that_never_answers_times_out() -> None:
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        client = PromClient(f"http://127.0.0.1:{listener.getsockname()[1]}", timeout=0.5)
+        with pytest.raises(QueryFailed, match="no answer"):
+            asyncio.run(client.query("up", 0.0))
+
+
+def test_parse_vector_keeps_nan_inf_and_strings_out_of_the_numbers() -> None:
+    body = json.dumps(
+        {
+            "status": "success",
+            "data": {
+                "resultType": "vector",
+                "result": [
+                    {"metric": {"host": "a"}, "value": [1.0, "NaN"]},
+                    {"metric": {"host": "b"}, "value": [1.0, "+Inf"]},
+                    {"metric": {"host": "c"}, "value": [1.0, "many"]},
+                    {"metric": {"host": "d", "n": 3}, "value": [1.0, "2.5"]},
+                    {"metric": "x", "value": [1.0, "1"]},
+                    {"metric": {"host": "e"}, "value": ["t", "1"]},
+                ],
+            },
+        }
+    ).encode()
+    series = parse_vector(body, "here")
+    assert [(s.labels, s.value) for s in series] == [
+        ({"host": "a"}, None),
+        ({"host": "b"}, None),
+        ({"host": "c"}, None),
+        ({"host": "d"}, 2.5),
+    ]
+    assert parse_url("prometheus=https://prom.example:9090/select/0/prometheus/") == (
+        "https://prom.example:9090/select/0/prometheus"
+    )
+
+
+def test_source_snapshot_keeps_unknown_states_as_unknown(stack: dict[str, Any]) -> None:
+    async def run() -> PowerState:
+        source = PrometheusSource(PromClient(stack["prometheus"]), ["kvm-a"])
+        snap = source.snapshot("kvm-a", await source.refresh())
+        return next(d.state for d in snap.domains if d.name == "db-1")
+
+    assert asyncio.run(run()) is PowerState.PAUSED
