@@ -54,15 +54,17 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     tmp = tmp_path_factory.mktemp("promstack")
     main_exporter = FakeExporter(world())
     doomed = FakeExporter([FakeHost("kvm-dies", domains=[FakeDomain("gone-1", "uuid-gone-1")])])
-    targets = [main_exporter.target, doomed.target]
+    mirror = FakeExporter([])  # filled by a test from a direct poll of real hosts
+    targets = [main_exporter.target, doomed.target, mirror.target]
     try:
         with start_prometheus(targets, tmp / "prom") as prom, start_victoria_metrics(targets, tmp / "vm") as vm:
             for base in (prom, vm):
                 wait_for(lambda b=base: len(query(b, "vfleet_domain_info")) == 7, 90, f"first scrapes at {base}")  # type: ignore[misc]
-            yield {"prometheus": prom, "victoria-metrics": vm, "doomed": doomed, "tmp": tmp}
+            yield {"prometheus": prom, "victoria-metrics": vm, "doomed": doomed, "mirror": mirror, "tmp": tmp}
     finally:
         main_exporter.stop()
         doomed.stop()
+        mirror.stop()
 
 
 def inventory(tmp: Path, names: list[str], uri: str = "test:///default") -> str:
@@ -269,3 +271,123 @@ def test_source_snapshot_keeps_unknown_states_as_unknown(stack: dict[str, Any]) 
         return next(d.state for d in snap.domains if d.name == "db-1")
 
     assert asyncio.run(run()) is PowerState.PAUSED
+
+
+# -- the same fleet, polled directly and read back from Prometheus ---------------------------
+
+COMPARED = ("host", "name", "uuid", "state", "vcpus", "mem_max_bytes", "mem_used_bytes", "uptime_s")
+RATES = ("cpu_pct", "contention_pct", "disk_read_bps", "disk_write_bps", "net_rx_bps", "net_tx_bps")
+
+
+def _as_fake(record: dict[str, Any]) -> FakeDomain:
+    def ratio(pct: float | None) -> float | None:
+        return None if pct is None else pct / 100
+
+    return FakeDomain(
+        record["name"],
+        record["uuid"] or record["name"],
+        state=record["state"],
+        vcpus=record["vcpus"],
+        memory_max_bytes=record["mem_max_bytes"],
+        memory_used_bytes=record["mem_used_bytes"],
+        uptime_seconds=record["uptime_s"],
+        cpu_ratio=ratio(record["cpu_pct"]),  # type: ignore[arg-type]
+        contention_ratio=ratio(record["contention_pct"]),  # type: ignore[arg-type]
+        disk_read_bytes_per_second=record["disk_read_bps"],
+        disk_write_bytes_per_second=record["disk_write_bps"],
+        network_receive_bytes_per_second=record["net_rx_bps"],
+        network_transmit_bytes_per_second=record["net_tx_bps"],
+    )
+
+
+@pytest.fixture(scope="module")
+def mirrored(stack: dict[str, Any], testbed: dict[str, str]) -> dict[str, Any]:
+    """A direct `status` of real libvirt hosts (QEMU guests and the test driver), published by the mirror."""
+    tmp: Path = stack["tmp"]
+    inv = tmp / "real.yaml"
+    hosts = [
+        {"name": "qemu", "driver": "libvirt", "uri": testbed["VFLEET_QEMU_URI"], "poll_interval": 1},
+        {"name": "tdrv", "driver": "libvirt", "uri": "test:///default", "poll_interval": 1},
+    ]
+    inv.write_text(json.dumps({"hosts": hosts}))
+    code, text = status(["-i", str(inv), "status", "-o", "json", "--interval", "1"])
+    assert code == ExitCode.OK, text
+    direct = json.loads(text)
+    assert len({d["host"] for d in direct["domains"]}) == 2
+    by_host: dict[str, FakeHost] = {h: FakeHost(h, hypervisor="kvm") for h in ("qemu", "tdrv")}
+    for record in direct["domains"]:
+        by_host[record["host"]].domains.append(_as_fake(record))
+    stack["mirror"].set_hosts(list(by_host.values()))
+    count = len(direct["domains"])
+    for engine in ENGINES:
+        wait_for(
+            lambda e=engine: len(query(stack[e], 'vfleet_domain_info{host=~"qemu|tdrv"}')) == count,  # type: ignore[misc]
+            60,
+            f"the mirrored fleet in {engine}",
+        )
+    return {"inventory": str(inv), "direct": direct}
+
+
+@pytest.mark.parametrize("engine", ENGINES)
+def test_status_from_prometheus_matches_polling_directly(
+    stack: dict[str, Any], mirrored: dict[str, Any], engine: str
+) -> None:
+    code, text = status(["-i", mirrored["inventory"], "status", "-o", "json", "--source", f"prometheus={stack[engine]}"])
+    assert code == ExitCode.OK, text
+    read = {(d["host"], d["name"]): d for d in json.loads(text)["domains"]}
+    direct = {(d["host"], d["name"]): d for d in mirrored["direct"]["domains"]}
+    assert sorted(read) == sorted(direct)
+    for key, want in direct.items():
+        got = read[key]
+        assert {f: got[f] for f in COMPARED} == {f: want[f] for f in COMPARED}, key
+        for f in RATES:
+            assert (got[f] is None) == (want[f] is None), (key, f)
+            if want[f] is not None:
+                assert got[f] == pytest.approx(want[f], abs=0.05, rel=1e-6), (key, f)
+
+
+async def test_actions_go_to_the_host_through_the_operations_core(
+    stack: dict[str, Any], mirrored: dict[str, Any], tmp_path: Path
+) -> None:
+    """Metrics from Prometheus, the pause from the host's own libvirt driver (test:///default)."""
+    from vfleet.core.audit import AuditLog
+    from vfleet.core.inventory import load
+    from vfleet.core.models import Verb
+    from vfleet.core.operations import Operations, Target, always
+
+    hosts = [h for h in load(mirrored["inventory"]).hosts if h.name == "tdrv"]
+    source = PrometheusSource(PromClient(stack["prometheus"]), ["tdrv"])
+    async with Fleet(hosts, driver_factory=source.factory) as fleet:
+        assert await fleet.wait_until(lambda v: v[0].health.polls >= 1, 30), fleet.views()
+        row = next(r for r in fleet.view("tdrv").rows if r.domain.name == "test")
+        ops = Operations(fleet, AuditLog(tmp_path / "audit.jsonl"), face="test")
+        operation = await ops.run(ops.plan(Verb.PAUSE, [Target("tdrv", "test", row.domain.key)]), always)
+        (result,) = operation.results
+        assert result.ok and result.state_after is PowerState.PAUSED, result
+        assert client_queries_only(source)
+
+
+def client_queries_only(source: PrometheusSource) -> bool:
+    """The action made no query: reads and actions are apart."""
+    return source.client.queries == 5 * source.refreshes
+
+
+async def test_the_console_shows_the_fleet_read_from_prometheus(stack: dict[str, Any], mirrored: dict[str, Any]) -> None:
+    from test_tui_support import until
+
+    from vfleet.app import VFleetApp
+    from vfleet.core.inventory import load
+
+    hosts = load(mirrored["inventory"]).hosts
+    source = PrometheusSource(PromClient(stack["victoria-metrics"]), [h.name for h in hosts])
+    app = VFleetApp(Fleet(hosts, driver_factory=source.factory))
+    want = sorted((d["host"], d["name"], d["state"]) for d in mirrored["direct"]["domains"])
+    async with app.run_test(size=(160, 50)) as pilot:
+        table = app.fleet_screen.table
+
+        def shown() -> list[tuple[str, str, str]]:
+            rows = [table.rows_by_key[k] for k in table.shown_keys()]
+            return sorted((r.host, r.domain.name, r.domain.state.value) for r in rows)
+
+        await until(pilot, lambda: shown() == want, 30, "the mirrored fleet in the table")
+        assert all(v.health.status is HostStatus.UP for v in app.fleet.views())

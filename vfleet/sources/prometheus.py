@@ -237,12 +237,10 @@ def _domain(labels: Mapping[str, str], values: dict[str, float]) -> Domain | Non
             numbers[target] = int(value)
         else:
             numbers[target] = value
-    if "memory_used_bytes" in numbers:  # the faces mark where a "used" number came from
-        numbers_source = _memory_source(labels.get("memory_source"))
-    else:
-        numbers_source = None
+    # the faces mark where a "used" number came from
+    used_source = _memory_source(labels.get("memory_source")) if "memory_used_bytes" in numbers else None
     return Domain(
-        memory_used_source=numbers_source,
+        memory_used_source=used_source,
         name=name,
         state=state,
         raw_state=raw_state,
