@@ -28,10 +28,10 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _config(path: Path, targets: Sequence[str]) -> Path:
+def _config(path: Path, targets: Sequence[str], interval: str = SCRAPE_INTERVAL) -> Path:
     # JSON is valid YAML: no YAML writer needed
     config = {
-        "global": {"scrape_interval": SCRAPE_INTERVAL, "scrape_timeout": SCRAPE_INTERVAL},
+        "global": {"scrape_interval": interval, "scrape_timeout": interval},
         "scrape_configs": [{"job_name": "vfleet", "static_configs": [{"targets": list(targets)}]}],
     }
     path.write_text(json.dumps(config))
@@ -87,7 +87,7 @@ def _ready(base: str) -> bool:
 
 
 @contextlib.contextmanager
-def start_prometheus(targets: Sequence[str], tmp: Path) -> Iterator[str]:
+def start_prometheus(targets: Sequence[str], tmp: Path, interval: str = SCRAPE_INTERVAL) -> Iterator[str]:
     """A Prometheus scraping `targets` (host:port) every second; yields its base URL."""
     binary = shutil.which("prometheus")
     if binary is None:
@@ -96,7 +96,7 @@ def start_prometheus(targets: Sequence[str], tmp: Path) -> Iterator[str]:
     port = free_port()
     argv = [
         binary,
-        f"--config.file={_config(tmp / 'prometheus.yml', targets)}",
+        f"--config.file={_config(tmp / 'prometheus.yml', targets, interval)}",
         f"--storage.tsdb.path={tmp / 'data'}",
         f"--web.listen-address=127.0.0.1:{port}",
     ]
