@@ -98,16 +98,15 @@ def parse_vector(body: bytes, where: str) -> list[Series]:
         raise QueryFailed(f"{where}: the answer is not an instant vector")
     out: list[Series] = []
     for item in data["result"]:
-        if not isinstance(item, dict):
+        try:
+            labels, (stamp, raw) = item["metric"], item["value"]
+        except (TypeError, KeyError, ValueError):
+            continue  # not a sample: skip it, never guess
+        if type(stamp) not in (int, float) or type(labels) is not dict:
             continue
-        labels, point = item.get("metric"), item.get("value")
-        if not isinstance(labels, dict) or not isinstance(point, list) or len(point) != 2:
-            continue
-        stamp = point[0]
-        if not isinstance(stamp, int | float) or isinstance(stamp, bool):
-            continue
-        clean = {k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)}
-        out.append(Series(clean, _number(point[1]), float(stamp)))
+        if not all(type(v) is str for v in labels.values()):  # JSON keys are always text
+            labels = {k: v for k, v in labels.items() if type(v) is str}
+        out.append(Series(labels, _number(raw), float(stamp)))
     return out
 
 
