@@ -2,7 +2,7 @@
 
 The fleet: 20 libvirt test-driver hosts x 1,000 domains. Anchor (same run): one direct
 refresh, every host's driver polled at once (getAllDomainStats each), as the engine does.
-Measured: one source refresh (the fifteen PromQL queries for the whole fleet, parsed and
+Measured: one source refresh (the fourteen PromQL queries for the whole fleet, parsed and
 split into per-host snapshots) against a real Prometheus that scraped an exposition of
 the same fleet in the agreed metric names; bytes per refresh against one full scrape
 of that exposition (what a console reading the exporters themselves would transfer).
@@ -141,7 +141,7 @@ def main() -> None:
     median = statistics.median(times)
     print(f"{args.hosts} hosts x {args.domains} domains = {expected} domains, median of {args.repeat} refreshes")
     print(f"  anchor: direct poll of every host (test driver)   {anchor:7.3f} s")
-    print(f"  --source prometheus refresh (15 queries)           {median:7.3f} s   {median / anchor:5.2f}x anchor")
+    print(f"  --source prometheus refresh (14 queries)           {median:7.3f} s   {median / anchor:5.2f}x anchor")
     print(f"  bytes per source refresh  {per_refresh / 1e6:8.2f} MB  ({per_refresh / expected:6.0f} B/domain)")
     print(f"  bytes of one full scrape  {scrape_bytes / 1e6:8.2f} MB  ({scrape_bytes / expected:6.0f} B/domain)"
           f"   refresh/scrape {per_refresh / scrape_bytes:5.2f}x")

@@ -1,7 +1,7 @@
 """`--source prometheus=URL`: the fleet's metrics from a Prometheus-API server, actions to the hosts.
 
 Every host of the engine gets a PromHostDriver. Its poll() awaits one shared
-refresh: fifteen instant queries for the whole fleet (regex-selected by the hosts of
+refresh: fourteen instant queries for the whole fleet (regex-selected by the hosts of
 the inventory), whatever the number of hosts and domains, split into per-host
 snapshots. perform() goes to the host's real driver, made from the inventory
 entry on first use. Metric names follow `vfleet export` (README, "Metrics").
@@ -114,8 +114,10 @@ class PrometheusSource:
         self.max_age = max_age
         self.reuse = reuse
         self.refreshes = 0
+        self.failures = 0
         self._wall = wall
         self._queries = queries(self.hosts)
+        self.queries_per_refresh = len(self._queries)
         self._last: Refresh | None = None
         self._inflight: asyncio.Task[Refresh] | None = None
 
@@ -141,6 +143,7 @@ class PrometheusSource:
                 *(self.client.query(self._queries[r], at, timeout=timeout) for r in roles)
             )
         except QueryFailed as exc:
+            self.failures += 1
             result = Refresh(at, time.monotonic(), {}, f"prometheus: {exc}")
         else:
             result = Refresh(at, time.monotonic(), split(dict(zip(roles, answers, strict=True)), self.hosts))

@@ -130,8 +130,8 @@ class PromClient:
     async def query(self, promql: str, at: float, *, timeout: float | None = None) -> list[Series]:
         """One instant query evaluated at wall-clock time `at`."""
         seconds = self.timeout if timeout is None else max(0.1, timeout)
+        self.queries += 1  # counted when sent: what the server sees
         body = await asyncio.to_thread(self._post, "/api/v1/query", {"query": promql, "time": f"{at:.3f}"}, seconds)
-        self.queries += 1
         self.bytes_read += len(body)
         return parse_vector(body, self.base_url)
 
