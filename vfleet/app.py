@@ -20,7 +20,7 @@ from textual.timer import Timer
 
 from vfleet.core.audit import AuditLog
 from vfleet.core.config import Config
-from vfleet.core.engine import Fleet, HostView
+from vfleet.core.engine import DriverFactory, Fleet, HostView, default_driver_factory
 from vfleet.core.inventory import Inventory
 from vfleet.core.models import DomainEvent, HostStatus
 from vfleet.core.operations import Operations
@@ -189,10 +189,16 @@ class VFleetApp(App[int]):
 
 
 def run_tui(
-    inventory: Inventory, *, demo: bool = False, read_only: bool = False, config: Config | None = None
+    inventory: Inventory,
+    *,
+    demo: bool = False,
+    read_only: bool = False,
+    config: Config | None = None,
+    driver_factory: DriverFactory | None = None,
 ) -> int:
-    """Start the console on an inventory; returns the exit code."""
+    """Start the console on an inventory; returns the exit code. `driver_factory`: e.g. --source prometheus."""
     # The badge says the whole console is read-only; per-host read-only shows in the hosts pane.
     read_only = read_only or (bool(inventory.hosts) and all(h.read_only for h in inventory.hosts))
-    app = VFleetApp(Fleet(inventory.hosts, read_only=read_only), demo=demo, read_only=read_only, config=config)
+    fleet = Fleet(inventory.hosts, read_only=read_only, driver_factory=driver_factory or default_driver_factory)
+    app = VFleetApp(fleet, demo=demo, read_only=read_only, config=config)
     return app.run() or 0

@@ -23,10 +23,11 @@ from vfleet.cli import act as cli_act
 from vfleet.cli import audit as cli_audit
 from vfleet.cli import events as cli_events
 from vfleet.cli import export as cli_export
+from vfleet.cli import source as cli_source
 from vfleet.core import config as console_config
 from vfleet.core import fields, inventory, keyref
 from vfleet.core.config import Config, View
-from vfleet.core.engine import Fleet
+from vfleet.core.engine import Fleet, default_driver_factory
 from vfleet.core.errors import ExitCode, UsageError, VFleetError, host_line
 from vfleet.core.inventory import Inventory
 from vfleet.core.models import HostConfig
@@ -80,6 +81,7 @@ def build_parser() -> argparse.ArgumentParser:
         "or ~/.config/vfleet/config.yaml)",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more diagnostics on stderr")
+    cli_source.add_options(parser)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     status = commands.add_parser(
@@ -97,6 +99,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="seconds between the two polls that give rates (0: one poll, no rates)",
     )
     status.add_argument("--timeout", type=float, metavar="SECONDS", help="give up on hosts after this long")
+    cli_source.add_options(status, sub=True)
     _add_view(status)
     _add_filters(status)
 
@@ -112,6 +115,7 @@ def build_parser() -> argparse.ArgumentParser:
         "-n", "--iterations", type=int, metavar="COUNT", help="stop after COUNT frames (default: run until Ctrl-C)"
     )
     top.add_argument("-o", "--output", choices=("ndjson", "table"), default="ndjson")
+    cli_source.add_options(top, sub=True)
     _add_view(top)
     _add_filters(top)
 
@@ -217,7 +221,10 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     hosts = _hosts_for(inv, args, selector)
     if args.interval < 0:
         raise UsageError("--interval must be 0 or more")
-    views = asyncio.run(collect(hosts, interval=args.interval, timeout=args.timeout))
+    factory = cli_source.driver_factory(args, hosts)  # the server's rates need no second poll
+    interval = 0.0 if factory else args.interval
+    poll = factory or default_driver_factory
+    views = asyncio.run(collect(hosts, interval=interval, timeout=args.timeout, driver_factory=poll))
     report = build_report(views, selector)
     report = replace(report, domains=_in_view(report.domains, view))
     if args.output == "json":
@@ -247,7 +254,7 @@ async def _top(
     hosts: list[HostConfig], selector: Selector, args: argparse.Namespace, out: TextIO, view: View | None = None
 ) -> int:
     report = Report([], [], [])
-    async with Fleet(hosts) as fleet:
+    async with Fleet(hosts, driver_factory=cli_source.driver_factory(args, hosts) or default_driver_factory) as fleet:
         # Rates need two samples: the first frame waits for them, so `-n 1` is worth running.
         await wait_for_rates(fleet, hosts, interval=args.delay)
         start = time.monotonic()
@@ -322,7 +329,8 @@ def cmd_tui(args: argparse.Namespace, out: TextIO) -> int:
     from vfleet.app import run_tui  # textual loads here only: headless commands never pay for it
 
     _log_to_file_while_the_tui_runs()
-    return run_tui(inv, demo=args.demo, read_only=args.read_only, config=config)
+    factory = cli_source.driver_factory(args, inv.hosts)
+    return run_tui(inv, demo=args.demo, read_only=args.read_only, config=config, driver_factory=factory)
 
 
 def _log_to_file_while_the_tui_runs() -> None:

@@ -26,7 +26,7 @@ from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
-from vfleet.core.errors import AuthFailed, GarbledOutput, HostUnreachable, VFleetError
+from vfleet.core.errors import AuthFailed, DataStale, GarbledOutput, HostUnreachable, VFleetError
 from vfleet.core.metrics import DomainRow, History
 from vfleet.core.models import DomainEvent, HostConfig, HostFacts, HostHealth, HostSnapshot, HostStatus
 from vfleet.core.samples import HostData, check_facts
@@ -459,13 +459,16 @@ class Fleet:
             self._failed(state, HostStatus.DEGRADED, f"{name}: poll gave no answer within {timeout:g} s")
         elif isinstance(exc, (HostUnreachable, AuthFailed)):
             raise exc
+        elif isinstance(exc, DataStale):  # a relay answered, but has nothing fresh for this host
+            self._failed(state, HostStatus.STALE, str(exc))
         elif isinstance(exc, VFleetError):  # keep the connection: garbled output, a failed command ...
             self._failed(state, HostStatus.DEGRADED, str(exc))
         elif exc is not None:
             self._failed(state, HostStatus.DEGRADED, f"{name}: internal error while polling: {exc!r}", exc=exc)
         else:
+            snapshot = poll.result()
             try:
-                state.data.absorb(poll.result())
+                state.data.absorb(snapshot)
             except GarbledOutput as bad:  # a driver handed over a value of the wrong type
                 self._failed(state, HostStatus.DEGRADED, str(bad), bug=True)
             except Exception as bug:
@@ -473,7 +476,12 @@ class Fleet:
             else:
                 backoff.reset()
                 self._set_health(
-                    state, status=HostStatus.UP, last_error=None, last_ok_at=self._clock(), polls=state.health.polls + 1
+                    state,
+                    status=HostStatus.UP,
+                    last_error=None,
+                    last_ok_at=self._clock(),
+                    lag=snapshot.lag,
+                    polls=state.health.polls + 1,
                 )
 
     # -- events ----------------------------------------------------------------

@@ -132,6 +132,12 @@ class ActionFailed(DriverError):
     exit_code = ExitCode.FAILED
 
 
+class DataStale(DriverError):
+    """A relay (a Prometheus server) has no fresh data for the host; the engine shows it STALE."""
+
+    exit_code = ExitCode.UNREACHABLE
+
+
 class GarbledOutput(DriverError):
     """A backend answered with something we cannot parse; never guess a number."""
 

@@ -144,6 +144,7 @@ class HostSnapshot:
     taken_at: float
     domains: tuple[Domain, ...]
     facts: HostFacts | None = None
+    lag: float = 0.0  # seconds the data had already aged when the poll returned it (a relay such as Prometheus)
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,9 +205,10 @@ class HostHealth:
     polls: int = 0
     skipped_ticks: int = 0
     since: float | None = None  # monotonic time this status began
+    lag: float = 0.0  # the last good poll's data was this old already (HostSnapshot.lag)
 
     def data_age(self, now: float) -> float | None:
-        return None if self.last_ok_at is None else max(0.0, now - self.last_ok_at)
+        return None if self.last_ok_at is None else max(0.0, now - self.last_ok_at + self.lag)
 
 
 @dataclass(frozen=True, slots=True)

@@ -171,8 +171,11 @@ def host_problem(view: HostView, now: float) -> str | None:
 def _settled(view: HostView, polls_needed: int) -> bool:
     if view.health.polls >= polls_needed:
         return True
-    # a failed poll or connection is an answer: report it rather than wait for the deadline
-    return view.attempts >= 1 and view.health.status in _FAILED
+    # a failed poll or connection is an answer: report it rather than wait for the deadline;
+    # so is a relay's "nothing fresh for this host" (STALE with a reason)
+    health = view.health
+    stale_answer = health.status is HostStatus.STALE and health.last_error is not None
+    return view.attempts >= 1 and (health.status in _FAILED or stale_answer)
 
 
 async def collect(

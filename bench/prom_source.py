@@ -1,0 +1,151 @@
+"""The `--source prometheus` refresh over 20,000 domains against polling the same fleet directly.
+
+The fleet: 20 libvirt test-driver hosts x 1,000 domains. Anchor (same run): one direct
+refresh, every host's driver polled at once (getAllDomainStats each), as the engine does.
+Measured: one source refresh (the fourteen PromQL queries for the whole fleet, parsed and
+split into per-host snapshots) against a real Prometheus that scraped an exposition of
+the same fleet in the agreed metric names; bytes per refresh against one full scrape
+of that exposition (what a console reading the exporters themselves would transfer).
+The test driver is in-process, so direct polling has no wire bytes to compare with here.
+Run: .venv/bin/python bench/prom_source.py [--hosts 20] [--domains 1000] [--repeat 5]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import http.server
+import statistics
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+import uuid
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
+from promstack_source import query, start_prometheus, wait_for
+
+from nodexml import many, write_node
+from vfleet.core.models import HostConfig
+from vfleet.drivers.registry import create_driver
+from vfleet.sources.prometheus import PrometheusSource
+from vfleet.sources.promql import PromClient
+
+VALUES = (
+    "vcpus 1",
+    "memory_max_bytes 134217728",
+    "memory_used_bytes 67108864",
+    "uptime_seconds 1234",
+    "cpu_ratio 0.25",
+    "contention_ratio 0.01",
+    "disk_read_bytes_per_second 1000",
+    "disk_write_bytes_per_second 2000",
+    "network_receive_bytes_per_second 300",
+    "network_transmit_bytes_per_second 400",
+)
+
+
+def exposition(hosts: dict[str, list[tuple[str, int]]]) -> bytes:
+    """The agreed families for the fleet, in the text format (rendered once: the bench measures reads)."""
+    states = {1: "running", 3: "paused", 5: "off"}
+    now = time.time()
+    out: list[str] = []
+    for host, domains in hosts.items():
+        h = f'host="{host}",hypervisor="kvm",driver="libvirt"'
+        out += [f"vfleet_host_info{{{h},version=\"1\"}} 1", f"vfleet_host_up{{{h}}} 1",
+                f"vfleet_host_status{{{h},status=\"up\"}} 1", f"vfleet_host_last_poll_timestamp_seconds{{{h}}} {now}",
+                f"vfleet_host_cpus{{{h}}} 16", f"vfleet_host_memory_bytes{{{h}}} 17179869184"]
+        for name, state in domains:
+            key = uuid.uuid5(uuid.NAMESPACE_DNS, name)
+            d = f'host="{host}",domain="{name}",domain_key="{key}",hypervisor="kvm",driver="libvirt"'
+            out.append(f'vfleet_domain_info{{{d},state="{states[state]}"}} 1')
+            out += [f"vfleet_domain_{v.split()[0]}{{{d}}} {v.split()[1]}" for v in VALUES]
+    return ("\n".join(out) + "\n").encode()
+
+
+def serve(body: bytes) -> tuple[http.server.ThreadingHTTPServer, str]:
+    class Handler(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            self.send_response(200)
+            self.send_header("Content-Type", "text/plain; version=0.0.4")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"127.0.0.1:{server.server_address[1]}"
+
+
+async def direct_refreshes(configs: list[HostConfig], repeat: int) -> list[float]:
+    drivers = [create_driver(c) for c in configs]
+    await asyncio.gather(*(d.connect() for d in drivers))
+    times = []
+    try:
+        for _ in range(repeat):
+            started = time.perf_counter()
+            snaps = await asyncio.gather(*(d.poll() for d in drivers))
+            times.append(time.perf_counter() - started)
+            assert sum(len(s.domains) for s in snaps) == sum(1 for _ in snaps for _ in _.domains)
+    finally:
+        await asyncio.gather(*(d.close() for d in drivers))
+    return times
+
+
+async def source_refreshes(source: PrometheusSource, repeat: int, expected: int) -> list[float]:
+    times = []
+    for _ in range(repeat):
+        started = time.perf_counter()
+        refresh = await source.refresh()
+        snaps = [source.snapshot(h, refresh) for h in source.hosts]
+        times.append(time.perf_counter() - started)
+        got = sum(len(s.domains) for s in snaps)
+        assert got == expected, (got, expected)
+    return times
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--hosts", type=int, default=20)
+    parser.add_argument("--domains", type=int, default=1000)
+    parser.add_argument("--repeat", type=int, default=5)
+    args = parser.parse_args()
+    expected = args.hosts * args.domains
+    with tempfile.TemporaryDirectory() as tmp:
+        fleet = {f"host{i:02d}": many(f"h{i}-vm", args.domains) for i in range(args.hosts)}
+        configs = []
+        for i, (name, domains) in enumerate(fleet.items()):
+            node = write_node(Path(tmp) / f"node{i}.xml", domains)
+            uri = f"test://{node}"
+            configs.append(HostConfig(name=name, driver="libvirt", uri=uri, connect_timeout=600, call_timeout=600))
+        direct = asyncio.run(direct_refreshes(configs, args.repeat))
+        body = exposition(fleet)
+        server, target = serve(body)
+        try:
+            with start_prometheus([target], Path(tmp) / "prom", interval="30s") as base:
+                wait_for(lambda: len(query(base, "vfleet_domain_info")) == expected, 300, "the first scrape")
+                with urllib.request.urlopen(f"http://{target}/metrics", timeout=60) as answer:
+                    scrape_bytes = len(answer.read())
+                client = PromClient(base, timeout=120)
+                source = PrometheusSource(client, list(fleet), reuse=0.0, max_age=3600)
+                times = asyncio.run(source_refreshes(source, args.repeat, expected))
+        finally:
+            server.shutdown()
+            server.server_close()
+    anchor = statistics.median(direct)
+    per_refresh = client.bytes_read / source.refreshes
+    median = statistics.median(times)
+    print(f"{args.hosts} hosts x {args.domains} domains = {expected} domains, median of {args.repeat} refreshes")
+    print(f"  anchor: direct poll of every host (test driver)   {anchor:7.3f} s")
+    print(f"  --source prometheus refresh (14 queries)           {median:7.3f} s   {median / anchor:5.2f}x anchor")
+    print(f"  bytes per source refresh  {per_refresh / 1e6:8.2f} MB  ({per_refresh / expected:6.0f} B/domain)")
+    print(f"  bytes of one full scrape  {scrape_bytes / 1e6:8.2f} MB  ({scrape_bytes / expected:6.0f} B/domain)"
+          f"   refresh/scrape {per_refresh / scrape_bytes:5.2f}x")
+
+
+if __name__ == "__main__":
+    main()
