@@ -179,3 +179,24 @@ def test_status_and_top_keep_no_history(command: list[str], monkeypatch: pytest.
     assert rc in (ExitCode.OK, ExitCode.UNREACHABLE), out.getvalue()[-500:]  # the demo has a dead host by design
     assert len(kept) >= 2 and time.monotonic() - started < 60  # the engine did poll
     assert all(h is None for h in kept)
+
+
+async def test_the_console_keeps_history_and_draws_the_cpu_sparkline() -> None:
+    from test_tui_support import loaded, make_app, until
+
+    from vfleet.widgets.fleet_table import row_key
+
+    app, _ = make_app(interval=0.2)  # the app asks for history; the Fleet it was given kept none
+    async with app.run_test(size=(200, 50)) as pilot:
+        await loaded(pilot, app)
+        table = app.fleet_screen.table
+        web = row_key("kvm1", "uuid-web-1")  # 95 % busy: full blocks
+
+        def spark() -> str:
+            return str(table.get_cell(web, "spark"))
+
+        await until(pilot, lambda: spark().count("█") >= 3, timeout=30, what="three samples in the sparkline")
+        history = app.fleet.history("kvm1", "uuid-web-1")
+        assert history is not None and history.capacity == capacity_for(0.2) and len(history) >= 3
+        assert history.series("cpu_percent", 3) == [95.0] * 3 and history.series("disk_bps", 1) == [3072.0]
+        assert len(spark().rstrip()) <= 8 and set(spark().strip()) == {"█"}
