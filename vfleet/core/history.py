@@ -89,20 +89,24 @@ class History:
 
     def series(self, name: str, last: int | None = None) -> list[float | None]:
         """One series, oldest first (the newest `last` samples if given); None where unknown."""
-        values = self._data[_INDEX[name] :: _WIDTH]
-        if self._next:
-            values = values[self._next :] + values[: self._next]
-        if last is not None:
-            values = values[-last:] if last > 0 else values[:0]
+        values = self._column(_INDEX[name], len(self) if last is None else max(0, min(last, len(self))))
         return [None if v != v else v for v in values]  # NaN is the only value unequal to itself
+
+    def _column(self, column: int, count: int) -> array[float]:
+        """The newest `count` values of one column, oldest first: slices, no Python loop (a table row per tick)."""
+        held = len(self)
+        first = (self._next + held - count) % self._capacity if held == self._capacity else held - count
+        end = first + count
+        if end <= held:
+            return self._data[first * _WIDTH + column : end * _WIDTH : _WIDTH]
+        return self._data[first * _WIDTH + column :: _WIDTH] + self._data[column : (end - held) * _WIDTH : _WIDTH]
 
     def resized(self, capacity: int) -> History:
         """A copy holding `capacity` samples: the newest ones of this history."""
         copy = History(capacity)
-        keep = min(len(self), capacity)
-        columns = [self.series(name, keep) for name in SERIES]
-        for sample in zip(*columns, strict=True):
-            copy.record(*sample)
+        keep = min(len(self), capacity) * _WIDTH
+        ordered = self._data[self._next * _WIDTH :] + self._data[: self._next * _WIDTH]
+        copy._data = array("f", ordered[len(ordered) - keep :])  # a whole copy: exact size when full
         return copy
 
     @property
