@@ -189,7 +189,7 @@ async def test_act_exits_once_its_target_is_done(tmp_path: Path) -> None:
 async def test_a_malformed_sample_degrades_the_host_once_and_it_recovers(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger=ENGINE_LOG)
     b = Behaviour(poll=good_polls("h1", bad={2: lambda: sample("h1", "12345")}))
-    fleet = fleet_of({"h1": b})
+    fleet = fleet_of({"h1": b}, history=True)
     seen: list[HostStatus] = []
 
     async def watch() -> None:

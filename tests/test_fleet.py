@@ -170,6 +170,7 @@ async def test_a_poll_error_keeps_the_connection_and_degrades_the_host() -> None
 
 async def test_rates_and_history_come_from_consecutive_polls() -> None:
     fleet = fleet_of(host("busy"), busy={"poll": counting_poll("busy", cpu_step=50_000_000)})
+    fleet.keep_history()  # what the TUI asks for; off by default
     async with fleet:
         assert await fleet.wait_until(lambda v: v[0].health.polls >= 3, timeout=3.0)
         row = fleet.view("busy").rows[0]

@@ -51,7 +51,7 @@ def row(view: HostView, name: str) -> DomainRow | None:
 
 
 async def test_real_guests_report_plausible_metrics(testbed: dict[str, str], guests: list[str]) -> None:
-    fleet = Fleet([qemu_host(testbed)])
+    fleet = Fleet([qemu_host(testbed)], history=True)
 
     def active(views: list[HostView]) -> bool:
         rows = [row(views[0], g) for g in guests]
@@ -82,6 +82,7 @@ async def test_real_guests_report_plausible_metrics(testbed: dict[str, str], gue
         assert rates.net_rx_bps is not None  # present, may be 0: nobody sends to the guest
         history = fleet.history("qemu", d.key)
         assert history is not None and len(history) >= 2
+        assert history.series("cpu_percent")[-1] is not None and history.series("memory_used_bytes")[-1]
 
 
 async def _events(driver: Driver) -> AsyncIterator[DomainEvent]:

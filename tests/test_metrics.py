@@ -5,7 +5,7 @@ from __future__ import annotations
 from hypothesis import given
 from hypothesis import strategies as st
 
-from vfleet.core.metrics import History, HistoryPoint, compute_rates, rate
+from vfleet.core.metrics import compute_rates, rate
 from vfleet.core.models import DomainCounters, DomainGauges, DomainRates
 
 
@@ -71,13 +71,3 @@ def test_rates_are_never_negative_and_percentages_bounded(a: tuple, b: tuple, dt
         assert value is None or value >= 0, name
     for pct in (rates.cpu_percent, rates.cpu_host_percent, rates.contention_percent):
         assert pct is None or pct <= 100.0
-
-
-def test_history_is_a_ring_buffer_of_ten_minutes() -> None:
-    capacity = History.capacity_for(2.0)
-    assert capacity == 300
-    history = History(capacity)
-    for i in range(capacity + 50):
-        history.append(HistoryPoint(float(i), DomainRates(cpu_percent=float(i)), None))
-    assert len(history) == 300
-    assert history.series("cpu_percent")[0] == 50.0 and history.series("cpu_percent")[-1] == 349.0

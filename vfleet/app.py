@@ -57,6 +57,7 @@ class VFleetApp(App[int]):
         super().__init__()
         self.config = config or Config()
         self.fleet = fleet
+        fleet.keep_history()  # the sparklines; headless commands keep none
         self.operations = Operations(fleet, audit or AuditLog(), face="tui")
         self.demo = demo
         self.read_only = read_only

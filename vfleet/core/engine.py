@@ -27,7 +27,8 @@ from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from vfleet.core.errors import AuthFailed, DataStale, GarbledOutput, HostUnreachable, VFleetError
-from vfleet.core.metrics import DomainRow, History
+from vfleet.core.history import History, HostHistory, capacity_for
+from vfleet.core.metrics import DomainRow
 from vfleet.core.models import DomainEvent, HostConfig, HostFacts, HostHealth, HostSnapshot, HostStatus
 from vfleet.core.samples import HostData, check_facts
 from vfleet.drivers.base import Capability, Driver
@@ -139,8 +140,12 @@ class Fleet:
         backoff_cap: float | None = None,
         backoff_base: float = 1.0,
         stop_grace: float = STOP_GRACE,
+        history: bool = False,
     ) -> None:
-        """`clock` stamps health (tests move it by hand); `backoff_cap` overrides every host's reconnect_max."""
+        """`clock` stamps health (tests move it by hand); `backoff_cap` overrides every host's reconnect_max.
+
+        `history`: keep ten minutes of sparkline data per domain (the TUI); off, none is kept.
+        """
         self._clock = clock
         self._factory = driver_factory
         self._backoff_cap = backoff_cap
@@ -155,6 +160,8 @@ class Fleet:
         self._changed = asyncio.Event()  # replaced on every publish; waiters hold the old one
         self.events: deque[DomainEvent] = deque(maxlen=EVENT_LOG_SIZE)
         self._event_listeners: list[Callable[[DomainEvent], None]] = []
+        if history:
+            self.keep_history()
 
     # -- lifecycle -----------------------------------------------------------
 
@@ -201,9 +208,17 @@ class Fleet:
     def views(self) -> list[HostView]:
         return [self._view(s) for s in self._states.values()]
 
+    def keep_history(self) -> None:
+        """From now on keep each domain's recent history (for a face that draws it)."""
+        for name, state in self._states.items():
+            if state.data.history is None:
+                state.data.history = HostHistory(capacity_for(self.interval(name)))
+
     def history(self, host: str, key: str) -> History | None:
+        """A domain's recent history; None if unknown or if history is not kept."""
         state = self._states.get(host)
-        return state.data.history.get(key) if state else None
+        data = state.data if state else None
+        return data.history.get(key) if data and data.history is not None else None
 
     def driver(self, host: str) -> Driver | None:
         """The connected driver of a host, or None while it is not connected."""
@@ -218,7 +233,9 @@ class Fleet:
         if seconds is not None and not seconds > 0:
             raise ValueError(f"poll interval must be greater than 0, got {seconds}")
         self._interval = seconds
-        for state in self._states.values():
+        for name, state in self._states.items():
+            if state.data.history is not None:  # still ten minutes at the new cadence
+                state.data.history.resize(capacity_for(self.interval(name)))
             state.wake.set()
 
     def interval(self, host: str) -> float:

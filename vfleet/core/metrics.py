@@ -1,4 +1,4 @@
-"""Counters -> rates, and per-domain ring-buffer history.
+"""Counters -> rates, and the row the faces show for each domain (history: core/history.py).
 
 Rates come from two cumulative samples and their monotonic timestamps. A counter
 that went backwards (the domain restarted, the counter wrapped, the backend reset
@@ -7,13 +7,9 @@ it) gives None for that interval: never a negative rate and never a made-up one.
 
 from __future__ import annotations
 
-import math
-from collections import deque
 from dataclasses import dataclass
 
 from vfleet.core.models import Domain, DomainCounters, DomainGauges, DomainRates
-
-HISTORY_SECONDS = 600.0  # ten minutes of sparkline
 
 
 def rate(before: int | None, after: int | None, seconds: float) -> float | None:
@@ -78,42 +74,6 @@ def _scale(domain_percent: float | None, vcpus: int | None, host_cpus: int | Non
     if domain_percent is None or not vcpus or not host_cpus:
         return None
     return min(100.0, domain_percent * vcpus / host_cpus)
-
-
-@dataclass(frozen=True, slots=True)
-class HistoryPoint:
-    taken_at: float
-    rates: DomainRates
-    memory_used_bytes: int | None
-
-
-class History:
-    """A fixed-size ring buffer of one domain's recent rates."""
-
-    __slots__ = ("_points",)
-
-    def __init__(self, capacity: int) -> None:
-        self._points: deque[HistoryPoint] = deque(maxlen=capacity)
-
-    @staticmethod
-    def capacity_for(poll_interval: float) -> int:
-        return max(2, math.ceil(HISTORY_SECONDS / poll_interval))
-
-    @property
-    def capacity(self) -> int:
-        return self._points.maxlen or 0
-
-    def append(self, point: HistoryPoint) -> None:
-        self._points.append(point)
-
-    def points(self) -> tuple[HistoryPoint, ...]:
-        return tuple(self._points)
-
-    def series(self, field: str) -> list[float | None]:
-        return [getattr(p.rates, field) for p in self._points]
-
-    def __len__(self) -> int:
-        return len(self._points)
 
 
 @dataclass(frozen=True, slots=True)

@@ -13,7 +13,8 @@ from operator import attrgetter
 from typing import Any
 
 from vfleet.core.errors import GarbledOutput
-from vfleet.core.metrics import DomainRow, History, HistoryPoint, compute_rates
+from vfleet.core.history import HostHistory
+from vfleet.core.metrics import DomainRow, compute_rates
 from vfleet.core.models import (
     Domain,
     DomainCounters,
@@ -92,7 +93,7 @@ class HostData:
         self.facts: HostFacts | None = None
         self.rows: tuple[DomainRow, ...] = ()
         self.counters: dict[str, DomainCounters] = {}
-        self.history: dict[str, History] = {}
+        self.history: HostHistory | None = None  # kept only for a face that draws it (Fleet.keep_history)
 
     def absorb(self, snapshot: HostSnapshot) -> None:
         """Take in one poll; raises (changing nothing) if the snapshot is malformed."""
@@ -102,27 +103,23 @@ class HostData:
         host_cpus = facts.cpus if facts else None
         hypervisor = facts.hypervisor if facts else config.driver
         rows: list[DomainRow] = []
-        points: list[tuple[str, HistoryPoint, DomainCounters | None]] = []
+        points: list[tuple[str, DomainCounters | None]] = []
         for domain in snapshot.domains:
             key = domain.key
             rates = compute_rates(
                 self.counters.get(key), domain.counters, vcpus=domain.vcpus, host_cpus=host_cpus, gauges=domain.gauges
             )
-            points.append((key, HistoryPoint(snapshot.taken_at, rates, domain.memory_used_bytes), domain.counters))
+            points.append((key, domain.counters))
             rows.append(DomainRow(config.name, hypervisor, domain, rates, config.tags, snapshot.taken_at))
         # Commit: nothing above changed self, so a sample that raised left the host as it was.
-        capacity = History.capacity_for(config.poll_interval)
-        for key, point, counters in points:
+        for key, counters in points:
             if counters is not None:
                 self.counters[key] = counters
-            history = self.history.get(key)
-            if history is None:
-                history = self.history[key] = History(capacity)
-            history.append(point)
-        seen = {key for key, _, _ in points}
-        if len(self.history) > len(seen):
-            for gone in set(self.history) - seen:
-                del self.history[gone]
-                self.counters.pop(gone, None)
+        seen = {key for key, _ in points}
+        if not seen.issuperset(self.counters):  # domains that left the host
+            for gone in set(self.counters) - seen:
+                del self.counters[gone]
+        if self.history is not None:
+            self.history.record(rows)
         self.facts = facts
         self.rows = tuple(rows)

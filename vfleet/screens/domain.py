@@ -23,6 +23,8 @@ _SERIES = (
     ("disk", "disk bytes/s (read + write)"),
     ("net", "net bytes/s (rx + tx)"),
 )
+# widget id -> the history series it draws (disk and net are summed by the core)
+_NAMES = {"cpu": "cpu_percent", "mem": "memory_used_bytes", "disk": "disk_bps", "net": "net_bps"}
 
 
 class DomainScreen(Screen[None]):
@@ -89,21 +91,16 @@ class DomainScreen(Screen[None]):
 
     def _plot(self, row: DomainRow) -> None:
         history = self.fleet.history(self.host, self.key)
-        points = history.points() if history is not None else ()
-        series = {
-            "cpu": [p.rates.cpu_percent for p in points],
-            "mem": [None if p.memory_used_bytes is None else float(p.memory_used_bytes) for p in points],
-            "disk": [_sum(p.rates.disk_read_bps, p.rates.disk_write_bps) for p in points],
-            "net": [_sum(p.rates.net_rx_bps, p.rates.net_tx_bps) for p in points],
-        }
+        series = {series_id: history.series(name) if history is not None else [] for series_id, name in _NAMES.items()}
+        count = len(history) if history is not None else 0
         for series_id, title in _SERIES:
             values = [v for v in series[series_id] if v is not None]
             last = values[-1] if values else None
             shown = "-" if last is None else f"{last:.1f}" if series_id == "cpu" else human_bytes(last)
             peak = "-" if not values else f"{max(values):.1f}" if series_id == "cpu" else human_bytes(max(values))
-            samples = f"{len(points)} sample{'s' if len(points) != 1 else ''}"
+            samples = f"{count} sample{'s' if count != 1 else ''}"
             if values:
-                known = samples if len(values) == len(points) else f"{len(values)} of {samples} known"
+                known = samples if len(values) == count else f"{len(values)} of {samples} known"
                 self.query_one(f"#{series_id}-title", Label).update(f"{title}: now {shown}, max {peak} ({known})")
             else:
                 self.query_one(f"#{series_id}-title", Label).update(title)
@@ -117,7 +114,3 @@ class DomainScreen(Screen[None]):
         from vfleet.screens.host import HostScreen
 
         self.app.push_screen(HostScreen(self.fleet, self.host))
-
-
-def _sum(a: float | None, b: float | None) -> float | None:
-    return None if a is None and b is None else (a or 0.0) + (b or 0.0)

@@ -24,7 +24,8 @@ from textual.widgets.data_table import ColumnKey
 
 from vfleet.core import fields
 from vfleet.core.engine import HostView
-from vfleet.core.metrics import DomainRow, History
+from vfleet.core.history import History
+from vfleet.core.metrics import DomainRow
 from vfleet.core.models import HostConfig, HostStatus
 from vfleet.core.operations import Target
 from vfleet.core.selector import Selector
@@ -34,6 +35,7 @@ from vfleet.widgets.columns import (
     COLUMN_KEYS,
     COLUMNS,
     INDEX,
+    SPARK_POINTS,
     Column,
     KeyedText,
     layout,
@@ -253,7 +255,7 @@ class FleetTable(LiveTable[KeyedText]):
 
     def _row_texts(self, key: str, row: DomainRow) -> tuple[str, ...]:
         history = self._history(row.host, row.domain.key)
-        spark = sparkline(history.series("cpu_percent")) if history is not None else ""
+        spark = sparkline(history.series("cpu_percent", SPARK_POINTS)) if history is not None else ""
         stale = row.host in self._stale_hosts
         return row_texts(
             row,
