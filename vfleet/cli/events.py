@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import inspect
 import os
 import select
 import signal
@@ -96,11 +95,8 @@ async def _events(
         return await _snapshot(hosts, stream, writer, args.timeout, stop)
     tail = AuditTail(args.audit_log or default_path())  # from its end now: only what happens from here
     announced: list[DomainEvent] = []
-    options: dict[str, Any] = {"read_only": True}
-    if "history" in inspect.signature(Fleet).parameters:  # sparklines are the console's, not ours
-        options["history"] = False
     deadline = None if args.timeout is None else time.monotonic() + args.timeout
-    async with Fleet(hosts, **options) as fleet:
+    async with Fleet(hosts, read_only=True) as fleet:  # no history: sparklines are the console's
         fleet.on_event(announced.append)
         if args.snapshot:
             await fleet.wait_until(_all_settled, _settle_time(hosts))
