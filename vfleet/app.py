@@ -16,6 +16,7 @@ from pathlib import Path
 from textual import events
 from textual.app import App
 from textual.binding import Binding
+from textual.driver import Driver
 from textual.timer import Timer
 
 from vfleet.core.audit import AuditLog
@@ -30,6 +31,7 @@ from vfleet.screens.domain import DomainScreen
 from vfleet.screens.fleet import FleetScreen
 from vfleet.screens.host import HostScreen
 from vfleet.widgets.panes import HostsPane
+from vfleet.widgets.screen_diff import lean_driver
 
 HEALTH_TICK = 1.0  # seconds: re-read health so that STALE and data ages move on quiet hosts
 # Keys first: live updates wait this long after a key, so the key's frame is not drawn
@@ -71,6 +73,16 @@ class VFleetApp(App[int]):
         self.fleet_screen = FleetScreen(fleet, self.operations, demo=demo, read_only=read_only, config=self.config)
         # The config's key overrides, by the ids FleetScreen gives its bindings (Textual normalises "?" etc.).
         self.set_keymap(dict(self.config.keys))
+
+    def get_driver_class(self) -> type[Driver]:
+        # Only the cells that changed go to the terminal, like curses: a light stream over SSH.
+        return lean_driver(super().get_driver_class())
+
+    def on_resize(self, event: events.Resize) -> None:
+        # The terminal may have reflowed or dropped what it showed: the next frame goes in full.
+        diff = getattr(self._driver, "screen_diff", None)
+        if diff is not None:
+            diff.invalidate()
 
     async def on_mount(self) -> None:
         self._apply_config_theme()
