@@ -169,6 +169,8 @@ class ScreenDiff:
         if begin:
             self._sync_at = len(out)
             return
+        if self._cursor_shown:
+            self._place_cursor(out)
         if self._sync_at is None:
             out.append(SYNC_END)
             return
