@@ -251,6 +251,8 @@ def test_wide_characters_marks_and_unknown_sequences_replay_alike(panes: Panes) 
         at(1, 1) + "\x1b[1;2;31mab日本cd\x1b[0m" + at(2, 1) + "e\u0301tude  x",
         at(1, 1) + "\x1b[1;2;31mab\x1b[0m\x1b[2;31mZ本cd\x1b[0m",  # the left half of 日 taken by a narrow Z
         at(1, 1) + "\x1b[2;31mabc\x1b[4:3m日\x1b[0m" + at(2, 1) + "e\u0300tude  y",  # the right half of 本, a mark
+        at(1, 5) + "Q",  # onto the right half of 日: the terminal blanks its left half
+        at(1, 1) + "\x1b[2;31mabc\x1b[4:3m日\x1b[0m",  # so 日 must go again
         "\x1b[2J" + at(3, 1) + "after a clear",  # not modelled: passed through, the screen forgotten
         at(1, 1) + "\x1b[7mab日本cd\x1b[0m" + at(3, 1) + "after a clear",
     ]
