@@ -10,7 +10,6 @@ import shutil
 import subprocess
 import time
 from collections.abc import Iterator
-from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -32,7 +31,7 @@ from vfleet.core.models import (
     MemorySource,
     PowerState,
 )
-from vfleet.widgets.screen_diff import ScreenDiff, lean_driver, sgr_transition
+from vfleet.widgets.screen_diff import ScreenDiff, sgr_transition
 
 SIZE = (160, 40)
 CUP = re.compile(r"\x1b\[(\d+);(\d+)H")

@@ -39,6 +39,9 @@ HEALTH_TICK = 1.0  # seconds: re-read health so that STALE and data ages move on
 KEYS_FIRST = 0.2
 # ...but never longer than this: the data on screen stays live while someone holds a key.
 UPDATES_HELD_AT_MOST = 1.0
+# Held views go in slices of about this many rows, the keys that came meanwhile between them:
+# a second of a 10,000-domain fleet in one go would keep a key waiting for hundreds of ms.
+SLICE_ROWS = 400
 
 
 class VFleetApp(App[int]):
@@ -159,7 +162,16 @@ class VFleetApp(App[int]):
         if self._release is not None:
             self._release.stop()
             self._release = None
-        batch, self._held, self._held_since = list(self._held.values()), {}, None
+        batch: list[HostView] = []
+        rows = 0
+        while self._held and rows < SLICE_ROWS:
+            name = next(iter(self._held))
+            batch.append(self._held.pop(name))
+            rows += len(batch[-1].rows)
+        if self._held:
+            self.call_later(self._release_held)  # after the keys already queued
+        else:
+            self._held_since = None
         self.apply_views(batch)
 
     def _on_release_timer(self) -> None:
