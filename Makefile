@@ -43,6 +43,7 @@ bench: $(VENV)/.test testbed
 	$(PY) bench/status_scale.py
 	$(PY) bench/bulk_actions.py
 	$(PY) bench/tui_table.py
+	$(PY) bench/terminal_bytes.py
 	$(PY) bench/sanitize.py
 	$(PY) bench/audit_append.py
 	$(PY) bench/engine_recovery.py

@@ -16,6 +16,7 @@ from pathlib import Path
 from textual import events
 from textual.app import App
 from textual.binding import Binding
+from textual.driver import Driver
 from textual.timer import Timer
 
 from vfleet.core.audit import AuditLog
@@ -30,6 +31,7 @@ from vfleet.screens.domain import DomainScreen
 from vfleet.screens.fleet import FleetScreen
 from vfleet.screens.host import HostScreen
 from vfleet.widgets.panes import HostsPane
+from vfleet.widgets.screen_diff import lean_driver
 
 HEALTH_TICK = 1.0  # seconds: re-read health so that STALE and data ages move on quiet hosts
 # Keys first: live updates wait this long after a key, so the key's frame is not drawn
@@ -37,6 +39,9 @@ HEALTH_TICK = 1.0  # seconds: re-read health so that STALE and data ages move on
 KEYS_FIRST = 0.2
 # ...but never longer than this: the data on screen stays live while someone holds a key.
 UPDATES_HELD_AT_MOST = 1.0
+# Held views go in slices of about this many rows, the keys that came meanwhile between them:
+# a second of a 10,000-domain fleet in one go would keep a key waiting for hundreds of ms.
+SLICE_ROWS = 400
 
 
 class VFleetApp(App[int]):
@@ -72,6 +77,16 @@ class VFleetApp(App[int]):
         self.fleet_screen = FleetScreen(fleet, self.operations, demo=demo, read_only=read_only, config=self.config)
         # The config's key overrides, by the ids FleetScreen gives its bindings (Textual normalises "?" etc.).
         self.set_keymap(dict(self.config.keys))
+
+    def get_driver_class(self) -> type[Driver]:
+        # Only the cells that changed go to the terminal, like curses: a light stream over SSH.
+        return lean_driver(super().get_driver_class())
+
+    def on_resize(self, event: events.Resize) -> None:
+        # The terminal may have reflowed or dropped what it showed: the next frame goes in full.
+        diff = getattr(self._driver, "screen_diff", None)
+        if diff is not None:
+            diff.invalidate()
 
     async def on_mount(self) -> None:
         self._apply_config_theme()
@@ -148,7 +163,16 @@ class VFleetApp(App[int]):
         if self._release is not None:
             self._release.stop()
             self._release = None
-        batch, self._held, self._held_since = list(self._held.values()), {}, None
+        batch: list[HostView] = []
+        rows = 0
+        while self._held and rows < SLICE_ROWS:
+            name = next(iter(self._held))
+            batch.append(self._held.pop(name))
+            rows += len(batch[-1].rows)
+        if self._held:
+            self.call_later(self._release_held)  # after the keys already queued
+        else:
+            self._held_since = None
         self.apply_views(batch)
 
     def _on_release_timer(self) -> None:

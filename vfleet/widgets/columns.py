@@ -16,6 +16,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 
 from rich.cells import cell_len
+from rich.console import Console, ConsoleOptions
+from rich.segment import Segment
 from rich.style import Style
 from rich.text import Text
 
@@ -48,6 +50,19 @@ class KeyedText(Text):
     """A cell that remembers its row key, so DataTable.sort can sort on our model."""
 
     row_key: str = ""
+
+
+class CutText(KeyedText):
+    """A name cut in the middle to the width it is drawn at: a column that narrows or widens
+    re-cuts its names as it draws them, without rebuilding 10,000 cells."""
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> Iterable[Segment]:
+        width = options.max_width
+        if self.cell_len <= width:
+            yield from super().__rich_console__(console, options)
+            return
+        cut = Text(cut_middle(self.plain, width), style=self.style, justify=self.justify, no_wrap=True, end="")
+        yield from cut.__rich_console__(console, options)
 
 
 def _pair(a: float | None, b: float | None) -> str:
@@ -297,8 +312,6 @@ def styled_cell(
     makes their columns wide enough or leaves them out).
     """
     column = BY_KEY[key]
-    if width is not None and column.shrink_to is not None:
-        text = cut_middle(text, width)
     style: Style | str = ""
     level = cell_level(key, row, thresholds, age) if column.metric else Level.OK
     if level is not Level.OK and (not stale or column.metric == "age"):
@@ -310,7 +323,7 @@ def styled_cell(
         style = colours.get(colour, "") if colour else Style(dim=True)
     elif key == "mark":
         style = colours.get("accent", "")
-    cell = KeyedText(
+    cell = (CutText if column.shrink_to is not None else KeyedText)(
         text, style=style, justify="right" if column.right else "left", no_wrap=True, overflow="ellipsis", end=""
     )
     if key == "name":
