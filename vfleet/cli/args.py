@@ -1,0 +1,114 @@
+"""Arguments of the headless commands, cheap to import: building the parser loads no machinery.
+
+`vfleet status` from cron must not pay for the action, audit or check machinery, so the
+parser is built from here (argparse and a few constants only) and each command's handler
+module is imported by main.py only when that command runs.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+from typing import Any
+
+# Literals, not imports: the modules that own them load YAML and the drivers' registry.
+INVENTORY_ENV = "VFLEET_INVENTORY"
+CONFIG_ENV = "VFLEET_CONFIG"
+AUDIT_LOG_ENV = "VFLEET_AUDIT_LOG"
+AUDIT_KEY_ENV = "VFLEET_AUDIT_KEY_FILE"
+VERBS = ("start", "shutdown", "reboot", "pause", "resume", "force-off", "reset")  # models.Verb, checked by a test
+
+
+class FilterHelp(argparse.RawDescriptionHelpFormatter):
+    """Appends the filter grammar to a command's help only when help is printed (it lives in the selector)."""
+
+    def add_text(self, text: str | None) -> None:
+        if text is FILTER_EPILOG:
+            from vfleet.core.selector import GRAMMAR
+
+            width = max(len(example) for example, _ in GRAMMAR)
+            text = "filter terms (globs and keys ignore case):\n" + "\n".join(
+                f"  {example:<{width}}  {meaning}" for example, meaning in GRAMMAR
+            )
+        super().add_text(text)
+
+
+FILTER_EPILOG = "<the filter grammar>"  # a marker FilterHelp replaces (compared by identity)
+
+
+def fleet_parser(commands: Any, name: str, help: str) -> argparse.ArgumentParser:
+    """A command that reads the fleet: the filter grammar in its help."""
+    parser: argparse.ArgumentParser = commands.add_parser(
+        name, help=help, epilog=FILTER_EPILOG, formatter_class=FilterHelp
+    )
+    return parser
+
+
+def add_filters(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("filters (all must match)")
+    group.add_argument("--host", action="append", default=[], metavar="GLOB", help="host name (repeatable: any)")
+    group.add_argument("--group", action="append", default=[], help="inventory group")
+    group.add_argument("--tag", action="append", default=[], help="host tag")
+    group.add_argument("--state", help="power state: running, off, paused, ...")
+    group.add_argument("--name", help="domain name glob, e.g. 'web-*'")
+    group.add_argument(
+        "--filter", default="", metavar="TERMS", help="the console's filter terms, e.g. 'hv:xen !state:off cpu>80'"
+    )
+
+
+def add_view(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--view",
+        metavar="NAME",
+        help="a view of the config file: its filter (with any below), sort and, for tables, columns",
+    )
+
+
+def add_act(commands: Any) -> None:
+    act = commands.add_parser("act", help="run a lifecycle verb on the domains a selector names")
+    act.add_argument("verb", choices=VERBS)
+    act.add_argument("selector", nargs="+", help="domain name or glob, and filter terms (host:, tag:, state: ...)")
+    act.add_argument("--host", action="append", default=[], metavar="GLOB", help="only domains of these hosts")
+    act.add_argument("--multiple", action="store_true", help="allow a selector that matches several domains")
+    act.add_argument("--max-targets", type=int, metavar="N", help="refuse if more than N domains match")
+    act.add_argument("--dry-run", action="store_true", help="print the plan and do nothing")
+    act.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation (required without a TTY)")
+    act.add_argument(
+        "--override-protection",
+        action="store_true",
+        help="allow destructive verbs on protected domains (recorded in the audit log)",
+    )
+    act.add_argument(
+        "--wait",
+        dest="wait",
+        action="store_true",
+        default=True,
+        help="wait until each domain reaches the verb's end state (default)",
+    )
+    act.add_argument("--no-wait", dest="wait", action="store_false", help="return once the verb was sent")
+    act.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS", help="per-target limit (default 120)")
+    act.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    act.add_argument("--audit-log", type=Path, metavar="FILE", help=f"default: ${AUDIT_LOG_ENV} or XDG state dir")
+
+
+def add_audit(commands: Any) -> None:
+    audit = commands.add_parser("audit", help="the tamper-evident log of every action")
+    audit_commands = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
+    log_help = f"default: ${AUDIT_LOG_ENV}, else ~/.local/state/vfleet/audit.jsonl"
+    check = audit_commands.add_parser(
+        "verify", help="check the hash chain, the checkpoint and (with a key) the MACs; name the first bad record"
+    )
+    check.add_argument("--audit-log", type=Path, metavar="FILE", help=log_help)
+    check.add_argument(
+        "--audit-key-file",
+        type=Path,
+        metavar="FILE",
+        help=f"HMAC key file, readable by its owner only (default: ${AUDIT_KEY_ENV})",
+    )
+    show = audit_commands.add_parser("show", help="one entry per operation: plan, results, outcome; newest last")
+    show.add_argument("--audit-log", type=Path, metavar="FILE", help=log_help)
+    show.add_argument("--host", metavar="GLOB", help="only operations touching this host")
+    show.add_argument("--verb", choices=VERBS)
+    show.add_argument("--user")
+    show.add_argument("-n", "--last", type=int, metavar="N", help="only the last N operations")
+    show.add_argument("-o", "--output", choices=("table", "json"), default="table")
