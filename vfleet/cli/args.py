@@ -8,6 +8,7 @@ module is imported by main.py only when that command runs.
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,36 @@ CONFIG_ENV = "VFLEET_CONFIG"
 AUDIT_LOG_ENV = "VFLEET_AUDIT_LOG"
 AUDIT_KEY_ENV = "VFLEET_AUDIT_KEY_FILE"
 VERBS = ("start", "shutdown", "reboot", "pause", "resume", "force-off", "reset")  # models.Verb, checked by a test
+
+
+class LazyParser(argparse.ArgumentParser):
+    """A command's parser that adds its arguments (`setup`) only when that command is parsed or helped.
+
+    argparse spends most of its start-up on arguments; a run parses one command, not all.
+    """
+
+    def __init__(self, *args: Any, setup: Callable[[argparse.ArgumentParser], None] | None = None, **kw: Any) -> None:
+        super().__init__(*args, **kw)
+        self._setup = setup
+
+    def _ready(self) -> None:
+        if self._setup is not None:
+            setup, self._setup = self._setup, None
+            setup(self)
+
+    def parse_known_args(  # type: ignore[override]
+        self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
+    ) -> tuple[argparse.Namespace, list[str]]:
+        self._ready()
+        return super().parse_known_args(args, namespace)
+
+    def format_help(self) -> str:
+        self._ready()
+        return super().format_help()
+
+    def format_usage(self) -> str:
+        self._ready()
+        return super().format_usage()
 
 
 class FilterHelp(argparse.RawDescriptionHelpFormatter):
@@ -36,10 +67,12 @@ class FilterHelp(argparse.RawDescriptionHelpFormatter):
 FILTER_EPILOG = "<the filter grammar>"  # a marker FilterHelp replaces (compared by identity)
 
 
-def fleet_parser(commands: Any, name: str, help: str) -> argparse.ArgumentParser:
+def fleet_parser(
+    commands: Any, name: str, help: str, setup: Callable[[argparse.ArgumentParser], None] | None = None
+) -> argparse.ArgumentParser:
     """A command that reads the fleet: the filter grammar in its help."""
     parser: argparse.ArgumentParser = commands.add_parser(
-        name, help=help, epilog=FILTER_EPILOG, formatter_class=FilterHelp
+        name, help=help, epilog=FILTER_EPILOG, formatter_class=FilterHelp, setup=setup
     )
     return parser
 
@@ -65,7 +98,10 @@ def add_view(parser: argparse.ArgumentParser) -> None:
 
 
 def add_act(commands: Any) -> None:
-    act = commands.add_parser("act", help="run a lifecycle verb on the domains a selector names")
+    commands.add_parser("act", help="run a lifecycle verb on the domains a selector names", setup=_act_arguments)
+
+
+def _act_arguments(act: argparse.ArgumentParser) -> None:
     act.add_argument("verb", choices=VERBS)
     act.add_argument("selector", nargs="+", help="domain name or glob, and filter terms (host:, tag:, state: ...)")
     act.add_argument("--host", action="append", default=[], metavar="GLOB", help="only domains of these hosts")
@@ -92,7 +128,10 @@ def add_act(commands: Any) -> None:
 
 
 def add_audit(commands: Any) -> None:
-    audit = commands.add_parser("audit", help="the tamper-evident log of every action")
+    commands.add_parser("audit", help="the tamper-evident log of every action", setup=_audit_arguments)
+
+
+def _audit_arguments(audit: argparse.ArgumentParser) -> None:
     audit_commands = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
     log_help = f"default: ${AUDIT_LOG_ENV}, else ~/.local/state/vfleet/audit.jsonl"
     check = audit_commands.add_parser(

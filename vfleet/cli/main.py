@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from vfleet import __version__
 from vfleet.cli import args as cli_args
-from vfleet.cli.args import CONFIG_ENV, INVENTORY_ENV, add_filters, add_view, fleet_parser
+from vfleet.cli.args import CONFIG_ENV, INVENTORY_ENV, LazyParser, add_filters, add_view, fleet_parser
 from vfleet.core.errors import ExitCode, UsageError, VFleetError, host_line
 from vfleet.core.sanitize import PrintableFormatter, printable
 
@@ -55,9 +55,21 @@ def build_parser() -> argparse.ArgumentParser:
         "or ~/.config/vfleet/config.yaml)",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more diagnostics on stderr")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    # A command's arguments are added when that command runs (LazyParser's setup=), or eagerly.
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=LazyParser)
+    fleet_parser(commands, "status", "one snapshot of the whole fleet", setup=_status_arguments)
+    fleet_parser(commands, "top", "stream fleet metrics like `xentop -b`", setup=_top_arguments)
+    commands.add_parser("inventory", help="inventory tools", setup=_inventory_arguments)
+    commands.add_parser("config", help="console config file tools", setup=_config_arguments)
+    commands.add_parser("demo", help="the console on the built-in simulated fleet")
+    # One line per command. Its handler is `cmd_<name>` of vfleet/cli/<name>.py, imported only
+    # when that command runs; the registration itself must stay cheap (argparse only).
+    cli_args.add_act(commands)
+    cli_args.add_audit(commands)
+    return parser
 
-    status = fleet_parser(commands, "status", "one snapshot of the whole fleet")
+
+def _status_arguments(status: argparse.ArgumentParser) -> None:
     status.add_argument("-o", "--output", choices=("table", "json", "csv"), default="table")
     status.add_argument(
         "--interval",
@@ -70,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_view(status)
     add_filters(status)
 
-    top = fleet_parser(commands, "top", "stream fleet metrics like `xentop -b`")
+
+def _top_arguments(top: argparse.ArgumentParser) -> None:
     top.add_argument("-b", "--batch", action="store_true", help="headless stream (the interactive view is the TUI)")
     top.add_argument("-d", "--delay", type=float, default=2.0, metavar="SECONDS", help="seconds between frames")
     top.add_argument(
@@ -80,7 +93,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_view(top)
     add_filters(top)
 
-    inv = commands.add_parser("inventory", help="inventory tools")
+
+def _inventory_arguments(inv: argparse.ArgumentParser) -> None:
     inv_commands = inv.add_subparsers(dest="inventory_command", metavar="SUBCOMMAND", required=True)
     check = inv_commands.add_parser(
         "check", help="validate an inventory, summarise it, and check what its hosts need here (no network)"
@@ -90,17 +104,14 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("driver", nargs="?", help="only this driver's keys")
     keys.add_argument("--markdown", action="store_true", help="the README's Markdown tables")
 
-    conf = commands.add_parser("config", help="console config file tools")
+
+def _config_arguments(conf: argparse.ArgumentParser) -> None:
     conf_commands = conf.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
     conf_check = conf_commands.add_parser("check", help="validate a config file and summarise it")
     conf_check.add_argument("file", nargs="?", help="config file (default: the --config one, or the default)")
 
-    commands.add_parser("demo", help="the console on the built-in simulated fleet")
-    # One line per command. Its handler is `cmd_<name>` of vfleet/cli/<name>.py, imported only
-    # when that command runs; the registration itself must stay cheap (argparse only).
-    cli_args.add_act(commands)
-    cli_args.add_audit(commands)
-    return parser
+
+_add_filters, _add_view = add_filters, add_view  # the names other commands' modules were given
 
 
 def _view(args: argparse.Namespace) -> View | None:
