@@ -8,9 +8,10 @@ module is imported by main.py only when that command runs.
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 # Literals, not imports: the modules that own them load YAML and the drivers' registry.
 INVENTORY_ENV = "VFLEET_INVENTORY"
@@ -18,6 +19,20 @@ CONFIG_ENV = "VFLEET_CONFIG"
 AUDIT_LOG_ENV = "VFLEET_AUDIT_LOG"
 AUDIT_KEY_ENV = "VFLEET_AUDIT_KEY_FILE"
 VERBS = ("start", "shutdown", "reboot", "pause", "resume", "force-off", "reset")  # models.Verb, checked by a test
+CHECK_METRICS = ("cpu", "memory", "contention", "disk", "net", "age")  # core.check.METRICS, checked by a test
+PLUGIN_UNKNOWN = 3  # the Monitoring Plugins' exit code for a usage error (vfleet's own is 2)
+
+
+class Parser(argparse.ArgumentParser):
+    """The top-level parser: a usage error met after a command's own arguments is that command's error.
+
+    (argparse reports unknown options from the top level; `check` must still exit 3.)
+    """
+
+    def error(self, message: str) -> NoReturn:
+        if LazyParser.active is not None:
+            LazyParser.active.error(message)
+        super().error(message)
 
 
 class LazyParser(argparse.ArgumentParser):
@@ -26,9 +41,23 @@ class LazyParser(argparse.ArgumentParser):
     argparse spends most of its start-up on arguments; a run parses one command, not all.
     """
 
-    def __init__(self, *args: Any, setup: Callable[[argparse.ArgumentParser], None] | None = None, **kw: Any) -> None:
+    active: LazyParser | None = None  # the command being parsed
+
+    def __init__(
+        self,
+        *args: Any,
+        setup: Callable[[argparse.ArgumentParser], None] | None = None,
+        on_error: Callable[[argparse.ArgumentParser, str], NoReturn] | None = None,
+        **kw: Any,
+    ) -> None:
         super().__init__(*args, **kw)
         self._setup = setup
+        self._on_error = on_error
+
+    def error(self, message: str) -> NoReturn:
+        if self._on_error is not None:
+            self._on_error(self, message)
+        super().error(message)
 
     def _ready(self) -> None:
         if self._setup is not None:
@@ -39,6 +68,7 @@ class LazyParser(argparse.ArgumentParser):
         self, args: Sequence[str] | None = None, namespace: argparse.Namespace | None = None
     ) -> tuple[argparse.Namespace, list[str]]:
         self._ready()
+        LazyParser.active = self
         return super().parse_known_args(args, namespace)
 
     def format_help(self) -> str:
@@ -68,11 +98,15 @@ FILTER_EPILOG = "<the filter grammar>"  # a marker FilterHelp replaces (compared
 
 
 def fleet_parser(
-    commands: Any, name: str, help: str, setup: Callable[[argparse.ArgumentParser], None] | None = None
+    commands: Any,
+    name: str,
+    help: str,
+    setup: Callable[[argparse.ArgumentParser], None] | None = None,
+    **kw: Any,
 ) -> argparse.ArgumentParser:
     """A command that reads the fleet: the filter grammar in its help."""
     parser: argparse.ArgumentParser = commands.add_parser(
-        name, help=help, epilog=FILTER_EPILOG, formatter_class=FilterHelp, setup=setup
+        name, help=help, epilog=FILTER_EPILOG, formatter_class=FilterHelp, setup=setup, **kw
     )
     return parser
 
@@ -151,3 +185,56 @@ def _audit_arguments(audit: argparse.ArgumentParser) -> None:
     show.add_argument("--user")
     show.add_argument("-n", "--last", type=int, metavar="N", help="only the last N operations")
     show.add_argument("-o", "--output", choices=("table", "json"), default="table")
+
+
+def add_check(commands: Any) -> None:
+    fleet_parser(
+        commands,
+        "check",
+        "a monitoring plugin (Nagios, Icinga...): health, states, thresholds; exit 0/1/2/3",
+        setup=_check_arguments,
+        on_error=plugin_usage_error,
+    )
+
+
+def plugin_usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    """A plugin's usage error: a status line on stdout (the monitoring system shows it), exit 3."""
+    print(f"VFLEET UNKNOWN - usage: {message}")
+    parser.print_usage(sys.stderr)
+    parser.exit(PLUGIN_UNKNOWN, f"{parser.prog}: error: {message}\n")
+
+
+def _check_arguments(check: argparse.ArgumentParser) -> None:
+    check.description = (
+        "Checks host health and data age, domains not in the --expect'ed state, and metrics against "
+        "-w/-c ranges (N, N:, ~:N, N:M, @N:M: alert outside the range, with @ inside). A metric with "
+        "no -w/-c takes the config file's thresholds (cpu, memory, contention, age). Exit codes: "
+        "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also for bad options and timeouts)."
+    )
+    check.add_argument(
+        "--expect", action="append", default=[], metavar="STATE", help="domains must be in this state (repeatable)"
+    )
+    check.add_argument(
+        "-m", "--metric", action="append", default=[], choices=CHECK_METRICS, help="check this metric (repeatable)"
+    )
+    check.add_argument(
+        "-w", "--warning", action="append", default=[], metavar="[METRIC=]RANGE", help="warning range (repeatable)"
+    )
+    check.add_argument(
+        "-c", "--critical", action="append", default=[], metavar="[METRIC=]RANGE", help="critical range (repeatable)"
+    )
+    check.add_argument(
+        "--per", choices=("host", "domain"), default="host", help="metrics of each host (aggregates, default) or domain"
+    )
+    check.add_argument(
+        "--interval",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between the two polls that give rates (default: 1 when a rate is checked, else 0)",
+    )
+    check.add_argument(
+        "-t", "--timeout", type=float, default=10.0, metavar="SECONDS", help="UNKNOWN after this long (default 10)"
+    )
+    check.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    add_view(check)
+    add_filters(check)

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from vfleet import __version__
 from vfleet.cli import args as cli_args
-from vfleet.cli.args import CONFIG_ENV, INVENTORY_ENV, LazyParser, add_filters, add_view, fleet_parser
+from vfleet.cli.args import CONFIG_ENV, INVENTORY_ENV, LazyParser, Parser, add_filters, add_view, fleet_parser
 from vfleet.core.errors import ExitCode, UsageError, VFleetError, host_line
 from vfleet.core.sanitize import PrintableFormatter, printable
 
@@ -36,7 +36,8 @@ log = logging.getLogger("vfleet")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vfleet", description="One console for KVM, Xen and ESXi fleets.")
+    LazyParser.active = None
+    parser = Parser(prog="vfleet", description="One console for KVM, Xen and ESXi fleets.")
     parser.add_argument("--version", action="version", version=f"vfleet {__version__}")
     parser.add_argument(
         "-i",
@@ -66,6 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     # when that command runs; the registration itself must stay cheap (argparse only).
     cli_args.add_act(commands)
     cli_args.add_audit(commands)
+    cli_args.add_check(commands)
     return parser
 
 
