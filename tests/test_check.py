@@ -21,7 +21,7 @@ from vfleet.core.demo import FLAKY_HOST
 STEADY = ("--host", "kvm-ams-*", "--host", "esx-*")  # the demo without its flaky host
 # The Monitoring Plugins perfdata grammar: 'label'=value[UOM];[warn];[crit];[min];[max]
 NUM = r"-?[0-9.]+"
-RANGE = r"@?(?:~|-?[0-9.eE+]+)?:?(?:-?[0-9.eE+]+)?"
+RANGE = r"@?(?:~|-?[0-9.]+)?:?(?:-?[0-9.]+)?"
 PERF = re.compile(
     rf"(?P<label>'(?:[^']|'')+'|[^ '=]+)=(?P<value>{NUM})(?P<uom>%|s|B|c)?"
     rf"(?:;(?P<warn>{RANGE})?(?:;(?P<crit>{RANGE})?(?:;(?P<min>{NUM})?(?:;(?P<max>{NUM})?)?)?)?)?"
@@ -67,12 +67,13 @@ def test_ok_with_perfdata_per_host_and_per_domain() -> None:
     assert perf["kvm-ams-1 age"]["uom"] == "s" and perf["kvm-ams-1 age"]["warn"] == "~:10"  # the config's default
     assert perf["esx-fra-1 memory"]["warn"] == "100"
 
-    run = check("--demo", "check", "--host", "kvm-ams-2", "--per", "domain", "-m", "net", "-o", "text")
+    run = check("--demo", "check", "--host", "kvm-ams-2", "--per", "domain", "-m", "net", "-w", "disk=5e12")
     assert run.returncode == 0, run.stdout + run.stderr
     _, _, perf, _ = plugin(run)
     domains = [label for label in perf if label.endswith(" net")]
     assert 0 < len(domains) <= 12 and all(label.startswith("kvm-ams-2/") for label in domains)  # net known
     assert all(perf[label]["uom"] == "B" and perf[label]["warn"] is None for label in domains)  # graphed only
+    assert {perf[label]["warn"] for label in perf if label.endswith(" disk")} == {"5000000000000"}  # no exponent
 
 
 def test_warning_from_an_inside_range_and_its_long_output() -> None:

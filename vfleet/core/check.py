@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import re
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
@@ -123,8 +124,8 @@ class Perf:
         """`'label'=value[UOM];[warn];[crit];[min];[max]`, trailing empty fields dropped."""
         fields = [
             f"{_number(self.value)}{self.uom}",
-            str(self.warn) if self.warn else "",
-            str(self.crit) if self.crit else "",
+            perf_range(self.warn) if self.warn else "",
+            perf_range(self.crit) if self.crit else "",
             _number(self.minimum) if self.minimum is not None else "",
             _number(self.maximum) if self.maximum is not None else "",
         ]
@@ -191,6 +192,19 @@ def perf_label(label: str) -> str:
     return text
 
 
+def perf_range(r: Range) -> str:
+    """A range in perfdata: as given when its numbers are plain, else rewritten without exponents."""
+    if r.text and _PLAIN_RANGE.fullmatch(r.text):
+        return r.text
+    at = "@" if r.inside else ""
+    start = "~" if r.start == -math.inf else _number(r.start)
+    if r.end == math.inf:
+        return f"{at}{start}:"
+    if r.start == 0 and not r.inside:
+        return _number(r.end)
+    return f"{at}{start}:{_number(r.end)}"
+
+
 def _number(value: float) -> str:
     """Perfdata numbers are [-0-9.] only: no exponent, no inf."""
     if not math.isfinite(value):
@@ -203,6 +217,7 @@ def _number(value: float) -> str:
 # -- evaluation ---------------------------------------------------------------------
 
 
+_PLAIN_RANGE = re.compile(r"@?(~|-?[0-9.]+)?:?(-?[0-9.]+)?")
 _DOWN = (HostStatus.DOWN, HostStatus.AUTH_FAILED)
 _SHAKY = (HostStatus.DEGRADED, HostStatus.STALE, HostStatus.CONNECTING)
 
