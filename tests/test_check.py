@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from vfleet.cli.args import CHECK_METRICS
+from vfleet.cli import check as cli_check
 from vfleet.core.check import METRICS
 from vfleet.core.demo import FLAKY_HOST
 
@@ -177,7 +177,7 @@ def test_hosts_down_are_critical_and_names_cannot_break_the_format(tmp_path: Pat
 
 
 def test_light_lists_match_the_core() -> None:
-    assert tuple(METRICS) == CHECK_METRICS
+    assert tuple(METRICS) == cli_check.METRICS
 
 
 def test_demo_flaky_host_is_not_in_the_steady_set() -> None:

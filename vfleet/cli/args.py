@@ -8,7 +8,7 @@ module is imported by main.py only when that command runs.
 from __future__ import annotations
 
 import argparse
-import sys
+import importlib
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -19,8 +19,6 @@ CONFIG_ENV = "VFLEET_CONFIG"
 AUDIT_LOG_ENV = "VFLEET_AUDIT_LOG"
 AUDIT_KEY_ENV = "VFLEET_AUDIT_KEY_FILE"
 VERBS = ("start", "shutdown", "reboot", "pause", "resume", "force-off", "reset")  # models.Verb, checked by a test
-CHECK_METRICS = ("cpu", "memory", "contention", "disk", "net", "age")  # core.check.METRICS, checked by a test
-PLUGIN_UNKNOWN = 3  # the Monitoring Plugins' exit code for a usage error (vfleet's own is 2)
 
 
 class Parser(argparse.ArgumentParser):
@@ -52,11 +50,11 @@ class LazyParser(argparse.ArgumentParser):
     ) -> None:
         super().__init__(*args, **kw)
         self._setup = setup
-        self._on_error = on_error
+        self.on_error = on_error  # a command's own way to report a usage error (check: exit 3)
 
     def error(self, message: str) -> NoReturn:
-        if self._on_error is not None:
-            self._on_error(self, message)
+        if self.on_error is not None:
+            self.on_error(self, message)
         super().error(message)
 
     def _ready(self) -> None:
@@ -95,6 +93,22 @@ class FilterHelp(argparse.RawDescriptionHelpFormatter):
 
 
 FILTER_EPILOG = "<the filter grammar>"  # a marker FilterHelp replaces (compared by identity)
+
+
+def command(commands: Any, name: str, help: str, *, filters: bool = False, **kw: Any) -> None:
+    """Register `vfleet NAME`, whose arguments and handler live in vfleet/cli/NAME.py.
+
+    That module has `add_arguments(parser)` and `cmd_NAME(args, out)`; it is imported only
+    when NAME is parsed (the command runs, or its --help), never at start-up. `filters`:
+    the help ends with the filter grammar (for commands that take add_filters()).
+    """
+
+    def setup(parser: argparse.ArgumentParser) -> None:
+        importlib.import_module(f"vfleet.cli.{name}").add_arguments(parser)
+
+    if filters:
+        kw.update(epilog=FILTER_EPILOG, formatter_class=FilterHelp)
+    commands.add_parser(name, help=help, setup=setup, **kw)
 
 
 def fleet_parser(
@@ -185,56 +199,3 @@ def _audit_arguments(audit: argparse.ArgumentParser) -> None:
     show.add_argument("--user")
     show.add_argument("-n", "--last", type=int, metavar="N", help="only the last N operations")
     show.add_argument("-o", "--output", choices=("table", "json"), default="table")
-
-
-def add_check(commands: Any) -> None:
-    fleet_parser(
-        commands,
-        "check",
-        "a monitoring plugin (Nagios, Icinga...): health, states, thresholds; exit 0/1/2/3",
-        setup=_check_arguments,
-        on_error=plugin_usage_error,
-    )
-
-
-def plugin_usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
-    """A plugin's usage error: a status line on stdout (the monitoring system shows it), exit 3."""
-    print(f"VFLEET UNKNOWN - usage: {message}")
-    parser.print_usage(sys.stderr)
-    parser.exit(PLUGIN_UNKNOWN, f"{parser.prog}: error: {message}\n")
-
-
-def _check_arguments(check: argparse.ArgumentParser) -> None:
-    check.description = (
-        "Checks host health and data age, domains not in the --expect'ed state, and metrics against "
-        "-w/-c ranges (N, N:, ~:N, N:M, @N:M: alert outside the range, with @ inside). A metric with "
-        "no -w/-c takes the config file's thresholds (cpu, memory, contention, age). Exit codes: "
-        "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also for bad options and timeouts)."
-    )
-    check.add_argument(
-        "--expect", action="append", default=[], metavar="STATE", help="domains must be in this state (repeatable)"
-    )
-    check.add_argument(
-        "-m", "--metric", action="append", default=[], choices=CHECK_METRICS, help="check this metric (repeatable)"
-    )
-    check.add_argument(
-        "-w", "--warning", action="append", default=[], metavar="[METRIC=]RANGE", help="warning range (repeatable)"
-    )
-    check.add_argument(
-        "-c", "--critical", action="append", default=[], metavar="[METRIC=]RANGE", help="critical range (repeatable)"
-    )
-    check.add_argument(
-        "--per", choices=("host", "domain"), default="host", help="metrics of each host (aggregates, default) or domain"
-    )
-    check.add_argument(
-        "--interval",
-        type=float,
-        metavar="SECONDS",
-        help="seconds between the two polls that give rates (default: 1 when a rate is checked, else 0)",
-    )
-    check.add_argument(
-        "-t", "--timeout", type=float, default=10.0, metavar="SECONDS", help="UNKNOWN after this long (default 10)"
-    )
-    check.add_argument("-o", "--output", choices=("text", "json"), default="text")
-    add_view(check)
-    add_filters(check)

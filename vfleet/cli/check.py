@@ -1,8 +1,9 @@
 """Headless `check`: a monitoring plugin over the core's check (vfleet/core/check.py).
 
-Its arguments are in vfleet/cli/args.py: this module loads only when `check` runs. Whatever
-goes wrong, the plugin prints one status line and exits 0-3: a usage error, an unreadable
-inventory or config file and a timeout are UNKNOWN (3), as the Monitoring Plugins say.
+Registered by args.command(): this module loads only when `check` runs (keep its top
+light). Whatever goes wrong, the plugin prints one status line and exits 0-3: a usage
+error, an unreadable inventory or config file and a timeout are UNKNOWN (3), as the
+Monitoring Plugins say.
 """
 
 from __future__ import annotations
@@ -13,15 +14,63 @@ import signal
 import sys
 import threading
 from types import FrameType
-from typing import TYPE_CHECKING, TextIO
+from typing import TYPE_CHECKING, NoReturn, TextIO
 
 from vfleet.core.errors import UsageError, VFleetError
 
 if TYPE_CHECKING:
     from vfleet.core.check import Limits, Spec
 
-UNKNOWN = 3
+UNKNOWN = 3  # also the plugins' exit code for a usage error (vfleet's own is 2)
 RATE_DEFAULT_INTERVAL = 1.0
+METRICS = ("cpu", "memory", "contention", "disk", "net", "age")  # core.check.METRICS, checked by a test
+
+
+def add_arguments(check: argparse.ArgumentParser) -> None:
+    from vfleet.cli.args import LazyParser, add_filters, add_view
+
+    if isinstance(check, LazyParser):
+        check.on_error = _usage_error
+    check.description = (
+        "Checks host health and data age, domains not in the --expect'ed state, and metrics against "
+        "-w/-c ranges (N, N:, ~:N, N:M, @N:M: alert outside the range, with @ inside). A metric with "
+        "no -w/-c takes the config file's thresholds (cpu, memory, contention, age). Exit codes: "
+        "0 OK, 1 WARNING, 2 CRITICAL, 3 UNKNOWN (also for bad options and timeouts)."
+    )
+    check.add_argument(
+        "--expect", action="append", default=[], metavar="STATE", help="domains must be in this state (repeatable)"
+    )
+    check.add_argument(
+        "-m", "--metric", action="append", default=[], choices=METRICS, help="check this metric (repeatable)"
+    )
+    check.add_argument(
+        "-w", "--warning", action="append", default=[], metavar="[METRIC=]RANGE", help="warning range (repeatable)"
+    )
+    check.add_argument(
+        "-c", "--critical", action="append", default=[], metavar="[METRIC=]RANGE", help="critical range (repeatable)"
+    )
+    check.add_argument(
+        "--per", choices=("host", "domain"), default="host", help="metrics of each host (aggregates, default) or domain"
+    )
+    check.add_argument(
+        "--interval",
+        type=float,
+        metavar="SECONDS",
+        help="seconds between the two polls that give rates (default: 1 when a rate is checked, else 0)",
+    )
+    check.add_argument(
+        "-t", "--timeout", type=float, default=10.0, metavar="SECONDS", help="UNKNOWN after this long (default 10)"
+    )
+    check.add_argument("-o", "--output", choices=("text", "json"), default="text")
+    add_view(check)
+    add_filters(check)
+
+
+def _usage_error(parser: argparse.ArgumentParser, message: str) -> NoReturn:
+    """A plugin's usage error: a status line on stdout (the monitoring system shows it), exit 3."""
+    print(f"VFLEET UNKNOWN - usage: {message}")
+    parser.print_usage(sys.stderr)
+    parser.exit(UNKNOWN, f"{parser.prog}: error: {message}\n")
 
 
 def cmd_check(args: argparse.Namespace, out: TextIO) -> int:

@@ -63,11 +63,12 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("inventory", help="inventory tools", setup=_inventory_arguments)
     commands.add_parser("config", help="console config file tools", setup=_config_arguments)
     commands.add_parser("demo", help="the console on the built-in simulated fleet")
-    # One line per command. Its handler is `cmd_<name>` of vfleet/cli/<name>.py, imported only
-    # when that command runs; the registration itself must stay cheap (argparse only).
+    # One line per command: cli_args.command(commands, NAME, HELP) for vfleet/cli/NAME.py with
+    # add_arguments(parser) and cmd_NAME(args, out), imported only when NAME runs. (act and
+    # audit keep their arguments in args.py; their handlers load the same way.)
     cli_args.add_act(commands)
     cli_args.add_audit(commands)
-    cli_args.add_check(commands)
+    cli_args.command(commands, "check", "a monitoring plugin: health, states, thresholds; exit 0-3", filters=True)
     return parser
 
 
