@@ -215,3 +215,38 @@ def test_a_real_guest_shut_down_mid_test_goes_critical(testbed: dict[str, str], 
         conn.close()
     run = check(*args)
     assert run.returncode == 0, run.stdout + run.stderr
+
+
+def _view(name: str, status: str, *, ok_ago: float | None, error: str | None = None) -> Any:
+    from vfleet.core.engine import HostView
+    from vfleet.core.models import HostConfig, HostHealth, HostStatus
+
+    health = HostHealth(HostStatus(status), last_error=error, last_ok_at=None if ok_ago is None else 1000.0 - ok_ago,
+                        polls=0 if ok_ago is None else 3)
+    return HostView(HostConfig(name=name, driver="sim"), health, None, (), False, frozenset(), 1)
+
+
+@pytest.mark.parametrize(
+    ("status", "ok_ago", "error", "expected", "lines"),
+    [
+        ("up", 1.0, None, "OK", []),
+        ("up", 30.0, None, "WARNING", ["WARNING: h: age 30s (outside ~:10)"]),
+        ("up", 90.0, None, "CRITICAL", ["CRITICAL: h: age 90s (outside ~:60)"]),
+        ("degraded", 1.0, "h: poll: timed out", "WARNING", ["WARNING: h: degraded: poll: timed out"]),
+        ("stale", 25.0, None, "WARNING", ["WARNING: h: stale", "WARNING: h: age 25s (outside ~:10)"]),
+        ("down", None, "h: connection refused", "CRITICAL", ["CRITICAL: h: down: connection refused"]),
+        ("auth-failed", None, "h: permission denied", "CRITICAL", ["CRITICAL: h: auth-failed: permission denied"]),
+        ("connecting", None, None, "UNKNOWN", ["UNKNOWN: h: no poll answered"]),
+    ],
+)
+def test_each_host_health_maps_to_a_plugin_state(
+    status: str, ok_ago: float | None, error: str | None, expected: str, lines: list[str]
+) -> None:
+    from vfleet.core import check as core
+    from vfleet.core.ranges import above
+    from vfleet.core.selector import Selector
+
+    spec = core.Spec({"age": core.Limits(above(10), above(60))})
+    outcome = core.evaluate([_view("h", status, ok_ago=ok_ago, error=error)], Selector.parse(""), spec, now=1000.0)
+    assert outcome.state.name == expected
+    assert outcome.plugin_output().splitlines()[1:] == lines
