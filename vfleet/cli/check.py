@@ -137,25 +137,28 @@ def _spec(args: argparse.Namespace) -> Spec:
     if not chosen:
         chosen = ["cpu", "memory", "contention"]  # the console's coloured columns
     limits: dict[str, check.Limits] = {}
+    missing = [m for m in [*chosen, "age"] if m not in given]
+    configured = _configured(args, missing) if missing else {}
     for metric in [*chosen, "age"]:
         if metric in given:
             limits[metric] = check.Limits(given[metric].get("warn"), given[metric].get("crit"))
         else:
-            limits[metric] = _configured(args, metric)
+            limits[metric] = configured[metric]
     expect = frozenset(parse_state(word) for item in args.expect for word in item.replace(",", "|").split("|") if word)
     return check.Spec(limits, args.per, expect)
 
 
-def _configured(args: argparse.Namespace, metric: str) -> Limits:
-    """The config file's warn/crit for a metric it has (at or above is an alert), else no limits."""
+def _configured(args: argparse.Namespace, metrics: list[str]) -> dict[str, Limits]:
+    """The config file's warn/crit for the metrics it has (at or above is an alert); none for the others."""
     from vfleet.core import check, ranges
     from vfleet.core import config as console_config
 
     thresholds = console_config.resolve(args.config).thresholds
-    if not hasattr(thresholds, metric):
-        return check.Limits()
-    t = thresholds.get(metric)
-    return check.Limits(ranges.above(t.warn), ranges.above(t.crit))
+    limits: dict[str, Limits] = {}
+    for metric in metrics:
+        t = thresholds.get(metric) if hasattr(thresholds, metric) else None
+        limits[metric] = check.Limits(ranges.above(t.warn), ranges.above(t.crit)) if t else check.Limits()
+    return limits
 
 
 def _unknown(out: TextIO, output: str, message: str) -> int:
