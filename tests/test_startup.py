@@ -68,7 +68,7 @@ def test_status_imports_no_other_command_and_no_action_machinery(tmp_path: Path)
 def test_the_parser_alone_loads_no_engine_backend_or_yaml() -> None:
     rc, modules, _ = loaded_after("from vfleet.cli.main import build_parser\nbuild_parser(); rc = 0")
     assert rc == 0
-    heavy = ("asyncio", "yaml", "libvirt", "vfleet.core.engine", "vfleet.core.models", "vfleet.core.selector")
+    heavy = ("asyncio", "yaml", "libvirt", "dataclasses", "vfleet.core.engine", "vfleet.core.models", "vfleet.core.selector")
     assert [m for m in heavy if m in modules] == []
 
 

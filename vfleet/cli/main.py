@@ -13,7 +13,6 @@ import os
 import sys
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -198,6 +197,7 @@ def _warn_hosts(report: Report) -> int:
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
     import asyncio
+    from dataclasses import replace
 
     from vfleet.core.output import as_csv, as_json, table
     from vfleet.core.report import build_report, collect
@@ -230,6 +230,8 @@ def cmd_top(args: argparse.Namespace, out: TextIO) -> int:
     view = _view(args)
     inv = resolve_inventory(args)
     selector = _selector(args, view)
+    from dataclasses import replace
+
     hosts = [replace(h, poll_interval=args.delay) for h in _hosts_for(inv, args, selector)]
     import asyncio
 
@@ -239,6 +241,8 @@ def cmd_top(args: argparse.Namespace, out: TextIO) -> int:
 async def _top(
     hosts: list[HostConfig], selector: Selector, args: argparse.Namespace, out: TextIO, view: View | None = None
 ) -> int:
+    from dataclasses import replace
+
     from vfleet.core.engine import Fleet
     from vfleet.core.output import as_json, top_frame
     from vfleet.core.report import TOP_SCHEMA, Report, build_report, sleep_until, wait_for_rates
