@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
+import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, NoReturn
@@ -19,6 +21,31 @@ CONFIG_ENV = "VFLEET_CONFIG"
 AUDIT_LOG_ENV = "VFLEET_AUDIT_LOG"
 AUDIT_KEY_ENV = "VFLEET_AUDIT_KEY_FILE"
 VERBS = ("start", "shutdown", "reboot", "pause", "resume", "force-off", "reset")  # models.Verb, checked by a test
+
+
+class _TerminalWidth:
+    """argparse's width rule (COLUMNS, else the terminal, else 80) without its `import shutil`,
+    which every parser pays for (shutil loads bz2, lzma and zlib) though only --help needs a width."""
+
+    def __init__(self, prog: str, indent_increment: int = 2, max_help_position: int = 24, width: int | None = None):
+        if width is None:
+            width = _columns() - 2
+        super().__init__(prog, indent_increment, max_help_position, width)  # type: ignore[call-arg]
+
+
+def _columns() -> int:
+    try:
+        return int(os.environ["COLUMNS"])
+    except (KeyError, ValueError):
+        pass
+    try:
+        return os.get_terminal_size(sys.__stdout__.fileno()).columns if sys.__stdout__ else 80
+    except (AttributeError, ValueError, OSError):
+        return 80
+
+
+class Help(_TerminalWidth, argparse.HelpFormatter):
+    pass
 
 
 class Parser(argparse.ArgumentParser):
@@ -48,6 +75,7 @@ class LazyParser(argparse.ArgumentParser):
         on_error: Callable[[argparse.ArgumentParser, str], NoReturn] | None = None,
         **kw: Any,
     ) -> None:
+        kw.setdefault("formatter_class", Help)
         super().__init__(*args, **kw)
         self._setup = setup
         self.on_error = on_error  # a command's own way to report a usage error (check: exit 3)
@@ -78,7 +106,7 @@ class LazyParser(argparse.ArgumentParser):
         return super().format_usage()
 
 
-class FilterHelp(argparse.RawDescriptionHelpFormatter):
+class FilterHelp(_TerminalWidth, argparse.RawDescriptionHelpFormatter):
     """Appends the filter grammar to a command's help only when help is printed (it lives in the selector)."""
 
     def add_text(self, text: str | None) -> None:

@@ -18,7 +18,16 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from vfleet import __version__
 from vfleet.cli import args as cli_args
-from vfleet.cli.args import CONFIG_ENV, INVENTORY_ENV, LazyParser, Parser, add_filters, add_view, fleet_parser
+from vfleet.cli.args import (
+    CONFIG_ENV,
+    INVENTORY_ENV,
+    Help,
+    LazyParser,
+    Parser,
+    add_filters,
+    add_view,
+    fleet_parser,
+)
 from vfleet.core.errors import ExitCode, UsageError, VFleetError, host_line
 from vfleet.core.sanitize import PrintableFormatter, printable
 
@@ -36,7 +45,7 @@ log = logging.getLogger("vfleet")
 
 def build_parser() -> argparse.ArgumentParser:
     LazyParser.active = None
-    parser = Parser(prog="vfleet", description="One console for KVM, Xen and ESXi fleets.")
+    parser = Parser(prog="vfleet", description="One console for KVM, Xen and ESXi fleets.", formatter_class=Help)
     parser.add_argument("--version", action="version", version=f"vfleet {__version__}")
     parser.add_argument(
         "-i",
