@@ -55,8 +55,8 @@ class Parser(argparse.ArgumentParser):
     """
 
     def error(self, message: str) -> NoReturn:
-        if LazyParser.active is not None:
-            LazyParser.active.error(message)
+        if LazyParser.active is not None and LazyParser.active.on_error is not None:
+            LazyParser.active.on_error(LazyParser.active, message)
         super().error(message)
 
 
