@@ -1,13 +1,15 @@
-"""Headless `act` command: a face of the core's operations service, like the TUI."""
+"""Headless `act` command: a face of the core's operations service, like the TUI.
+
+Its arguments are in vfleet/cli/args.py: this module loads only when `act` runs.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import sys
-from collections.abc import Callable, Sequence
-from pathlib import Path
-from typing import Any, TextIO
+from collections.abc import Sequence
+from typing import TextIO
 
 from vfleet.cli.prompt import ask
 from vfleet.core.audit import AuditLog
@@ -22,34 +24,6 @@ from vfleet.core.selector import Selector
 
 ACT_SCHEMA = "vfleet.act/1"
 MAX_LISTED = 50  # targets listed above a terminal prompt
-Resolve = Callable[[argparse.Namespace], Any]
-
-
-def add_commands(commands: Any) -> None:
-    act = commands.add_parser("act", help="run a lifecycle verb on the domains a selector names")
-    act.add_argument("verb", choices=[v.value for v in Verb])
-    act.add_argument("selector", nargs="+", help="domain name or glob, and filter terms (host:, tag:, state: ...)")
-    act.add_argument("--host", action="append", default=[], metavar="GLOB", help="only domains of these hosts")
-    act.add_argument("--multiple", action="store_true", help="allow a selector that matches several domains")
-    act.add_argument("--max-targets", type=int, metavar="N", help="refuse if more than N domains match")
-    act.add_argument("--dry-run", action="store_true", help="print the plan and do nothing")
-    act.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation (required without a TTY)")
-    act.add_argument(
-        "--override-protection",
-        action="store_true",
-        help="allow destructive verbs on protected domains (recorded in the audit log)",
-    )
-    act.add_argument(
-        "--wait",
-        dest="wait",
-        action="store_true",
-        default=True,
-        help="wait until each domain reaches the verb's end state (default)",
-    )
-    act.add_argument("--no-wait", dest="wait", action="store_false", help="return once the verb was sent")
-    act.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS", help="per-target limit (default 120)")
-    act.add_argument("-o", "--output", choices=("table", "json"), default="table")
-    act.add_argument("--audit-log", type=Path, metavar="FILE", help=f"default: ${'VFLEET_AUDIT_LOG'} or XDG state dir")
 
 
 def _selector(words: list[str], hosts: list[str]) -> Selector:
@@ -61,8 +35,10 @@ def _selector(words: list[str], hosts: list[str]) -> Selector:
     return Selector.parse(terms, bare="name")
 
 
-def cmd_act(args: argparse.Namespace, out: TextIO, resolve: Resolve) -> int:
-    inv = resolve(args)
+def cmd_act(args: argparse.Namespace, out: TextIO) -> int:
+    from vfleet.cli.main import resolve_inventory  # loaded already: main runs this
+
+    inv = resolve_inventory(args)
     selector = _selector(args.selector, args.host)
     hosts = [h for h in inv.hosts if selector.host_may_match(h)]
     if not hosts:
@@ -231,4 +207,3 @@ def _table(out: TextIO, headers: tuple[str, ...], rows: Sequence[tuple[object, .
     widths = [max(display_width(row[i]) for row in cells) for i in range(len(headers))]
     for row in cells:
         out.write("  ".join(pad(c, w) for c, w in zip(row, widths, strict=True)).rstrip() + "\n")
-

@@ -1,4 +1,7 @@
-"""Headless `audit verify` and `audit show`: the core checks and rebuilds, this only formats."""
+"""Headless `audit verify` and `audit show`: the core checks and rebuilds, this only formats.
+
+Its arguments are in vfleet/cli/args.py: this module loads only when `audit` runs.
+"""
 
 from __future__ import annotations
 
@@ -6,37 +9,13 @@ import argparse
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TextIO
 
 from vfleet.core.audit import KEY_ENV_VAR, AuditLog, Verdict, key_file_from_env, load_key, verify
 from vfleet.core.audit import default_path as default_audit_path
 from vfleet.core.audit.view import NO_RESULT, Operation, TargetView, operations, select
 from vfleet.core.errors import ExitCode, UsageError
-from vfleet.core.models import Verb
 from vfleet.core.output import as_json
-
-
-def add_command(commands: Any) -> None:
-    audit = commands.add_parser("audit", help="the tamper-evident log of every action")
-    audit_commands = audit.add_subparsers(dest="audit_command", metavar="SUBCOMMAND", required=True)
-    log_help = "default: $VFLEET_AUDIT_LOG, else ~/.local/state/vfleet/audit.jsonl"
-    check = audit_commands.add_parser(
-        "verify", help="check the hash chain, the checkpoint and (with a key) the MACs; name the first bad record"
-    )
-    check.add_argument("--audit-log", type=Path, metavar="FILE", help=log_help)
-    check.add_argument(
-        "--audit-key-file",
-        type=Path,
-        metavar="FILE",
-        help=f"HMAC key file, readable by its owner only (default: ${KEY_ENV_VAR})",
-    )
-    show = audit_commands.add_parser("show", help="one entry per operation: plan, results, outcome; newest last")
-    show.add_argument("--audit-log", type=Path, metavar="FILE", help=log_help)
-    show.add_argument("--host", metavar="GLOB", help="only operations touching this host")
-    show.add_argument("--verb", choices=[v.value for v in Verb])
-    show.add_argument("--user")
-    show.add_argument("-n", "--last", type=int, metavar="N", help="only the last N operations")
-    show.add_argument("-o", "--output", choices=("table", "json"), default="table")
 
 
 def cmd_audit(args: argparse.Namespace, out: TextIO) -> int:

@@ -29,15 +29,9 @@ TICK = 0.2  # seconds between looks at the fleet, the event queue and the audit 
 _SETTLED = (HostStatus.DOWN, HostStatus.AUTH_FAILED, HostStatus.DEGRADED)
 
 
-def add_command(commands: Any) -> None:
-    from vfleet.cli.main import _add_filters, _filter_epilog
+def add_arguments(events: argparse.ArgumentParser) -> None:
+    from vfleet.cli.args import add_filters
 
-    events = commands.add_parser(
-        "events",
-        help="the fleet's events as NDJSON: lifecycle, state changes, host health, actions",
-        epilog=_filter_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
     events.add_argument(
         "-f", "--follow", action="store_true", help="print events as they happen (default: the state now, then exit)"
     )
@@ -55,7 +49,7 @@ def add_command(commands: Any) -> None:
         metavar="FILE",
         help="the audit log to follow for actions (default: $VFLEET_AUDIT_LOG, else ~/.local/state/vfleet/audit.jsonl)",
     )
-    _add_filters(events)
+    add_filters(events)
 
 
 def cmd_events(args: argparse.Namespace, out: TextIO) -> int:

@@ -30,12 +30,10 @@ if TYPE_CHECKING:
 DEFAULT_PORT = 9708  # vfleet.core.exposition.DEFAULT_PORT, here so --help needs no import of it
 
 
-def add_command(commands: Any, add_filters: Any) -> None:
-    export = commands.add_parser(
-        "export",
-        help="serve the fleet's metrics to Prometheus (OpenMetrics endpoint or node_exporter textfile)",
-        description="Poll the fleet and serve its latest snapshot: scrapes never call a host.",
-    )
+def add_arguments(export: argparse.ArgumentParser) -> None:
+    from vfleet.cli.args import add_filters
+
+    export.description = "Poll the fleet and serve its latest snapshot: scrapes never call a host."
     export.add_argument(
         "--listen",
         metavar="HOST:PORT",

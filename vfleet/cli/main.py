@@ -7,68 +7,52 @@ cron jobs start it and a test checks sys.modules.
 from __future__ import annotations
 
 import argparse
-import asyncio
+import importlib
 import logging
 import os
 import sys
 import time
-from collections import Counter
 from collections.abc import Callable, Sequence
-from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from vfleet import __version__
-from vfleet.cli import act as cli_act
-from vfleet.cli import audit as cli_audit
-from vfleet.cli import events as cli_events
-from vfleet.cli import export as cli_export
+from vfleet.cli import args as cli_args
 from vfleet.cli import source as cli_source
-from vfleet.core import config as console_config
-from vfleet.core import fields, inventory, keyref
-from vfleet.core.config import Config, View
-from vfleet.core.engine import Fleet, default_driver_factory
+from vfleet.cli.args import (
+    CONFIG_ENV,
+    INVENTORY_ENV,
+    Help,
+    LazyParser,
+    Parser,
+    add_filters,
+    add_view,
+    fleet_parser,
+)
 from vfleet.core.errors import ExitCode, UsageError, VFleetError, host_line
-from vfleet.core.inventory import Inventory
-from vfleet.core.models import HostConfig
-from vfleet.core.output import as_csv, as_json, table, top_frame
-from vfleet.core.preflight import local_problems
-from vfleet.core.report import TOP_SCHEMA, Report, build_report, collect, sleep_until, wait_for_rates
 from vfleet.core.sanitize import PrintableFormatter, printable
-from vfleet.core.selector import GRAMMAR, Selector, glob_matcher
-from vfleet.drivers.registry import check_available
+
+# Everything below loads in the command that uses it (cron pays only for what it runs).
+if TYPE_CHECKING:
+    from vfleet.core.config import Config, View
+    from vfleet.core.inventory import Inventory
+    from vfleet.core.models import HostConfig
+    from vfleet.core.report import Report
+    from vfleet.core.selector import Selector
 
 LOCAL_LIBVIRT_SOCKET = Path("/var/run/libvirt/libvirt-sock")
 log = logging.getLogger("vfleet")
 
 
-def _add_filters(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("filters (all must match)")
-    group.add_argument("--host", action="append", default=[], metavar="GLOB", help="host name (repeatable: any)")
-    group.add_argument("--group", action="append", default=[], help="inventory group")
-    group.add_argument("--tag", action="append", default=[], help="host tag")
-    group.add_argument("--state", help="power state: running, off, paused, ...")
-    group.add_argument("--name", help="domain name glob, e.g. 'web-*'")
-    group.add_argument(
-        "--filter", default="", metavar="TERMS", help="the console's filter terms, e.g. 'hv:xen !state:off cpu>80'"
-    )
-
-
-def _filter_epilog() -> str:
-    width = max(len(example) for example, _ in GRAMMAR)
-    return "filter terms (globs and keys ignore case):\n" + "\n".join(
-        f"  {example:<{width}}  {meaning}" for example, meaning in GRAMMAR
-    )
-
-
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="vfleet", description="One console for KVM, Xen and ESXi fleets.")
+    LazyParser.active = None
+    parser = Parser(prog="vfleet", description="One console for KVM, Xen and ESXi fleets.", formatter_class=Help)
     parser.add_argument("--version", action="version", version=f"vfleet {__version__}")
     parser.add_argument(
         "-i",
         "--inventory",
         metavar="FILE",
-        help=f"inventory file (default: ${inventory.ENV_VAR} or ~/.config/vfleet/inventory.yaml)",
+        help=f"inventory file (default: ${INVENTORY_ENV} or ~/.config/vfleet/inventory.yaml)",
     )
     parser.add_argument("--demo", action="store_true", help="use the built-in simulated fleet")
     parser.add_argument(
@@ -77,19 +61,37 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--config",
         metavar="FILE",
-        help=f"console config file: theme, columns, thresholds, views (default: ${console_config.ENV_VAR} "
+        help=f"console config file: theme, columns, thresholds, views (default: ${CONFIG_ENV} "
         "or ~/.config/vfleet/config.yaml)",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more diagnostics on stderr")
     cli_source.add_options(parser)
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-
-    status = commands.add_parser(
-        "status",
-        help="one snapshot of the whole fleet",
-        epilog=_filter_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
+    # A command's arguments are added when that command runs (LazyParser's setup=), or eagerly.
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=LazyParser)
+    fleet_parser(commands, "status", "one snapshot of the whole fleet", setup=_status_arguments)
+    fleet_parser(commands, "top", "stream fleet metrics like `xentop -b`", setup=_top_arguments)
+    commands.add_parser("inventory", help="inventory tools", setup=_inventory_arguments)
+    commands.add_parser("config", help="console config file tools", setup=_config_arguments)
+    commands.add_parser("demo", help="the console on the built-in simulated fleet")
+    # One line per command: cli_args.command(commands, NAME, HELP) for vfleet/cli/NAME.py with
+    # add_arguments(parser) and cmd_NAME(args, out), imported only when NAME runs. (act and
+    # audit keep their arguments in args.py; their handlers load the same way.)
+    cli_args.add_act(commands)
+    cli_args.add_audit(commands)
+    cli_args.command(commands, "check", "a monitoring plugin: health, states, thresholds; exit 0-3", filters=True)
+    cli_args.command(
+        commands, "events", "the fleet's events as NDJSON: lifecycle, state changes, host health, actions", filters=True
     )
+    cli_args.command(
+        commands,
+        "export",
+        "serve the fleet's metrics to Prometheus (OpenMetrics endpoint or node_exporter textfile)",
+        filters=True,
+    )
+    return parser
+
+
+def _status_arguments(status: argparse.ArgumentParser) -> None:
     status.add_argument("-o", "--output", choices=("table", "json", "csv"), default="table")
     status.add_argument(
         "--interval",
@@ -100,15 +102,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     status.add_argument("--timeout", type=float, metavar="SECONDS", help="give up on hosts after this long")
     cli_source.add_options(status, sub=True)
-    _add_view(status)
-    _add_filters(status)
+    add_view(status)
+    add_filters(status)
 
-    top = commands.add_parser(
-        "top",
-        help="stream fleet metrics like `xentop -b`",
-        epilog=_filter_epilog(),
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
+
+def _top_arguments(top: argparse.ArgumentParser) -> None:
     top.add_argument("-b", "--batch", action="store_true", help="headless stream (the interactive view is the TUI)")
     top.add_argument("-d", "--delay", type=float, default=2.0, metavar="SECONDS", help="seconds between frames")
     top.add_argument(
@@ -116,10 +114,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     top.add_argument("-o", "--output", choices=("ndjson", "table"), default="ndjson")
     cli_source.add_options(top, sub=True)
-    _add_view(top)
-    _add_filters(top)
+    add_view(top)
+    add_filters(top)
 
-    inv = commands.add_parser("inventory", help="inventory tools")
+
+def _inventory_arguments(inv: argparse.ArgumentParser) -> None:
     inv_commands = inv.add_subparsers(dest="inventory_command", metavar="SUBCOMMAND", required=True)
     check = inv_commands.add_parser(
         "check", help="validate an inventory, summarise it, and check what its hosts need here (no network)"
@@ -129,39 +128,36 @@ def build_parser() -> argparse.ArgumentParser:
     keys.add_argument("driver", nargs="?", help="only this driver's keys")
     keys.add_argument("--markdown", action="store_true", help="the README's Markdown tables")
 
-    conf = commands.add_parser("config", help="console config file tools")
+
+def _config_arguments(conf: argparse.ArgumentParser) -> None:
     conf_commands = conf.add_subparsers(dest="config_command", metavar="SUBCOMMAND", required=True)
     conf_check = conf_commands.add_parser("check", help="validate a config file and summarise it")
     conf_check.add_argument("file", nargs="?", help="config file (default: the --config one, or the default)")
 
-    commands.add_parser("demo", help="the console on the built-in simulated fleet")
-    cli_act.add_commands(commands)
-    cli_audit.add_command(commands)
-    cli_events.add_command(commands)
-    cli_export.add_command(commands, _add_filters)
-    return parser
 
-
-def _add_view(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--view",
-        metavar="NAME",
-        help="a view of the config file: its filter (with any below), sort and, for tables, columns",
-    )
+_add_filters, _add_view = add_filters, add_view  # the names other commands' modules were given
 
 
 def _view(args: argparse.Namespace) -> View | None:
     """The --view asked for, from the config file (read only then: a console setting never breaks cron)."""
-    return console_config.resolve(args.config).view(args.view) if args.view else None
+    if not args.view:
+        return None
+    from vfleet.core import config as console_config
+
+    return console_config.resolve(args.config).view(args.view)
 
 
 def _in_view(records: list[dict[str, Any]], view: View | None) -> list[dict[str, Any]]:
     if view is None or view.sort is None:
         return records
+    from vfleet.core import fields
+
     return fields.sort_records(records, view.sort.column, view.sort.descending)
 
 
 def _selector(args: argparse.Namespace, view: View | None = None) -> Selector:
+    from vfleet.core.selector import Selector
+
     terms = [f"group:{g}" for g in args.group] + [f"tag:{t}" for t in args.tag]
     if view is not None:
         terms += view.filter.split()
@@ -175,6 +171,9 @@ def _selector(args: argparse.Namespace, view: View | None = None) -> Selector:
 
 
 def _hosts_for(inv: Inventory, args: argparse.Namespace, selector: Selector) -> list[HostConfig]:
+    from vfleet.core.selector import glob_matcher
+    from vfleet.drivers.registry import check_available
+
     for pattern in args.host:
         if not any(glob_matcher(pattern)(h.name) for h in inv.hosts):
             raise UsageError(f"{inv.path}: no host matches {pattern!r}")
@@ -188,6 +187,10 @@ def _hosts_for(inv: Inventory, args: argparse.Namespace, selector: Selector) -> 
 
 def resolve_inventory(args: argparse.Namespace) -> Inventory:
     """--demo, -i FILE, $VFLEET_INVENTORY, the XDG default, else local libvirt."""
+    from vfleet.core import inventory
+    from vfleet.core.inventory import Inventory
+    from vfleet.core.models import HostConfig
+
     if args.demo:
         from vfleet.core.demo import demo_inventory
 
@@ -215,12 +218,20 @@ def _warn_hosts(report: Report) -> int:
 
 
 def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
+    import asyncio
+    from dataclasses import replace
+
+    from vfleet.core.output import as_csv, as_json, table
+    from vfleet.core.report import build_report, collect
+
     view = _view(args)
     inv = resolve_inventory(args)
     selector = _selector(args, view)
     hosts = _hosts_for(inv, args, selector)
     if args.interval < 0:
         raise UsageError("--interval must be 0 or more")
+    from vfleet.core.engine import default_driver_factory
+
     factory = cli_source.driver_factory(args, hosts)  # the server's rates need no second poll
     interval = 0.0 if factory else args.interval
     poll = factory or default_driver_factory
@@ -246,13 +257,23 @@ def cmd_top(args: argparse.Namespace, out: TextIO) -> int:
     view = _view(args)
     inv = resolve_inventory(args)
     selector = _selector(args, view)
+    from dataclasses import replace
+
     hosts = [replace(h, poll_interval=args.delay) for h in _hosts_for(inv, args, selector)]
+    import asyncio
+
     return asyncio.run(_top(hosts, selector, args, out, view))
 
 
 async def _top(
     hosts: list[HostConfig], selector: Selector, args: argparse.Namespace, out: TextIO, view: View | None = None
 ) -> int:
+    from dataclasses import replace
+
+    from vfleet.core.engine import Fleet, default_driver_factory
+    from vfleet.core.output import as_json, top_frame
+    from vfleet.core.report import TOP_SCHEMA, Report, build_report, sleep_until, wait_for_rates
+
     report = Report([], [], [])
     async with Fleet(hosts, driver_factory=cli_source.driver_factory(args, hosts) or default_driver_factory) as fleet:
         # Rates need two samples: the first frame waits for them, so `-n 1` is worth running.
@@ -275,6 +296,8 @@ async def _top(
 
 def cmd_inventory(args: argparse.Namespace, out: TextIO) -> int:
     if args.inventory_command == "keys":
+        from vfleet.core import keyref
+
         if args.markdown and args.driver:
             raise UsageError("inventory keys: --markdown prints every key; drop DRIVER")
         out.write(keyref.markdown() if args.markdown else keyref.text(args.driver))
@@ -284,6 +307,11 @@ def cmd_inventory(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_inventory_check(args: argparse.Namespace, out: TextIO) -> int:
     """Exit 0: valid and every host has what it needs here; 1: some host lacks something; 2: invalid."""
+    from collections import Counter
+
+    from vfleet.core import inventory
+    from vfleet.core.preflight import local_problems
+
     path = args.file or args.inventory or str(inventory.default_path())
     inv = inventory.load(path)
     problems = local_problems(inv)
@@ -316,6 +344,8 @@ def cmd_inventory_check(args: argparse.Namespace, out: TextIO) -> int:
 
 def cmd_config(args: argparse.Namespace, out: TextIO) -> int:
     """Exit 0: valid (the summary on stdout); 2: invalid (file:line on stderr)."""
+    from vfleet.core import config as console_config
+
     path = args.file or args.config or str(console_config.default_path())
     config = console_config.load(path)
     out.write(f"{config.path}: OK\n" + "".join(f"  {line}\n" for line in console_config.summary(config)))
@@ -323,6 +353,9 @@ def cmd_config(args: argparse.Namespace, out: TextIO) -> int:
 
 
 def cmd_tui(args: argparse.Namespace, out: TextIO) -> int:
+    from vfleet.core import config as console_config
+    from vfleet.drivers.registry import check_available
+
     config: Config = console_config.resolve(args.config)  # a bad config stops here, with file:line
     inv = resolve_inventory(args)
     check_available({h.driver for h in inv.hosts})
@@ -354,6 +387,26 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
     return cmd_tui(args, out)
 
 
+Handler = Callable[[argparse.Namespace, TextIO], int]
+BUILT_IN: dict[str, Handler] = {
+    "status": cmd_status,
+    "top": cmd_top,
+    "demo": cmd_demo,
+    "inventory": cmd_inventory,
+    "config": cmd_config,
+}
+
+
+def handler(command: str | None) -> Handler:
+    """No command: the TUI. Any other: `cmd_<command>` of vfleet/cli/<command>.py, loaded now, not at start-up."""
+    if command is None:
+        return cmd_tui
+    if command in BUILT_IN:
+        return BUILT_IN[command]
+    function: Handler = getattr(importlib.import_module(f"vfleet.cli.{command}"), f"cmd_{command}")
+    return function
+
+
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -364,19 +417,8 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         level=logging.DEBUG if args.verbose > 1 else logging.INFO if args.verbose else logging.WARNING,
         handlers=[stderr],
     )
-    handlers: dict[str, Callable[[argparse.Namespace, TextIO], int]] = {
-        "status": cmd_status,
-        "top": cmd_top,
-        "demo": cmd_demo,
-        "inventory": cmd_inventory,
-        "config": cmd_config,
-        "act": lambda a, o: cli_act.cmd_act(a, o, resolve_inventory),
-        "audit": cli_audit.cmd_audit,
-        "events": cli_events.cmd_events,
-        "export": cli_export.cmd_export,
-    }
     try:
-        return int(handlers.get(args.command, cmd_tui)(args, out))
+        return int(handler(args.command)(args, out))
     except VFleetError as exc:  # messages quote remote output and inventory text
         print(printable(f"vfleet: {exc}"), file=sys.stderr)
         return int(exc.exit_code)

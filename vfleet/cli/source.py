@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from vfleet.core.engine import DriverFactory
 from vfleet.core.errors import UsageError
-from vfleet.core.models import HostConfig
+
+if TYPE_CHECKING:  # the options are on every command's parser: keep this module light
+    from vfleet.core.engine import DriverFactory
+    from vfleet.core.models import HostConfig
 
 
 def add_options(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:

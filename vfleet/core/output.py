@@ -8,7 +8,6 @@ JSON document is also safe on a terminal.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Sequence
@@ -159,6 +158,8 @@ def as_json(document: dict[str, Any], *, indent: int | None = 2) -> str:
 
 
 def as_csv(records: Sequence[dict[str, Any]]) -> str:
+    import csv  # here: status -o json and table need not load it
+
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=DOMAIN_FIELDS, lineterminator="\n")
     writer.writeheader()

@@ -18,7 +18,6 @@ import asyncio
 import contextlib
 import logging
 import time
-import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -292,6 +291,8 @@ class LibvirtDriver(Driver):
     def _device_names(self, dom: libvirt.virDomain) -> tuple[list[str], list[str]]:
         key = f"{dom.UUIDString()}:{dom.ID()}"  # a restart may change the devices
         if key not in self._devices:
+            import xml.etree.ElementTree as ET  # here: only the per-domain fallback reads the XML
+
             tree = ET.fromstring(dom.XMLDesc(0))
             disks = [t.get("dev", "") for t in tree.findall("./devices/disk/target")]
             nics = [t.get("dev", "") for t in tree.findall("./devices/interface/target")]

@@ -21,9 +21,7 @@ import logging
 import math
 import os
 import shlex
-import shutil
 import signal
-import tempfile
 import threading
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
@@ -41,6 +39,9 @@ def is_ssh_uri(uri: str) -> bool:
 
 def _private_dir() -> Path | None:
     """A 0700 directory for the wrappers, on a file system that allows exec; None if there is none."""
+    import shutil  # here: every libvirt host imports this module, few connect over ssh
+    import tempfile
+
     global _dir
     with _dir_lock:
         if _dir is not None:
