@@ -227,3 +227,22 @@ def _audit_arguments(audit: argparse.ArgumentParser) -> None:
     show.add_argument("--user")
     show.add_argument("-n", "--last", type=int, metavar="N", help="only the last N operations")
     show.add_argument("-o", "--output", choices=("table", "json"), default="table")
+
+
+def add_source_options(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:
+    """On the top-level parser (the console) and on `status`/`top`; a subcommand's value wins."""
+    default = argparse.SUPPRESS if sub else None
+    parser.add_argument(
+        "--source",
+        metavar="prometheus=URL",
+        default=default,
+        help="read metrics from a Prometheus-API server (Prometheus, VictoriaMetrics, Thanos, Mimir) "
+        "that scrapes `vfleet export`; actions still go to the hosts",
+    )
+    parser.add_argument(
+        "--source-max-age",
+        type=float,
+        metavar="SECONDS",
+        default=argparse.SUPPRESS if sub else 30.0,
+        help="with --source: a host whose newest sample is older is stale (default 30)",
+    )

@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from vfleet import __version__
 from vfleet.cli import args as cli_args
-from vfleet.cli import source as cli_source
 from vfleet.cli.args import (
     CONFIG_ENV,
     INVENTORY_ENV,
@@ -35,6 +34,7 @@ from vfleet.core.sanitize import PrintableFormatter, printable
 # Everything below loads in the command that uses it (cron pays only for what it runs).
 if TYPE_CHECKING:
     from vfleet.core.config import Config, View
+    from vfleet.core.engine import DriverFactory
     from vfleet.core.inventory import Inventory
     from vfleet.core.models import HostConfig
     from vfleet.core.report import Report
@@ -65,7 +65,7 @@ def build_parser() -> argparse.ArgumentParser:
         "or ~/.config/vfleet/config.yaml)",
     )
     parser.add_argument("-v", "--verbose", action="count", default=0, help="more diagnostics on stderr")
-    cli_source.add_options(parser)
+    cli_args.add_source_options(parser)
     # A command's arguments are added when that command runs (LazyParser's setup=), or eagerly.
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=LazyParser)
     fleet_parser(commands, "status", "one snapshot of the whole fleet", setup=_status_arguments)
@@ -101,7 +101,7 @@ def _status_arguments(status: argparse.ArgumentParser) -> None:
         help="seconds between the two polls that give rates (0: one poll, no rates)",
     )
     status.add_argument("--timeout", type=float, metavar="SECONDS", help="give up on hosts after this long")
-    cli_source.add_options(status, sub=True)
+    cli_args.add_source_options(status, sub=True)
     add_view(status)
     add_filters(status)
 
@@ -113,7 +113,7 @@ def _top_arguments(top: argparse.ArgumentParser) -> None:
         "-n", "--iterations", type=int, metavar="COUNT", help="stop after COUNT frames (default: run until Ctrl-C)"
     )
     top.add_argument("-o", "--output", choices=("ndjson", "table"), default="ndjson")
-    cli_source.add_options(top, sub=True)
+    cli_args.add_source_options(top, sub=True)
     add_view(top)
     add_filters(top)
 
@@ -209,6 +209,15 @@ def resolve_inventory(args: argparse.Namespace) -> Inventory:
     return inv.with_read_only() if read_only else inv
 
 
+def _source_factory(args: argparse.Namespace, hosts: Sequence[HostConfig]) -> DriverFactory | None:
+    """The engine's driver factory for --source (loaded only then), or None to poll the hosts."""
+    if getattr(args, "source", None) is None:
+        return None
+    from vfleet.cli.source import driver_factory
+
+    return driver_factory(args, hosts)
+
+
 def _warn_hosts(report: Report) -> int:
     """One stderr line per host whose data cannot be trusted; the exit code says whether there was one."""
     for name in report.unreachable:
@@ -232,7 +241,7 @@ def cmd_status(args: argparse.Namespace, out: TextIO) -> int:
         raise UsageError("--interval must be 0 or more")
     from vfleet.core.engine import default_driver_factory
 
-    factory = cli_source.driver_factory(args, hosts)  # the server's rates need no second poll
+    factory = _source_factory(args, hosts)  # the server's rates need no second poll
     interval = 0.0 if factory else args.interval
     poll = factory or default_driver_factory
     views = asyncio.run(collect(hosts, interval=interval, timeout=args.timeout, driver_factory=poll))
@@ -275,7 +284,7 @@ async def _top(
     from vfleet.core.report import TOP_SCHEMA, Report, build_report, sleep_until, wait_for_rates
 
     report = Report([], [], [])
-    async with Fleet(hosts, driver_factory=cli_source.driver_factory(args, hosts) or default_driver_factory) as fleet:
+    async with Fleet(hosts, driver_factory=_source_factory(args, hosts) or default_driver_factory) as fleet:
         # Rates need two samples: the first frame waits for them, so `-n 1` is worth running.
         await wait_for_rates(fleet, hosts, interval=args.delay)
         start = time.monotonic()
@@ -362,7 +371,7 @@ def cmd_tui(args: argparse.Namespace, out: TextIO) -> int:
     from vfleet.app import run_tui  # textual loads here only: headless commands never pay for it
 
     _log_to_file_while_the_tui_runs()
-    factory = cli_source.driver_factory(args, inv.hosts)
+    factory = _source_factory(args, inv.hosts)
     return run_tui(inv, demo=args.demo, read_only=args.read_only, config=config, driver_factory=factory)
 
 

@@ -1,4 +1,4 @@
-"""`--source prometheus=URL` for the console, `status` and `top`: where the metrics come from.
+"""`--source prometheus=URL` (options in cli/args.py): where the metrics come from.
 
 The inventory still says which hosts exist and how to reach them for actions;
 with a source, polls read the Prometheus-API server instead of the hosts.
@@ -15,25 +15,6 @@ from vfleet.core.errors import UsageError
 if TYPE_CHECKING:  # the options are on every command's parser: keep this module light
     from vfleet.core.engine import DriverFactory
     from vfleet.core.models import HostConfig
-
-
-def add_options(parser: argparse.ArgumentParser, *, sub: bool = False) -> None:
-    """On the top-level parser (the console) and on `status`/`top`; a subcommand's value wins."""
-    default = argparse.SUPPRESS if sub else None
-    parser.add_argument(
-        "--source",
-        metavar="prometheus=URL",
-        default=default,
-        help="read metrics from a Prometheus-API server (Prometheus, VictoriaMetrics, Thanos, Mimir) "
-        "that scrapes `vfleet export`; actions still go to the hosts",
-    )
-    parser.add_argument(
-        "--source-max-age",
-        type=float,
-        metavar="SECONDS",
-        default=argparse.SUPPRESS if sub else 30.0,
-        help="with --source: a host whose newest sample is older is stale (default 30)",
-    )
 
 
 def driver_factory(args: argparse.Namespace, hosts: Sequence[HostConfig]) -> DriverFactory | None:
