@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from vfleet import __version__
 from vfleet.cli import act as cli_act
 from vfleet.cli import audit as cli_audit
+from vfleet.cli import console as cli_console
 from vfleet.cli import events as cli_events
 from vfleet.cli import export as cli_export
 from vfleet.core import config as console_config
@@ -133,6 +134,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("demo", help="the console on the built-in simulated fleet")
     cli_act.add_commands(commands)
     cli_audit.add_command(commands)
+    cli_console.add_command(commands)
     cli_events.add_command(commands)
     cli_export.add_command(commands, _add_filters)
     return parser
@@ -364,6 +366,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         "config": cmd_config,
         "act": lambda a, o: cli_act.cmd_act(a, o, resolve_inventory),
         "audit": cli_audit.cmd_audit,
+        "console": lambda a, o: cli_console.cmd_console(a, o, resolve_inventory),
         "events": cli_events.cmd_events,
         "export": cli_export.cmd_export,
     }

@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     PARTIAL = 5  # some targets of a bulk operation failed
     MISSING_DEPENDENCY = 6  # an optional backend package is not installed
     AUDIT = 7  # the audit log cannot be written; nothing was done
+    NO_CONSOLE = 8  # the domain has no serial console this driver can attach to
     INTERNAL = 70  # a bug in vfleet (EX_SOFTWARE)
     INTERRUPTED = 130  # Ctrl-C
 
@@ -122,6 +123,12 @@ class DriverBusy(DriverTimeout):
 
 class UnsupportedAction(DriverError):
     exit_code = ExitCode.REFUSED
+
+
+class NoConsole(DriverError):
+    """No serial console to attach to (no serial device, or none over this driver's interface)."""
+
+    exit_code = ExitCode.NO_CONSOLE
 
 
 class DomainNotFound(DriverError):
