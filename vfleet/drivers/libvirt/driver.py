@@ -353,6 +353,11 @@ class LibvirtDriver(Driver):
         except DriverError as exc:
             cause = exc.__cause__
             better = open_error(self.host, domain, cause) if isinstance(cause, libvirt.libvirtError) else None
+            # The stream must be freed while the event loop runs (freeing it updates the loop's
+            # watches): drop every reference, including the worker frames in the cause's traceback.
+            del stream, dom
+            if cause is not None:
+                cause.__traceback__ = None
             raise (better or exc) from cause
 
         async def blocking(what: str, fn: Callable[[], Any]) -> Any:

@@ -1,0 +1,231 @@
+"""Serial consoles, end to end in a real terminal (tmux) on a real QEMU guest.
+
+The shared guests vfleet-t1/t2 log their serial port to a file (no pty to attach to);
+these tests boot a transient guest vfleet-con from the testbed's kernel and initramfs
+with `<serial type='pty'>` + `<console>` and busybox sh as init on ttyS0, and destroy it
+after each test (a transient domain leaves nothing defined).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shlex
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+from conftest import ROOT, need_backend
+
+CON = "vfleet-con"
+
+
+def con_xml(guest_dir: Path) -> str:
+    image = guest_dir.parent / "guest"
+    return f"""<domain type='qemu'>
+  <name>{CON}</name>
+  <title>vfleet console test guest (transient)</title>
+  <memory unit='MiB'>96</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='pc'>hvm</type>
+    <kernel>{image / "vmlinuz"}</kernel>
+    <initrd>{image / "initrd.img"}</initrd>
+    <cmdline>console=ttyS0 quiet rdinit=/bin/busybox -- sh</cmdline>
+  </os>
+  <on_poweroff>destroy</on_poweroff>
+  <devices>
+    <emulator>/usr/bin/qemu-system-x86_64</emulator>
+    <controller type='usb' model='none'/>
+    <serial type='pty'><target port='0'/></serial>
+    <console type='pty'><target type='serial' port='0'/></console>
+    <memballoon model='none'/>
+  </devices>
+</domain>"""
+
+
+@pytest.fixture
+def con_guest(testbed: dict[str, str], libvirt_module: object) -> Iterator[str]:
+    import libvirt
+
+    need_backend("tmux", subprocess.run(["tmux", "-V"], capture_output=True, check=False).returncode == 0)
+    conn = libvirt.open(testbed["VFLEET_QEMU_URI"])
+    try:
+        old = conn.lookupByName(CON)  # left over by an interrupted run
+        old.destroy()
+    except libvirt.libvirtError:
+        pass
+    dom = conn.createXML(con_xml(Path(testbed["VFLEET_GUEST_DIR"])), 0)
+    yield CON
+    with contextlib.suppress(libvirt.libvirtError):  # a test destroyed it already
+        dom.destroy()
+    conn.close()
+
+
+class Term:
+    def __init__(self, command: str, tmp: Path) -> None:
+        self.session = f"vfleet-con-{uuid.uuid4().hex[:8]}"
+        self.tmp = tmp
+        # stty -g before and after: the terminal settings must come back exactly
+        script = f"stty -g > {tmp}/before; {command}; echo EXIT=$?; stty -g > {tmp}/after; sleep 600"
+        subprocess.run(
+            ["tmux", "new-session", "-d", "-s", self.session, "-x", "120", "-y", "40", "sh", "-c", script],
+            check=True,
+            timeout=10,
+        )
+
+    def run(self, *args: str) -> str:
+        return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True, timeout=10).stdout
+
+    def screen(self) -> str:
+        return self.run("capture-pane", "-p", "-t", self.session)
+
+    def keys(self, *keys: str) -> None:
+        self.run("send-keys", "-t", self.session, *keys)
+
+    def text(self, text: str) -> None:
+        self.run("send-keys", "-t", self.session, "-l", text)
+
+    def wait_for(self, check: Callable[[str], bool], what: str, timeout: float = 60.0) -> str:
+        deadline = time.monotonic() + timeout
+        while True:
+            screen = self.screen()
+            if check(screen):
+                return screen
+            if time.monotonic() > deadline:
+                raise AssertionError(f"timed out waiting for {what}; the screen was:\n{screen}")
+            time.sleep(0.1)  # another process's output: nothing to await
+
+    def stty_restored(self) -> bool:
+        before, after = self.tmp / "before", self.tmp / "after"
+        deadline = time.monotonic() + 10
+        while not (after.exists() and after.read_text()) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        return before.read_text() == after.read_text() != ""
+
+    def kill(self) -> None:
+        subprocess.run(["tmux", "kill-session", "-t", self.session], check=False, capture_output=True, timeout=10)
+
+
+def vfleet(inventory: Path, audit: Path, *args: str) -> str:
+    env = f"PYTHONPATH={shlex.quote(str(ROOT))}"
+    words = " ".join(shlex.quote(a) for a in args)
+    return f"cd {ROOT} && env {env} {sys.executable} -m vfleet -i {inventory} {words} --audit-log {audit}"
+
+
+def inventory_for(tmp: Path, uri: str) -> Path:
+    path = tmp / "inventory.yaml"
+    path.write_text(f"hosts:\n  - name: kvm\n    driver: libvirt\n    uri: \"{uri}\"\n")
+    return path
+
+
+@pytest.fixture
+def term_factory(tmp_path: Path) -> Iterator[Callable[[str], Term]]:
+    terms: list[Term] = []
+
+    def make(command: str) -> Term:
+        terms.append(Term(command, tmp_path))
+        return terms[-1]
+
+    yield make
+    for term in terms:
+        term.kill()
+
+
+def _session(term: Term) -> None:
+    """Wake the guest's shell, run a command, see its output (not just its echo)."""
+    term.wait_for(lambda s: "Connected to vfleet-con on kvm. Escape: Ctrl+]" in s, "the banner")
+    deadline = time.monotonic() + 60
+    while "/ #" not in term.screen():  # the guest may still be booting: Enter until a prompt
+        assert time.monotonic() < deadline, term.screen()
+        term.keys("Enter")
+        time.sleep(1)
+    term.text("echo VF$((6*7))")
+    term.keys("Enter")
+    term.wait_for(lambda s: "VF42" in s.replace("VF$((6*7))", ""), "the command's output")
+
+
+def _audit(path: Path) -> list[dict[str, object]]:
+    return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+@pytest.mark.parametrize("uri_key", ["VFLEET_QEMU_URI", "VFLEET_QEMU_SSH_URI"])
+def test_console_types_a_command_and_leaves_with_ctrl_bracket(
+    con_guest: str, testbed: dict[str, str], tmp_path: Path, term_factory: Callable[[str], Term], uri_key: str
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    inventory = inventory_for(tmp_path, testbed[uri_key])
+    term = term_factory(vfleet(inventory, audit, "console", con_guest))
+    _session(term)
+    term.keys("C-]")
+    screen = term.wait_for(lambda s: "EXIT=" in s, "the command to end")
+    assert "Disconnected from vfleet-con." in screen and "Traceback" not in screen
+    assert "EXIT=0" in screen
+    assert term.stty_restored()
+    records = _audit(audit)
+    opened = [r for r in records if r.get("kind") == "console"]
+    assert len(opened) == 1
+    assert opened[0]["targets"][0]["domain"] == con_guest  # type: ignore[index]
+    assert opened[0]["view_only"] is False and opened[0]["face"] == "cli" and opened[0]["user"]
+    closed = [r for r in records if r.get("kind") == "close" and r.get("op") == opened[0]["op"]]
+    assert len(closed) == 1 and closed[0]["outcome"] == "completed" and closed[0]["seconds"] > 0
+    assert "6*7" not in audit.read_text() and "VF" not in audit.read_text()  # never the keystrokes
+
+
+def test_a_dropped_console_restores_the_terminal(
+    con_guest: str, testbed: dict[str, str], tmp_path: Path, term_factory: Callable[[str], Term]
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    term = term_factory(vfleet(inventory_for(tmp_path, testbed["VFLEET_QEMU_URI"]), audit, "console", con_guest))
+    _session(term)
+    subprocess.run(["virsh", "-c", testbed["VFLEET_QEMU_URI"], "destroy", con_guest], check=True, capture_output=True)
+    screen = term.wait_for(lambda s: "EXIT=" in s, "the command to end")
+    assert "Disconnected from vfleet-con: " in screen and "Traceback" not in screen
+    assert term.stty_restored()
+    assert [r["kind"] for r in _audit(audit)] == ["console", "close"]
+
+
+def test_a_domain_without_a_serial_pty_says_so(testbed: dict[str, str], tmp_path: Path) -> None:
+    audit = tmp_path / "audit.jsonl"
+    inventory = inventory_for(tmp_path, testbed["VFLEET_QEMU_URI"])
+    guest = testbed["VFLEET_GUESTS"].split(",")[0]  # its serial port logs to a file
+    done = subprocess.run(
+        [sys.executable, "-m", "vfleet", "-i", str(inventory), "console", guest, "--audit-log", str(audit)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 8, done.stderr
+    assert done.stdout == ""
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "no serial console" in lines[0] and guest in lines[0], lines
+    assert [r.get("outcome") for r in _audit(audit) if r["kind"] == "close"] == ["failed"]
+
+
+def test_ambiguous_and_unknown_domains_are_usage_errors(testbed: dict[str, str], tmp_path: Path) -> None:
+    uri = testbed["VFLEET_QEMU_URI"]
+    inventory = tmp_path / "inventory.yaml"
+    inventory.write_text(
+        f"hosts:\n  - name: a\n    driver: libvirt\n    uri: {uri}\n  - name: b\n    driver: libvirt\n    uri: {uri}\n"
+    )
+    guest = testbed["VFLEET_GUESTS"].split(",")[0]
+    for word, needle in ((guest, "ambiguous"), ("no-such-domain", "no domain named")):
+        done = subprocess.run(
+            [sys.executable, "-m", "vfleet", "-i", str(inventory), "console", word],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "VFLEET_AUDIT_LOG": str(tmp_path / "a.jsonl")},
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode == 2, done.stderr
+        assert len(done.stderr.strip().splitlines()) == 1 and needle in done.stderr
+    assert not (tmp_path / "a.jsonl").exists()  # nothing was opened
