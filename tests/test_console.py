@@ -229,3 +229,35 @@ def test_ambiguous_and_unknown_domains_are_usage_errors(testbed: dict[str, str],
         assert done.returncode == 2, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1 and needle in done.stderr
     assert not (tmp_path / "a.jsonl").exists()  # nothing was opened
+
+
+def test_the_tui_hands_the_terminal_over_and_comes_back_as_it_was(
+    con_guest: str, testbed: dict[str, str], tmp_path: Path, term_factory: Callable[[str], Term]
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    inventory = inventory_for(tmp_path, testbed["VFLEET_QEMU_URI"])
+    env = f"PYTHONPATH={shlex.quote(str(ROOT))} VFLEET_AUDIT_LOG={audit} TERM=xterm-256color XDG_STATE_HOME={tmp_path}"
+    term = term_factory(f"cd {ROOT} && env {env} {sys.executable} -m vfleet -i {inventory}")
+    term.wait_for(lambda s: con_guest in s and "vfleet-t2" in s, "the fleet table")
+    # a filter and a sort that put the console guest on the last of three rows: the cursor goes there
+    sorted_desc = lambda s: "NAME▼" in s and s.index("vfleet-t2") < s.index("vfleet-t1") < s.index(con_guest)  # noqa: E731
+    deadline = time.monotonic() + 60
+    while not sorted_desc(term.screen()):  # keys sent while the app starts may be dropped: until it takes them
+        assert time.monotonic() < deadline, term.screen()
+        term.text(":sort name desc\r")
+        time.sleep(1)
+    term.text("/vfleet-\r")
+    term.wait_for(lambda s: "filter 'vfleet-': 3 shown" in s, "the filter")
+    term.keys("Down", "Down")
+    time.sleep(0.5)  # two key presses to be taken in; nothing on screen says they were
+    term.keys("o")
+    _session(term)
+    term.keys("C-]")
+    after = term.wait_for(lambda s: "Disconnected from vfleet-con." in s and "vfleet-t2" in s, "the TUI back")
+    assert after.index("vfleet-t2") < after.index("vfleet-t1") < after.index(con_guest)  # the same sort
+    assert "/ #" not in after and "VF42" not in after  # the console's text is gone: the TUI repainted
+    assert "filter 'vfleet-': 3 shown" in after  # the same filter
+    term.keys("Enter")  # the domain under the cursor: still the console guest
+    term.wait_for(lambda s: con_guest in s and "vfleet-t2" not in s, "the cursor row's detail")
+    records = _audit(audit)
+    assert [(r["kind"], r.get("face")) for r in records] == [("console", "tui"), ("close", None)]
