@@ -9,7 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from vfleet.core.errors import ExitCode, HostUnreachable, UsageError, host_line
+from vfleet.core.errors import ExitCode, HostUnreachable, NoConsole, UsageError, host_line
 from vfleet.core.models import HostConfig, HostStatus
 from vfleet.core.sanitize import printable
 from vfleet.core.selector import glob_matcher
@@ -44,12 +44,11 @@ def cmd_console(args: argparse.Namespace, out: TextIO, resolve: Resolve) -> int:
     ]
     if not hosts:
         raise UsageError(f"{inv.path}: no host matches {args.domain!r} and --host")
-    return asyncio.run(_console(hosts, name, args))
+    return asyncio.run(_console(hosts, name, args, out))
 
 
-async def _console(hosts: list[HostConfig], word: str, args: argparse.Namespace) -> int:
+async def _console(hosts: list[HostConfig], word: str, args: argparse.Namespace, out: TextIO) -> int:
     from vfleet.core.audit import AuditLog
-    from vfleet.core.console import attach, banner, farewell
     from vfleet.core.engine import Fleet
     from vfleet.core.operations import Operations, Target
 
@@ -79,12 +78,23 @@ async def _console(hosts: list[HostConfig], word: str, args: argparse.Namespace)
         view, domain = found[0]
         target = Target(view.name, domain.name, domain.key)
         operations = Operations(fleet, audit, face="cli")
-        async with operations.console(
-            target, view_only=view.read_only, force=args.force, safe=args.safe, timeout=args.timeout
-        ) as stream:
-            print(banner(domain.name, view.name, view_only=view.read_only), file=sys.stderr, flush=True)
-            ended = await attach(stream, view_only=view.read_only)
-        print("\r\n" + farewell(ended, domain.name), file=sys.stderr, flush=True)
+        try:
+            return await _attach(operations, target, view.read_only, args)
+        except NoConsole as exc:  # where a console is instead: data, on stdout
+            out.write("".join(f"{printable(link)}\n" for link in exc.links))
+            out.flush()
+            raise
+
+
+async def _attach(operations: Any, target: Any, view_only: bool, args: argparse.Namespace) -> int:
+    from vfleet.core.console import attach, banner, farewell
+
+    async with operations.console(
+        target, view_only=view_only, force=args.force, safe=args.safe, timeout=args.timeout
+    ) as stream:
+        print(banner(target.domain, target.host, view_only=view_only), file=sys.stderr, flush=True)
+        ended = await attach(stream, view_only=view_only)
+    print("\r\n" + farewell(ended, target.domain), file=sys.stderr, flush=True)
     return int(ENDED_EXIT.get(ended.how, ExitCode.FAILED))
 
 

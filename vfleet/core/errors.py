@@ -126,9 +126,18 @@ class UnsupportedAction(DriverError):
 
 
 class NoConsole(DriverError):
-    """No serial console to attach to (no serial device, or none over this driver's interface)."""
+    """No serial console to attach to (no serial device, or none over this driver's interface).
+
+    `links` are where a console may be found instead (a VMRC link, a web console URL, a
+    network serial port): data for the operator, never part of the message (a VMRC link
+    carries a clone ticket, and messages go to the audit log).
+    """
 
     exit_code = ExitCode.NO_CONSOLE
+
+    def __init__(self, host: str, message: str, *, links: tuple[str, ...] = ()) -> None:
+        super().__init__(host, message)
+        self.links = links
 
 
 class DomainNotFound(DriverError):

@@ -7,7 +7,7 @@ import sys
 from textual.app import App
 
 from vfleet.core.console import Ended, attach, banner, farewell
-from vfleet.core.errors import VFleetError
+from vfleet.core.errors import NoConsole, VFleetError
 from vfleet.core.operations import Operations, Target
 
 __all__ = ["farewell", "run_console"]
@@ -25,5 +25,7 @@ async def run_console(app: App[object], operations: Operations, target: Target, 
                     return await attach(stream, view_only=view_only)
                 except Exception as exc:
                     return Ended("error", f"{target.host}: console of {target.domain}: {exc}")
+    except NoConsole as exc:  # where a console is instead, for the operator to copy
+        return Ended("error", " ".join((str(exc), *exc.links)))
     except VFleetError as exc:
         return Ended("error", str(exc))
