@@ -15,8 +15,9 @@ from vcsim_fixture import PASSWORD, USER, VCSIM_BIN, Vcsim, start_vcsim
 from vfleet.core.audit import AuditLog
 from vfleet.core.engine import Fleet
 from vfleet.core.errors import ExitCode, NoConsole
-from vfleet.core.models import HostConfig, TlsSettings
+from vfleet.core.models import DomainRef, HostConfig, TlsSettings
 from vfleet.core.operations import Operations, Target
+from vfleet.drivers.registry import create_driver
 
 PASSWORD_ENV = "VFLEET_TEST_VCSIM_PASSWORD"
 
@@ -88,3 +89,22 @@ async def test_esxi_api_answers_with_a_vmrc_link_and_the_serial_port(
     text = (tmp_path / "audit.jsonl").read_text()
     assert ticket not in text  # a clone ticket is a credential
     assert '"kind":"console"' in text.replace(" ", "") and '"outcome":"failed"' in text.replace(" ", "")
+
+
+async def test_esxi_ssh_answers_with_the_web_console_url(tmp_path: Path) -> None:
+    from sshhost import EsxiHost, Keys, SshTestServer
+
+    srv = await SshTestServer(EsxiHost(), Keys.generate(), tmp_path).start()
+    driver = create_driver(srv.config(name="esx1", driver="esxi_ssh"))
+    try:
+        await driver.connect()
+        snapshot = await driver.poll()
+        vm = snapshot.domains[0]
+        with pytest.raises(NoConsole) as caught:
+            await driver.open_console(DomainRef(vm.name, vm.key))
+    finally:
+        await driver.close()
+        await srv.close()
+    assert "no serial console over SSH on ESXi" in str(caught.value) and vm.name in str(caught.value)
+    (url,) = caught.value.links
+    assert url.startswith("https://127.0.0.1/ui/#/console/") and url.rsplit("/", 1)[1].isdigit()
