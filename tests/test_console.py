@@ -261,3 +261,19 @@ def test_the_tui_hands_the_terminal_over_and_comes_back_as_it_was(
     term.wait_for(lambda s: con_guest in s and "vfleet-t2" not in s, "the cursor row's detail")
     records = _audit(audit)
     assert [(r["kind"], r.get("face")) for r in records] == [("console", "tui"), ("close", None)]
+
+
+def test_libvirt_refuses_a_console_on_a_read_only_connection(con_guest: str, testbed: dict[str, str], tmp_path: Path) -> None:
+    """--read-only opens libvirt read-only, and libvirt denies consoles there: refused, one line, exit 4."""
+    inventory = inventory_for(tmp_path, testbed["VFLEET_QEMU_URI"])
+    done = subprocess.run(
+        [sys.executable, "-m", "vfleet", "--read-only", "-i", str(inventory), "console", con_guest,
+         "--audit-log", str(tmp_path / "audit.jsonl")],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.DEVNULL,
+    )
+    assert done.returncode == 4, done.stderr
+    lines = done.stderr.strip().splitlines()
+    assert len(lines) == 1 and "refuses consoles" in lines[0] and "read only" in lines[0], lines
+    opened = [r for r in _audit(tmp_path / "audit.jsonl") if r["kind"] == "console"]
+    assert len(opened) == 1 and opened[0]["view_only"] is True
