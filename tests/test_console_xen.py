@@ -182,3 +182,23 @@ async def test_no_audit_log_no_console(server: tuple[SshTestServer, FakeConsole]
                 pass
     assert caught.value.exit_code == 7
     assert fake.opened == 0  # refused before the host was asked
+
+
+async def test_sigterm_ends_the_session_and_restores_the_terminal(
+    server: tuple[SshTestServer, FakeConsole], operator: Operator
+) -> None:
+    import signal
+
+    srv, fake = server
+    driver = await _driver(srv)
+    try:
+        stream = await driver.open_console(DomainRef("tiny", "tiny"))
+        session = asyncio.create_task(attach(stream, stdin=operator.slave, stdout=operator.slave))
+        await operator.wait_for(b"tiny login: ")
+        os.kill(os.getpid(), signal.SIGTERM)  # only the session's handler is installed now: it ends the session
+        ended = await asyncio.wait_for(session, 20)
+        assert ended.how == "terminated"
+        assert termios.tcgetattr(operator.slave) == operator.settings
+        await asyncio.wait_for(fake.ended.wait(), 20)  # and the remote console was closed
+    finally:
+        await driver.close()
