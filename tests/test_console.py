@@ -175,6 +175,7 @@ def test_console_types_a_command_and_leaves_with_ctrl_bracket(
     assert opened[0]["view_only"] is False and opened[0]["face"] == "cli" and opened[0]["user"]
     closed = [r for r in records if r.get("kind") == "close" and r.get("op") == opened[0]["op"]]
     assert len(closed) == 1 and closed[0]["outcome"] == "completed" and closed[0]["seconds"] > 0
+    assert [r["result"] for r in records if r["kind"] == "result"] == ["ok"]
     assert "6*7" not in audit.read_text() and "VF" not in audit.read_text()  # never the keystrokes
 
 
@@ -188,7 +189,9 @@ def test_a_dropped_console_restores_the_terminal(
     screen = term.wait_for(lambda s: "EXIT=" in s, "the command to end")
     assert "Disconnected from vfleet-con: " in screen and "Traceback" not in screen
     assert term.stty_restored()
-    assert [r["kind"] for r in _audit(audit)] == ["console", "close"]
+    records = _audit(audit)
+    assert [(r["kind"], r.get("result")) for r in records] == [("console", None), ("result", "closed"), ("close", None)]
+    assert records[1]["error"] == "the console was closed by the host"
 
 
 def test_a_domain_without_a_serial_pty_says_so(testbed: dict[str, str], tmp_path: Path) -> None:
@@ -260,7 +263,7 @@ def test_the_tui_hands_the_terminal_over_and_comes_back_as_it_was(
     term.keys("Enter")  # the domain under the cursor: still the console guest
     term.wait_for(lambda s: con_guest in s and "vfleet-t2" not in s, "the cursor row's detail")
     records = _audit(audit)
-    assert [(r["kind"], r.get("face")) for r in records] == [("console", "tui"), ("close", None)]
+    assert [(r["kind"], r.get("face")) for r in records] == [("console", "tui"), ("result", None), ("close", None)]
 
 
 def test_libvirt_refuses_a_console_on_a_read_only_connection(con_guest: str, testbed: dict[str, str], tmp_path: Path) -> None:

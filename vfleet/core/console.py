@@ -29,6 +29,8 @@ ESCAPE_NAME = "Ctrl+]"
 class ConsoleStream(ABC):
     """One open console: what a driver's open_console returns."""
 
+    ended: Ended | None = None  # how the session on it ended: set by attach, read for the audit record
+
     @abstractmethod
     async def read(self) -> bytes:
         """The next output of the domain; b"" once the console closed. Raises a VFleetError if it broke."""
@@ -145,7 +147,8 @@ async def attach(
         loop.add_reader(stdin, on_input)
         terminated = _on_sigterm(loop, lambda: end(Ended("terminated", "terminated by SIGTERM")))
         try:
-            return await done
+            stream.ended = await done
+            return stream.ended
         finally:
             loop.remove_reader(stdin)
             if terminated:

@@ -266,11 +266,18 @@ class Operations:
                 "face": self.face,
                 "view_only": view_only,
                 "force": force,
-                "targets": [{"host": target.host, "domain": target.domain, "key": target.ref.key}],
+                "targets": [
+                    {
+                        "host": target.host,
+                        "domain": target.domain,
+                        "key": target.ref.key,
+                        "plan": "view" if view_only else "attach",
+                    }
+                ],
             }
         )
         started = time.monotonic()
-        outcome, error = "crashed", None
+        outcome, error, how = "crashed", None, "ok"
         stream: ConsoleStream | None = None
         try:
             driver = self.fleet.driver(target.host)
@@ -281,6 +288,8 @@ class Operations:
             )
             yield stream
             outcome = "completed"
+            if stream.ended is not None and stream.ended.how != "escape":  # the host, an error or a signal ended it
+                how, error = stream.ended.how, stream.ended.message
         except (asyncio.CancelledError, KeyboardInterrupt):
             outcome = "interrupted"
             raise
@@ -290,9 +299,20 @@ class Operations:
         finally:
             if stream is not None:
                 await stream.close()
-            close = {"kind": "close", "op": op, "outcome": outcome, "seconds": round(time.monotonic() - started, 3)}
+            seconds = round(time.monotonic() - started, 3)
+            result = {
+                "kind": "result",
+                "op": op,
+                "host": target.host,
+                "domain": target.domain,
+                "key": target.ref.key,
+                "verb": "console",
+                "result": how if outcome == "completed" else outcome,
+                "error": error,
+            }
+            close = {"kind": "close", "op": op, "outcome": outcome, "seconds": seconds}
             try:
-                await asyncio.shield(asyncio.to_thread(self.audit.append, {**close, "error": error}))
+                await asyncio.shield(asyncio.to_thread(self.audit.append_many, [result, close]))
             except Exception:  # the opening is on disk: a lost close must not hide the session's own end
                 log.exception("audit: could not record the end of console %s", op)
 
