@@ -280,3 +280,33 @@ def test_libvirt_refuses_a_console_on_a_read_only_connection(con_guest: str, tes
     assert len(lines) == 1 and "refuses consoles" in lines[0] and "read only" in lines[0], lines
     opened = [r for r in _audit(tmp_path / "audit.jsonl") if r["kind"] == "console"]
     assert len(opened) == 1 and opened[0]["view_only"] is True
+
+
+def test_a_held_console_is_refused_and_force_takes_it_over(
+    con_guest: str, testbed: dict[str, str], tmp_path: Path, term_factory: Callable[[str], Term]
+) -> None:
+    audit = tmp_path / "audit.jsonl"
+    inventory = inventory_for(tmp_path, testbed["VFLEET_QEMU_URI"])
+    first = term_factory(vfleet(inventory, audit, "console", con_guest, "--safe"))
+    _session(first)
+    second = subprocess.run(
+        [sys.executable, "-m", "vfleet", "-i", str(inventory), "console", con_guest, "--audit-log", str(audit)],
+        capture_output=True, text=True, timeout=120, env={**os.environ, "PYTHONPATH": str(ROOT)},
+        stdin=subprocess.DEVNULL,
+    )
+    assert second.returncode == 1, second.stderr
+    assert "in use by another session; --force takes it over" in second.stderr
+    (tmp_path / "t2").mkdir()
+    taker = Term(vfleet(inventory, audit, "console", con_guest, "--force"), tmp_path / "t2")
+    try:
+        taker.wait_for(lambda s: "Connected to vfleet-con on kvm." in s, "the forced console")
+        screen = first.wait_for(lambda s: "EXIT=" in s, "the first console to be closed")
+        assert "Disconnected from vfleet-con: " in screen and first.stty_restored()
+        taker.keys("Enter")
+        taker.wait_for(lambda s: "/ #" in s, "the shell on the forced console")
+        taker.keys("C-]")
+        taker.wait_for(lambda s: "EXIT=0" in s, "the forced console to end")
+    finally:
+        taker.kill()
+    opened = [r for r in _audit(audit) if r["kind"] == "console"]
+    assert [r["force"] for r in opened] == [False, False, True]

@@ -78,7 +78,7 @@ def with_no_tty(uri: str) -> str:
 
 class LibvirtDriver(Driver):
     kind = "libvirt"
-    capabilities = LIFECYCLE | {Capability.EVENTS, Capability.READ_ONLY_CONNECTION}
+    capabilities = LIFECYCLE | {Capability.EVENTS, Capability.READ_ONLY_CONNECTION, Capability.CONSOLE}
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
         super().__init__(config, read_only=read_only)

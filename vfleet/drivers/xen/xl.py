@@ -64,6 +64,7 @@ class XenXlDriver(Driver):
             Capability.PAUSE,
             Capability.RESUME,
             Capability.FORCE_OFF,
+            Capability.CONSOLE,
         }
     )
     max_output = MAX_OUTPUT  # bytes per command (the poll's four outputs together)
