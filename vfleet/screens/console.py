@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import sys
 
-from textual.app import App
+from textual.app import App, SuspendNotSupported
 
 from vfleet.core.console import Ended, attach, banner, farewell
-from vfleet.core.errors import NoConsole, VFleetError
+from vfleet.core.errors import NoConsole, UnsupportedAction, VFleetError
 from vfleet.core.operations import Operations, Target
 
 __all__ = ["farewell", "run_console"]
@@ -17,14 +17,17 @@ async def run_console(app: App[object], operations: Operations, target: Target, 
     """Open (on record) before suspending: a domain without a console never blanks the screen."""
     try:
         async with operations.console(target, view_only=view_only) as stream:
-            # batch_update: the fleet keeps polling meanwhile, and no repaint may reach the terminal
-            with app.batch_update(), app.suspend():
-                # App.suspend resumes only when its block ends normally: nothing may escape it
-                try:
-                    print(banner(target.domain, target.host, view_only=view_only), file=sys.stderr, flush=True)
-                    return await attach(stream, view_only=view_only)
-                except Exception as exc:
-                    return Ended("error", f"{target.host}: console of {target.domain}: {exc}")
+            try:
+                # batch_update: the fleet keeps polling meanwhile, and no repaint may reach the terminal
+                with app.batch_update(), app.suspend():
+                    # App.suspend resumes only when its block ends normally: nothing may escape it
+                    try:
+                        print(banner(target.domain, target.host, view_only=view_only), file=sys.stderr, flush=True)
+                        return await attach(stream, view_only=view_only)
+                    except Exception as exc:
+                        return Ended("error", f"{target.host}: console of {target.domain}: {exc}")
+            except SuspendNotSupported:
+                raise UnsupportedAction(target.host, "this terminal cannot be handed over to a console") from None
     except NoConsole as exc:  # where a console is instead, for the operator to copy
         return Ended("error", " ".join((str(exc), *exc.links)))
     except VFleetError as exc:
