@@ -50,22 +50,33 @@ def con_xml(guest_dir: Path) -> str:
 </domain>"""
 
 
-@pytest.fixture
-def con_guest(testbed: dict[str, str], libvirt_module: object) -> Iterator[str]:
+@pytest.fixture(scope="module")
+def _con_connection(testbed: dict[str, str], libvirt_module: object) -> Iterator[object]:
+    """One guest for the module (booting takes seconds under TCG); destroyed at the end."""
     import libvirt
 
     need_backend("tmux", subprocess.run(["tmux", "-V"], capture_output=True, check=False).returncode == 0)
     conn = libvirt.open(testbed["VFLEET_QEMU_URI"])
-    try:
-        old = conn.lookupByName(CON)  # left over by an interrupted run
-        old.destroy()
-    except libvirt.libvirtError:
-        pass
-    dom = conn.createXML(con_xml(Path(testbed["VFLEET_GUEST_DIR"])), 0)
-    yield CON
-    with contextlib.suppress(libvirt.libvirtError):  # a test destroyed it already
-        dom.destroy()
+    with contextlib.suppress(libvirt.libvirtError):  # left over by an interrupted run
+        conn.lookupByName(CON).destroy()
+    yield conn
+    with contextlib.suppress(libvirt.libvirtError):
+        conn.lookupByName(CON).destroy()
     conn.close()
+
+
+@pytest.fixture
+def con_guest(_con_connection: object, testbed: dict[str, str]) -> str:
+    """The transient console guest, running (created again after a test destroyed it)."""
+    import libvirt
+
+    conn = _con_connection
+    assert isinstance(conn, libvirt.virConnect)
+    try:
+        conn.lookupByName(CON)
+    except libvirt.libvirtError:
+        conn.createXML(con_xml(Path(testbed["VFLEET_GUEST_DIR"])), 0)
+    return CON
 
 
 class Term:

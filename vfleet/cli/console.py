@@ -15,7 +15,12 @@ from vfleet.core.sanitize import printable
 from vfleet.core.selector import glob_matcher
 
 Resolve = Callable[[argparse.Namespace], Any]
-ENDED_EXIT = {"escape": ExitCode.OK, "closed": ExitCode.OK, "input-closed": ExitCode.OK}
+ENDED_EXIT = {
+    "escape": ExitCode.OK,
+    "closed": ExitCode.OK,
+    "input-closed": ExitCode.OK,
+    "terminated": ExitCode.INTERRUPTED,
+}
 
 
 def add_command(commands: Any) -> None:
