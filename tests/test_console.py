@@ -243,6 +243,18 @@ def test_ambiguous_and_unknown_domains_are_usage_errors(testbed: dict[str, str],
         assert done.returncode == 2, done.stderr
         assert len(done.stderr.strip().splitlines()) == 1 and needle in done.stderr
     assert not (tmp_path / "a.jsonl").exists()  # nothing was opened
+    for words in (["--host", "b", guest], [f"b:{guest}"]):  # either names one of the two
+        done = subprocess.run(
+            [sys.executable, "-m", "vfleet", "-i", str(inventory), "console", *words],
+            capture_output=True,
+            text=True,
+            timeout=120,
+            env={**os.environ, "PYTHONPATH": str(ROOT), "VFLEET_AUDIT_LOG": str(tmp_path / "b.jsonl")},
+            stdin=subprocess.DEVNULL,
+        )
+        assert done.returncode != 2 and "ambiguous" not in done.stderr, done.stderr  # resolved, then no pty
+    opened = [r for r in _audit(tmp_path / "b.jsonl") if r["kind"] == "console"]
+    assert [r["targets"][0]["host"] for r in opened] == ["b", "b"]  # type: ignore[index]
 
 
 def test_the_tui_hands_the_terminal_over_and_comes_back_as_it_was(
