@@ -207,6 +207,8 @@ class SshTestServer:
     def __init__(self, backend: Backend, keys: Keys, directory: Path) -> None:
         self.backend, self.keys, self.directory = backend, keys, directory
         self.floods: dict[str, int] = {}
+        # command -> an interactive handler (a console): it gets the process, PTY and all
+        self.interactive: dict[str, Callable[[asyncssh.SSHServerProcess[str]], Awaitable[None]]] = {}
         self.flood_sent = 0
         self.connections = 0
         self.open: list[asyncssh.SSHServerConnection] = []
@@ -244,6 +246,10 @@ class SshTestServer:
         return str(path)
 
     async def _serve(self, process: asyncssh.SSHServerProcess[str]) -> None:
+        handler = self.interactive.get(process.command or "")
+        if handler is not None:
+            await handler(process)
+            return
         flood = self.floods.get((process.command or "").removeprefix(PGID_PREFIX))
         if flood is not None:
             await self._flood(process, flood)

@@ -16,6 +16,7 @@ brought up skips these tests, or FAILS them under VFLEET_REQUIRE_BACKENDS=1 (mak
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import re
@@ -317,6 +318,41 @@ async def test_xl_lifecycle_and_xentop_metrics(xen: dict[str, str], xl_driver: A
     assert result.state_after is PowerState.OFF
     rc, out = await dom0(xen, f"xl list {XL_GUEST}")
     assert rc != 0, out
+
+
+async def test_xl_console_on_the_busybox_pv_guest(xen: dict[str, str], xl_driver: Any) -> None:
+    """`xl console tiny` through vfleet's console session: type a command, see its output, Ctrl+]."""
+    import termios
+
+    from test_console_xen import Operator
+
+    from vfleet.core.console import attach
+
+    await xl_driver.connect()
+    rc, _ = await dom0(xen, f"xl list {XL_GUEST}")
+    started = rc != 0
+    if started:
+        await xl_driver.perform(Verb.START, DomainRef.named(XL_GUEST))
+    term = Operator()
+    try:
+        stream = await xl_driver.open_console(DomainRef.named(XL_GUEST))
+        session = asyncio.create_task(attach(stream, stdin=term.slave, stdout=term.slave))
+        deadline = time.monotonic() + 60
+        while b"# " not in term.seen:  # the guest may still be booting: Enter until a prompt
+            assert time.monotonic() < deadline, term.seen[-500:]
+            term.type(b"\r")
+            with contextlib.suppress(TimeoutError):
+                await term.wait_for(b"# ", timeout=2)
+        term.type(b"echo VF$((6*7))\r")
+        await term.wait_for(b"VF42", timeout=30)
+        term.type(b"\x1d")
+        ended = await asyncio.wait_for(session, 20)
+        assert ended.how == "escape"
+        assert termios.tcgetattr(term.slave) == term.settings
+    finally:
+        term.close()
+        if started:
+            await dom0(xen, f"xl destroy {XL_GUEST}")
 
 
 async def test_xl_unknown_domain_errors(xen: dict[str, str], xl_driver: Any) -> None:

@@ -49,6 +49,7 @@ KEY_ACTIONS: dict[str, tuple[str, str]] = {
     "events_pane": ("e", "show or hide the events pane"),
     "jobs_pane": ("j", "show or hide the jobs pane"),
     "command": (":", "command line"),
+    "console": ("o", "the cursor row's serial console"),
     "help": ("?", "help"),
     "quit": ("q", "quit"),
 }

@@ -20,6 +20,7 @@ class ExitCode(IntEnum):
     PARTIAL = 5  # some targets of a bulk operation failed
     MISSING_DEPENDENCY = 6  # an optional backend package is not installed
     AUDIT = 7  # the audit log cannot be written; nothing was done
+    NO_CONSOLE = 8  # the domain has no serial console this driver can attach to
     INTERNAL = 70  # a bug in vfleet (EX_SOFTWARE)
     INTERRUPTED = 130  # Ctrl-C
 
@@ -122,6 +123,21 @@ class DriverBusy(DriverTimeout):
 
 class UnsupportedAction(DriverError):
     exit_code = ExitCode.REFUSED
+
+
+class NoConsole(DriverError):
+    """No serial console to attach to (no serial device, or none over this driver's interface).
+
+    `links` are where a console may be found instead (a VMRC link, a web console URL, a
+    network serial port): data for the operator, never part of the message (a VMRC link
+    carries a clone ticket, and messages go to the audit log).
+    """
+
+    exit_code = ExitCode.NO_CONSOLE
+
+    def __init__(self, host: str, message: str, *, links: tuple[str, ...] = ()) -> None:
+        super().__init__(host, message)
+        self.links = links
 
 
 class DomainNotFound(DriverError):

@@ -13,16 +13,18 @@ Every target gets exactly one result: ok, no-op, refused, failed or timed out.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from vfleet.core.audit import AuditLog, new_op_id
+from vfleet.core.console import ConsoleStream
 from vfleet.core.engine import Fleet, HostView
-from vfleet.core.errors import AuditUnavailable, PolicyRefused, VFleetError
+from vfleet.core.errors import AuditUnavailable, HostUnreachable, PolicyRefused, VFleetError
 from vfleet.core.models import ActionResult, PowerState, Verb
 from vfleet.core.policy import (
     REACHED,
@@ -242,6 +244,77 @@ class Operations:
             on_start(operation)
         await self._execute(operation, timeout=timeout, wait=wait, on_result=on_result)
         return operation
+
+    # -- consoles ----------------------------------------------------------------
+
+    @contextlib.asynccontextmanager
+    async def console(
+        self, target: Target, *, view_only: bool, force: bool = False, safe: bool = False, timeout: float = 30.0
+    ) -> AsyncIterator[ConsoleStream]:
+        """Open a domain's serial console, on record: who, when, which domain, view-only or not.
+
+        The `console` record is written before the driver is asked (AuditUnavailable: nothing
+        is opened); a `close` record with the duration follows in every case. Keystrokes
+        are never recorded.
+        """
+        op = new_op_id()
+        self._append(
+            {
+                "kind": "console",
+                "op": op,
+                "verb": "console",
+                "face": self.face,
+                "view_only": view_only,
+                "force": force,
+                "targets": [
+                    {
+                        "host": target.host,
+                        "domain": target.domain,
+                        "key": target.ref.key,
+                        "plan": "view" if view_only else "attach",
+                    }
+                ],
+            }
+        )
+        started = time.monotonic()
+        outcome, error, how = "crashed", None, "ok"
+        stream: ConsoleStream | None = None
+        try:
+            driver = self.fleet.driver(target.host)
+            if driver is None:
+                raise HostUnreachable(target.host, "not connected")
+            stream = await driver.open_console(
+                target.ref, force=force, safe=safe, deadline=time.monotonic() + timeout
+            )
+            yield stream
+            outcome = "completed"
+            if stream.ended is not None and stream.ended.how != "escape":  # the host, an error or a signal ended it
+                how, error = stream.ended.how, stream.ended.message
+        except (asyncio.CancelledError, KeyboardInterrupt):
+            outcome = "interrupted"
+            raise
+        except VFleetError as exc:
+            outcome, error = "failed", str(exc)
+            raise
+        finally:
+            if stream is not None:
+                await stream.close()
+            seconds = round(time.monotonic() - started, 3)
+            result = {
+                "kind": "result",
+                "op": op,
+                "host": target.host,
+                "domain": target.domain,
+                "key": target.ref.key,
+                "verb": "console",
+                "result": how if outcome == "completed" else outcome,
+                "error": error,
+            }
+            close = {"kind": "close", "op": op, "outcome": outcome, "seconds": seconds}
+            try:
+                await asyncio.shield(asyncio.to_thread(self.audit.append_many, [result, close]))
+            except Exception:  # the opening is on disk: a lost close must not hide the session's own end
+                log.exception("audit: could not record the end of console %s", op)
 
     def _append(self, record: dict[str, Any]) -> None:
         """A durable record before the next step (the intent before anything is sent)."""

@@ -14,12 +14,14 @@ from collections.abc import AsyncIterator
 from enum import Enum
 from typing import ClassVar
 
-from vfleet.core.errors import PolicyRefused, UnsupportedAction
+from vfleet.core.console import ConsoleStream
+from vfleet.core.errors import NoConsole, PolicyRefused, UnsupportedAction
 from vfleet.core.models import ActionResult, DomainEvent, DomainRef, HostConfig, HostFacts, HostSnapshot, Verb
 
 
 class Capability(Enum):
     EVENTS = "events"
+    CONSOLE = "console"
     READ_ONLY_CONNECTION = "read-only-connection"
     START = Verb.START.value
     SHUTDOWN = Verb.SHUTDOWN.value
@@ -94,3 +96,13 @@ class Driver(ABC):
 
     async def _perform(self, verb: Verb, target: DomainRef, deadline: float | None) -> ActionResult:
         raise UnsupportedAction(self.host, f"the {self.kind} driver cannot {verb.value}")
+
+    async def open_console(
+        self, target: DomainRef, *, force: bool = False, safe: bool = False, deadline: float | None = None
+    ) -> ConsoleStream:
+        """Attach to the serial console of `target` over this host's connection.
+
+        Only the core's operations service calls this (the audit record comes first).
+        Raises NoConsole where there is none to attach to (the message says what exists instead).
+        """
+        raise NoConsole(self.host, f"{target.name}: the {self.kind} driver has no serial console")

@@ -23,6 +23,7 @@ _ALIASES = {
     "cols": "columns",
     "view": "view",
     "interval": "interval",
+    "console": "console",
 }
 _VERBS = {v.value: v for v in Verb}
 
@@ -37,6 +38,7 @@ COMMAND_HELP: tuple[tuple[str, str], ...] = (
     ("columns [all|a,b,c|+a -b]", "choose the columns (no argument: the chooser, as c)"),
     ("view [NAME]", "apply a view of the config file: its filter, sort and columns (no NAME: list them)"),
     ("interval [SECONDS|default]", "seconds between polls of every host, from now"),
+    ("console", "the cursor row's serial console in this terminal (as o; leave with Ctrl+])"),
     ("help", "this help; ? for short"),
     ("quit", "quit; q or exit for short"),
 )

@@ -25,6 +25,7 @@ from vfleet.core.output import human_bytes
 from vfleet.core.sanitize import printable
 from vfleet.messages import JobDone, JobResult
 from vfleet.screens.commands import Command, parse_command
+from vfleet.screens.console import farewell, run_console
 from vfleet.screens.details import EventScreen, JobScreen
 from vfleet.screens.fleet_help import fleet_help
 from vfleet.screens.modals import ActionMenu, ConfirmPlan, HelpScreen
@@ -56,6 +57,7 @@ _KEY_NAMES = {
     "toggle_pane('#events')": "events_pane",
     "toggle_pane('#jobs')": "jobs_pane",
     "command": "command",
+    "console": "console",
     "help": "help",
     "app.quit": "quit",
 }
@@ -93,6 +95,7 @@ class FleetScreen(Screen[None]):
         Binding("j", "toggle_pane('#jobs')", "Jobs pane", show=False),
         Binding("J", "job_detail", "Job detail", show=False),
         Binding("colon", "command", "Command", priority=True),
+        Binding("o", "console", "Console", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "app.quit", "Quit"),
     ])
@@ -314,6 +317,8 @@ class FleetScreen(Screen[None]):
             self.change_interval(args[0] if args else None)
         elif name == "verb":
             self.run_verb(Verb(args[0]))
+        elif name == "console":
+            self.run_worker(self.action_console(), exclusive=True, group="console")
 
     def on_key(self, event: object) -> None:
         # escape inside an input: close it and go back to the table
@@ -514,6 +519,23 @@ class FleetScreen(Screen[None]):
         self.table.freeze(not self.table.frozen)
         self.notify("order frozen: rows keep their places (Z again resumes)" if self.table.frozen else "order live")
         self._update_summary()
+
+    async def action_console(self) -> None:
+        """The cursor row's serial console in this terminal; the screen comes back as it was."""
+        key = self.table.row_key_at_cursor()
+        row = self.table.rows_by_key.get(key) if key is not None else None
+        if row is None:
+            self.notify("no domain under the cursor", severity="warning")
+            return
+        view = self.views.get(row.host)
+        view_only = self.read_only or (view is not None and view.read_only)
+        target = Target(row.host, row.domain.name, row.domain.key)
+        ended = await run_console(self.app, self.operations, target, view_only=view_only)
+        self.notify(
+            ended.message or farewell(ended, target.domain),
+            markup=False,
+            severity="error" if ended.how == "error" else "information",
+        )
 
     def action_actions(self) -> None:
         targets, hidden = self.table.targets()

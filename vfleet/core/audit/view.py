@@ -20,7 +20,7 @@ from typing import Any
 SCHEMA = "vfleet.audit/1"
 OPEN = "OPEN"  # intent without close: the process was killed, or is still running
 NO_RESULT = "no result recorded"
-OPENING_KINDS = ("intent", "refused", "dry-run")
+OPENING_KINDS = ("intent", "refused", "dry-run", "console")
 
 
 def _text(value: object) -> str | None:

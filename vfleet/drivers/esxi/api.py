@@ -38,6 +38,7 @@ from pyVim import connect as _connect
 from pyVmomi import vim as _vim
 from pyVmomi import vmodl as _vmodl
 
+from vfleet.core.console import ConsoleStream
 from vfleet.core.errors import (
     ActionFailed,
     AuthFailed,
@@ -45,6 +46,7 @@ from vfleet.core.errors import (
     DriverError,
     DriverTimeout,
     HostUnreachable,
+    NoConsole,
 )
 from vfleet.core.models import (
     ActionResult,
@@ -454,6 +456,35 @@ class EsxiApiDriver(Driver):
         if verb is Verb.REBOOT:
             return state, raw, "guest reboot requested"
         return state, raw, ""
+
+    async def open_console(
+        self, target: DomainRef, *, force: bool = False, safe: bool = False, deadline: float | None = None
+    ) -> ConsoleStream:
+        """The vSphere API has no serial console: say where one is (VMRC, a network serial port)."""
+        deadline = self.due(deadline)
+        self._connected()
+        links = await self._call(
+            Lane.ACTION, f"console {target.name}", lambda: self._console_links(target.key), deadline
+        )
+        raise NoConsole(
+            self.host,
+            f"{target.name}: no serial console over the vSphere API; "
+            + ("its VMRC link and network serial port follow" if len(links) > 1 else "its VMRC link follows"),
+            links=links,
+        )
+
+    def _console_links(self, key: str) -> tuple[str, ...]:
+        vm = self._find(key)
+        ticket = self._content.sessionManager.AcquireCloneTicket()  # single use, short-lived
+        where = self.config.address if self._port == 443 else self.endpoint
+        links = [f"vmrc://clone:{ticket}@{where}/?moid={vm._moId}"]
+        for device in vm.config.hardware.device if vm.config else ():
+            backing = getattr(device, "backing", None)
+            if isinstance(device, _vim.vm.device.VirtualSerialPort) and isinstance(
+                backing, _vim.vm.device.VirtualSerialPort.URIBackingInfo
+            ):
+                links.append(f"serial: {backing.serviceURI} ({backing.direction})")
+        return tuple(links)
 
     def _find(self, domain: str) -> Any:
         vm = self._lookup(domain)

@@ -11,7 +11,8 @@ import logging
 import re
 import time
 
-from vfleet.core.errors import ActionFailed, DomainNotFound
+from vfleet.core.console import ConsoleStream
+from vfleet.core.errors import ActionFailed, DomainNotFound, NoConsole
 from vfleet.core.models import ActionResult, DomainRef, HostConfig, HostFacts, HostSnapshot, PowerState, Verb
 from vfleet.drivers.base import LIFECYCLE, Driver
 from vfleet.drivers.esxi.parse import (
@@ -120,6 +121,18 @@ class EsxiSshDriver(Driver):
         summaries = await self._summaries(self.due(deadline))
         taken_at = time.monotonic()
         return HostSnapshot(self.host, taken_at, tuple(domain_from_summary(s) for s in summaries))
+
+    async def open_console(
+        self, target: DomainRef, *, force: bool = False, safe: bool = False, deadline: float | None = None
+    ) -> ConsoleStream:
+        """ESXi's shell has no serial console of a VM: point to the host client's web console."""
+        vm = await self._find(target.name, target.key, self.due(deadline))
+        address = self.config.address or self.host
+        raise NoConsole(
+            self.host,
+            f"{target.name}: no serial console over SSH on ESXi; its web console URL follows",
+            links=(f"https://{address}/ui/#/console/{vm.vmid}",),
+        )
 
     async def _find(self, name: str, key: str | None, deadline: float) -> VmSummary:
         summaries = await self._summaries(deadline)

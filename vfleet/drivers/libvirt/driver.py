@@ -25,6 +25,7 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 import libvirt
 import libvirtaio
 
+from vfleet.core.console import ConsoleStream
 from vfleet.core.errors import (
     ActionFailed,
     AuthFailed,
@@ -36,6 +37,7 @@ from vfleet.core.errors import (
 )
 from vfleet.core.models import ActionResult, DomainEvent, DomainRef, HostConfig, HostFacts, HostSnapshot, Verb
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
+from vfleet.drivers.libvirt.console import LibvirtConsole, console_flags, open_error
 from vfleet.drivers.libvirt.parse import domain_from_stats, event_words, hypervisor_name, power_state, version_string
 from vfleet.drivers.libvirt.sshcmd import SshLaunch
 from vfleet.drivers.threaded import Lane, pool_for
@@ -75,7 +77,7 @@ def with_no_tty(uri: str) -> str:
 
 class LibvirtDriver(Driver):
     kind = "libvirt"
-    capabilities = LIFECYCLE | {Capability.EVENTS, Capability.READ_ONLY_CONNECTION}
+    capabilities = LIFECYCLE | {Capability.EVENTS, Capability.READ_ONLY_CONNECTION, Capability.CONSOLE}
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
         super().__init__(config, read_only=read_only)
@@ -87,6 +89,7 @@ class LibvirtDriver(Driver):
         self._callbacks: list[int] = []
         self._events: asyncio.Queue[DomainEvent] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._event_loop_bound = False  # stream callbacks (consoles) need libvirt's loop on ours
         self._devices: dict[str, tuple[list[str], list[str]]] = {}  # uuid -> (disks, interfaces), fallback only
 
     # -- plumbing ---------------------------------------------------------------
@@ -138,7 +141,7 @@ class LibvirtDriver(Driver):
 
     async def connect(self, *, deadline: float | None = None) -> HostFacts:
         deadline = self.due(deadline, self.config.connect_timeout)
-        events = self._use_event_loop()
+        events = self._event_loop_bound = self._use_event_loop()
         self._loop = asyncio.get_running_loop()
         opener = libvirt.openReadOnly if self.read_only else libvirt.open
         launch = SshLaunch(self.uri, self.seconds_left(deadline))
@@ -325,6 +328,43 @@ class LibvirtDriver(Driver):
         code, _reason = await self._call(Lane.ACTION, f"state of {domain}", dom.state, deadline)
         state, raw = power_state(code)
         return ActionResult(self.host, domain, verb, ok=True, state_after=state, message=raw)
+
+    # -- console ------------------------------------------------------------------
+
+    async def open_console(
+        self, target: DomainRef, *, force: bool = False, safe: bool = False, deadline: float | None = None
+    ) -> ConsoleStream:
+        deadline = self.due(deadline)
+        domain = target.name
+        conn = self._connection()
+        if not self._event_loop_bound:
+            raise UnsupportedAction(self.host, f"console of {domain}: libvirt events are bound to another loop")
+        dom = await self._call(
+            Lane.ACTION,
+            f"lookup {domain}",
+            lambda: conn.lookupByUUIDString(target.key) if target.by_uuid else conn.lookupByName(domain),
+            deadline,
+        )
+        stream = conn.newStream(libvirt.VIR_STREAM_NONBLOCK)
+        flags = console_flags(force=force, safe=safe)
+        try:
+            await self._call(
+                Lane.ACTION, f"console of {domain}", lambda: dom.openConsole(None, stream, flags), deadline
+            )
+        except DriverError as exc:
+            cause = exc.__cause__
+            better = open_error(self.host, domain, cause) if isinstance(cause, libvirt.libvirtError) else None
+            # The stream must be freed while the event loop runs (freeing it updates the loop's
+            # watches): drop every reference, including the worker frames in the cause's traceback.
+            del stream, dom
+            if cause is not None:
+                cause.__traceback__ = None
+            raise (better or exc) from cause
+
+        async def blocking(what: str, fn: Callable[[], Any]) -> Any:
+            return await self._call(Lane.ACTION, f"{what} {domain}", fn, time.monotonic() + CLOSE_WAIT)
+
+        return LibvirtConsole(self.host, domain, stream, blocking)
 
 
 def _close_quietly(conn: libvirt.virConnect) -> None:

@@ -231,6 +231,26 @@ class SshTransport:
                 self._abort(process, remote)  # a timeout, cancellation or error: stop the remote command too
         return self._result(command, completed, stdout, stderr)
 
+    async def open_terminal(
+        self, command: str, *, term_type: str, term_size: tuple[int, int], deadline: float | None = None
+    ) -> asyncssh.SSHClientProcess[bytes]:
+        """`command` in a PTY session on this host's connection (no second login), for a console.
+
+        Outside the channel limit: a console may stay open for hours and must not take a poll's slot.
+        """
+        conn = self._connection()
+        budget = _left(deadline, self.config.call_timeout)
+        try:
+            async with asyncio.timeout(budget):
+                return await conn.create_process(command, term_type=term_type, term_size=term_size, encoding=None)
+        except TimeoutError:
+            raise DriverTimeout(
+                self.host, f"`{_short(command)}` on {self.where}: no PTY within {budget:.3g} s"
+            ) from None
+        except (asyncssh.ChannelOpenError, asyncssh.DisconnectError, ConnectionError, BrokenPipeError) as exc:
+            self._lost = f"SSH connection to {self.where} lost: {exc}"
+            raise HostUnreachable(self.host, self._lost) from exc
+
     def _abort(self, process: asyncssh.SSHClientProcess[bytes], remote: _Remote) -> None:
         """Close the channel and kill the command: by signal where sshd allows it, else by process group."""
         self._running.pop(process, None)

@@ -13,14 +13,18 @@ name as a domain id, so such names are refused rather than risk acting on anothe
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import shutil
 import time
 
+from vfleet.core.console import ConsoleStream
 from vfleet.core.errors import ActionFailed, DomainNotFound
 from vfleet.core.models import ActionResult, DomainRef, HostConfig, HostFacts, HostSnapshot, PowerState, Verb
 from vfleet.drivers.base import Capability, Driver
 from vfleet.drivers.ssh.batch import join, split_sections
+from vfleet.drivers.ssh.console import SshPtyConsole
 from vfleet.drivers.ssh.transport import MAX_OUTPUT, CommandResult, SshTransport, first_line, raise_for
 from vfleet.drivers.xen.parse import (
     NOT_RUNNING,
@@ -60,6 +64,7 @@ class XenXlDriver(Driver):
             Capability.PAUSE,
             Capability.RESUME,
             Capability.FORCE_OFF,
+            Capability.CONSOLE,
         }
     )
     max_output = MAX_OUTPUT  # bytes per command (the poll's four outputs together)
@@ -105,6 +110,22 @@ class XenXlDriver(Driver):
         self._check(result, verb, domain)
         state, raw = await self._state_of(domain, deadline)
         return ActionResult(self.host, domain, verb, ok=True, state_after=state, message=raw)
+
+    async def open_console(
+        self, target: DomainRef, *, force: bool = False, safe: bool = False, deadline: float | None = None
+    ) -> ConsoleStream:
+        """`xl console -- NAME` in a PTY on the host's SSH connection; xl has no force or safe mode."""
+        domain = target.name
+        if domain.isdigit():
+            raise ActionFailed(self.host, f"console {domain}: xl reads an all-digit name as a domain id")
+        columns, lines = shutil.get_terminal_size()
+        process = await self.ssh.open_terminal(
+            f"xl console -- {shlex.quote(domain)}",
+            term_type=os.environ.get("TERM") or "xterm",
+            term_size=(columns, lines),
+            deadline=self.due(deadline),
+        )
+        return SshPtyConsole(self.host, f"console of {domain}", process)
 
     def action_command(self, verb: Verb, domain: str) -> str:
         """The xl command line for `verb` on `domain`; the name can never become an option."""
