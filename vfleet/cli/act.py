@@ -13,7 +13,7 @@ from vfleet.cli.prompt import ask
 from vfleet.core.audit import AuditLog
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.errors import ExitCode, HostUnreachable, PolicyRefused, UsageError, host_line
-from vfleet.core.models import ActionResult, HostConfig, HostStatus, Verb
+from vfleet.core.models import LIFECYCLE_VERBS, ActionResult, HostConfig, HostStatus, Verb
 from vfleet.core.operations import Operation, Operations, always
 from vfleet.core.output import as_json
 from vfleet.core.policy import Plan, Tier, select
@@ -27,7 +27,7 @@ Resolve = Callable[[argparse.Namespace], Any]
 
 def add_commands(commands: Any) -> None:
     act = commands.add_parser("act", help="run a lifecycle verb on the domains a selector names")
-    act.add_argument("verb", choices=[v.value for v in Verb])
+    act.add_argument("verb", choices=[v.value for v in LIFECYCLE_VERBS])
     act.add_argument("selector", nargs="+", help="domain name or glob, and filter terms (host:, tag:, state: ...)")
     act.add_argument("--host", action="append", default=[], metavar="GLOB", help="only domains of these hosts")
     act.add_argument("--multiple", action="store_true", help="allow a selector that matches several domains")
