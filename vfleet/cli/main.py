@@ -23,6 +23,7 @@ from vfleet.cli import act as cli_act
 from vfleet.cli import audit as cli_audit
 from vfleet.cli import events as cli_events
 from vfleet.cli import export as cli_export
+from vfleet.cli import snapshot as cli_snapshot
 from vfleet.cli import source as cli_source
 from vfleet.core import config as console_config
 from vfleet.core import fields, inventory, keyref
@@ -138,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_act.add_commands(commands)
     cli_audit.add_command(commands)
     cli_events.add_command(commands)
+    cli_snapshot.add_command(commands)
     cli_export.add_command(commands, _add_filters)
     return parser
 
@@ -371,6 +373,7 @@ def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
         "inventory": cmd_inventory,
         "config": cmd_config,
         "act": lambda a, o: cli_act.cmd_act(a, o, resolve_inventory),
+        "snapshot": lambda a, o: cli_snapshot.cmd_snapshot(a, o, resolve_inventory),
         "audit": cli_audit.cmd_audit,
         "events": cli_events.cmd_events,
         "export": cli_export.cmd_export,

@@ -24,7 +24,15 @@ from typing import Any
 from vfleet.core.audit import AuditLog, new_op_id
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.errors import AuditUnavailable, PolicyRefused, VFleetError
-from vfleet.core.models import LIFECYCLE_VERBS, ActionParams, ActionResult, PowerState, SnapshotParams, Verb
+from vfleet.core.models import (
+    LIFECYCLE_VERBS,
+    ActionParams,
+    ActionResult,
+    PowerState,
+    SnapshotInfo,
+    SnapshotParams,
+    Verb,
+)
 from vfleet.core.policy import (
     REACHED,
     Decision,
@@ -433,6 +441,35 @@ async def _await_state(fleet: Fleet, result: ActionResult, wait: float) -> Actio
         timed_out=True,
         message=f"{result.host}: {result.domain} did not reach {names} within {wait:g} s",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotListing:
+    target: Target
+    snapshots: tuple[SnapshotInfo, ...] = ()
+    error: str | None = None  # why this domain's snapshots could not be read
+
+
+async def read_snapshots(fleet: Fleet, targets: Sequence[Target], *, timeout: float = 60.0) -> list[SnapshotListing]:
+    """Each target's snapshots: a read (no policy, no audit), bounded like an operation, one answer per target."""
+    global_slots = asyncio.Semaphore(GLOBAL_LIMIT)
+    host_slots = {t.host: asyncio.Semaphore(PER_HOST_LIMIT) for t in targets}
+
+    async def one(t: Target) -> SnapshotListing:
+        driver = fleet.driver(t.host)
+        if driver is None:
+            return SnapshotListing(t, error=f"{t.host}: not connected")
+        async with global_slots, host_slots[t.host]:
+            try:
+                async with asyncio.timeout(timeout):
+                    found = await driver.snapshots(t.ref, deadline=time.monotonic() + timeout)
+            except TimeoutError:
+                return SnapshotListing(t, error=f"{t.host}: snapshots of {t.domain}: no answer within {timeout:g} s")
+            except VFleetError as exc:
+                return SnapshotListing(t, error=str(exc))
+        return SnapshotListing(t, found)
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
 
 
 async def always(_plan: Plan) -> bool:
