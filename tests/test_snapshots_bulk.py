@@ -6,8 +6,8 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
-from nodexml import many, write_node
 
+from nodexml import many, write_node
 from vfleet.core.audit import AuditLog, verify
 from vfleet.core.engine import Fleet
 from vfleet.core.models import HostConfig, PowerState, SnapshotParams, Verb

@@ -10,16 +10,19 @@ snapshot, write another, revert, and read the first one back.
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import pytest
 
-from vfleet.core.errors import ActionFailed
+from vfleet.core.errors import ActionFailed, ExitCode
 from vfleet.core.models import DomainRef, HostConfig, PowerState, SnapshotParams, Verb
 from vfleet.drivers.libvirt.driver import LibvirtDriver
 
@@ -131,3 +134,55 @@ async def test_create_list_revert_delete_on_a_real_guest(testbed: dict[str, str]
         assert await driver.snapshots(ref) == ()
     finally:
         await driver.close()
+
+
+def vfleet(*args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([sys.executable, "-m", "vfleet", *args], capture_output=True, text=True, timeout=180,
+                          stdin=subprocess.DEVNULL)
+
+
+def test_snapshot_commands_on_a_real_guest(testbed: dict[str, str], guest: tuple[str, Path], tmp_path: Path) -> None:
+    name, _disk = guest
+    inventory = tmp_path / "fleet.yaml"
+    inventory.write_text(f"hosts:\n  - name: kvm\n    driver: libvirt\n    uri: {testbed['VFLEET_QEMU_URI']}\n"
+                         f"    protected_domains: ['vfleet-t*']\n")
+    audit = tmp_path / "audit.jsonl"
+    base = ("-i", str(inventory), "snapshot")
+    opts = ("--audit-log", str(audit), "-o", "json")
+
+    made = vfleet(*base, "create", name, "--name", "pre-patch-{date}", "--memory", "--yes", *opts)
+    assert made.returncode == ExitCode.OK, made.stderr
+    snap = f"pre-patch-{datetime.now():%Y-%m-%d}"
+    document = json.loads(made.stdout)
+    assert document["params"] == {"snapshot": snap, "memory": True}
+    assert [(r["domain"], r["result"]) for r in document["results"]] == [(name, "ok")]
+
+    listed = vfleet(*base, "list", name, "-o", "json")
+    assert listed.returncode == ExitCode.OK, listed.stderr
+    (row,) = json.loads(listed.stdout)["snapshots"]
+    assert (row["domain"], row["snapshot"], row["memory"], row["current"]) == (name, snap, True, True)
+    table = vfleet(*base, "list", name)
+    assert table.stdout.split("\n")[0].split() == ["HOST", "DOMAIN", "SNAPSHOT", "CREATED", "PARENT", "CURRENT",
+                                                   "MEMORY", "STATE"]
+    assert snap in table.stdout
+
+    # destructive: no terminal and no --yes is refused; a protected domain is refused; a dry run sends nothing
+    asked = vfleet(*base, "revert", name, "--name", snap, *opts)
+    assert asked.returncode == ExitCode.REFUSED and "add --yes" in asked.stderr
+    guarded = vfleet(*base, "delete", "vfleet-t1", "--name", snap, "--yes", *opts)
+    assert guarded.returncode == ExitCode.REFUSED
+    assert "protected" in json.loads(guarded.stdout)["results"][0]["message"]
+    dry = vfleet(*base, "delete", name, "--name", snap, "--dry-run", *opts)
+    assert dry.returncode == ExitCode.OK and json.loads(dry.stdout)["confirmation"] == "type-name"
+
+    reverted = vfleet(*base, "revert", name, "--name", snap, "--yes", *opts)
+    assert reverted.returncode == ExitCode.OK, reverted.stderr
+    gone = vfleet(*base, "delete", name, "--name", snap, "--yes", *opts)
+    assert gone.returncode == ExitCode.OK, gone.stderr
+    assert json.loads(vfleet(*base, "list", name, "-o", "json").stdout)["snapshots"] == []
+
+    records = [json.loads(line) for line in audit.read_text().splitlines()]
+    kinds = [(r["kind"], r.get("verb"), r.get("params", {}).get("snapshot")) for r in records if r["kind"] != "close"]
+    assert ("intent", "snapshot-create", snap) in kinds and ("intent", "snapshot-revert", snap) in kinds
+    assert ("refused", "snapshot-revert", snap) in kinds  # not confirmed: on record, with its parameters
+    assert ("result", "snapshot-delete", snap) in kinds
