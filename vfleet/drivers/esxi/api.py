@@ -447,7 +447,7 @@ class EsxiApiDriver(Driver):
 
         def run() -> tuple[PowerState, str]:
             vm = self._find(target.key)
-            vsnap.perform(self._content.propertyCollector, self.host, vm, verb, params, task_wait)
+            vsnap.apply(self._content.propertyCollector, self.host, vm, verb, params, task_wait)
             return power_state(vm.runtime.powerState)
 
         state, raw = await self._call(Lane.ACTION, what, run, deadline)

@@ -90,7 +90,7 @@ def _one(pc: Any, host: str, vm: Any, name: str) -> Any:
     return found[0]
 
 
-def perform(pc: Any, host: str, vm: Any, verb: Verb, params: SnapshotParams, timeout: float) -> None:
+def apply(pc: Any, host: str, vm: Any, verb: Verb, params: SnapshotParams, timeout: float) -> None:
     what = f"{verb.value} {params.name} of {vm.name}"
     if verb is Verb.SNAPSHOT_CREATE:
         if any(node.name == params.name for node, _parent in tree(pc, vm)):  # vSphere would take a second one
