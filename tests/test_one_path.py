@@ -12,6 +12,7 @@ ALLOWED = {
     ("core/operations.py", "perform"),  # step 4 of an operation: after plan, confirm and intent
     ("core/operations.py", "driver"),  # the connected driver of a target's host
     ("drivers/base.py", "_perform"),  # the contract's own dispatch to each driver's implementation
+    ("sources/prometheus.py", "perform"),  # a relay driver: hands the operation's call to the host's real driver
 }
 SENDING = {"perform", "_perform", "driver"}
 

@@ -1,32 +1,31 @@
-"""Headless `act` command: a face of the core's operations service, like the TUI.
-
-Its arguments are in vfleet/cli/args.py: this module loads only when `act` runs.
-"""
+"""Headless `act` command: a face of the core's operations service, like the TUI."""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import sys
-from collections.abc import Sequence
-from typing import TextIO
+from collections.abc import AsyncIterator, Callable, Sequence
+from typing import Any, TextIO
 
 from vfleet.cli.prompt import ask
 from vfleet.core.audit import AuditLog
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.errors import ExitCode, HostUnreachable, PolicyRefused, UsageError, host_line
-from vfleet.core.models import ActionResult, HostConfig, HostStatus, Verb
+from vfleet.core.models import ActionParams, ActionResult, HostConfig, HostStatus, Verb
 from vfleet.core.operations import Operation, Operations, always
 from vfleet.core.output import as_json
-from vfleet.core.policy import Plan, Tier, select
+from vfleet.core.policy import Plan, Target, Tier, select
 from vfleet.core.sanitize import display_width, pad, printable
 from vfleet.core.selector import Selector
 
 ACT_SCHEMA = "vfleet.act/1"
 MAX_LISTED = 50  # targets listed above a terminal prompt
+Resolve = Callable[[argparse.Namespace], Any]
 
 
-def _selector(words: list[str], hosts: list[str]) -> Selector:
+def selector_of(words: list[str], hosts: list[str]) -> Selector:
     # A bare word names a domain (exact or glob), never a substring: `act force-off web1`
     # must not also hit web10.
     terms = list(words)
@@ -38,19 +37,31 @@ def _selector(words: list[str], hosts: list[str]) -> Selector:
 def cmd_act(args: argparse.Namespace, out: TextIO) -> int:
     from vfleet.cli.main import resolve_inventory  # loaded already: main runs this
 
-    inv = resolve_inventory(args)
-    selector = _selector(args.selector, args.host)
+    return run_verb(args, out, resolve_inventory, Verb(args.verb), wait=args.wait)
+
+
+def run_verb(
+    args: argparse.Namespace,
+    out: TextIO,
+    resolve: Resolve,
+    verb: Verb,
+    params: ActionParams | None = None,
+    *,
+    wait: bool = False,
+) -> int:
+    """One operation from the command line: select, plan, confirm (or --yes), run, print; the exit code."""
+    inv = resolve(args)
+    selector = selector_of(args.selector, args.host)
     hosts = [h for h in inv.hosts if selector.host_may_match(h)]
     if not hosts:
         raise UsageError(f"{inv.path}: no host matches the selector")
     audit = AuditLog(args.audit_log) if args.audit_log else AuditLog()
-    return asyncio.run(_act(hosts, selector, args, out, audit))
+    return asyncio.run(_act(hosts, selector, args, out, audit, verb, params, wait))
 
 
-async def _act(
-    hosts: list[HostConfig], selector: Selector, args: argparse.Namespace, out: TextIO, audit: AuditLog
-) -> int:
-    verb = Verb(args.verb)
+@contextlib.asynccontextmanager
+async def connected(hosts: list[HostConfig], selector: Selector) -> AsyncIterator[tuple[Fleet, list[Target], bool]]:
+    """A running fleet once every host answered or failed, the targets the selector names, and whether all settled."""
     async with Fleet(hosts) as fleet:
         deadline = max(h.connect_timeout + h.call_timeout for h in hosts)
         settled = await fleet.wait_until(lambda vs: all(_settled(v) for v in vs), deadline)
@@ -65,9 +76,28 @@ async def _act(
                 down[0].name if len(down) == 1 else f"{len(down)} hosts",
                 "the selector matches no domain on the hosts that answered; nothing was done",
             )
+        yield fleet, targets, settled
+
+
+async def _act(
+    hosts: list[HostConfig],
+    selector: Selector,
+    args: argparse.Namespace,
+    out: TextIO,
+    audit: AuditLog,
+    verb: Verb,
+    params: ActionParams | None,
+    wait: bool,
+) -> int:
+    async with connected(hosts, selector) as (fleet, targets, settled):
         operations = Operations(fleet, audit, face="cli")
         the_plan = operations.plan(
-            verb, targets, override=args.override_protection, multiple=args.multiple, max_targets=args.max_targets
+            verb,
+            targets,
+            override=args.override_protection,
+            multiple=args.multiple,
+            max_targets=args.max_targets,
+            params=params,
         )
         context: dict[str, object] = {"selector": " ".join(args.selector)}
         if args.dry_run:
@@ -76,14 +106,14 @@ async def _act(
             the_plan,
             _confirm_on_terminal if not args.yes else always,
             timeout=args.timeout,
-            wait=args.timeout if args.wait else None,
+            wait=args.timeout if wait else None,
             dry_run=args.dry_run,
             context=context,
         )
     if operation.status == "dry-run":
         return int(ExitCode.OK if settled else ExitCode.UNREACHABLE)
     if operation.status == "not-confirmed":
-        raise PolicyRefused(f"{verb.value}: not confirmed; nothing was done")
+        raise PolicyRefused(f"{the_plan.action}: not confirmed; nothing was done")
     _print_results(operation, args.output, out)
     return int(exit_code(operation.results))
 
@@ -107,7 +137,7 @@ def exit_code(results: list[ActionResult]) -> ExitCode:
 
 async def _confirm_on_terminal(the_plan: Plan) -> bool:
     """The CLI's answer to the core's confirmation tier; needs a terminal (else --yes)."""
-    verb = the_plan.verb.value
+    verb = the_plan.action
     if not sys.stdin.isatty():
         raise PolicyRefused(f"{verb} needs confirmation: no terminal to ask on; add --yes")
     sendable = the_plan.sendable
@@ -132,7 +162,7 @@ def _print_plan(the_plan: Plan, fmt: str, out: TextIO) -> None:
         {
             "host": d.target.host,
             "domain": d.target.domain,
-            "verb": the_plan.verb.value,
+            "verb": the_plan.action,
             "would": "refuse" if d.refused else "no-op" if d.noop else "run",
             "state": d.state.value if d.state else None,
             "why": d.refused or d.noop or "",
@@ -147,13 +177,14 @@ def _print_plan(the_plan: Plan, fmt: str, out: TextIO) -> None:
                     "schema": ACT_SCHEMA,
                     "dry_run": True,
                     "verb": the_plan.verb.value,
+                    **_params(the_plan.params),
                     "confirmation": the_plan.tier.value,
                     "plan": rows,
                 }
             )
         )
         return
-    _table(
+    print_table(
         out,
         ("HOST", "DOMAIN", "VERB", "WOULD", "STATE", "WHY"),
         [(r["host"], r["domain"], r["verb"], r["would"], r["state"] or "-", r["why"]) for r in rows],
@@ -168,6 +199,7 @@ def _print_results(dispatch: Operation, fmt: str, out: TextIO) -> None:
                     "schema": ACT_SCHEMA,
                     "dry_run": False,
                     "op": dispatch.op,
+                    **_params(dispatch.plan.params),
                     "seconds": round(dispatch.seconds, 3),
                     "results": [
                         {
@@ -184,14 +216,14 @@ def _print_results(dispatch: Operation, fmt: str, out: TextIO) -> None:
             )
         )
         return
-    _table(
+    print_table(
         out,
         ("HOST", "DOMAIN", "VERB", "RESULT", "STATE", "MESSAGE"),
         [
             (
                 r.host,
                 r.domain,
-                r.verb.value,
+                dispatch.plan.action,
                 r.outcome,
                 r.state_after.value if r.state_after else "-",
                 "" if r.ok and not r.noop else r.message,
@@ -201,7 +233,11 @@ def _print_results(dispatch: Operation, fmt: str, out: TextIO) -> None:
     )
 
 
-def _table(out: TextIO, headers: tuple[str, ...], rows: Sequence[tuple[object, ...]]) -> None:
+def _params(params: ActionParams | None) -> dict[str, object]:
+    return {} if params is None else {"params": params.record()}
+
+
+def print_table(out: TextIO, headers: tuple[str, ...], rows: Sequence[tuple[object, ...]]) -> None:
     """Remote text (names, messages) escaped; columns aligned by terminal cells."""
     cells = [tuple(printable(str(c)) for c in row) for row in (headers, *rows)]
     widths = [max(display_width(row[i]) for row in cells) for i in range(len(headers))]

@@ -20,7 +20,9 @@ INVENTORY_ENV = "VFLEET_INVENTORY"
 CONFIG_ENV = "VFLEET_CONFIG"
 AUDIT_LOG_ENV = "VFLEET_AUDIT_LOG"
 AUDIT_KEY_ENV = "VFLEET_AUDIT_KEY_FILE"
-VERBS = ("start", "shutdown", "reboot", "pause", "resume", "force-off", "reset")  # models.Verb, checked by a test
+# Light copies of models' verb names (checked by a test): the lifecycle verbs `act` offers, and every verb.
+VERBS = ("start", "shutdown", "reboot", "pause", "resume", "force-off", "reset")
+ALL_VERBS = (*VERBS, "snapshot-create", "snapshot-revert", "snapshot-delete")
 
 
 class _TerminalWidth:
@@ -180,16 +182,7 @@ def add_act(commands: Any) -> None:
 def _act_arguments(act: argparse.ArgumentParser) -> None:
     act.add_argument("verb", choices=VERBS)
     act.add_argument("selector", nargs="+", help="domain name or glob, and filter terms (host:, tag:, state: ...)")
-    act.add_argument("--host", action="append", default=[], metavar="GLOB", help="only domains of these hosts")
-    act.add_argument("--multiple", action="store_true", help="allow a selector that matches several domains")
-    act.add_argument("--max-targets", type=int, metavar="N", help="refuse if more than N domains match")
-    act.add_argument("--dry-run", action="store_true", help="print the plan and do nothing")
-    act.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation (required without a TTY)")
-    act.add_argument(
-        "--override-protection",
-        action="store_true",
-        help="allow destructive verbs on protected domains (recorded in the audit log)",
-    )
+    add_operation_options(act)
     act.add_argument(
         "--wait",
         dest="wait",
@@ -198,9 +191,25 @@ def _act_arguments(act: argparse.ArgumentParser) -> None:
         help="wait until each domain reaches the verb's end state (default)",
     )
     act.add_argument("--no-wait", dest="wait", action="store_false", help="return once the verb was sent")
-    act.add_argument("--timeout", type=float, default=120.0, metavar="SECONDS", help="per-target limit (default 120)")
-    act.add_argument("-o", "--output", choices=("table", "json"), default="table")
-    act.add_argument("--audit-log", type=Path, metavar="FILE", help=f"default: ${AUDIT_LOG_ENV} or XDG state dir")
+
+
+def add_operation_options(parser: argparse.ArgumentParser) -> None:
+    """The options every face of an operation shares (act, snapshot, later migrate)."""
+    parser.add_argument("--host", action="append", default=[], metavar="GLOB", help="only domains of these hosts")
+    parser.add_argument("--multiple", action="store_true", help="allow a selector that matches several domains")
+    parser.add_argument("--max-targets", type=int, metavar="N", help="refuse if more than N domains match")
+    parser.add_argument("--dry-run", action="store_true", help="print the plan and do nothing")
+    parser.add_argument("-y", "--yes", action="store_true", help="do not ask for confirmation (required without a TTY)")
+    parser.add_argument(
+        "--override-protection",
+        action="store_true",
+        help="allow destructive verbs on protected domains (recorded in the audit log)",
+    )
+    parser.add_argument(
+        "--timeout", type=float, default=120.0, metavar="SECONDS", help="per-target limit (default 120)"
+    )
+    parser.add_argument("-o", "--output", choices=("table", "json"), default="table")
+    parser.add_argument("--audit-log", type=Path, metavar="FILE", help=f"default: ${AUDIT_LOG_ENV} or XDG state dir")
 
 
 def add_audit(commands: Any) -> None:
@@ -223,7 +232,7 @@ def _audit_arguments(audit: argparse.ArgumentParser) -> None:
     show = audit_commands.add_parser("show", help="one entry per operation: plan, results, outcome; newest last")
     show.add_argument("--audit-log", type=Path, metavar="FILE", help=log_help)
     show.add_argument("--host", metavar="GLOB", help="only operations touching this host")
-    show.add_argument("--verb", choices=VERBS)
+    show.add_argument("--verb", choices=ALL_VERBS)
     show.add_argument("--user")
     show.add_argument("-n", "--last", type=int, metavar="N", help="only the last N operations")
     show.add_argument("-o", "--output", choices=("table", "json"), default="table")

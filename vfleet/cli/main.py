@@ -88,6 +88,7 @@ def build_parser() -> argparse.ArgumentParser:
         "serve the fleet's metrics to Prometheus (OpenMetrics endpoint or node_exporter textfile)",
         filters=True,
     )
+    cli_args.command(commands, "snapshot", "list, create, revert and delete snapshots of domains")
     cli_args.command(commands, "console", "attach this terminal to a domain's serial console (Ctrl+] leaves)")
     return parser
 

@@ -22,8 +22,8 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Coroutine, Sequence
-from dataclasses import dataclass, replace
+from collections.abc import AsyncIterator, Callable, Coroutine, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from vfleet.core.errors import AuthFailed, DataStale, GarbledOutput, HostUnreachable, VFleetError
@@ -76,6 +76,7 @@ class HostView:
     read_only: bool
     capabilities: frozenset[Capability]
     attempts: int  # connection attempts so far; lets callers tell "not tried yet"
+    unsupported: Mapping[Capability, str] = field(default_factory=dict)  # why the driver lacks a capability
 
     @property
     def name(self) -> str:
@@ -290,6 +291,7 @@ class Fleet:
             read_only=state.read_only,
             capabilities=driver_caps,
             attempts=state.attempts,
+            unsupported=type(state.driver).unsupported if state.driver else {},
         )
 
     def _health_now(self, state: _HostState) -> HostHealth:

@@ -33,7 +33,7 @@ class HostStatus(Enum):
 
 
 class Verb(Enum):
-    """Lifecycle verbs, the same names for every hypervisor."""
+    """Every action, the same names for every hypervisor: lifecycle verbs and verbs with parameters."""
 
     START = "start"
     SHUTDOWN = "shutdown"
@@ -42,6 +42,22 @@ class Verb(Enum):
     RESUME = "resume"
     FORCE_OFF = "force-off"
     RESET = "reset"
+    SNAPSHOT_CREATE = "snapshot-create"
+    SNAPSHOT_REVERT = "snapshot-revert"
+    SNAPSHOT_DELETE = "snapshot-delete"
+
+
+# The power verbs: what `act` and the lifecycle menus offer; they take no parameters.
+LIFECYCLE_VERBS = (
+    Verb.START,
+    Verb.SHUTDOWN,
+    Verb.REBOOT,
+    Verb.PAUSE,
+    Verb.RESUME,
+    Verb.FORCE_OFF,
+    Verb.RESET,
+)
+SNAPSHOT_VERBS = (Verb.SNAPSHOT_CREATE, Verb.SNAPSHOT_REVERT, Verb.SNAPSHOT_DELETE)
 
 
 class MemorySource(Enum):
@@ -124,6 +140,39 @@ class DomainRef:
     @property
     def by_uuid(self) -> bool:
         return self.key != self.name
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotParams:
+    """What a snapshot verb needs: the snapshot's name and, for create, whether to save the RAM too.
+
+    The parameters of an action are typed values like this one (migration adds its own);
+    `record()` is what the audit log keeps of them: never a secret.
+    """
+
+    name: str
+    memory: bool = False  # create only: include the running guest's memory state
+    description: str = ""
+
+    def record(self) -> dict[str, object]:
+        return {"snapshot": self.name, "memory": self.memory}
+
+
+ActionParams = SnapshotParams  # a union once migration adds its parameters
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotInfo:
+    """One snapshot of one domain as the backend lists it."""
+
+    name: str
+    created: float | None = None  # wall time (time.time()), None where unknown
+    parent: str | None = None
+    current: bool = False  # the domain runs from (or was last reverted to) this one
+    memory: bool | None = None  # the snapshot holds the guest's memory state; None: unknown
+    description: str = ""
+    state: str = ""  # the domain's state when taken, in the backend's words
+    key: str = ""  # the backend's id where names are not unique (ESXi's snapshot moref); else the name
 
 
 @dataclass(frozen=True, slots=True)

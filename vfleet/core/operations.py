@@ -19,13 +19,22 @@ import time
 from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import Any
 
 from vfleet.core.audit import AuditLog, new_op_id
 from vfleet.core.console import ConsoleStream
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.errors import AuditUnavailable, HostUnreachable, PolicyRefused, VFleetError
-from vfleet.core.models import ActionResult, PowerState, Verb
+from vfleet.core.models import (
+    LIFECYCLE_VERBS,
+    ActionParams,
+    ActionResult,
+    PowerState,
+    SnapshotInfo,
+    SnapshotParams,
+    Verb,
+)
 from vfleet.core.policy import (
     REACHED,
     Decision,
@@ -119,7 +128,20 @@ def _target_record(decision: Decision) -> dict[str, object]:
     }
 
 
-def _result_record(op: str, result: ActionResult, overridden: bool) -> dict[str, object]:
+def expand_params(params: ActionParams | None, now: datetime | None = None) -> ActionParams | None:
+    """`{date}` and `{time}` in a snapshot name, expanded once per operation: one name on every target."""
+    if not isinstance(params, SnapshotParams) or "{" not in params.name:
+        return params
+    now = now or datetime.now()
+    name = params.name.replace("{date}", now.strftime("%Y-%m-%d")).replace("{time}", now.strftime("%H%M%S"))
+    return replace(params, name=name)
+
+
+def _params_record(params: ActionParams | None) -> dict[str, object]:
+    return {} if params is None else {"params": params.record()}
+
+
+def _result_record(op: str, result: ActionResult, overridden: bool, params: ActionParams | None) -> dict[str, object]:
     return {
         "kind": "result",
         "op": op,
@@ -127,6 +149,7 @@ def _result_record(op: str, result: ActionResult, overridden: bool) -> dict[str,
         "domain": result.domain,
         "key": result.key,
         "verb": result.verb.value,
+        **_params_record(params),
         "result": result.outcome,
         "state_after": result.state_after.value if result.state_after else None,
         "override": overridden,
@@ -155,7 +178,9 @@ class Operations:
         multiple: bool = True,
         max_targets: int | None = None,
         hidden: int = 0,
+        params: ActionParams | None = None,
     ) -> Plan:
+        """Placeholders in `params` are expanded here, once: the plan shows what will be sent and recorded."""
         return plan(
             self._views(),
             verb,
@@ -164,10 +189,11 @@ class Operations:
             multiple=multiple,
             max_targets=max_targets,
             hidden=hidden,
+            params=expand_params(params),
         )
 
-    def applicable_verbs(self, targets: Sequence[Target]) -> list[Verb]:
-        return applicable_verbs(self._views(), targets)
+    def applicable_verbs(self, targets: Sequence[Target], verbs: Sequence[Verb] = LIFECYCLE_VERBS) -> list[Verb]:
+        return applicable_verbs(self._views(), targets, verbs)
 
     def _views(self) -> list[HostView]:
         """The fleet's views, with the states our own actions read back where no poll has caught up.
@@ -210,6 +236,7 @@ class Operations:
         header = {
             "op": operation.op,
             "verb": the_plan.verb.value,
+            **_params_record(the_plan.params),
             "face": self.face,
             **(context or {}),
             "tier": the_plan.tier.value,
@@ -352,7 +379,7 @@ class Operations:
                 self._read_back[(result.host, result.key)] = (result.state_after, time.monotonic())
             sent.pop(index, None)
             done[index] = result
-            recorder.add(_result_record(op, result, decision.overridden))
+            recorder.add(_result_record(op, result, decision.overridden, the_plan.params))
             if on_result is not None:
                 on_result(result)
             return result
@@ -386,7 +413,11 @@ class Operations:
                 try:
                     # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a Ctrl-C's cancel
                     async with asyncio.timeout(timeout):
-                        result = await driver.perform(verb, t.ref, deadline=time.monotonic() + timeout)
+                        due = time.monotonic() + timeout
+                        if the_plan.params is None:  # the lifecycle call shape, as every driver knows it
+                            result = await driver.perform(verb, t.ref, deadline=due)
+                        else:
+                            result = await driver.perform(verb, t.ref, deadline=due, params=the_plan.params)
                 except TimeoutError:
                     result = ActionResult(
                         t.host,
@@ -406,7 +437,7 @@ class Operations:
                 finally:
                     in_flight[t.host] -= 1
             self.fleet.request_poll(t.host)
-            if wait is not None and result.ok:
+            if wait is not None and result.ok and verb in REACHED:
                 result = await _await_state(self.fleet, replace(result, key=t.ref.key), wait)
             return finish(index, decision, result)
 
@@ -441,6 +472,7 @@ class Operations:
                     "domain": t.domain,
                     "key": t.ref.key,
                     "verb": operation.plan.verb.value,
+                    **_params_record(operation.plan.params),
                     "result": "interrupted",
                     "state_after": None,
                     "override": decision.overridden,
@@ -482,6 +514,35 @@ async def _await_state(fleet: Fleet, result: ActionResult, wait: float) -> Actio
         timed_out=True,
         message=f"{result.host}: {result.domain} did not reach {names} within {wait:g} s",
     )
+
+
+@dataclass(frozen=True, slots=True)
+class SnapshotListing:
+    target: Target
+    snapshots: tuple[SnapshotInfo, ...] = ()
+    error: str | None = None  # why this domain's snapshots could not be read
+
+
+async def read_snapshots(fleet: Fleet, targets: Sequence[Target], *, timeout: float = 60.0) -> list[SnapshotListing]:
+    """Each target's snapshots: a read (no policy, no audit), bounded like an operation, one answer per target."""
+    global_slots = asyncio.Semaphore(GLOBAL_LIMIT)
+    host_slots = {t.host: asyncio.Semaphore(PER_HOST_LIMIT) for t in targets}
+
+    async def one(t: Target) -> SnapshotListing:
+        driver = fleet.driver(t.host)
+        if driver is None:
+            return SnapshotListing(t, error=f"{t.host}: not connected")
+        async with global_slots, host_slots[t.host]:
+            try:
+                async with asyncio.timeout(timeout):
+                    found = await driver.snapshots(t.ref, deadline=time.monotonic() + timeout)
+            except TimeoutError:
+                return SnapshotListing(t, error=f"{t.host}: snapshots of {t.domain}: no answer within {timeout:g} s")
+            except VFleetError as exc:
+                return SnapshotListing(t, error=str(exc))
+        return SnapshotListing(t, found)
+
+    return list(await asyncio.gather(*(one(t) for t in targets)))
 
 
 async def always(_plan: Plan) -> bool:

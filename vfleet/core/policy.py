@@ -21,11 +21,12 @@ from dataclasses import dataclass
 from enum import Enum
 
 from vfleet.core.engine import HostView
-from vfleet.core.models import Domain, DomainRef, PowerState, Verb
+from vfleet.core.models import LIFECYCLE_VERBS, SNAPSHOT_VERBS, ActionParams, Domain, DomainRef, PowerState, Verb
 from vfleet.core.selector import Selector
-from vfleet.drivers.base import capability_for
+from vfleet.drivers.base import capability_for, check_params
 
-DESTRUCTIVE = frozenset({Verb.FORCE_OFF, Verb.RESET})
+# Revert throws away the guest's present; delete throws away a way back.
+DESTRUCTIVE = frozenset({Verb.FORCE_OFF, Verb.RESET, Verb.SNAPSHOT_REVERT, Verb.SNAPSHOT_DELETE})
 HARMLESS = frozenset({Verb.RESUME})
 # Verbs that have nothing to do in a state: reported as a no-op, never sent twice.
 ALREADY = {
@@ -46,7 +47,7 @@ APPLIES = {
         {PowerState.RUNNING, PowerState.PAUSED, PowerState.SHUTTING_DOWN, PowerState.CRASHED, PowerState.SUSPENDED}
     ),
     Verb.RESET: frozenset({PowerState.RUNNING, PowerState.PAUSED}),
-}
+} | {verb: frozenset(PowerState) for verb in SNAPSHOT_VERBS}  # the backend knows which states it can snapshot
 # The state each verb leads to, for --wait.
 TARGET_STATE = {
     Verb.START: PowerState.RUNNING,
@@ -118,6 +119,12 @@ class Plan:
     decisions: tuple[Decision, ...]
     hidden: int = 0  # targets the face's filter hides from the operator (marked earlier)
     blocked: str | None = None  # the interlock's refusal of the whole plan, or None
+    params: ActionParams | None = None  # the verb's parameters, the same for every target
+
+    @property
+    def action(self) -> str:
+        """The verb with its parameters, for prompts and messages: `snapshot-create pre-patch`."""
+        return self.verb.value if self.params is None else f"{self.verb.value} {self.params.name}"
 
     @property
     def sendable(self) -> tuple[Decision, ...]:
@@ -138,7 +145,7 @@ class Plan:
     def summary(self) -> str:
         """One line: what will happen to how many targets."""
         counts = {word: sum(d.plan_word == word for d in self.decisions) for word in ("send", "no-op", "refused")}
-        parts = [f"{self.verb.value} {counts['send']} of {len(self.decisions)}"]
+        parts = [f"{self.action} {counts['send']} of {len(self.decisions)}"]
         parts += [f"{n} {word}" for word, n in counts.items() if n and word != "send"]
         if self.hidden:
             parts.append(f"{self.hidden} hidden by the filter")
@@ -177,9 +184,14 @@ def decide(view: HostView | None, verb: Verb, target: Target, *, override: bool 
     state = domain.state if domain else None
     if view.read_only:
         return Decision(target, refused=f"{target.host}: read-only: {verb.value} refused", state=state)
-    if view.capabilities and capability_for(verb) not in view.capabilities:
+    capability = capability_for(verb)
+    if view.capabilities and capability not in view.capabilities:
+        reason = view.unsupported.get(capability)
         return Decision(
-            target, refused=f"{target.host}: the {view.config.driver} driver cannot {verb.value}", state=state
+            target,
+            refused=f"{target.host}: the {view.config.driver} driver cannot {verb.value}"
+            + (f": {reason}" if reason else ""),
+            state=state,
         )
     if domain is None:
         return Decision(target, refused=f"{target.host}: {target.domain} was not in the host's last poll")
@@ -209,16 +221,26 @@ def plan(
     multiple: bool = True,
     max_targets: int | None = None,
     hidden: int = 0,
+    params: ActionParams | None = None,
 ) -> Plan:
+    """`params` are checked here (UsageError), before anything is confirmed or recorded."""
+    check_params(verb, params)
     by_name = {v.name: v for v in views}
     decisions = tuple(decide(by_name.get(t.host), verb, t, override=override) for t in targets)
-    return Plan(verb, decisions, hidden=hidden, blocked=interlock(len(targets), multiple, max_targets))
+    return Plan(verb, decisions, hidden=hidden, blocked=interlock(len(targets), multiple, max_targets), params=params)
 
 
-def applicable_verbs(views: Iterable[HostView], targets: Sequence[Target]) -> list[Verb]:
-    """The verbs a menu should offer: those with at least one target they would be sent to."""
+def applicable_verbs(
+    views: Iterable[HostView], targets: Sequence[Target], verbs: Sequence[Verb] = LIFECYCLE_VERBS
+) -> list[Verb]:
+    """The verbs a menu should offer (of `verbs`): those with at least one target they would be sent to."""
     views = list(views)
-    return [verb for verb in Verb if plan(views, verb, targets).sendable]
+    return [verb for verb in verbs if _any_sendable(views, verb, targets)]
+
+
+def _any_sendable(views: list[HostView], verb: Verb, targets: Sequence[Target]) -> bool:
+    by_name = {v.name: v for v in views}
+    return any(decide(by_name.get(t.host), verb, t).dispatch for t in targets)
 
 
 def select(views: Iterable[HostView], selector: Selector) -> list[Target]:

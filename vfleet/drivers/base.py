@@ -10,13 +10,26 @@ from __future__ import annotations
 import asyncio
 import time
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
 from enum import Enum
 from typing import ClassVar
 
 from vfleet.core.console import ConsoleStream
-from vfleet.core.errors import NoConsole, PolicyRefused, UnsupportedAction
-from vfleet.core.models import ActionResult, DomainEvent, DomainRef, HostConfig, HostFacts, HostSnapshot, Verb
+from vfleet.core.errors import NoConsole, PolicyRefused, UnsupportedAction, UsageError
+from vfleet.core.models import (
+    LIFECYCLE_VERBS,
+    SNAPSHOT_VERBS,
+    ActionParams,
+    ActionResult,
+    DomainEvent,
+    DomainRef,
+    HostConfig,
+    HostFacts,
+    HostSnapshot,
+    SnapshotInfo,
+    SnapshotParams,
+    Verb,
+)
 
 
 class Capability(Enum):
@@ -30,13 +43,27 @@ class Capability(Enum):
     RESUME = Verb.RESUME.value
     FORCE_OFF = Verb.FORCE_OFF.value
     RESET = Verb.RESET.value
+    SNAPSHOT = "snapshot"  # create, revert, delete and list snapshots
 
 
-LIFECYCLE = frozenset(Capability(v.value) for v in Verb)
+LIFECYCLE = frozenset(Capability(v.value) for v in LIFECYCLE_VERBS)
+# The parameters each verb that takes some requires (a verb not listed takes none).
+PARAMS: dict[Verb, type[ActionParams]] = {verb: SnapshotParams for verb in SNAPSHOT_VERBS}
 
 
 def capability_for(verb: Verb) -> Capability:
-    return Capability(verb.value)
+    return Capability.SNAPSHOT if verb in SNAPSHOT_VERBS else Capability(verb.value)
+
+
+def check_params(verb: Verb, params: ActionParams | None) -> None:
+    """A verb gets exactly the parameters it needs: a UsageError names what is wrong."""
+    wanted = PARAMS.get(verb)
+    if wanted is None and params is not None:
+        raise UsageError(f"{verb.value} takes no parameters")
+    if wanted is not None and not isinstance(params, wanted):
+        raise UsageError(f"{verb.value} needs {wanted.__name__}")
+    if isinstance(params, SnapshotParams) and not params.name.strip():
+        raise UsageError(f"{verb.value} needs a snapshot name")
 
 
 class Driver(ABC):
@@ -44,6 +71,8 @@ class Driver(ABC):
 
     kind: ClassVar[str]
     capabilities: ClassVar[frozenset[Capability]] = frozenset()
+    # Why a capability is missing, where there is a reason worth telling the operator (menus, README).
+    unsupported: ClassVar[Mapping[Capability, str]] = {}
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
         self.config = config
@@ -83,16 +112,27 @@ class Driver(ABC):
         return
         yield  # pragma: no cover - unreachable; makes this an async generator
 
-    async def perform(self, verb: Verb, target: DomainRef, *, deadline: float | None = None) -> ActionResult:
-        """Run one lifecycle verb on the domain `target.key` names and report the state read back.
+    async def perform(
+        self,
+        verb: Verb,
+        target: DomainRef,
+        *,
+        deadline: float | None = None,
+        params: ActionParams | None = None,
+    ) -> ActionResult:
+        """Run one verb on the domain `target.key` names and report the state read back.
 
+        Lifecycle verbs go to `_perform`, verbs with parameters (snapshots) to `_perform_with`.
         Only the core's operations service calls this (policy, confirmation and audit come first).
         """
         if capability_for(verb) not in self.capabilities:
             raise UnsupportedAction(self.host, f"the {self.kind} driver cannot {verb.value}")
         if self.read_only:  # defence in depth: the core's policy refuses first
             raise PolicyRefused(f"{self.host}: read-only: {verb.value} {target.name} refused")
-        return await self._perform(verb, target, deadline)
+        check_params(verb, params)
+        if params is None:
+            return await self._perform(verb, target, deadline)
+        return await self._perform_with(verb, target, params, deadline)
 
     async def _perform(self, verb: Verb, target: DomainRef, deadline: float | None) -> ActionResult:
         raise UnsupportedAction(self.host, f"the {self.kind} driver cannot {verb.value}")
@@ -106,3 +146,17 @@ class Driver(ABC):
         Raises NoConsole where there is none to attach to (the message says what exists instead).
         """
         raise NoConsole(self.host, f"{target.name}: the {self.kind} driver has no serial console")
+
+    async def _perform_with(
+        self, verb: Verb, target: DomainRef, params: ActionParams, deadline: float | None
+    ) -> ActionResult:
+        raise UnsupportedAction(self.host, f"the {self.kind} driver cannot {verb.value}")
+
+    async def snapshots(self, target: DomainRef, *, deadline: float | None = None) -> tuple[SnapshotInfo, ...]:
+        """The domain's snapshots, oldest first (a read: allowed on read-only hosts)."""
+        if Capability.SNAPSHOT not in self.capabilities:
+            raise UnsupportedAction(self.host, f"the {self.kind} driver cannot list snapshots")
+        return await self._snapshots(target, deadline)
+
+    async def _snapshots(self, target: DomainRef, deadline: float | None) -> tuple[SnapshotInfo, ...]:
+        raise UnsupportedAction(self.host, f"the {self.kind} driver cannot list snapshots")

@@ -11,10 +11,11 @@ import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from vfleet.core.errors import ActionFailed, DomainNotFound, DriverTimeout, HostUnreachable
 from vfleet.core.models import (
+    ActionParams,
     ActionResult,
     Domain,
     DomainCounters,
@@ -25,6 +26,7 @@ from vfleet.core.models import (
     HostSnapshot,
     MemorySource,
     PowerState,
+    SnapshotInfo,
     Verb,
 )
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
@@ -103,11 +105,12 @@ class _SimDomain:
     wait_ns: int = 0
     started_at: float | None = None
     domain_id: int | None = None
+    snapshots: list[SnapshotInfo] = field(default_factory=list)
 
 
 class SimDriver(Driver):
     kind = "sim"
-    capabilities = LIFECYCLE | {Capability.EVENTS, Capability.READ_ONLY_CONNECTION}
+    capabilities = LIFECYCLE | {Capability.EVENTS, Capability.READ_ONLY_CONNECTION, Capability.SNAPSHOT}
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
         super().__init__(config, read_only=read_only)
@@ -243,13 +246,45 @@ class SimDriver(Driver):
     def _emit(self, dom: _SimDomain, kind: str, detail: str = "") -> None:
         self._events.put_nowait(DomainEvent(self.host, dom.name, kind, detail, dom.uuid, time.time()))
 
-    async def _perform(self, verb: Verb, target: DomainRef, deadline: float | None) -> ActionResult:
-        domain = target.name
+    def _find(self, target: DomainRef) -> _SimDomain:
         dom = next((d for d in self._domains.values() if d.uuid == target.key), None)
         if dom is None and not target.by_uuid:
-            dom = self._domains.get(domain)
+            dom = self._domains.get(target.name)
         if dom is None:
-            raise DomainNotFound(self.host, f"no domain named {domain!r}")
+            raise DomainNotFound(self.host, f"no domain named {target.name!r}")
+        return dom
+
+    async def _snapshots(self, target: DomainRef, deadline: float | None) -> tuple[SnapshotInfo, ...]:
+        dom = self._find(target)
+        await self._take(self.latency, self.due(deadline), f"snapshots of {target.name}")
+        return tuple(dom.snapshots)
+
+    async def _perform_with(
+        self, verb: Verb, target: DomainRef, params: ActionParams, deadline: float | None
+    ) -> ActionResult:
+        dom = self._find(target)
+        await self._take(self.latency * 2, self.due(deadline), f"{verb.value} {target.name}")
+        known = next((s for s in dom.snapshots if s.name == params.name), None)
+        if verb is Verb.SNAPSHOT_CREATE:
+            if known is not None:
+                raise ActionFailed(self.host, f"{dom.name}: a snapshot named {params.name!r} exists")
+            current = next((s.name for s in dom.snapshots if s.current), None)
+            dom.snapshots = [replace(s, current=False) for s in dom.snapshots]
+            memory = params.memory and dom.state is PowerState.RUNNING
+            dom.snapshots.append(SnapshotInfo(params.name, time.time(), current, True, memory, state=dom.state.value))
+        elif known is None:
+            raise ActionFailed(self.host, f"{dom.name}: no snapshot named {params.name!r}")
+        elif verb is Verb.SNAPSHOT_REVERT:
+            dom.snapshots = [replace(s, current=s.name == params.name) for s in dom.snapshots]
+            if not known.memory and dom.state is not PowerState.OFF:
+                self._power_off(dom, "reverted to a disk-only snapshot")
+        else:
+            dom.snapshots = [s for s in dom.snapshots if s.name != params.name]
+        return ActionResult(self.host, dom.name, verb, ok=True, state_after=dom.state)
+
+    async def _perform(self, verb: Verb, target: DomainRef, deadline: float | None) -> ActionResult:
+        domain = target.name
+        dom = self._find(target)
         await self._take(self.latency * 2, self.due(deadline), f"{verb.value} {domain}")
         allowed = {
             Verb.START: (PowerState.OFF,),

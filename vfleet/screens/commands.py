@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vfleet.core.config import MIN_INTERVAL
-from vfleet.core.models import Verb
+from vfleet.core.models import LIFECYCLE_VERBS
 from vfleet.widgets.columns import CHOOSABLE, SORTABLE
 
 _ALIASES = {
@@ -25,7 +25,7 @@ _ALIASES = {
     "interval": "interval",
     "console": "console",
 }
-_VERBS = {v.value: v for v in Verb}
+_VERBS = {v.value: v for v in LIFECYCLE_VERBS}
 
 # What `?` lists for `:` (usage, meaning). A new command adds its line here: a test
 # checks that every command is listed.

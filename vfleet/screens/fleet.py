@@ -19,7 +19,7 @@ from vfleet.core.config import Config
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.errors import VFleetError
 from vfleet.core.fields import starts_descending
-from vfleet.core.models import ActionResult, HostStatus, PowerState, Verb
+from vfleet.core.models import LIFECYCLE_VERBS, ActionResult, HostStatus, PowerState, Verb
 from vfleet.core.operations import Operation, Operations, Plan, Target
 from vfleet.core.output import human_bytes
 from vfleet.core.sanitize import printable
@@ -556,7 +556,7 @@ class FleetScreen(Screen[None]):
     def _why_nothing(self, targets: list[Target]) -> str:
         """Why no verb applies: the policy's own reasons, most common first."""
         reasons: dict[str, int] = {}
-        for verb in Verb:
+        for verb in LIFECYCLE_VERBS:
             for decision in self.operations.plan(verb, targets).decisions:
                 why = decision.refused or decision.noop or ""
                 if "read-only" in why:

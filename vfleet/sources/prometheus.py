@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 from vfleet.core.errors import DataStale, HostUnreachable, VFleetError
 from vfleet.core.models import (
+    ActionParams,
     ActionResult,
     Domain,
     DomainGauges,
@@ -30,12 +32,14 @@ from vfleet.core.models import (
     HostSnapshot,
     MemorySource,
     PowerState,
+    SnapshotInfo,
     Verb,
 )
 from vfleet.drivers.base import Capability, Driver
 from vfleet.drivers.registry import create_driver, driver_class
 from vfleet.sources.promql import PromClient, QueryFailed, Series, regex_literal
 
+T = TypeVar("T")
 DEFAULT_MAX_AGE = 30.0  # seconds: older data is stale
 LOOKBACK = "10m"  # how far back the "last sample" query looks, to say how old the newest one is
 HOST_FAMILIES = ("info", "up", "status", "last_poll_timestamp_seconds", "cpus", "memory_bytes")
@@ -301,6 +305,17 @@ class PromHostDriver(Driver):
             await real.close()
 
     async def _perform(self, verb: Verb, target: DomainRef, deadline: float | None) -> ActionResult:
+        return await self._on_real(lambda real: real.perform(verb, target, deadline=deadline), deadline)
+
+    async def _perform_with(
+        self, verb: Verb, target: DomainRef, params: ActionParams, deadline: float | None
+    ) -> ActionResult:
+        return await self._on_real(lambda real: real.perform(verb, target, deadline=deadline, params=params), deadline)
+
+    async def _snapshots(self, target: DomainRef, deadline: float | None) -> tuple[SnapshotInfo, ...]:
+        return await self._on_real(lambda real: real.snapshots(target, deadline=deadline), deadline)
+
+    async def _on_real(self, call: Callable[[Driver], Awaitable[T]], deadline: float | None) -> T:
         async with self._lock:  # one connection to the host, made by the first action
             if self._real is None:
                 self._real = create_driver(self.config, read_only=self.read_only)
@@ -314,7 +329,7 @@ class PromHostDriver(Driver):
                 self._real_connected = True
             real = self._real
         try:
-            return await real.perform(verb, target, deadline=deadline)
+            return await call(real)
         except HostUnreachable:  # connect again at the next action
             self._real_connected = False
             raise

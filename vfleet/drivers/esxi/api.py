@@ -49,6 +49,7 @@ from vfleet.core.errors import (
     NoConsole,
 )
 from vfleet.core.models import (
+    ActionParams,
     ActionResult,
     Domain,
     DomainRef,
@@ -56,10 +57,12 @@ from vfleet.core.models import (
     HostFacts,
     HostSnapshot,
     PowerState,
+    SnapshotInfo,
     TlsSettings,
     Verb,
 )
-from vfleet.drivers.base import LIFECYCLE, Driver
+from vfleet.drivers.base import LIFECYCLE, Capability, Driver
+from vfleet.drivers.esxi import vsnap
 from vfleet.drivers.esxi.login import NotVimServer, login, service_version
 from vfleet.drivers.esxi.vsphere_map import (
     HOST_PROPERTIES,
@@ -151,7 +154,7 @@ class _Untrusted(Exception):
 
 class EsxiApiDriver(Driver):
     kind = "esxi_api"
-    capabilities = LIFECYCLE
+    capabilities = LIFECYCLE | {Capability.SNAPSHOT}
     # Verb -> (vSphere method, whether it returns a Task). PAUSE has no vSphere
     # equivalent: it suspends (memory to disk); RESUME powers a suspended VM on.
     METHODS: ClassVar[dict[Verb, tuple[str, bool]]] = {
@@ -355,9 +358,7 @@ class EsxiApiDriver(Driver):
         self._connected()
         return await self._call(Lane.CONTROL, "poll", lambda: self._read_snapshot(deadline), deadline)
 
-    def _retrieve(
-        self, deadline: float | None = None
-    ) -> tuple[dict[Any, dict[str, Any]], dict[Any, dict[str, Any]]]:
+    def _retrieve(self, deadline: float | None = None) -> tuple[dict[Any, dict[str, Any]], dict[Any, dict[str, Any]]]:
         """ONE RetrievePropertiesEx for every VM and host (plus continuation pages, if any)."""
         collector = self._content.propertyCollector
         result = collector.RetrievePropertiesEx([self._spec], PC.RetrieveOptions())
@@ -439,6 +440,29 @@ class EsxiApiDriver(Driver):
             Lane.ACTION, what, lambda: self._act(verb, target.key, what, task_wait), deadline
         )
         return ActionResult(self.host, domain, verb, ok=True, state_after=state, message=note or raw)
+
+    async def _perform_with(
+        self, verb: Verb, target: DomainRef, params: ActionParams, deadline: float | None
+    ) -> ActionResult:
+        deadline, what = self.due(deadline), f"{verb.value} {params.name} of {target.name}"
+        task_wait = max(0.5, self.seconds_left(deadline) - 1.0)  # as _perform: report the task's fate
+
+        def run() -> tuple[PowerState, str]:
+            vm = self._find(target.key)
+            vsnap.apply(self._content.propertyCollector, self.host, vm, verb, params, task_wait)
+            return power_state(vm.runtime.powerState)
+
+        state, raw = await self._call(Lane.ACTION, what, run, deadline)
+        return ActionResult(self.host, target.name, verb, ok=True, state_after=state, message=raw)
+
+    async def _snapshots(self, target: DomainRef, deadline: float | None) -> tuple[SnapshotInfo, ...]:
+        what = f"snapshots of {target.name}"
+        return await self._call(
+            Lane.ACTION,
+            what,
+            lambda: vsnap.listing(self._content.propertyCollector, self._find(target.key)),
+            self.due(deadline),
+        )
 
     def _act(self, verb: Verb, domain: str, what: str, task_wait: float) -> tuple[PowerState, str, str]:
         vm = self._find(domain)

@@ -67,6 +67,12 @@ class XenXlDriver(Driver):
             Capability.CONSOLE,
         }
     )
+    unsupported = {
+        Capability.RESET: "`xl trigger NAME reset` works for HVM guests only",
+        Capability.SNAPSHOT: "xl has no snapshots: `xl save` writes the guest's memory to a file and stops it, "
+        "`xl restore` starts it again from that file; neither captures the disks, which xl leaves "
+        "to the storage (LVM, qcow2) underneath",
+    }
     max_output = MAX_OUTPUT  # bytes per command (the poll's four outputs together)
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
