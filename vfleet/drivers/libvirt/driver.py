@@ -37,7 +37,7 @@ from vfleet.core.errors import (
 )
 from vfleet.core.models import ActionResult, DomainEvent, DomainRef, HostConfig, HostFacts, HostSnapshot, Verb
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
-from vfleet.drivers.libvirt.parse import domain_from_stats, event_words, hypervisor_name, power_state, version_string
+from vfleet.drivers.libvirt.parse import RecordCache, event_words, hypervisor_name, power_state, version_string
 from vfleet.drivers.libvirt.sshcmd import SshLaunch
 from vfleet.drivers.threaded import Lane, pool_for
 
@@ -89,6 +89,7 @@ class LibvirtDriver(Driver):
         self._events: asyncio.Queue[DomainEvent] = asyncio.Queue()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._devices: dict[str, tuple[list[str], list[str]]] = {}  # uuid -> (disks, interfaces), fallback only
+        self._records = RecordCache()  # unchanged domains come back as the same objects
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -251,8 +252,7 @@ class LibvirtDriver(Driver):
                 Lane.CONTROL, "per-domain stats", lambda: self._read_each(conn, deadline), deadline
             )
         taken_at = records[0][4] if records else time.monotonic()
-        domains = tuple(domain_from_stats(*record) for record in records)
-        return HostSnapshot(self.host, taken_at, domains)
+        return HostSnapshot(self.host, taken_at, self._records.domains(records))
 
     @staticmethod
     def _read_bulk(conn: libvirt.virConnect) -> list[Record]:
