@@ -26,11 +26,12 @@ from vfleet.core import fields, inventory, keyref
 from vfleet.core.config import Config, View
 from vfleet.core.engine import Fleet
 from vfleet.core.errors import ExitCode, UsageError, VFleetError, host_line
+from vfleet.core.gctune import tune_for_long_run
 from vfleet.core.inventory import Inventory
 from vfleet.core.models import HostConfig
 from vfleet.core.output import as_csv, as_json, table, top_frame
 from vfleet.core.preflight import local_problems
-from vfleet.core.report import TOP_SCHEMA, Report, build_report, collect, sleep_until, wait_for_rates
+from vfleet.core.report import TOP_SCHEMA, RecordCache, Report, build_report, collect, sleep_until, wait_for_rates
 from vfleet.core.sanitize import PrintableFormatter, printable
 from vfleet.core.selector import GRAMMAR, Selector, glob_matcher
 from vfleet.drivers.registry import check_available
@@ -246,12 +247,14 @@ async def _top(
     async with Fleet(hosts) as fleet:
         # Rates need two samples: the first frame waits for them, so `-n 1` is worth running.
         await wait_for_rates(fleet, hosts, interval=args.delay)
+        tune_for_long_run()  # start-up is over: what it built lives for the whole run
+        records = RecordCache()
         start = time.monotonic()
         iteration = 0
         while args.iterations is None or iteration < args.iterations:
             iteration += 1
             await sleep_until(start + (iteration - 1) * args.delay)
-            report = build_report(fleet.views(), selector)
+            report = build_report(fleet.views(), selector, cache=records)
             report = replace(report, domains=_in_view(report.domains, view))
             if args.output == "ndjson":
                 out.write(as_json(report.document(TOP_SCHEMA, iteration=iteration), indent=None))
