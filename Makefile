@@ -47,6 +47,7 @@ bench: $(VENV)/.test testbed
 	$(PY) bench/audit_append.py
 	$(PY) bench/engine_recovery.py
 	$(PY) bench/faults.py
+	$(PY) bench/scale.py
 
 $(VENV)/.python:
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv)
