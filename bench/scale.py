@@ -196,11 +196,17 @@ def kvm_anchor_per_record(cycles: int) -> tuple[Records, float]:
         doms = [d for d, s in raw if s.get("state.state") == 1]
         if len(doms) < 2:
             raise SystemExit("the real-stats part needs the 2 running testbed guests at qemu:///system")
-        one = cpu_median(cycles, lambda: [conn.domainListGetStats(doms[:1], STATS_GROUPS, STATS_FLAGS)
-                                          for _ in range(20)]) / 20
-        two = cpu_median(cycles, lambda: [conn.domainListGetStats(doms[:2], STATS_GROUPS, STATS_FLAGS)
-                                          for _ in range(20)]) / 20
-        marginal = two - one
+        # Interleaved, so a busy neighbour slows both alike; the median of the differences.
+        batch = 20
+        diffs = []
+        for _ in range(max(cycles, 5) * 3):
+            one = cpu_median(1, lambda: [conn.domainListGetStats(doms[:1], STATS_GROUPS, STATS_FLAGS)
+                                         for _ in range(batch)])
+            two = cpu_median(1, lambda: [conn.domainListGetStats(doms[:2], STATS_GROUPS, STATS_FLAGS)
+                                         for _ in range(batch)])
+            diffs.append((two - one) / batch)
+        marginal = statistics.median(diffs)
+        two = cpu_median(cycles, lambda: conn.domainListGetStats(doms[:2], STATS_GROUPS, STATS_FLAGS))
         return records, marginal if marginal > 0 else two / 2
     finally:
         conn.close()
@@ -230,6 +236,7 @@ async def main() -> None:
                 hosts, args.cycles, anchor=bare_anchor(args.cycles), profile=args.profile == total)
         assert seen == total, (seen, total)
         rows.append(("test driver", total, anchor_cpu, vfleet_cpu, vfleet_cpu / total))
+        print(f"  {total} domains: anchor {anchor_cpu * 1e3:.1f} ms, vfleet {vfleet_cpu * 1e3:.1f} ms", file=sys.stderr)
         gc.unfreeze()
         gc.collect()
     kvm: list[tuple[int, float, float]] = []
