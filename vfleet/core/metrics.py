@@ -27,13 +27,6 @@ def rate(before: int | None, after: int | None, seconds: float) -> float | None:
     return delta / seconds
 
 
-def _percent(part_per_s: float | None, whole: float | None) -> float | None:
-    if part_per_s is None or not whole:
-        return None
-    # Sampling jitter can push a busy domain a hair over its ceiling.
-    return min(100.0, max(0.0, 100.0 * part_per_s / whole))
-
-
 _NO_GAUGES = DomainGauges()
 _NO_RATES = DomainRates()  # frozen: one shared instance for "nothing known"
 # The counters in DomainCounters order, read in one C call.
@@ -84,18 +77,20 @@ def compute_rates(
         for b, a in zip(_COUNTER_VALUES(before), _COUNTER_VALUES(after), strict=True)
     ]
     g = gauges or _NO_GAUGES
-    vcpu_ns = 1e9 * vcpus if vcpus else None
-    cpu_percent = _percent(cpu, vcpu_ns)
+    # Percentages inline (capped: sampling jitter can push a busy domain a hair over 100).
+    cpu_percent = min(100.0, max(0.0, 100.0 * cpu / (1e9 * vcpus))) if cpu is not None and vcpus else None
+    host_percent = min(100.0, max(0.0, 100.0 * cpu / (1e9 * host_cpus))) if cpu is not None and host_cpus else None
+    contention = min(100.0, max(0.0, 100.0 * wait / (1e9 * vcpus))) if wait is not None and vcpus else None
     return DomainRates(
-        cpu_percent=cpu_percent if cpu_percent is not None else g.cpu_percent,
-        cpu_host_percent=_percent(cpu, 1e9 * host_cpus if host_cpus else None),
-        disk_read_bps=rd if rd is not None else g.disk_read_bps,
-        disk_write_bps=wr if wr is not None else g.disk_write_bps,
-        disk_read_iops=rdr,
-        disk_write_iops=wrr,
-        net_rx_bps=rx if rx is not None else g.net_rx_bps,
-        net_tx_bps=tx if tx is not None else g.net_tx_bps,
-        contention_percent=_first(_percent(wait, vcpu_ns), g.contention_percent),
+        cpu_percent if cpu_percent is not None else g.cpu_percent,
+        host_percent,
+        rd if rd is not None else g.disk_read_bps,
+        wr if wr is not None else g.disk_write_bps,
+        rdr,
+        wrr,
+        rx if rx is not None else g.net_rx_bps,
+        tx if tx is not None else g.net_tx_bps,
+        contention if contention is not None else g.contention_percent,
     )
 
 
