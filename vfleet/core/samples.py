@@ -85,10 +85,10 @@ def check_snapshot(host: str, snapshot: HostSnapshot) -> None:
             raise GarbledOutput(host, f"bad sample: domain {domain.name!r:.60}: {problem}")
 
 
-# Per domain key: the Domain last absorbed, the counters the next rate starts from and
-# the time they were last known current, the rates given, and the counters those
-# values whose stand-still those rates are (None: they are the rates of a change), so
-# a domain that keeps standing still reuses its zero rates instead of recomputing them.
+# Per domain key: (the Domain last absorbed, the counters its next rates start from,
+# the time those counters were last known current, the rates it was given, and the
+# counters whose stand-still those rates are, or None when they are the rates of a
+# change), so a domain that keeps standing still reuses its zero rates.
 _Seen = tuple[Domain, DomainCounters | None, float, DomainRates, DomainCounters | None]
 
 
