@@ -179,3 +179,21 @@ async def test_falls_back_to_per_domain_stats_on_no_support(tmp_path: Path) -> N
         assert a.counters is not None and a.counters.cpu_time_ns is not None
         assert a.counters.disk_read_bytes is not None and a.counters.net_rx_bytes is not None
         assert by_name["b"].counters is None
+
+
+async def test_unchanged_domains_come_back_as_the_same_objects_and_changed_ones_do_not(tmp_path: Path) -> None:
+    """Issue 12: the engine's short path keys on identity; a paused domain must not look unchanged."""
+    node = write_node(tmp_path / "node.xml", [("steady", RUNNING), ("moving", RUNNING), ("off", SHUTOFF)])
+    driver = driver_for(config(node))
+    await driver.connect()
+    try:
+        first = {d.name: d for d in (await driver.poll()).domains}
+        second = {d.name: d for d in (await driver.poll()).domains}
+        assert all(second[name] is first[name] for name in first), "nothing changed: the same Domains"
+        await driver.perform(Verb.PAUSE, DomainRef.of(first["moving"]))
+        third = {d.name: d for d in (await driver.poll()).domains}
+    finally:
+        await driver.close()
+    assert third["moving"] is not second["moving"] and third["moving"].state is PowerState.PAUSED
+    assert third["steady"] is second["steady"] and third["off"] is second["off"]
+    assert third["off"].domain_id is None and third["steady"].domain_id is not None

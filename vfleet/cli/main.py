@@ -282,19 +282,22 @@ async def _top(
     from dataclasses import replace
 
     from vfleet.core.engine import Fleet, default_driver_factory
+    from vfleet.core.gctune import tune_for_long_run
     from vfleet.core.output import as_json, top_frame
-    from vfleet.core.report import TOP_SCHEMA, Report, build_report, sleep_until, wait_for_rates
+    from vfleet.core.report import TOP_SCHEMA, RecordCache, Report, build_report, sleep_until, wait_for_rates
 
     report = Report([], [], [])
     async with Fleet(hosts, driver_factory=_source_factory(args, hosts) or default_driver_factory) as fleet:
         # Rates need two samples: the first frame waits for them, so `-n 1` is worth running.
         await wait_for_rates(fleet, hosts, interval=args.delay)
+        tune_for_long_run()  # start-up is over: what it built lives for the whole run
+        records = RecordCache()
         start = time.monotonic()
         iteration = 0
         while args.iterations is None or iteration < args.iterations:
             iteration += 1
             await sleep_until(start + (iteration - 1) * args.delay)
-            report = build_report(fleet.views(), selector)
+            report = build_report(fleet.views(), selector, cache=records)
             report = replace(report, domains=_in_view(report.domains, view))
             if args.output == "ndjson":
                 out.write(as_json(report.document(TOP_SCHEMA, iteration=iteration), indent=None))

@@ -8,6 +8,7 @@ it) gives None for that interval: never a negative rate and never a made-up one.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from operator import attrgetter
 
 from vfleet.core.models import Domain, DomainCounters, DomainGauges, DomainRates
 
@@ -22,11 +23,19 @@ def rate(before: int | None, after: int | None, seconds: float) -> float | None:
     return delta / seconds
 
 
-def _percent(part_per_s: float | None, whole: float | None) -> float | None:
-    if part_per_s is None or not whole:
-        return None
-    # Sampling jitter can push a busy domain a hair over its ceiling.
-    return min(100.0, max(0.0, 100.0 * part_per_s / whole))
+_NO_GAUGES = DomainGauges()
+_NO_RATES = DomainRates()  # frozen: one shared instance for "nothing known"
+# The counters in DomainCounters order, read in one C call.
+_COUNTER_VALUES = attrgetter(
+    "cpu_time_ns",
+    "disk_read_bytes",
+    "disk_write_bytes",
+    "disk_read_reqs",
+    "disk_write_reqs",
+    "net_rx_bytes",
+    "net_tx_bytes",
+    "vcpu_wait_ns",
+)
 
 
 def compute_rates(
@@ -36,33 +45,48 @@ def compute_rates(
     vcpus: int | None,
     host_cpus: int | None,
     gauges: DomainGauges | None = None,
+    seconds: float | None = None,
 ) -> DomainRates:
-    """Rates between two samples; gauges fill what counters cannot give."""
-    g = gauges or DomainGauges()
-    if before is None or after is None:
+    """Rates between two samples; gauges fill what counters cannot give.
+
+    `seconds` overrides the samples' own timestamps (the engine passes it when the
+    earlier values were still current at a later poll). This runs for every domain
+    of every poll: one pass over the counters, no call per field.
+    """
+    if seconds is None and before is not None and after is not None:
+        seconds = after.taken_at - before.taken_at
+    if before is None or after is None or seconds is None or seconds <= 0:
+        if gauges is None:
+            return _NO_RATES
         return DomainRates(
-            cpu_percent=g.cpu_percent,
-            cpu_host_percent=_scale(g.cpu_percent, vcpus, host_cpus),
-            disk_read_bps=g.disk_read_bps,
-            disk_write_bps=g.disk_write_bps,
-            net_rx_bps=g.net_rx_bps,
-            net_tx_bps=g.net_tx_bps,
-            contention_percent=g.contention_percent,
+            cpu_percent=gauges.cpu_percent,
+            cpu_host_percent=_scale(gauges.cpu_percent, vcpus, host_cpus),
+            disk_read_bps=gauges.disk_read_bps,
+            disk_write_bps=gauges.disk_write_bps,
+            net_rx_bps=gauges.net_rx_bps,
+            net_tx_bps=gauges.net_tx_bps,
+            contention_percent=gauges.contention_percent,
         )
-    seconds = after.taken_at - before.taken_at
-    cpu_ns_per_s = rate(before.cpu_time_ns, after.cpu_time_ns, seconds)
-    wait_ns_per_s = rate(before.vcpu_wait_ns, after.vcpu_wait_ns, seconds)
-    cpu_percent = _percent(cpu_ns_per_s, 1e9 * vcpus if vcpus else None)
+    # A counter that went backwards (reset, wrap) gives None, never a negative rate.
+    cpu, rd, wr, rdr, wrr, rx, tx, wait = [
+        None if b is None or a is None or a < b else (a - b) / seconds
+        for b, a in zip(_COUNTER_VALUES(before), _COUNTER_VALUES(after), strict=True)
+    ]
+    g = gauges or _NO_GAUGES
+    # Percentages inline (capped: sampling jitter can push a busy domain a hair over 100).
+    cpu_percent = min(100.0, max(0.0, 100.0 * cpu / (1e9 * vcpus))) if cpu is not None and vcpus else None
+    host_percent = min(100.0, max(0.0, 100.0 * cpu / (1e9 * host_cpus))) if cpu is not None and host_cpus else None
+    contention = min(100.0, max(0.0, 100.0 * wait / (1e9 * vcpus))) if wait is not None and vcpus else None
     return DomainRates(
-        cpu_percent=_first(cpu_percent, g.cpu_percent),
-        cpu_host_percent=_percent(cpu_ns_per_s, 1e9 * host_cpus if host_cpus else None),
-        disk_read_bps=_first(rate(before.disk_read_bytes, after.disk_read_bytes, seconds), g.disk_read_bps),
-        disk_write_bps=_first(rate(before.disk_write_bytes, after.disk_write_bytes, seconds), g.disk_write_bps),
-        disk_read_iops=rate(before.disk_read_reqs, after.disk_read_reqs, seconds),
-        disk_write_iops=rate(before.disk_write_reqs, after.disk_write_reqs, seconds),
-        net_rx_bps=_first(rate(before.net_rx_bytes, after.net_rx_bytes, seconds), g.net_rx_bps),
-        net_tx_bps=_first(rate(before.net_tx_bytes, after.net_tx_bytes, seconds), g.net_tx_bps),
-        contention_percent=_first(_percent(wait_ns_per_s, 1e9 * vcpus if vcpus else None), g.contention_percent),
+        cpu_percent if cpu_percent is not None else g.cpu_percent,
+        host_percent,
+        rd if rd is not None else g.disk_read_bps,
+        wr if wr is not None else g.disk_write_bps,
+        rdr,
+        wrr,
+        rx if rx is not None else g.net_rx_bps,
+        tx if tx is not None else g.net_tx_bps,
+        contention if contention is not None else g.contention_percent,
     )
 
 

@@ -22,6 +22,10 @@ class PowerState(Enum):
     SUSPENDED = "suspended"
     UNKNOWN = "unknown"
 
+    # Enum's own __hash__ is Python code; summaries hash a state per domain per poll.
+    # Members are singletons compared by identity, so the identity hash is equivalent.
+    __hash__ = object.__hash__
+
 
 class HostStatus(Enum):
     CONNECTING = "connecting"

@@ -113,6 +113,43 @@ def domain_record(row: DomainRow, stale: bool) -> dict[str, Any]:
     }
 
 
+class RecordCache:
+    """The last record of each domain, handed out again while its row's contents are the same objects.
+
+    A `top` stream builds a report every frame; the engine reuses the Domain and rates
+    of an unchanged domain, so its record need not be built again. Records are shared
+    between reports: callers must not change them.
+    """
+
+    __slots__ = ("_hosts",)
+
+    def __init__(self) -> None:
+        self._hosts: dict[str, dict[str, tuple[object, object, str, bool, dict[str, Any]]]] = {}
+
+    def records(self, host: str, rows: Sequence[DomainRow], stale: bool) -> list[dict[str, Any]]:
+        old = self._hosts.get(host, {})
+        new: dict[str, tuple[object, object, str, bool, dict[str, Any]]] = {}  # only what is shown now
+        out = []
+        for row in rows:
+            domain, rates, hypervisor = row.domain, row.rates, row.hypervisor
+            key = domain.uuid or domain.name
+            prev = old.get(key)
+            if (
+                prev is not None
+                and prev[0] is domain
+                and prev[1] is rates
+                and prev[2] == hypervisor
+                and prev[3] is stale
+            ):
+                record = prev[4]
+            else:
+                record = domain_record(row, stale)
+            new[key] = (domain, rates, hypervisor, stale, record)
+            out.append(record)
+        self._hosts[host] = new
+        return out
+
+
 def host_record(view: HostView, now: float, summary: HostSummary | None = None) -> dict[str, Any]:
     health = view.health
     age = health.data_age(now)
@@ -133,7 +170,10 @@ def host_record(view: HostView, now: float, summary: HostSummary | None = None) 
     }
 
 
-def build_report(views: Sequence[HostView], selector: Selector, now: float | None = None) -> Report:
+def build_report(
+    views: Sequence[HostView], selector: Selector, now: float | None = None, cache: RecordCache | None = None
+) -> Report:
+    """`cache` (kept by a caller that reports again and again) reuses the records of unchanged domains."""
     now = time.monotonic() if now is None else now
     hosts: list[dict[str, Any]] = []
     domains: list[dict[str, Any]] = []
@@ -151,7 +191,12 @@ def build_report(views: Sequence[HostView], selector: Selector, now: float | Non
             unreachable.append(view.name)
             problems[view.name] = problem
         stale = view.health.status is not HostStatus.UP
-        domains.extend(domain_record(row, stale) for row in view.rows if selector.matches(row, view.config))
+        # An empty selector matches everything: no predicate call per domain then.
+        rows = [row for row in view.rows if selector.matches(row, view.config)] if selector else view.rows
+        if cache is not None:
+            domains.extend(cache.records(view.name, rows, stale))
+        else:
+            domains.extend(domain_record(row, stale) for row in rows)
     return Report(hosts, domains, unreachable, problems, summaries, summarize_fleet(summaries))
 
 

@@ -19,6 +19,7 @@ from vfleet.core.models import (
     Domain,
     DomainCounters,
     DomainGauges,
+    DomainRates,
     HostConfig,
     HostFacts,
     HostSnapshot,
@@ -85,6 +86,13 @@ def check_snapshot(host: str, snapshot: HostSnapshot) -> None:
             raise GarbledOutput(host, f"bad sample: domain {domain.name!r:.60}: {problem}")
 
 
+# Per domain key: (the Domain last absorbed, the counters its next rates start from,
+# the time those counters were last known current, the rates it was given, and the
+# counters whose stand-still those rates are, or None when they are the rates of a
+# change), so a domain that keeps standing still reuses its zero rates.
+_Seen = tuple[Domain, DomainCounters | None, float, DomainRates, DomainCounters | None]
+
+
 class HostData:
     """What the engine knows of one host's domains: rows, last counters, history."""
 
@@ -92,33 +100,70 @@ class HostData:
         self.config = config
         self.facts: HostFacts | None = None
         self.rows: tuple[DomainRow, ...] = ()
-        self.counters: dict[str, DomainCounters] = {}
+        self.seen: dict[str, _Seen] = {}
         self.history: HostHistory | None = None  # kept only for a face that draws it (Fleet.keep_history)
+        self._host_cpus: int | None = None
+
+    @property
+    def counters(self) -> dict[str, DomainCounters]:
+        """The last counters of each domain: where its next rates start from."""
+        return {key: seen[1] for key, seen in self.seen.items() if seen[1] is not None}
 
     def absorb(self, snapshot: HostSnapshot) -> None:
-        """Take in one poll; raises (changing nothing) if the snapshot is malformed."""
+        """Take in one poll; raises (changing nothing) if the snapshot is malformed.
+
+        A driver that hands back last poll's Domain object says "nothing changed":
+        it was checked then, and its rates are those of unchanged counters, so the
+        check and the arithmetic are skipped (most of a large fleet idles or is off).
+        """
         config = self.config
-        check_snapshot(config.name, snapshot)
+        check_facts(config.name, snapshot.facts)
         facts = snapshot.facts if snapshot.facts is not None else self.facts
         host_cpus = facts.cpus if facts else None
         hypervisor = facts.hypervisor if facts else config.driver
+        name, tags, taken = config.name, config.tags, snapshot.taken_at
+        last = self.seen if host_cpus == self._host_cpus else {}
+        seen: dict[str, _Seen] = {}
         rows: list[DomainRow] = []
-        points: list[tuple[str, DomainCounters | None]] = []
         for domain in snapshot.domains:
-            key = domain.key
-            rates = compute_rates(
-                self.counters.get(key), domain.counters, vcpus=domain.vcpus, host_cpus=host_cpus, gauges=domain.gauges
-            )
-            points.append((key, domain.counters))
-            rows.append(DomainRow(config.name, hypervisor, domain, rates, config.tags, snapshot.taken_at))
+            key = domain.uuid or domain.name
+            prev = last.get(key)
+            counters = domain.counters
+            if prev is not None and prev[0] is domain:  # unchanged since the last poll
+                if counters is None or prev[4] is counters:
+                    rates = prev[3]
+                else:  # the first poll it stood still: zero deltas from its own values
+                    rates = compute_rates(
+                        counters,
+                        counters,
+                        vcpus=domain.vcpus,
+                        host_cpus=host_cpus,
+                        gauges=domain.gauges,
+                        seconds=taken - prev[2],
+                    )
+                entry: _Seen = (domain, prev[1], taken if counters is not None else prev[2], rates, counters)
+            else:
+                problem = _problem(domain)
+                if problem is not None:
+                    raise GarbledOutput(name, f"bad sample: domain {domain.name!r:.60}: {problem}")
+                before, at = (prev[1], prev[2]) if prev is not None else (None, 0.0)
+                rates = compute_rates(
+                    before,
+                    counters,
+                    vcpus=domain.vcpus,
+                    host_cpus=host_cpus,
+                    gauges=domain.gauges,
+                    seconds=None if before is None or counters is None else counters.taken_at - at,
+                )
+                if counters is None:  # off: the last counters stay, as they were
+                    entry = (domain, before, at, rates, None)
+                else:
+                    entry = (domain, counters, counters.taken_at, rates, None)  # rates of a change
+            seen[key] = entry
+            rows.append(DomainRow(name, hypervisor, domain, rates, tags, taken))
         # Commit: nothing above changed self, so a sample that raised left the host as it was.
-        for key, counters in points:
-            if counters is not None:
-                self.counters[key] = counters
-        seen = {key for key, _ in points}
-        if not seen.issuperset(self.counters):  # domains that left the host
-            for gone in set(self.counters) - seen:
-                del self.counters[gone]
+        self.seen = seen
+        self._host_cpus = host_cpus
         if self.history is not None:
             self.history.record(rows)
         self.facts = facts

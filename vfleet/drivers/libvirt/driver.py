@@ -49,7 +49,7 @@ from vfleet.core.models import (
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
 from vfleet.drivers.libvirt import snapshots
 from vfleet.drivers.libvirt.console import LibvirtConsole, console_flags, open_error
-from vfleet.drivers.libvirt.parse import domain_from_stats, event_words, hypervisor_name, power_state, version_string
+from vfleet.drivers.libvirt.parse import RecordCache, event_words, hypervisor_name, power_state, version_string
 from vfleet.drivers.libvirt.sshcmd import SshLaunch
 from vfleet.drivers.threaded import Lane, pool_for
 
@@ -73,6 +73,7 @@ _AUTH_CODES = {libvirt.VIR_ERR_AUTH_FAILED, libvirt.VIR_ERR_AUTH_CANCELLED, libv
 _HOST_KEY_WORDS = ("host key verification failed", "remote host identification has changed", "host key for")
 KEEPALIVE_INTERVAL, KEEPALIVE_COUNT = 5, 3
 CLOSE_WAIT = 5.0  # close() waits this long for the connection's close; it runs later if need be
+SHUTOFF = libvirt.VIR_DOMAIN_SHUTOFF
 Record = tuple[str, str, int, dict[str, Any], float]
 
 
@@ -107,6 +108,7 @@ class LibvirtDriver(Driver):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._event_loop_bound = False  # stream callbacks (consoles) need libvirt's loop on ours
         self._devices: dict[str, tuple[list[str], list[str]]] = {}  # uuid -> (disks, interfaces), fallback only
+        self._records = RecordCache()  # unchanged domains come back as the same objects
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -263,14 +265,17 @@ class LibvirtDriver(Driver):
                 Lane.CONTROL, "per-domain stats", lambda: self._read_each(conn, deadline), deadline
             )
         taken_at = records[0][4] if records else time.monotonic()
-        domains = tuple(domain_from_stats(*record) for record in records)
-        return HostSnapshot(self.host, taken_at, domains)
+        return HostSnapshot(self.host, taken_at, self._records.domains(records))
 
     @staticmethod
     def _read_bulk(conn: libvirt.virConnect) -> list[Record]:
         raw = conn.getAllDomainStats(STATS_GROUPS, STATS_FLAGS)
         now = time.monotonic()
-        return [(dom.name(), dom.UUIDString(), dom.ID(), stats, now) for dom, stats in raw]
+        # A shut-off domain has no id (-1): one C call fewer per off domain and poll.
+        return [
+            (dom.name(), dom.UUIDString(), -1 if stats.get("state.state") == SHUTOFF else dom.ID(), stats, now)
+            for dom, stats in raw
+        ]
 
     def _read_each(self, conn: libvirt.virConnect, deadline: float) -> list[Record]:
         """The per-domain equivalent of getAllDomainStats, in its key format.

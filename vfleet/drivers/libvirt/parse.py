@@ -6,8 +6,7 @@ a test checks every one against the installed binding's constants.
 
 from __future__ import annotations
 
-import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from vfleet.core.models import Domain, DomainCounters, MemorySource, PowerState
@@ -62,7 +61,8 @@ EVENT_DETAILS: Mapping[int, tuple[str, ...]] = {
 
 
 def power_state(code: int) -> tuple[PowerState, str]:
-    return STATE_MAP.get(code, (PowerState.UNKNOWN, f"state {code}"))
+    found = STATE_MAP.get(code)
+    return found if found is not None else (PowerState.UNKNOWN, f"state {code}")
 
 
 def event_words(event: int, detail: int) -> tuple[str, str]:
@@ -71,59 +71,146 @@ def event_words(event: int, detail: int) -> tuple[str, str]:
     return kind, details[detail] if 0 <= detail < len(details) else str(detail)
 
 
+# Per poll this runs for every domain: the keys `prefix.N.suffix` are built once per
+# (prefix, device count) and kept, instead of formatted (or regex-matched) per key.
+_BLOCK = ("rd.bytes", "wr.bytes", "rd.reqs", "wr.reqs")
+_NET = ("rx.bytes", "tx.bytes")
+_DEVICE_KEYS: dict[tuple[str, int], tuple[tuple[str, ...], ...]] = {}
+_VCPU_DELAY_KEYS: dict[int, tuple[str, ...]] = {}
+_COUNT_KEYS = {"block": "block.count", "net": "net.count"}
+
+
+def _device_keys(prefix: str, count: int, suffixes: tuple[str, ...]) -> tuple[tuple[str, ...], ...]:
+    keys = _DEVICE_KEYS.get((prefix, count))
+    if keys is None:
+        keys = tuple(tuple(f"{prefix}.{i}.{suffix}" for i in range(count)) for suffix in suffixes)
+        if count <= 256:  # a bounded cache: a garbled count must not grow it for ever
+            _DEVICE_KEYS[(prefix, count)] = keys
+    return keys
+
+
+def _total(stats: Mapping[str, Any], keys: tuple[str, ...]) -> int | None:
+    """Sum of the int values under `keys`; None if none is an int (missing is never 0)."""
+    total = None
+    for key in keys:
+        value = stats.get(key)
+        if isinstance(value, int):
+            total = value if total is None else total + value
+    return total
+
+
+def _sums(stats: Mapping[str, Any], prefix: str, suffixes: tuple[str, ...]) -> list[int | None]:
+    """For each suffix, the sum of `prefix.N.suffix` over N < prefix.count; None if no device reports it."""
+    count = stats.get(_COUNT_KEYS[prefix])
+    if not isinstance(count, int) or count <= 0:
+        return [None] * len(suffixes)
+    return [_total(stats, keys) for keys in _device_keys(prefix, count, suffixes)]
+
+
 def _sum(stats: Mapping[str, Any], prefix: str, suffix: str) -> int | None:
     """Sum `prefix.N.suffix` over N < prefix.count; None if no device reports it."""
-    count = stats.get(f"{prefix}.count")
-    if not isinstance(count, int):
-        return None
-    values = [stats.get(f"{prefix}.{i}.{suffix}") for i in range(count)]
-    present = [v for v in values if isinstance(v, int)]
-    return sum(present) if present else None
-
-
-_VCPU_DELAY = re.compile(r"^vcpu\.\d+\.delay$")
+    return _sums(stats, prefix, (suffix,))[0]
 
 
 def _vcpu_delay(stats: Mapping[str, Any]) -> int | None:
-    delays = [v for k, v in stats.items() if _VCPU_DELAY.match(k) and isinstance(v, int)]
-    return sum(delays) if delays else None
+    """Sum of vcpu.N.delay: libvirt numbers vCPUs 0 .. vcpu.maximum-1 (vcpu.current where maximum is missing)."""
+    count = stats.get("vcpu.maximum")
+    if not isinstance(count, int):
+        count = stats.get("vcpu.current")
+        if not isinstance(count, int):
+            return None
+    keys = _VCPU_DELAY_KEYS.get(count)
+    if keys is None:
+        keys = tuple(f"vcpu.{i}.delay" for i in range(max(0, count)))
+        if count <= 4096:
+            _VCPU_DELAY_KEYS[count] = keys
+    return _total(stats, keys)
 
 
 def _kib(value: Any) -> int | None:
     return value * KIB if isinstance(value, int) else None
 
 
+_INACTIVE = (PowerState.OFF, PowerState.UNKNOWN)
+
+
 def domain_from_stats(name: str, uuid: str, domain_id: int, stats: Mapping[str, Any], taken_at: float) -> Domain:
     """One getAllDomainStats record (or our per-domain equivalent) -> Domain."""
-    state, raw = power_state(int(stats.get("state.state", 0)))
-    active = state not in (PowerState.OFF, PowerState.UNKNOWN)
-    used, source = _memory_used(stats) if active else (None, None)
-    counters = None
-    if active:
-        counters = DomainCounters(
-            taken_at=taken_at,
-            cpu_time_ns=stats.get("cpu.time"),
-            disk_read_bytes=_sum(stats, "block", "rd.bytes"),
-            disk_write_bytes=_sum(stats, "block", "wr.bytes"),
-            disk_read_reqs=_sum(stats, "block", "rd.reqs"),
-            disk_write_reqs=_sum(stats, "block", "wr.reqs"),
-            net_rx_bytes=_sum(stats, "net", "rx.bytes"),
-            net_tx_bytes=_sum(stats, "net", "tx.bytes"),
-            vcpu_wait_ns=_vcpu_delay(stats),
+    get = stats.get
+    state, raw = power_state(int(get("state.state", 0)))
+    vcpus = get("vcpu.current")
+    if state in _INACTIVE:
+        return Domain(
+            name=name,
+            state=state,
+            raw_state=raw,
+            uuid=uuid,
+            domain_id=domain_id if domain_id >= 0 else None,
+            vcpus=vcpus if isinstance(vcpus, int) else None,
+            memory_max_bytes=_kib(get("balloon.maximum")),
         )
+    used, source = _memory_used(stats)
+    rd_bytes, wr_bytes, rd_reqs, wr_reqs = _sums(stats, "block", _BLOCK)
+    rx_bytes, tx_bytes = _sums(stats, "net", _NET)
+    counters = DomainCounters(
+        taken_at,
+        get("cpu.time"),
+        rd_bytes,
+        wr_bytes,
+        rd_reqs,
+        wr_reqs,
+        rx_bytes,
+        tx_bytes,
+        _vcpu_delay(stats),
+    )
     return Domain(
         name=name,
         state=state,
         raw_state=raw,
         uuid=uuid,
         domain_id=domain_id if domain_id >= 0 else None,
-        vcpus=stats.get("vcpu.current") if isinstance(stats.get("vcpu.current"), int) else None,
-        memory_max_bytes=_kib(stats.get("balloon.maximum")),
-        memory_current_bytes=_kib(stats.get("balloon.current")) if active else None,
+        vcpus=vcpus if isinstance(vcpus, int) else None,
+        memory_max_bytes=_kib(get("balloon.maximum")),
+        memory_current_bytes=_kib(get("balloon.current")),
         memory_used_bytes=used,
         memory_used_source=source,
         counters=counters,
     )
+
+
+SMALL_RECORD = 16  # keys; a running KVM guest has ~53, an idle or off domain a handful
+
+
+class RecordCache:
+    """Hands back last poll's Domain for a record whose name, id and stats are all unchanged.
+
+    An unchanged Domain is the same object, so the engine can tell "nothing moved"
+    by identity and skip its checks, rates and records. Its counters keep the time
+    they were first read at (they are still the values now). Only small records
+    are kept: a running guest's counters move on every poll, and keeping its 53 keys
+    would cost kilobytes per domain for nothing.
+    """
+
+    __slots__ = ("_last",)
+
+    def __init__(self) -> None:
+        self._last: dict[str, tuple[str, int, Mapping[str, Any], Domain]] = {}
+
+    def domains(self, records: Iterable[tuple[str, str, int, Mapping[str, Any], float]]) -> tuple[Domain, ...]:
+        last = self._last
+        kept: dict[str, tuple[str, int, Mapping[str, Any], Domain]] = {}
+        out: list[Domain] = []
+        for name, uuid, domain_id, stats, taken_at in records:
+            prev = last.get(uuid)
+            if prev is not None and prev[2] == stats and prev[0] == name and prev[1] == domain_id:
+                domain = prev[3]
+            else:
+                domain = domain_from_stats(name, uuid, domain_id, stats, taken_at)
+            if len(stats) <= SMALL_RECORD:
+                kept[uuid] = (name, domain_id, stats, domain)
+            out.append(domain)
+        self._last = kept
+        return tuple(out)
 
 
 def _memory_used(stats: Mapping[str, Any]) -> tuple[int | None, MemorySource | None]:
