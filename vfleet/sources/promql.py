@@ -17,7 +17,7 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -83,8 +83,8 @@ def _number(raw: object) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def parse_vector(body: bytes, where: str) -> list[Series]:
-    """The series of an instant-vector answer; QueryFailed for anything else."""
+def vector_items(body: bytes, where: str) -> list[Any]:
+    """The raw `result` items of an instant-vector answer; QueryFailed for anything else."""
     try:
         doc = _loads(body)
     except ValueError:
@@ -96,18 +96,43 @@ def parse_vector(body: bytes, where: str) -> list[Series]:
     data = doc.get("data")
     if not isinstance(data, dict) or data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
         raise QueryFailed(f"{where}: the answer is not an instant vector")
+    items: list[Any] = data["result"]
+    return items
+
+
+def series(items: list[Any]) -> list[Series]:
+    """Checked series of raw result items: malformed items are skipped, never guessed."""
     out: list[Series] = []
-    for item in data["result"]:
+    for item in items:
         try:
             labels, (stamp, raw) = item["metric"], item["value"]
         except (TypeError, KeyError, ValueError):
-            continue  # not a sample: skip it, never guess
+            continue
         if type(stamp) not in (int, float) or type(labels) is not dict:
             continue
         if not all(type(v) is str for v in labels.values()):  # JSON keys are always text
             labels = {k: v for k, v in labels.items() if type(v) is str}
         out.append(Series(labels, _number(raw), float(stamp)))
     return out
+
+
+def parse_vector(body: bytes, where: str) -> list[Series]:
+    """The series of an instant-vector answer; QueryFailed for anything else."""
+    return series(vector_items(body, where))
+
+
+def keyed_values(items: list[Any], a: str, b: str) -> Iterator[tuple[str, str, float]]:
+    """(labels[a], labels[b], value) of each item with both labels and a finite value.
+
+    The hot path of a refresh (200,000 items for 20,000 domains): no Series objects."""
+    for item in items:
+        try:
+            labels = item["metric"]
+            first, second, raw = labels[a], labels[b], item["value"][1]
+        except (TypeError, KeyError, IndexError):
+            continue
+        if type(first) is str and type(second) is str and (value := _number(raw)) is not None:
+            yield first, second, value
 
 
 class PromClient:
@@ -129,11 +154,21 @@ class PromClient:
 
     async def query(self, promql: str, at: float, *, timeout: float | None = None) -> list[Series]:
         """One instant query evaluated at wall-clock time `at`."""
+        return series(await self.query_items(promql, at, timeout=timeout))
+
+    async def query_items(self, promql: str, at: float, *, timeout: float | None = None) -> list[Any]:
+        """One instant query's raw result items (checked to be an instant vector)."""
         seconds = self.timeout if timeout is None else max(0.1, timeout)
         self.queries += 1  # counted when sent: what the server sees
-        body = await asyncio.to_thread(self._post, "/api/v1/query", {"query": promql, "time": f"{at:.3f}"}, seconds)
-        self.bytes_read += len(body)
-        return parse_vector(body, self.base_url)
+        form = {"query": promql, "time": f"{at:.3f}"}
+        # parsed in the worker thread too: the event loop stays free for the console
+        size, items = await asyncio.to_thread(self._items, form, seconds)
+        self.bytes_read += size  # counted on the loop: the workers share no counter
+        return items
+
+    def _items(self, form: dict[str, str], timeout: float) -> tuple[int, list[Any]]:
+        body = self._post("/api/v1/query", form, timeout)
+        return len(body), vector_items(body, self.base_url)
 
     def _post(self, path: str, form: dict[str, str], timeout: float) -> bytes:
         where = self.base_url
