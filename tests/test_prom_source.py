@@ -9,11 +9,13 @@ only what the exporter cannot produce: hostile label values, hosts down or stale
 from __future__ import annotations
 
 import asyncio
+import gzip
 import http.server
 import io
 import json
 import socket
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -142,6 +144,13 @@ def test_one_refresh_serves_every_host(stack: dict[str, Any]) -> None:
     assert source.refreshes < 4 * 4  # a refresh per tick shared by the hosts, not one per host and tick
 
 
+def test_answers_travel_gzipped_and_bytes_count_the_wire(stack: dict[str, Any]) -> None:
+    client = PromClient(stack["prometheus"])
+    items = asyncio.run(client.query_items('{__name__=~"vfleet_.*"}', time.time()))
+    plain = len(json.dumps({"status": "success", "data": {"resultType": "vector", "result": items}}))
+    assert len(items) > 40 and 0 < client.bytes_read < plain / 3, (client.bytes_read, plain)
+
+
 def test_a_refresh_reads_domains_only_of_hosts_scraped_since_the_last() -> None:
     """Two refreshes evaluated before the next scrape: the second sends only the three host
     queries and keeps the domains; once a scrape landed, the domains are read again."""
@@ -214,12 +223,16 @@ class _Bad(http.server.BaseHTTPRequestHandler):
         "/err/api/v1/query": (400, b'{"status":"error","errorType":"bad_data","error":"parse error"}'),
         "/boom/api/v1/query": (503, b"overloaded"),
         "/weird/api/v1/query": (200, b'{"status":"success","data":{"resultType":"matrix","result":[]}}'),
+        "/notgzip/api/v1/query": (200, b'{"status":"success"}'),  # labelled gzip below, but plain
+        "/gzerr/api/v1/query": (422, gzip.compress(b'{"status":"error","errorType":"execution","error":"too many"}')),
     }
 
     def do_POST(self) -> None:
         self.rfile.read(int(self.headers.get("Content-Length", 0)))
         code, body = self.answers.get(self.path, (404, b""))
         self.send_response(code)
+        if self.path.startswith(("/notgzip/", "/gzerr/")):
+            self.send_header("Content-Encoding", "gzip")
         self.end_headers()
         self.wfile.write(body)
 
@@ -243,6 +256,8 @@ def bad_server() -> Iterator[str]:
         ("/err", "HTTP 400 Bad Request: parse error"),
         ("/boom", "HTTP 503 Service Unavailable"),
         ("/weird", "not an instant vector"),
+        ("/notgzip", "the answer is not valid gzip"),
+        ("/gzerr", "HTTP 422 Unprocessable Entity: too many"),
         ("refused", "Connection refused"),
     ],
 )
