@@ -37,7 +37,7 @@ from vfleet.core.models import (
 )
 from vfleet.drivers.base import Capability, Driver
 from vfleet.drivers.registry import create_driver, driver_class
-from vfleet.sources.promql import PromClient, QueryFailed, keyed_values, regex_literal, series
+from vfleet.sources.promql import PromClient, QueryFailed, columns_of, regex_literal, series
 
 DEFAULT_MAX_AGE = 30.0  # seconds: older data is stale
 LOOKBACK = "10m"  # how far back the "last sample" query looks, to say how old the newest one is
@@ -128,7 +128,7 @@ class PrometheusSource:
         *,
         max_age: float = DEFAULT_MAX_AGE,
         reuse: float = 0.5,
-        concurrency: int = 4,
+        concurrency: int = 2,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
@@ -257,23 +257,31 @@ def split_hosts(answers: dict[str, list[Any]], hosts: Iterable[str]) -> dict[str
 
 
 def split_domains(answers: dict[str, list[Any]], hosts: Iterable[str]) -> dict[str, list[Domain]]:
-    """Each host's domains from the domain queries' answers, in one pass over each answer."""
-    values: dict[tuple[str, str], dict[str, float]] = {}
-    for family in DOMAIN_VALUES:
-        for host, key, value in keyed_values(answers.get(f"value:{family}", []), "host", "domain_key"):
-            found = values.get((host, key))
-            if found is None:
-                found = values[(host, key)] = {}
-            found[family] = value
+    """Each host's domains from the domain queries' answers: one column per family, keyed
+    by (host, domain_key), read once per domain of the info answer (220,000 items for
+    20,000 domains: no per-item objects beyond the column's entry)."""
+    columns = [
+        (family, columns_of(answers.get(f"value:{family}", []), "host", "domain_key")) for family in DOMAIN_VALUES
+    ]
     out: dict[str, list[Domain]] = {h: [] for h in hosts}
-    empty: dict[str, float] = {}
     for s in series(answers.get("domains", [])):
         labels = s.labels
         host, key = labels.get("host", ""), labels.get("domain_key", "")
         domains = out.get(host)
         if domains is None or s.value != 1.0:
             continue
-        domain = _domain(labels, values.get((host, key), empty))
+        values: dict[str, float] = {}
+        at = (host, key)
+        for family, column in columns:
+            raw = column.get(at)
+            if type(raw) is str:  # number() inlined: 220,000 calls a refresh
+                try:
+                    value = float(raw)
+                except ValueError:
+                    continue
+                if value - value == 0.0:  # finite: NaN and +-Inf give NaN
+                    values[family] = value
+        domain = _domain(labels, values)
         if domain is not None:
             domains.append(domain)
     return out

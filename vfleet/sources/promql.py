@@ -18,7 +18,7 @@ import urllib.error
 import urllib.parse
 import urllib.request
 import zlib
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -74,7 +74,7 @@ def regex_literal(text: str) -> str:
     return escaped.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _number(raw: object) -> float | None:
+def number(raw: object) -> float | None:
     if not isinstance(raw, str):
         return None
     try:
@@ -113,7 +113,7 @@ def series(items: list[Any]) -> list[Series]:
             continue
         if not all(type(v) is str for v in labels.values()):  # JSON keys are always text
             labels = {k: v for k, v in labels.items() if type(v) is str}
-        out.append(Series(labels, _number(raw), float(stamp)))
+        out.append(Series(labels, number(raw), float(stamp)))
     return out
 
 
@@ -122,18 +122,17 @@ def parse_vector(body: bytes, where: str) -> list[Series]:
     return series(vector_items(body, where))
 
 
-def keyed_values(items: list[Any], a: str, b: str) -> Iterator[tuple[str, str, float]]:
-    """(labels[a], labels[b], value) of each item with both labels and a finite value.
-
-    The hot path of a refresh (200,000 items for 20,000 domains): no Series objects."""
+def columns_of(items: list[Any], a: str, b: str) -> dict[tuple[str, str], object]:
+    """{(labels[a], labels[b]): raw value} of the items that have both labels (values unchecked:
+    see number()). The hot path of a refresh: a plain loop, no objects per item."""
+    column: dict[tuple[str, str], object] = {}
     for item in items:
         try:
             labels = item["metric"]
-            first, second, raw = labels[a], labels[b], item["value"][1]
-        except (TypeError, KeyError, IndexError):
+            column[(labels[a], labels[b])] = item["value"][1]
+        except (TypeError, KeyError, IndexError):  # not a sample (or an unhashable label): skip it
             continue
-        if type(first) is str and type(second) is str and (value := _number(raw)) is not None:
-            yield first, second, value
+    return column
 
 
 class PromClient:
