@@ -122,7 +122,7 @@ def breakdown(client: PromClient, hosts: list[str]) -> tuple[float, float]:
     from vfleet.sources.prometheus import queries, split
     from vfleet.sources.promql import vector_items
 
-    at, wire, answers = time.time(), 0.0, {}
+    at, wire = time.time(), 0.0
     bodies = {}
     for role, promql in queries(hosts).items():
         started = time.perf_counter()
