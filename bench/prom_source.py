@@ -2,12 +2,18 @@
 
 The fleet: 20 libvirt test-driver hosts x 1,000 domains. Anchor (same run): one direct
 refresh, every host's driver polled at once (getAllDomainStats each), as the engine does.
-Measured: one source refresh (the fourteen PromQL queries for the whole fleet, parsed and
-split into per-host snapshots) against a real Prometheus that scraped an exposition of
-the same fleet in the agreed metric names; bytes per refresh against one full scrape
-of that exposition (what a console reading the exporters themselves would transfer).
-The test driver is in-process, so direct polling has no wire bytes to compare with here.
-Run: .venv/bin/python bench/prom_source.py [--hosts 20] [--domains 1000] [--repeat 5]
+A real Prometheus scrapes the same fleet in the agreed metric names every 15 s (a real
+deployment's interval), served as `--shards` expositions split by `shard_of` as
+`vfleet export --shard K/N` splits it: Prometheus spreads the targets' scrapes over the
+interval, as it does in the documented layout. Measured:
+- a full refresh (a new source: 3 host queries + 11 domain-family queries, parsed and split
+  into per-host snapshots): a console's first refresh;
+- the steady state: a console refreshing every 2 s for two scrape intervals, where a refresh
+  reads the domains of the hosts scraped since the last one only.
+Bytes per refresh (on the wire: the client asks for gzip) are compared with one full scrape
+of the expositions (what a console reading the exporters themselves would transfer each
+tick). The test driver is in-process, so direct polling has no wire bytes to compare with.
+Run: .venv/bin/python bench/prom_source.py [--hosts 20] [--domains 1000] [--repeat 5] [--shards 4]
 """
 
 from __future__ import annotations
@@ -25,9 +31,10 @@ import uuid
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "tests"))
-from promstack_source import query, start_prometheus, wait_for
+from promstack import query, start_prometheus, wait_for
 
 from nodexml import many, write_node
+from vfleet.core.exposition import shard_of
 from vfleet.core.models import HostConfig
 from vfleet.drivers.registry import create_driver
 from vfleet.sources.prometheus import PrometheusSource
@@ -96,16 +103,55 @@ async def direct_refreshes(configs: list[HostConfig], repeat: int) -> list[float
     return times
 
 
-async def source_refreshes(source: PrometheusSource, repeat: int, expected: int) -> list[float]:
+async def full_refreshes(client: PromClient, hosts: list[str], repeat: int, expected: int) -> list[float]:
+    """A new source each time: every domain is read (the first refresh, and one after each scrape)."""
     times = []
     for _ in range(repeat):
+        source = PrometheusSource(client, hosts, reuse=0.0, max_age=3600)
         started = time.perf_counter()
         refresh = await source.refresh()
-        snaps = [source.snapshot(h, refresh) for h in source.hosts]
+        snaps = [source.snapshot(h, refresh) for h in hosts]
         times.append(time.perf_counter() - started)
         got = sum(len(s.domains) for s in snaps)
-        assert got == expected, (got, expected)
+        assert got == expected and len(refresh.fetched) == len(hosts), (got, expected, refresh.fetched)
     return times
+
+
+def breakdown(client: PromClient, hosts: list[str]) -> tuple[float, float]:
+    """One full refresh's queries one after the other: (server + HTTP seconds, parse + split seconds)."""
+    from vfleet.sources.prometheus import queries, split
+    from vfleet.sources.promql import vector_items
+
+    at, wire = time.time(), 0.0
+    bodies = {}
+    for role, promql in queries(hosts).items():
+        started = time.perf_counter()
+        bodies[role] = client._post("/api/v1/query", {"query": promql, "time": f"{at:.3f}"}, 120)[1]
+        wire += time.perf_counter() - started
+    started = time.perf_counter()
+    answers = {role: vector_items(body, "bench") for role, body in bodies.items()}
+    split(answers, hosts)
+    return wire, time.perf_counter() - started
+
+
+async def steady_refreshes(
+    client: PromClient, hosts: list[str], seconds: float, tick: float
+) -> tuple[list[float], int]:
+    """A console's refreshes every `tick` s for `seconds`: (their times, hosts whose domains they read)."""
+    source = PrometheusSource(client, hosts, reuse=0.0, max_age=3600)
+    await source.refresh()  # the first, full one is measured above
+    client.bytes_read = 0
+    times, full = [], 0
+    end = time.monotonic() + seconds
+    while time.monotonic() < end:
+        started = time.perf_counter()
+        refresh = await source.refresh()
+        for h in hosts:
+            source.snapshot(h, refresh)
+        times.append(time.perf_counter() - started)
+        full += len(refresh.fetched)
+        await asyncio.sleep(max(0.0, tick - times[-1]))
+    return times, full
 
 
 def main() -> None:
@@ -113,6 +159,8 @@ def main() -> None:
     parser.add_argument("--hosts", type=int, default=20)
     parser.add_argument("--domains", type=int, default=1000)
     parser.add_argument("--repeat", type=int, default=5)
+    parser.add_argument("--scrape", type=int, default=15, help="Prometheus' scrape interval, seconds")
+    parser.add_argument("--shards", type=int, default=4, help="exporters the fleet is split over")
     args = parser.parse_args()
     expected = args.hosts * args.domains
     with tempfile.TemporaryDirectory() as tmp:
@@ -123,28 +171,41 @@ def main() -> None:
             uri = f"test://{node}"
             configs.append(HostConfig(name=name, driver="libvirt", uri=uri, connect_timeout=600, call_timeout=600))
         direct = asyncio.run(direct_refreshes(configs, args.repeat))
-        body = exposition(fleet)
-        server, target = serve(body)
+        shards = [{h: d for h, d in fleet.items() if shard_of(h, args.shards) == k} for k in range(1, args.shards + 1)]
+        served = [serve(exposition(part)) for part in shards if part]
         try:
-            with start_prometheus([target], Path(tmp) / "prom", interval="30s") as base:
-                wait_for(lambda: len(query(base, "vfleet_domain_info")) == expected, 300, "the first scrape")
-                with urllib.request.urlopen(f"http://{target}/metrics", timeout=60) as answer:
-                    scrape_bytes = len(answer.read())
+            with start_prometheus([target for _, target in served], interval=f"{args.scrape}s") as base:
+                wait_for("the first scrapes", lambda: len(query(base, "vfleet_domain_info")) == expected, 300)
+                scrape_bytes = 0
+                for _, target in served:
+                    with urllib.request.urlopen(f"http://{target}/metrics", timeout=60) as answer:
+                        scrape_bytes += len(answer.read())
                 client = PromClient(base, timeout=120)
-                source = PrometheusSource(client, list(fleet), reuse=0.0, max_age=3600)
-                times = asyncio.run(source_refreshes(source, args.repeat, expected))
+                full = asyncio.run(full_refreshes(client, list(fleet), args.repeat, expected))
+                full_bytes = client.bytes_read / args.repeat
+                server_s, parse_s = breakdown(client, list(fleet))
+                steady, reads = asyncio.run(steady_refreshes(client, list(fleet), 2 * args.scrape, 2.0))
+                steady_bytes = client.bytes_read / len(steady)
         finally:
-            server.shutdown()
-            server.server_close()
+            for server, _ in served:
+                server.shutdown()
+                server.server_close()
     anchor = statistics.median(direct)
-    per_refresh = client.bytes_read / source.refreshes
-    median = statistics.median(times)
-    print(f"{args.hosts} hosts x {args.domains} domains = {expected} domains, median of {args.repeat} refreshes")
-    print(f"  anchor: direct poll of every host (test driver)   {anchor:7.3f} s")
-    print(f"  --source prometheus refresh (14 queries)           {median:7.3f} s   {median / anchor:5.2f}x anchor")
-    print(f"  bytes per source refresh  {per_refresh / 1e6:8.2f} MB  ({per_refresh / expected:6.0f} B/domain)")
-    print(f"  bytes of one full scrape  {scrape_bytes / 1e6:8.2f} MB  ({scrape_bytes / expected:6.0f} B/domain)"
-          f"   refresh/scrape {per_refresh / scrape_bytes:5.2f}x")
+    f_med, s_mean = statistics.median(full), statistics.mean(steady)
+    print(f"{args.hosts} hosts x {args.domains} domains = {expected} domains in {len(served)} exporters;"
+          f" Prometheus scrapes every {args.scrape} s")
+    print(f"  anchor: direct poll of every host (test driver), median of {args.repeat}  {anchor:7.3f} s")
+    print(f"  full refresh (14 queries), median of {args.repeat}  {f_med:7.3f} s  {f_med / anchor:6.2f}x anchor")
+    print(f"    of which, query by query: server + HTTP + gunzip {server_s:6.3f} s, parse + split {parse_s:6.3f} s")
+    print(f"  steady state, a refresh every 2 s for {2 * args.scrape} s: {len(steady)} refreshes,"
+          f" {reads / len(steady):.1f} of {args.hosts} hosts' domains read per refresh")
+    print(f"    mean {s_mean:7.3f} s  {s_mean / anchor:6.2f}x anchor   max {max(steady):7.3f} s")
+    mb = 1e6
+    print(f"  bytes of one scrape of them all  {scrape_bytes / mb:8.2f} MB ({scrape_bytes / expected:6.0f} B/domain)")
+    print(f"  bytes per full refresh           {full_bytes / mb:8.2f} MB ({full_bytes / expected:6.0f} B/domain)"
+          f"  {full_bytes / scrape_bytes:5.2f}x a scrape")
+    print(f"  bytes per refresh, steady state  {steady_bytes / mb:8.2f} MB ({steady_bytes / expected:6.0f} B/domain)"
+          f"  {steady_bytes / scrape_bytes:5.2f}x a scrape")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Gauge, start_http_server
-from promstack_source import free_port
+from promstack import free_port
 
 HOST_LABELS = ("host", "hypervisor", "driver")
 DOMAIN_LABELS = ("host", "domain", "domain_key", "hypervisor", "driver")

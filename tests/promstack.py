@@ -36,11 +36,11 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def scrape_config(targets: Sequence[str], job: str = "vfleet", *, rules: bool = True) -> str:
+def scrape_config(targets: Sequence[str], job: str = "vfleet", *, rules: bool = True, interval: str = "1s") -> str:
     """rules=False for VictoriaMetrics, whose scraper refuses `evaluation_interval`."""
     listed = ", ".join(json.dumps(t) for t in targets)
     return (
-        "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n"
+        f"global:\n  scrape_interval: {interval}\n  scrape_timeout: {interval}\n"
         + ("  evaluation_interval: 1s\n" if rules else "")
         + f"scrape_configs:\n  - job_name: {job}\n    static_configs:\n      - targets: [{listed}]\n"
     )
@@ -103,10 +103,11 @@ def _server(binary: str, argv: Sequence[str], base_url: str, targets: Sequence[s
 
 
 @contextlib.contextmanager
-def start_prometheus(targets: Sequence[str]) -> Iterator[str]:
+def start_prometheus(targets: Sequence[str], *, interval: str = "1s") -> Iterator[str]:
+    """`interval`: the scrape interval (the bench uses a real deployment's 15s)."""
     with tempfile.TemporaryDirectory(prefix="vfleet-prom-") as tmp_dir:
         tmp = Path(tmp_dir)
-        (tmp / "prometheus.yml").write_text(scrape_config(targets))
+        (tmp / "prometheus.yml").write_text(scrape_config(targets, interval=interval))
         port = free_port()
         argv = [
             f"--config.file={tmp / 'prometheus.yml'}",
@@ -118,16 +119,17 @@ def start_prometheus(targets: Sequence[str]) -> Iterator[str]:
 
 
 @contextlib.contextmanager
-def start_victoria_metrics(targets: Sequence[str]) -> Iterator[str]:
+def start_victoria_metrics(targets: Sequence[str], *, interval: str = "1s") -> Iterator[str]:
     with tempfile.TemporaryDirectory(prefix="vfleet-vm-") as tmp_dir:
         tmp = Path(tmp_dir)
-        (tmp / "scrape.yml").write_text(scrape_config(targets, rules=False))
+        (tmp / "scrape.yml").write_text(scrape_config(targets, rules=False, interval=interval))
         port = free_port()
         argv = [
             f"-promscrape.config={tmp / 'scrape.yml'}",
             f"-storageDataPath={tmp / 'data'}",
             f"-httpListenAddr=127.0.0.1:{port}",
             "-search.latencyOffset=0s",  # show samples at once, not 30 s late
+            "-search.disableCache",  # answer from the newest samples, as Prometheus does
         ]
         with _server("victoria-metrics", argv, f"http://127.0.0.1:{port}", targets, tmp) as url:
             yield url

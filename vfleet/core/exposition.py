@@ -243,8 +243,11 @@ class Exposition:
     ) -> None:
         d = row.domain
         labels = {**base, "domain": _value(d.name), "domain_key": _value(d.key)}
+        info = {**labels, "state": d.state.value, **membership}
+        if d.memory_used_source is not None and d.memory_used_bytes is not None:
+            info["memory_source"] = d.memory_used_source.value  # what "used" means: guest, host-rss, hypervisor
         family("vfleet_domain_info", "gauge", "one series per domain, with its state, groups and tags").samples.append(
-            ({**labels, "state": d.state.value, **membership}, 1.0)
+            (info, 1.0)
         )
         for name, attr, help_ in _DOMAIN_GAUGES:
             value = getattr(d, attr)

@@ -1,10 +1,12 @@
 """`--source prometheus=URL`: the fleet's metrics from a Prometheus-API server, actions to the hosts.
 
 Every host of the engine gets a PromHostDriver. Its poll() awaits one shared
-refresh: fourteen instant queries for the whole fleet (regex-selected by the hosts of
-the inventory), whatever the number of hosts and domains, split into per-host
-snapshots. perform() goes to the host's real driver, made from the inventory
-entry on first use. Metric names follow `vfleet export` (README, "Metrics").
+refresh for the whole fleet (regex-selected by the hosts of the inventory): three small
+host queries, then, only for the hosts scraped since the last refresh, one query per
+domain family (eleven), split into per-host snapshots. The server's data only changes
+when a scrape lands (every 15 s or so), so most refreshes of a console ticking every
+2 s read a few series per host. perform() goes to the host's real driver, made from
+the inventory entry on first use. Metric names follow `vfleet export` (README, "Metrics").
 
 Freshness comes from the samples: the exporter's `vfleet_host_last_poll_timestamp_seconds`
 (its last good poll of the host, wall clock) and the scrape timestamps of the host's
@@ -18,7 +20,7 @@ import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from vfleet.core.errors import DataStale, HostUnreachable, VFleetError
 from vfleet.core.models import (
@@ -37,7 +39,7 @@ from vfleet.core.models import (
 )
 from vfleet.drivers.base import Capability, Driver
 from vfleet.drivers.registry import create_driver, driver_class
-from vfleet.sources.promql import PromClient, QueryFailed, Series, regex_literal
+from vfleet.sources.promql import PromClient, QueryFailed, columns_of, regex_literal, series
 
 T = TypeVar("T")
 DEFAULT_MAX_AGE = 30.0  # seconds: older data is stale
@@ -62,22 +64,39 @@ _GAUGE_FIELDS = frozenset(
 )
 
 
-def queries(hosts: Iterable[str], lookback: str = LOOKBACK) -> dict[str, str]:
-    """The refresh's queries, by role: a fixed number whatever the fleet's size."""
-    selector = 'host=~"' + "|".join(regex_literal(h) for h in sorted(hosts)) + '"'
-    host_names = "|".join(HOST_FAMILIES)
-    # One query per domain family, keeping only the labels needed to join: a fraction of the
-    # bytes of the full series, and far cheaper for the server than one __name__-regex aggregation.
-    values = {f"value:{f}": f"max by (host, domain_key) (vfleet_domain_{f}{{{selector}}})" for f in DOMAIN_VALUES}
+def selector(hosts: Iterable[str]) -> str:
+    return 'host=~"' + "|".join(regex_literal(h) for h in sorted(hosts)) + '"'
+
+
+def host_queries(hosts: Iterable[str], lookback: str = LOOKBACK) -> dict[str, str]:
+    """Every refresh: a few series per host, whatever the number of domains."""
+    sel = selector(hosts)
+    names = "|".join(HOST_FAMILIES)
     return {
-        "hosts": f'{{__name__=~"vfleet_host_({host_names})",{selector}}}',
-        # scrape time of each host's series: tells a dead exporter from a live one
-        "scraped": f"max by (host) (timestamp(vfleet_host_up{{{selector}}}))",
+        "hosts": f'{{__name__=~"vfleet_host_({names})",{sel}}}',
+        # scrape time of each host's series: tells a dead exporter from a live one, and
+        # whether anything new arrived since the last refresh
+        "scraped": f"max by (host) (timestamp(vfleet_host_up{{{sel}}}))",
         # the newest poll time within the lookback, even once the series went stale
-        "last": f"max by (host) (max_over_time(vfleet_host_last_poll_timestamp_seconds{{{selector}}}[{lookback}]))",
-        "domains": f"vfleet_domain_info{{{selector}}}",
-        **values,
+        "last": f"max by (host) (max_over_time(vfleet_host_last_poll_timestamp_seconds{{{sel}}}[{lookback}]))",
     }
+
+
+def domain_queries(hosts: Iterable[str]) -> dict[str, str]:
+    """Only for hosts scraped since the last refresh: one query per domain family.
+
+    Each keeps only the labels the reader uses (a third of the bytes of the full series;
+    `max` also merges duplicates from two scrape jobs). One `or`-combined query costs
+    the server far more than these (label_replace over every series)."""
+    sel = selector(hosts)
+    info = f"max by (host, domain, domain_key, state, memory_source) (vfleet_domain_info{{{sel}}})"
+    values = {f"value:{f}": f"max by (host, domain_key) (vfleet_domain_{f}{{{sel}}})" for f in DOMAIN_VALUES}
+    return {"domains": info, **values}
+
+
+def queries(hosts: Iterable[str], lookback: str = LOOKBACK) -> dict[str, str]:
+    """A full refresh's queries, by role: a fixed number whatever the fleet's size."""
+    return {**host_queries(hosts, lookback), **domain_queries(hosts)}
 
 
 @dataclass(slots=True)
@@ -87,7 +106,7 @@ class _HostPart:
     status: str | None = None
     scraped: float | None = None
     last_poll: float | None = None
-    domains: list[Domain] = field(default_factory=list)
+    domains: tuple[Domain, ...] = ()
     hypervisor: str | None = None
 
 
@@ -99,6 +118,7 @@ class Refresh:
     done_at: float  # monotonic
     parts: dict[str, _HostPart]
     error: str | None = None
+    fetched: tuple[str, ...] = ()  # hosts whose domains this refresh read (the others: unchanged)
 
 
 class PrometheusSource:
@@ -111,6 +131,7 @@ class PrometheusSource:
         *,
         max_age: float = DEFAULT_MAX_AGE,
         reuse: float = 0.5,
+        concurrency: int = 2,
         wall: Callable[[], float] = time.time,
     ) -> None:
         self.client = client
@@ -119,9 +140,14 @@ class PrometheusSource:
         self.reuse = reuse
         self.refreshes = 0
         self.failures = 0
+        self.queries = 0  # sent by this source's refreshes
         self._wall = wall
-        self._queries = queries(self.hosts)
-        self.queries_per_refresh = len(self._queries)
+        self._host_queries = host_queries(self.hosts)
+        self.queries_per_refresh = len(self._host_queries) + len(DOMAIN_VALUES) + 1  # when any host has news
+        self.concurrency = concurrency  # more queries in flight only thrash a small server's cores
+        # host -> (scrape time, its domains): Prometheus' data only changes when a scrape lands,
+        # so a host not scraped since the last refresh keeps its domains without a query
+        self._cache: dict[str, tuple[float, tuple[Domain, ...]]] = {}
         self._last: Refresh | None = None
         self._inflight: asyncio.Task[Refresh] | None = None
 
@@ -139,18 +165,38 @@ class PrometheusSource:
         # shield: one host's poll being cancelled must not cancel the others' shared refresh
         return await asyncio.shield(self._inflight)
 
+    async def _ask(self, queries: dict[str, str], at: float, timeout: float) -> dict[str, list[Any]]:
+        limit = asyncio.Semaphore(self.concurrency)  # made here: bound to the running loop
+
+        async def one(promql: str) -> list[Any]:
+            async with limit:
+                self.queries += 1
+                return await self.client.query_items(promql, at, timeout=timeout)
+
+        answers = await asyncio.gather(*(one(q) for q in queries.values()))
+        return dict(zip(queries, answers, strict=True))
+
     async def _run(self, timeout: float) -> Refresh:
         at = self._wall()
-        roles = list(self._queries)
+        due = time.monotonic() + timeout
         try:
-            answers = await asyncio.gather(
-                *(self.client.query(self._queries[r], at, timeout=timeout) for r in roles)
-            )
+            parts = split_hosts(await self._ask(self._host_queries, at, timeout), self.hosts)
+            cache = self._cache
+            news = [h for h, p in parts.items() if p.scraped is not None and cache.get(h, (None,))[0] != p.scraped]
+            if news:
+                answers = await self._ask(domain_queries(news), at, due - time.monotonic())
+                for host, domains in split_domains(answers, news).items():
+                    cache[host] = (parts[host].scraped or 0.0, tuple(domains))
         except QueryFailed as exc:
             self.failures += 1
             result = Refresh(at, time.monotonic(), {}, f"prometheus: {exc}")
         else:
-            result = Refresh(at, time.monotonic(), split(dict(zip(roles, answers, strict=True)), self.hosts))
+            for host, part in parts.items():
+                if part.scraped is None:
+                    cache.pop(host, None)  # gone from the server: read it afresh when it is back
+                elif host in cache:
+                    part.domains = cache[host][1]
+            result = Refresh(at, time.monotonic(), parts, fetched=tuple(news))
         self.refreshes += 1
         self._last = result
         return result
@@ -175,7 +221,7 @@ class PrometheusSource:
         age = max(0.0, refresh.at - part.last_poll)
         if age > max_age:
             raise DataStale(host, f"prometheus: the exporter's last good poll is {age:.0f} s old (limit {max_age:g} s)")
-        return HostSnapshot(host, refresh.done_at - age, tuple(part.domains), facts=_facts(part), lag=age)
+        return HostSnapshot(host, refresh.done_at - age, part.domains, facts=_facts(part), lag=age)
 
 
 def _facts(part: _HostPart) -> HostFacts:
@@ -188,10 +234,10 @@ def _facts(part: _HostPart) -> HostFacts:
     )
 
 
-def split(answers: dict[str, list[Series]], hosts: Iterable[str]) -> dict[str, _HostPart]:
-    """Per-host parts of one refresh's answers; series of hosts not asked for are dropped."""
+def split_hosts(answers: dict[str, list[Any]], hosts: Iterable[str]) -> dict[str, _HostPart]:
+    """Per-host parts of the host queries' answers; series of hosts not asked for are dropped."""
     parts = {h: _HostPart() for h in hosts}
-    for s in answers.get("hosts", ()):
+    for s in series(answers.get("hosts", [])):
         part = parts.get(s.labels.get("host", ""))
         if part is None:
             continue
@@ -206,23 +252,50 @@ def split(answers: dict[str, list[Series]], hosts: Iterable[str]) -> dict[str, _
             if family == "up":
                 part.hypervisor = s.labels.get("hypervisor")
     for role, attr in (("scraped", "scraped"), ("last", "last_poll")):
-        for s in answers.get(role, ()):
+        for s in series(answers.get(role, [])):
             part = parts.get(s.labels.get("host", ""))
             if part is not None and s.value is not None:
                 setattr(part, attr, s.value)
-    values: dict[tuple[str, str], dict[str, float]] = {}
-    for family in DOMAIN_VALUES:
-        for s in answers.get(f"value:{family}", ()):
-            if s.value is not None:
-                values.setdefault((s.labels.get("host", ""), s.labels.get("domain_key", "")), {})[family] = s.value
-    for s in answers.get("domains", ()):
-        part = parts.get(s.labels.get("host", ""))
-        if part is None or s.value != 1.0:
+    return parts
+
+
+def split_domains(answers: dict[str, list[Any]], hosts: Iterable[str]) -> dict[str, list[Domain]]:
+    """Each host's domains from the domain queries' answers: one column per family, keyed
+    by (host, domain_key), read once per domain of the info answer (220,000 items for
+    20,000 domains: no per-item objects beyond the column's entry)."""
+    columns = [
+        (family, columns_of(answers.get(f"value:{family}", []), "host", "domain_key")) for family in DOMAIN_VALUES
+    ]
+    out: dict[str, list[Domain]] = {h: [] for h in hosts}
+    for s in series(answers.get("domains", [])):
+        labels = s.labels
+        host, key = labels.get("host", ""), labels.get("domain_key", "")
+        domains = out.get(host)
+        if domains is None or s.value != 1.0:
             continue
-        domain = _domain(s.labels, values.get((s.labels.get("host", ""), s.labels.get("domain_key", "")), {}))
+        values: dict[str, float] = {}
+        at = (host, key)
+        for family, column in columns:
+            raw = column.get(at)
+            if type(raw) is str:  # number() inlined: 220,000 calls a refresh
+                try:
+                    value = float(raw)
+                except ValueError:
+                    continue
+                if value - value == 0.0:  # finite: NaN and +-Inf give NaN
+                    values[family] = value
+        domain = _domain(labels, values)
         if domain is not None:
-            part.domains.append(domain)
-            part.hypervisor = part.hypervisor or s.labels.get("hypervisor")
+            domains.append(domain)
+    return out
+
+
+def split(answers: dict[str, list[Any]], hosts: Iterable[str]) -> dict[str, _HostPart]:
+    """Per-host parts of a full refresh's answers (raw result items by role)."""
+    hosts = tuple(hosts)
+    parts = split_hosts(answers, hosts)
+    for host, domains in split_domains(answers, hosts).items():
+        parts[host].domains = tuple(domains)
     return parts
 
 

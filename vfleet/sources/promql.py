@@ -17,6 +17,7 @@ import ssl
 import urllib.error
 import urllib.parse
 import urllib.request
+import zlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -73,7 +74,7 @@ def regex_literal(text: str) -> str:
     return escaped.replace("\\", "\\\\").replace('"', '\\"')
 
 
-def _number(raw: object) -> float | None:
+def number(raw: object) -> float | None:
     if not isinstance(raw, str):
         return None
     try:
@@ -83,8 +84,8 @@ def _number(raw: object) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def parse_vector(body: bytes, where: str) -> list[Series]:
-    """The series of an instant-vector answer; QueryFailed for anything else."""
+def vector_items(body: bytes, where: str) -> list[Any]:
+    """The raw `result` items of an instant-vector answer; QueryFailed for anything else."""
     try:
         doc = _loads(body)
     except ValueError:
@@ -96,18 +97,42 @@ def parse_vector(body: bytes, where: str) -> list[Series]:
     data = doc.get("data")
     if not isinstance(data, dict) or data.get("resultType") != "vector" or not isinstance(data.get("result"), list):
         raise QueryFailed(f"{where}: the answer is not an instant vector")
+    items: list[Any] = data["result"]
+    return items
+
+
+def series(items: list[Any]) -> list[Series]:
+    """Checked series of raw result items: malformed items are skipped, never guessed."""
     out: list[Series] = []
-    for item in data["result"]:
+    for item in items:
         try:
             labels, (stamp, raw) = item["metric"], item["value"]
         except (TypeError, KeyError, ValueError):
-            continue  # not a sample: skip it, never guess
+            continue
         if type(stamp) not in (int, float) or type(labels) is not dict:
             continue
         if not all(type(v) is str for v in labels.values()):  # JSON keys are always text
             labels = {k: v for k, v in labels.items() if type(v) is str}
-        out.append(Series(labels, _number(raw), float(stamp)))
+        out.append(Series(labels, number(raw), float(stamp)))
     return out
+
+
+def parse_vector(body: bytes, where: str) -> list[Series]:
+    """The series of an instant-vector answer; QueryFailed for anything else."""
+    return series(vector_items(body, where))
+
+
+def columns_of(items: list[Any], a: str, b: str) -> dict[tuple[str, str], object]:
+    """{(labels[a], labels[b]): raw value} of the items that have both labels (values unchecked:
+    see number()). The hot path of a refresh: a plain loop, no objects per item."""
+    column: dict[tuple[str, str], object] = {}
+    for item in items:
+        try:
+            labels = item["metric"]
+            column[(labels[a], labels[b])] = item["value"][1]
+        except (TypeError, KeyError, IndexError):  # not a sample (or an unhashable label): skip it
+            continue
+    return column
 
 
 class PromClient:
@@ -119,7 +144,12 @@ class PromClient:
         self.bytes_read = 0
         self.queries = 0
         env = os.environ if env is None else env
-        self._headers = {"Content-Type": "application/x-www-form-urlencoded", "Accept": "application/json"}
+        # gzip: a fifth of the bytes of a large answer, for a few ms of CPU per megabyte
+        self._headers = {
+            "Content-Type": "application/x-www-form-urlencoded",
+            "Accept": "application/json",
+            "Accept-Encoding": "gzip",
+        }
         if token := env.get(TOKEN_ENV):
             self._headers["Authorization"] = f"Bearer {token}"
         elif user := env.get(USER_ENV):
@@ -129,21 +159,36 @@ class PromClient:
 
     async def query(self, promql: str, at: float, *, timeout: float | None = None) -> list[Series]:
         """One instant query evaluated at wall-clock time `at`."""
+        return series(await self.query_items(promql, at, timeout=timeout))
+
+    async def query_items(self, promql: str, at: float, *, timeout: float | None = None) -> list[Any]:
+        """One instant query's raw result items (checked to be an instant vector)."""
         seconds = self.timeout if timeout is None else max(0.1, timeout)
         self.queries += 1  # counted when sent: what the server sees
-        body = await asyncio.to_thread(self._post, "/api/v1/query", {"query": promql, "time": f"{at:.3f}"}, seconds)
-        self.bytes_read += len(body)
-        return parse_vector(body, self.base_url)
+        form = {"query": promql, "time": f"{at:.3f}"}
+        # parsed in the worker thread too: the event loop stays free for the console
+        size, items = await asyncio.to_thread(self._items, form, seconds)
+        self.bytes_read += size  # counted on the loop: the workers share no counter
+        return items
 
-    def _post(self, path: str, form: dict[str, str], timeout: float) -> bytes:
+    def _items(self, form: dict[str, str], timeout: float) -> tuple[int, list[Any]]:
+        wire, body = self._post("/api/v1/query", form, timeout)
+        return wire, vector_items(body, self.base_url)
+
+    def _post(self, path: str, form: dict[str, str], timeout: float) -> tuple[int, bytes]:
+        """(bytes on the wire, the answer's body, decompressed)."""
         where = self.base_url
         data = urllib.parse.urlencode(form).encode()
         request = urllib.request.Request(self.base_url + path, data=data, headers=self._headers, method="POST")
         try:
             with urllib.request.urlopen(request, timeout=timeout, context=self._tls) as answer:
                 body: bytes = answer.read(MAX_ANSWER + 1)
+                encoding = answer.headers.get("Content-Encoding", "")
         except urllib.error.HTTPError as exc:
-            detail = _error_text(exc.read(4096))
+            snippet = exc.read(4096)
+            if exc.headers.get("Content-Encoding") == "gzip":
+                snippet = zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(snippet, 4096) if snippet else b""
+            detail = _error_text(snippet)
             raise QueryFailed(f"{where}: HTTP {exc.code} {exc.reason}{': ' + detail if detail else ''}") from None
         except urllib.error.URLError as exc:
             raise QueryFailed(f"{where}: {_reason(exc.reason)}") from None
@@ -151,9 +196,23 @@ class PromClient:
             raise QueryFailed(f"{where}: no answer within {timeout:g} s") from None
         except OSError as exc:  # reset mid-answer, TLS errors after the handshake ...
             raise QueryFailed(f"{where}: {exc.strerror or exc!r}") from None
+        wire = len(body)
+        if encoding == "gzip":
+            body = _gunzip(body, where)
+        elif encoding not in ("", "identity"):
+            raise QueryFailed(f"{where}: the answer has an unknown Content-Encoding {encoding[:40]!r}")
         if len(body) > MAX_ANSWER:
             raise QueryFailed(f"{where}: the answer is larger than {MAX_ANSWER >> 20} MiB")
-        return body
+        return wire, body
+
+
+def _gunzip(body: bytes, where: str) -> bytes:
+    """At most MAX_ANSWER + 1 bytes of a gzip body: a bomb is cut off, then refused by the size check."""
+    inflate = zlib.decompressobj(16 + zlib.MAX_WBITS)
+    try:
+        return inflate.decompress(body, MAX_ANSWER + 1)
+    except zlib.error:
+        raise QueryFailed(f"{where}: the answer is not valid gzip") from None
 
 
 def _reason(reason: object) -> str:
