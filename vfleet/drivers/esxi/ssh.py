@@ -13,8 +13,18 @@ import time
 
 from vfleet.core.console import ConsoleStream
 from vfleet.core.errors import ActionFailed, DomainNotFound, NoConsole
-from vfleet.core.models import ActionResult, DomainRef, HostConfig, HostFacts, HostSnapshot, PowerState, Verb
-from vfleet.drivers.base import LIFECYCLE, Driver
+from vfleet.core.models import (
+    ActionParams,
+    ActionResult,
+    DomainRef,
+    HostConfig,
+    HostFacts,
+    HostSnapshot,
+    PowerState,
+    SnapshotInfo,
+    Verb,
+)
+from vfleet.drivers.base import LIFECYCLE, Capability, Driver
 from vfleet.drivers.esxi.parse import (
     POWER_STATES,
     UNKNOWN_VM,
@@ -25,6 +35,14 @@ from vfleet.drivers.esxi.parse import (
     parse_getallvms,
     parse_summary,
     world_ids,
+)
+from vfleet.drivers.esxi.sshsnap import (
+    EsxiSnapshot,
+    create_command,
+    listing_commands,
+    parse_snapshot_get,
+    remove_command,
+    revert_command,
 )
 from vfleet.drivers.ssh.batch import join, split_sections
 from vfleet.drivers.ssh.transport import MAX_OUTPUT, CommandResult, SshTransport, first_line, raise_for
@@ -63,7 +81,7 @@ def batch(commands: list[str]) -> str:
 
 class EsxiSshDriver(Driver):
     kind = "esxi_ssh"
-    capabilities = LIFECYCLE
+    capabilities = LIFECYCLE | {Capability.SNAPSHOT}
     max_output = MAX_OUTPUT  # bytes per command; a poll's get.summary batch is about 4 KiB per VM
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
@@ -207,3 +225,55 @@ class EsxiSshDriver(Driver):
                     message=f"{raw} (power.off failed; killed with --type {kind})",
                 )
         raise ActionFailed(self.host, f"force-off {domain}: {why}; still running after kill --type force")
+
+    async def _tree(self, vm: VmSummary, deadline: float) -> list[EsxiSnapshot]:
+        """The VM's snapshots and which is current: one round trip."""
+        commands = listing_commands(vm.vmid)
+        result = await self.ssh.run(batch(commands), deadline=deadline)
+        (get_status, get_text), (_info_status, info_text) = split_sections(result.stdout, 2, self.host)
+        if UNKNOWN_VM in get_text:
+            raise DomainNotFound(self.host, f"VM id {vm.vmid} is gone")
+        if get_status != 0:
+            raise ActionFailed(
+                self.host,
+                f"`{commands[0]}` exited with status {get_status}: "
+                f"{first_line(get_text) or first_line(result.stderr) or 'no message'}",
+            )
+        return parse_snapshot_get(get_text, info_text, self.host)
+
+    async def _snapshots(self, target: DomainRef, deadline: float | None) -> tuple[SnapshotInfo, ...]:
+        deadline = self.due(deadline)
+        vm = await self._find(target.name, target.key, deadline)
+        return tuple(s.info for s in await self._tree(vm, deadline))
+
+    async def _perform_with(
+        self, verb: Verb, target: DomainRef, params: ActionParams, deadline: float | None
+    ) -> ActionResult:
+        """Snapshot verbs by vim-cmd: names need not be unique on ESXi, so a name several carry is refused."""
+        deadline = self.due(deadline)
+        vm = await self._find(target.name, target.key, deadline)
+        tree = await self._tree(vm, deadline)
+        named = [s for s in tree if s.info.name == params.name]
+        if verb is Verb.SNAPSHOT_CREATE:
+            if named:  # ESXi would take a second one with the same name
+                raise ActionFailed(self.host, f"{vm.name}: a snapshot named {params.name!r} exists")
+            command = create_command(vm.vmid, params)
+        else:
+            if not named:
+                raise ActionFailed(self.host, f"{vm.name}: no snapshot named {params.name!r}")
+            if len(named) > 1:
+                ids = ", ".join(str(s.id) for s in named)
+                raise ActionFailed(self.host, f"{vm.name}: {len(named)} snapshots are named {params.name!r} "
+                                              f"(ids {ids}); rename one first")
+            make = revert_command if verb is Verb.SNAPSHOT_REVERT else remove_command
+            command = make(vm.vmid, named[0].id)
+        result = await self.ssh.run(command, deadline=deadline)
+        output = result.stdout + result.stderr
+        if UNKNOWN_VM in output:
+            raise DomainNotFound(self.host, f"{verb.value} {target.name}: VM id {vm.vmid} is gone")
+        fault = parse_fault(output)
+        if fault is not None:
+            raise ActionFailed(self.host, f"{verb.value} {params.name} of {target.name}: {fault}")
+        raise_for(self.host, result)
+        state, raw = await self._state(vm.vmid, deadline)
+        return ActionResult(self.host, target.name, verb, ok=True, state_after=state, message=raw)
