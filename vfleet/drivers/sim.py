@@ -243,6 +243,8 @@ class SimDriver(Driver):
             )
             if running
             else None,
+            snapshot_count=len(dom.snapshots) if self.flavour != "xen" else None,
+            oldest_snapshot_at=min((s.created for s in dom.snapshots if s.created is not None), default=None),
         )
 
     async def events(self) -> AsyncIterator[DomainEvent]:

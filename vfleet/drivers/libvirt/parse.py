@@ -93,8 +93,15 @@ def _kib(value: Any) -> int | None:
     return value * KIB if isinstance(value, int) else None
 
 
-def domain_from_stats(name: str, uuid: str, domain_id: int, stats: Mapping[str, Any], taken_at: float) -> Domain:
-    """One getAllDomainStats record (or our per-domain equivalent) -> Domain."""
+def domain_from_stats(
+    name: str,
+    uuid: str,
+    domain_id: int,
+    stats: Mapping[str, Any],
+    taken_at: float,
+    snapshots: tuple[int, float | None] | None = None,
+) -> Domain:
+    """One getAllDomainStats record (or our per-domain equivalent) -> Domain; `snapshots`: (count, oldest)."""
     state, raw = power_state(int(stats.get("state.state", 0)))
     active = state not in (PowerState.OFF, PowerState.UNKNOWN)
     used, source = _memory_used(stats) if active else (None, None)
@@ -123,6 +130,8 @@ def domain_from_stats(name: str, uuid: str, domain_id: int, stats: Mapping[str, 
         memory_used_bytes=used,
         memory_used_source=source,
         counters=counters,
+        snapshot_count=snapshots[0] if snapshots else None,
+        oldest_snapshot_at=snapshots[1] if snapshots else None,
     )
 
 
