@@ -8,6 +8,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from test_tui_columns import screen_lines
 from test_tui_fleet import SIZE
 from test_tui_support import QUIET_AGE, until
 from textual.pilot import Pilot
@@ -86,6 +87,17 @@ async def test_snapshot_of_marked_rows_from_the_menu_asks_the_count_and_is_audit
         await pilot.press("enter")
         await until(pilot, lambda: [r["kind"] for r in records(app)][-1:] == ["close"], what="the close record")
         listed = await read_snapshots(app.fleet, marked)
+        # the count shows in the SNAPS column once chosen (off by default), `-` on xen rows (not known)
+        app.fleet_screen.set_columns(["host", "name", "state", "snaps", "snap_age"])
+        table = app.fleet_screen.table
+
+        def snaps_of(domain: str) -> str:
+            lines = screen_lines(table)
+            x = lines[0].index("SNAPS")
+            return next(line for line in lines[1:] if f" {domain} " in line)[x: x + 5].strip()
+
+        await until(pilot, lambda: snaps_of(marked[0].domain) == "1", timeout=20, what="SNAPS 1 after a poll")
+        assert snaps_of(rows_of(app, "xen-fra-1")[0].domain) == "-"
     name = f"pre-{time.strftime('%Y-%m-%d')}"
     intent = records(app)[0]
     assert intent["verb"] == "snapshot-create" and intent["face"] == "tui"

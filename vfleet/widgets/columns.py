@@ -142,6 +142,9 @@ COLUMNS: tuple[Column, ...] = (
 ESSENTIAL = 3  # priorities up to this one are placed before names get their comfortable width
 COMFORTABLE = {"name": 32, "host": 16}  # names this wide tell domains apart; wider only if room is left
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
+# Not shown unless chosen (`c`, `:columns +snaps`, a view): the table is full without them.
+OFF_BY_DEFAULT = frozenset({"snaps", "snap_age"})
+DEFAULT_COLUMNS = tuple(k for k in COLUMN_KEYS if k not in OFF_BY_DEFAULT)
 CHOOSABLE = tuple(k for k in COLUMN_KEYS if k != "mark")  # the mark column is the marks' only sign
 SORTABLE = tuple(c.key for c in COLUMNS if c.sortable)
 BY_KEY = {c.key: c for c in COLUMNS}
