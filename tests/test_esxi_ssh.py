@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from sshhost import EsxiHost, Keys, SshTestServer
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.errors import ActionFailed, AuthFailed, DomainNotFound, DriverTimeout, GarbledOutput
-from vfleet.core.models import DomainRef, HostStatus, MemorySource, PowerState, Verb
+from vfleet.core.models import DomainRef, HostSnapshot, HostStatus, MemorySource, PowerState, Verb
 from vfleet.drivers.esxi.ssh import EsxiSshDriver
 from vfleet.drivers.registry import create_driver
 
@@ -61,7 +62,9 @@ async def test_poll_batches_all_summaries_into_one_command(driver: EsxiSshDriver
     before = len(esx.shell.lines)
     snapshot = await driver.poll()
     lines = esx.shell.lines[before:]
-    assert len(lines) == 2 and lines[1].count("vim-cmd vmsvc/get.summary") == 4
+    # two round trips, and on the first poll (then every 10th) a third for the snapshot facts
+    assert len(lines) == 3 and lines[1].count("vim-cmd vmsvc/get.summary") == 4
+    assert lines[2].count("vim-cmd vmsvc/snapshot.get") == 4
     by_name = {d.name: d for d in snapshot.domains}
     assert set(by_name) == {"web01", "db server (primary)", "vCLS-4c4c4544-0033-4b10 (1)", "win #2"}
     web = by_name["web01"]
@@ -227,3 +230,24 @@ async def test_snapshot_names_several_carry_are_refused(driver: EsxiSshDriver, e
     with pytest.raises(ActionFailed, match=r"2 snapshots are named 'twin' \(ids 7, 8\); rename one first"):
         await driver.perform(Verb.SNAPSHOT_DELETE, DomainRef.named("web01"), params=SnapshotParams("twin"))
     assert not any("snapshot.remove" in line for line in esx.shell.lines)
+
+
+async def test_snapshot_facts_every_tenth_poll_and_right_after_an_operation(driver: EsxiSshDriver,
+                                                                            esx: EsxiHost) -> None:
+    from sshhost import EsxiSnap
+    from vfleet.core.models import SnapshotParams
+    from vfleet.drivers.esxi.ssh import SNAPSHOT_FACTS_EVERY
+
+    def web(snapshot: HostSnapshot) -> tuple[int | None, float | None]:
+        dom = next(d for d in snapshot.domains if d.name == "web01")
+        return dom.snapshot_count, dom.oldest_snapshot_at
+
+    assert web(await driver.poll()) == (0, None)
+    esx.snapshots[1] = [EsxiSnap(5, "by hand", "", "2/23/2015 18:12:50", "powered off", None)]  # as vSphere would
+    counts = [web(await driver.poll())[0] for _ in range(SNAPSHOT_FACTS_EVERY)]
+    assert counts == [0] * (SNAPSHOT_FACTS_EVERY - 1) + [1]
+    assert web(await driver.poll())[1] == datetime(2015, 2, 23, 18, 12, 50, tzinfo=UTC).timestamp()
+    reads = sum("snapshot.get" in line for line in esx.shell.lines)
+    await driver.perform(Verb.SNAPSHOT_CREATE, DomainRef.named("web01"), params=SnapshotParams("new"))
+    assert web(await driver.poll())[0] == 2  # no waiting for the cadence after our own operation
+    assert sum("snapshot.get" in line for line in esx.shell.lines) == reads + 2  # the create's own read, the poll's

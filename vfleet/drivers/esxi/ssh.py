@@ -1,8 +1,11 @@
 """esxi_ssh driver: free-license ESXi (its API is read-only) through vim-cmd over SSH.
 
 A poll is two round trips: the VM ids (getallvms) with the running worlds, then
-every get.summary in one command line. Force-off is `power.off`, and when that
-fails on a wedged VM, `esxcli vm process kill` escalating soft -> hard -> force.
+every get.summary in one command line; every SNAPSHOT_FACTS_EVERY polls (and right after
+a snapshot operation) a third reads every VM's snapshot tree (snapshot.get), for the
+snapshot count and age: vim-cmd starts a process per call on the host, so not every poll.
+Force-off is `power.off`, and when that fails on a wedged VM, `esxcli vm process kill`
+escalating soft -> hard -> force.
 """
 
 from __future__ import annotations
@@ -10,9 +13,10 @@ from __future__ import annotations
 import logging
 import re
 import time
+from dataclasses import replace
 
 from vfleet.core.console import ConsoleStream
-from vfleet.core.errors import ActionFailed, DomainNotFound, NoConsole
+from vfleet.core.errors import ActionFailed, DomainNotFound, NoConsole, VFleetError
 from vfleet.core.models import (
     ActionParams,
     ActionResult,
@@ -73,6 +77,7 @@ _TARGET = {
     Verb.SHUTDOWN: "poweredOff",
 }
 KILL_TYPES = ("soft", "hard", "force")
+SNAPSHOT_FACTS_EVERY = 10  # the cadence libvirt uses too (bench/snapshot_facts.py)
 
 
 def batch(commands: list[str]) -> str:
@@ -88,6 +93,8 @@ class EsxiSshDriver(Driver):
         super().__init__(config, read_only=read_only)
         self.ssh = SshTransport(config, max_output=self.max_output)
         self.worlds: dict[str, int] = {}  # display name -> world id, from the last listing
+        self._snapshot_facts: dict[int, tuple[int, float | None]] = {}  # vmid -> (count, oldest creation)
+        self._polls_to_facts = 0  # polls until snapshot facts are read again (0: by the next poll)
 
     async def connect(self, *, deadline: float | None = None) -> HostFacts:
         deadline = self.due(deadline, self.config.connect_timeout)
@@ -136,9 +143,41 @@ class EsxiSshDriver(Driver):
             raise ActionFailed(self.host, f"poll wrote to stderr: {first_line(noise[0])}")
 
     async def poll(self, *, deadline: float | None = None) -> HostSnapshot:
-        summaries = await self._summaries(self.due(deadline))
+        deadline = self.due(deadline)
+        summaries = await self._summaries(deadline)
         taken_at = time.monotonic()
-        return HostSnapshot(self.host, taken_at, tuple(domain_from_summary(s) for s in summaries))
+        await self._refresh_snapshot_facts(summaries, deadline)
+        domains = []
+        for summary in summaries:
+            domain = domain_from_summary(summary)
+            facts = self._snapshot_facts.get(summary.vmid)
+            if facts is not None:
+                domain = replace(domain, snapshot_count=facts[0], oldest_snapshot_at=facts[1])
+            domains.append(domain)
+        return HostSnapshot(self.host, taken_at, tuple(domains))
+
+    async def _refresh_snapshot_facts(self, summaries: list[VmSummary], deadline: float) -> None:
+        """Every SNAPSHOT_FACTS_EVERY polls, one round trip; a failure keeps the last facts, never fails the poll."""
+        self._polls_to_facts -= 1
+        if self._polls_to_facts >= 0 or not summaries:
+            return
+        self._polls_to_facts = SNAPSHOT_FACTS_EVERY - 1
+        try:
+            result = await self.ssh.run(
+                batch([f"vim-cmd vmsvc/snapshot.get {s.vmid}" for s in summaries]), deadline=deadline
+            )
+            facts: dict[int, tuple[int, float | None]] = {}
+            for summary, (status, text) in zip(
+                summaries, split_sections(result.stdout, len(summaries), self.host), strict=True
+            ):
+                if status == 0:  # else gone meanwhile: not known
+                    tree = parse_snapshot_get(text, "", self.host)
+                    times = [s.info.created for s in tree if s.info.created is not None]
+                    facts[summary.vmid] = (len(tree), min(times, default=None))
+        except VFleetError as exc:
+            log.info("%s: snapshot facts not read: %s", self.host, exc)
+            return
+        self._snapshot_facts = facts
 
     async def open_console(
         self, target: DomainRef, *, force: bool = False, safe: bool = False, deadline: float | None = None
@@ -275,5 +314,6 @@ class EsxiSshDriver(Driver):
         if fault is not None:
             raise ActionFailed(self.host, f"{verb.value} {params.name} of {target.name}: {fault}")
         raise_for(self.host, result)
+        self._polls_to_facts = 0  # the next poll shows the new count
         state, raw = await self._state(vm.vmid, deadline)
         return ActionResult(self.host, target.name, verb, ok=True, state_after=state, message=raw)
