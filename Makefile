@@ -53,6 +53,7 @@ bench: $(VENV)/.test testbed
 	$(PY) bench/history.py
 	$(PY) bench/startup.py
 	$(PY) bench/scale.py
+	$(PY) bench/snapshot_facts.py
 
 $(VENV)/.python:
 	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq python3-venv)

@@ -13,6 +13,7 @@ import asyncio
 import re
 import shlex
 import signal
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -79,8 +80,9 @@ class Shell:
 
     PID = 4242  # what `$$` expands to
 
-    def __init__(self, answer: Callable[[str], Awaitable[Answer]]) -> None:
+    def __init__(self, answer: Callable[[str], Awaitable[Answer]], join: Callable[[list[str]], str] = " ".join) -> None:
         self.answer = answer
+        self.join = join  # shlex.join keeps quoted words with spaces whole for hosts that parse arguments
         self.lines: list[str] = []  # every command line received, in order, without the transport's pid echo
         self.kills: list[str] = []  # kill commands of abandoned commands
 
@@ -104,7 +106,7 @@ class Shell:
                 values = {"$?": str(status), "$$": str(self.PID)}
                 out.append(" ".join(values.get(w, w) for w in part[1:]) + "\n")
                 continue
-            o, e, status = await self.answer(" ".join(part))
+            o, e, status = await self.answer(self.join(part))
             out.append(o)
             if not quiet:
                 err.append(e)
@@ -320,9 +322,12 @@ class EsxiHost:
     broken_disk: set[int] = field(default_factory=lambda: {2})  # power.on fails with a fault block
     overrides: dict[str, Answer] = field(default_factory=dict)
     delays: dict[str, float] = field(default_factory=dict)  # command prefix -> seconds a slow host takes
+    snapshots: dict[int, list[EsxiSnap]] = field(default_factory=dict)  # vmid -> its snapshots, oldest first
+    current: dict[int, int] = field(default_factory=dict)  # vmid -> current snapshot id
+    next_snapshot: int = 1
 
     def __post_init__(self) -> None:
-        self.shell = Shell(self.answer)
+        self.shell = Shell(self.answer, join=shlex.join)
 
     async def run(self, command: str) -> Answer:
         return await self.shell.run(command)
@@ -367,6 +372,8 @@ class EsxiHost:
             if kill.group(1) != "soft" or vmid not in self.wedged:
                 self.power[vmid] = "poweredOff"
             return "", "", 0
+        if command.startswith("vim-cmd vmsvc/snapshot.") or command.startswith("vim-cmd vmsvc/get.snapshotinfo"):
+            return self._snapshot(shlex.split(command))
         op = re.fullmatch(r"vim-cmd vmsvc/([\w.]+) (\d+)", command)
         if op is None:
             return "", f"sh: {command.split()[0]}: not found\n", 127
@@ -406,6 +413,92 @@ class EsxiHost:
             self.power[vmid] = "suspended"
             return "Suspending VM:\n", "", 0
         return "", "", 0
+
+    # vim-cmd's snapshot.* and get.snapshotinfo, in the layout real hosts print (tests/fixtures/esxi/README.md)
+    def _tree(self, vmid: int, head: str) -> str:
+        snaps = self.snapshots.get(vmid, [])
+        if not snaps:
+            return f"{head}:\n"
+        lines = [f"{head}:", "|-ROOT"]
+
+        def walk(parent: int | None, depth: int) -> None:
+            children = [s for s in snaps if s.parent == parent]
+            for index, snap in enumerate(children):
+                dashes = "--" * depth
+                if depth > 1 or index > 0:
+                    lines.append(f"{'--' * (depth - 1)}|-{'CHILD' if depth > 1 else 'ROOT'}")
+                lines.extend([f"{dashes}Snapshot Name        : {snap.name}", f"{dashes}Snapshot Id        : {snap.id}",
+                              f"{dashes}Snapshot Desciption  : {snap.description}",
+                              f"{dashes}Snapshot Created On  : {snap.created}",
+                              f"{dashes}Snapshot State       : {snap.state}"])
+                walk(snap.id, depth + 1)
+
+        walk(None, 1)
+        return "\n".join(lines) + "\n"
+
+    def _info(self, vmid: int) -> str:
+        snaps = self.snapshots.get(vmid, [])
+        if not snaps:
+            return "(vim.vm.SnapshotInfo) null\n"
+        roots = "".join(
+            f"      (vim.vm.SnapshotTree) {{\n         snapshot = 'vim.vm.Snapshot:{vmid}-snapshot-{s.id}',\n"
+            f"         vm = 'vim.VirtualMachine:{vmid}',\n         name = \"{s.name}\",\n         id = {s.id},\n"
+            f"         childSnapshotList = <unset>\n      }},\n"
+            for s in snaps if s.parent is None
+        )
+        current = self.current.get(vmid)
+        return (f"(vim.vm.SnapshotInfo) {{\n   currentSnapshot = 'vim.vm.Snapshot:{vmid}-snapshot-{current}',\n"
+                f"   rootSnapshotList = (vim.vm.SnapshotTree) [\n{roots}   ]\n}}\n")
+
+    def _snapshot(self, args: list[str]) -> Answer:
+        verb, vmid = args[1].removeprefix("vmsvc/"), int(args[2])
+        if vmid not in self.power:
+            return self.fixture("unknown-vm.txt").replace('"99"', f'"{vmid}"'), "", 1
+        snaps = self.snapshots.setdefault(vmid, [])
+        if verb == "get.snapshotinfo":
+            return self._info(vmid), "", 0
+        if verb == "snapshot.get":
+            return self._tree(vmid, "Get Snapshot"), "", 0
+        if verb == "snapshot.create":
+            name, description, memory = args[3], args[4], args[5] == "1"
+            state = "powered on" if memory and self.power[vmid] == "poweredOn" else "powered off"
+            snap = EsxiSnap(self.next_snapshot, name, description, _esxi_time(), state, self.current.get(vmid))
+            self.next_snapshot += 1
+            snaps.append(snap)
+            self.current[vmid] = snap.id
+            return "Create Snapshot:\n", "", 0
+        found = [s for s in snaps if s.id == int(args[3])]
+        if not found:
+            return (f"{verb.split('.')[1].capitalize()} Snapshot:\nSnapshot not found\n"), "", 1
+        snap = found[0]
+        if verb == "snapshot.revert":
+            self.current[vmid] = snap.id
+            self.power[vmid] = "poweredOn" if snap.state == "powered on" else "poweredOff"
+            return self._tree(vmid, "Revert Snapshot"), "", 0
+        for child in snaps:  # remove: the children move up to its parent
+            if child.parent == snap.id:
+                child.parent = snap.parent
+        snaps.remove(snap)
+        if self.current.get(vmid) == snap.id:
+            self.current.pop(vmid)
+            if snap.parent is not None:
+                self.current[vmid] = snap.parent
+        return self._tree(vmid, "Remove Snapshot"), "", 0
+
+
+@dataclass
+class EsxiSnap:
+    id: int
+    name: str
+    description: str
+    created: str  # as vim-cmd prints it: M/D/YYYY H:MM:SS on the host's (UTC) clock
+    state: str  # "powered on" (taken with the memory of a running VM) or "powered off"
+    parent: int | None
+
+
+def _esxi_time() -> str:
+    now = time.gmtime()
+    return f"{now.tm_mon}/{now.tm_mday}/{now.tm_year} {now.tm_hour}:{now.tm_min:02d}:{now.tm_sec:02d}"
 
 
 def _invalid(head: str, requested: str, existing: str) -> str:

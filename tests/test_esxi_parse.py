@@ -147,3 +147,33 @@ def test_summary_truncation_is_garbled_never_a_wrong_number(s: VmSummary, data: 
     except GarbledOutput:
         return
     assert parsed == s
+
+
+def test_snapshot_tree_parses_depth_parents_and_current() -> None:
+    from datetime import UTC, datetime
+
+    from vfleet.drivers.esxi.sshsnap import parse_snapshot_get
+
+    fixtures = ESXI_FIXTURES
+    tree = parse_snapshot_get((fixtures / "snapshot-get.txt").read_text(),
+                              (fixtures / "get-snapshotinfo.txt").read_text())
+    by_name = {s.info.name: s for s in tree}
+    assert [s.info.name for s in tree] == ["before patch (2024)", "snap02", "snap03", "snap04"]
+    assert [(s.id, s.info.parent) for s in tree] == [(1, None), (2, "before patch (2024)"), (3, "snap02"),
+                                                     (4, "before patch (2024)")]
+    assert [s.info.name for s in tree if s.info.current] == ["snap03"]
+    root = by_name["before patch (2024)"].info
+    assert (root.memory, root.state, root.description, root.key) == (True, "powered on", "taken by ops", "1")
+    assert root.created == datetime(2015, 2, 23, 18, 12, 50, tzinfo=UTC).timestamp()
+    assert by_name["snap03"].info.created == datetime(2015, 2, 23, 18, 14, 7, tzinfo=UTC).timestamp()
+    assert by_name["snap02"].info.memory is False
+    assert parse_snapshot_get("Get Snapshot:\n", "(vim.vm.SnapshotInfo) null\n") == []
+
+
+def test_snapshot_tree_garbled() -> None:
+    from vfleet.drivers.esxi.sshsnap import parse_snapshot_get
+
+    with pytest.raises(GarbledOutput, match="no `Get Snapshot:` header"):
+        parse_snapshot_get("Unable to find snapshot\n")
+    with pytest.raises(GarbledOutput, match="has no id"):
+        parse_snapshot_get("Get Snapshot:\n|-ROOT\n--Snapshot Name        : cut\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -12,7 +13,7 @@ import pytest
 from sshhost import EsxiHost, Keys, SshTestServer
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.errors import ActionFailed, AuthFailed, DomainNotFound, DriverTimeout, GarbledOutput
-from vfleet.core.models import DomainRef, HostStatus, MemorySource, PowerState, Verb
+from vfleet.core.models import DomainRef, HostSnapshot, HostStatus, MemorySource, PowerState, Verb
 from vfleet.drivers.esxi.ssh import EsxiSshDriver
 from vfleet.drivers.registry import create_driver
 
@@ -61,7 +62,9 @@ async def test_poll_batches_all_summaries_into_one_command(driver: EsxiSshDriver
     before = len(esx.shell.lines)
     snapshot = await driver.poll()
     lines = esx.shell.lines[before:]
-    assert len(lines) == 2 and lines[1].count("vim-cmd vmsvc/get.summary") == 4
+    # two round trips, and on the first poll (then every 10th) a third for the snapshot facts
+    assert len(lines) == 3 and lines[1].count("vim-cmd vmsvc/get.summary") == 4
+    assert lines[2].count("vim-cmd vmsvc/snapshot.get") == 4
     by_name = {d.name: d for d in snapshot.domains}
     assert set(by_name) == {"web01", "db server (primary)", "vCLS-4c4c4544-0033-4b10 (1)", "win #2"}
     web = by_name["web01"]
@@ -172,3 +175,79 @@ async def test_one_deadline_covers_an_action_and_its_read_back(driver: EsxiSshDr
     with pytest.raises(DriverTimeout):
         await driver.perform(Verb.PAUSE, DomainRef.named("web01"), deadline=started + 1.0)
     assert time.monotonic() - started < 1.3
+
+
+async def test_snapshots_through_the_operations_core(server: SshTestServer, esx: EsxiHost, tmp_path: Path) -> None:
+    """create (name with spaces and quotes), list with parents and current, revert, delete: vim-cmd as ESXi takes it."""
+    from vfleet.core.audit import AuditLog
+    from vfleet.core.models import SnapshotParams
+    from vfleet.core.operations import Operations, Target, always, read_snapshots
+
+    web = Target("esx1", "web01", "524d2a1c-91b5-8e3f-07a2-5c0e1f3b6d21")
+    async with Fleet([server.config(name="esx1", driver="esxi_ssh")]) as fleet:
+        assert await fleet.wait_until(lambda v: v[0].health.polls >= 1, timeout=20), fleet.view("esx1").health
+        ops = Operations(fleet, AuditLog(tmp_path / "audit.jsonl"), face="test")
+
+        async def run(verb: Verb, snap: str, memory: bool = False) -> tuple[bool, str]:
+            plan = ops.plan(verb, [web], params=SnapshotParams(snap, memory=memory, description="it's mine"))
+            result = (await ops.run(plan, always)).results[0]
+            return result.ok, result.message
+
+        assert await run(Verb.SNAPSHOT_CREATE, "pre patch 'one'", memory=True) == (True, "poweredOn")
+        assert "vim-cmd vmsvc/snapshot.create 1 'pre patch '\"'\"'one'\"'\"'' 'it'\"'\"'s mine' 1 0" in esx.shell.lines
+        assert (await run(Verb.SNAPSHOT_CREATE, "disk only"))[0]
+        ok, message = await run(Verb.SNAPSHOT_CREATE, "disk only")
+        assert not ok and "a snapshot named 'disk only' exists" in message
+        (listed,) = [item.snapshots for item in await read_snapshots(fleet, [web])]
+        assert [(s.name, s.parent, s.current, s.memory, s.description) for s in listed] == [
+            ("pre patch 'one'", None, False, True, "it's mine"),
+            ("disk only", "pre patch 'one'", True, False, "it's mine"),
+        ]
+        assert all(s.created is not None and abs(s.created - time.time()) < 120 for s in listed)
+
+        assert await run(Verb.SNAPSHOT_REVERT, "disk only") == (True, "poweredOff")  # no memory: off
+        assert "vim-cmd vmsvc/snapshot.revert 1 2 0" in esx.shell.lines
+        assert await run(Verb.SNAPSHOT_REVERT, "pre patch 'one'") == (True, "poweredOn")
+        (listed,) = [item.snapshots for item in await read_snapshots(fleet, [web])]
+        assert [s.name for s in listed if s.current] == ["pre patch 'one'"]
+        ok, message = await run(Verb.SNAPSHOT_DELETE, "nope")
+        assert not ok and "no snapshot named 'nope'" in message
+        assert (await run(Verb.SNAPSHOT_DELETE, "pre patch 'one'"))[0]
+        assert "vim-cmd vmsvc/snapshot.remove 1 1" in esx.shell.lines
+        (listed,) = [item.snapshots for item in await read_snapshots(fleet, [web])]
+        assert [(s.name, s.parent) for s in listed] == [("disk only", None)]
+    records = (tmp_path / "audit.jsonl").read_text()
+    assert records.count('"snapshot": "disk only"') >= 2
+
+
+async def test_snapshot_names_several_carry_are_refused(driver: EsxiSshDriver, esx: EsxiHost) -> None:
+    from sshhost import EsxiSnap
+
+    esx.snapshots[1] = [EsxiSnap(7, "twin", "", "1/2/2025 3:04:05", "powered off", None),
+                        EsxiSnap(8, "twin", "", "1/2/2025 3:05:05", "powered off", 7)]
+    from vfleet.core.models import SnapshotParams
+
+    with pytest.raises(ActionFailed, match=r"2 snapshots are named 'twin' \(ids 7, 8\); rename one first"):
+        await driver.perform(Verb.SNAPSHOT_DELETE, DomainRef.named("web01"), params=SnapshotParams("twin"))
+    assert not any("snapshot.remove" in line for line in esx.shell.lines)
+
+
+async def test_snapshot_facts_every_tenth_poll_and_right_after_an_operation(driver: EsxiSshDriver,
+                                                                            esx: EsxiHost) -> None:
+    from sshhost import EsxiSnap
+    from vfleet.core.models import SnapshotParams
+    from vfleet.drivers.esxi.ssh import SNAPSHOT_FACTS_EVERY
+
+    def web(snapshot: HostSnapshot) -> tuple[int | None, float | None]:
+        dom = next(d for d in snapshot.domains if d.name == "web01")
+        return dom.snapshot_count, dom.oldest_snapshot_at
+
+    assert web(await driver.poll()) == (0, None)
+    esx.snapshots[1] = [EsxiSnap(5, "by hand", "", "2/23/2015 18:12:50", "powered off", None)]  # as vSphere would
+    counts = [web(await driver.poll())[0] for _ in range(SNAPSHOT_FACTS_EVERY)]
+    assert counts == [0] * (SNAPSHOT_FACTS_EVERY - 1) + [1]
+    assert web(await driver.poll())[1] == datetime(2015, 2, 23, 18, 12, 50, tzinfo=UTC).timestamp()
+    reads = sum("snapshot.get" in line for line in esx.shell.lines)
+    await driver.perform(Verb.SNAPSHOT_CREATE, DomainRef.named("web01"), params=SnapshotParams("new"))
+    assert web(await driver.poll())[0] == 2  # no waiting for the cadence after our own operation
+    assert sum("snapshot.get" in line for line in esx.shell.lines) == reads + 2  # the create's own read, the poll's

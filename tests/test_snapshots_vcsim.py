@@ -8,7 +8,7 @@ from test_esxi_api import _password, config, vcsim_factory  # noqa: F401 - fixtu
 from test_same_name_vcsim import make_twins
 
 from vfleet.core.audit import AuditLog
-from vfleet.core.engine import Fleet
+from vfleet.core.engine import Fleet, HostView
 from vfleet.core.models import SnapshotParams, Verb
 from vfleet.core.operations import Operations, Target, always, read_snapshots
 
@@ -35,6 +35,13 @@ async def test_snapshots_of_twin_vms_stay_apart(vcsim_factory, tmp_path: Path) -
         # vcsim records "poweredOn" for a snapshot taken without memory too (ESXi: "poweredOff"): not checked here
         assert (second.name, second.parent, second.current) == ("second", "first", True)
         assert first.created is not None and first.key.startswith("snapshot-")
+
+        def facts(views: list[HostView]) -> dict[str, tuple[int | None, float | None]]:
+            return {r.domain.key: (r.domain.snapshot_count, r.domain.oldest_snapshot_at) for r in views[0].rows}
+
+        # the poll's one RetrievePropertiesEx carries the tree (snapshot.rootSnapshotList): counted every poll
+        assert await fleet.wait_until(lambda vs: facts(vs)[uuid_b][0] == 2, timeout=20), facts(fleet.views())
+        assert facts(fleet.views())[uuid_b][1] == first.created and facts(fleet.views())[uuid_a] == (0, None)
 
         await run(Verb.SNAPSHOT_REVERT, b, "first")
         (after,) = [item.snapshots for item in await read_snapshots(fleet, [b])]

@@ -50,6 +50,7 @@ KEY_ACTIONS: dict[str, tuple[str, str]] = {
     "jobs_pane": ("j", "show or hide the jobs pane"),
     "command": (":", "command line"),
     "console": ("o", "the cursor row's serial console"),
+    "snapshots": ("s", "the cursor row's snapshots"),
     "help": ("?", "help"),
     "quit": ("q", "quit"),
 }

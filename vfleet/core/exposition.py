@@ -101,6 +101,8 @@ DOMAIN_FAMILIES = (
     *(name for name, *_ in _DOMAIN_GAUGES),
     *(name for name, *_ in _COUNTERS),
     *(name for name, *_ in _RATES),
+    "vfleet_domain_snapshots",
+    "vfleet_domain_oldest_snapshot_age_seconds",
 )
 SELF_FAMILIES = ("vfleet_exporter_shard_info",)
 # Every sample name the exporter writes (counters with their _total), for dashboards and tests.
@@ -236,10 +238,15 @@ class Exposition:
             (base, float(len(rows)))
         )
         for row in rows:
-            self._domain(row, base, membership, family)
+            self._domain(row, base, membership, family, wall_now)
 
     def _domain(
-        self, row: DomainRow, base: Labels, membership: Labels, family: Callable[[str, str, str], Family]
+        self,
+        row: DomainRow,
+        base: Labels,
+        membership: Labels,
+        family: Callable[[str, str, str], Family],
+        wall_now: float,
     ) -> None:
         d = row.domain
         labels = {**base, "domain": _value(d.name), "domain_key": _value(d.key)}
@@ -253,6 +260,15 @@ class Exposition:
             value = getattr(d, attr)
             if value is not None:
                 family(name, "gauge", help_).samples.append((labels, float(value)))
+        if d.snapshot_count is not None:  # read by some drivers every few polls: see the README
+            family("vfleet_domain_snapshots", "gauge", "snapshots the domain has").samples.append(
+                (labels, float(d.snapshot_count))
+            )
+        age = d.snapshot_age(wall_now)
+        if age is not None:
+            family(
+                "vfleet_domain_oldest_snapshot_age_seconds", "gauge", "seconds since its oldest snapshot was taken"
+            ).samples.append((labels, age))
         counters = d.counters
         if counters is not None:
             for name, factor, attr, help_ in _COUNTERS:

@@ -89,6 +89,10 @@ FIELDS: tuple[Field, ...] = (
         lambda r: r["contention_pct"],
     ),
     Field("uptime", "time since the domain started", True, lambda r: r.domain.uptime_s, lambda r: r["uptime_s"]),
+    Field("snaps", "how many snapshots the domain has", True, lambda r: r.domain.snapshot_count,
+          lambda r: r["snapshots"]),
+    Field("snap_age", "age of the domain's oldest snapshot", True, lambda r: r.domain.snapshot_age(),
+          lambda r: r["oldest_snapshot_age_s"]),
     Field("tags", "the host's tags", False, lambda r: " ".join(sorted(r.tags)), lambda r: " ".join(r["tags"])),
 )
 BY_KEY = {f.key: f for f in FIELDS}

@@ -8,6 +8,7 @@ not have is None, never 0.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -117,11 +118,20 @@ class Domain:
     counters: DomainCounters | None = None
     gauges: DomainGauges | None = None
     protected: bool = False  # a native "do not touch" flag where the backend has one
+    # Snapshot facts, where the driver reads them (some only every few polls); None: not known.
+    snapshot_count: int | None = None
+    oldest_snapshot_at: float | None = None  # wall time (time.time()) the oldest snapshot was taken
 
     @property
     def key(self) -> str:
         """Stable identity within a host: the UUID when the backend has one."""
         return self.uuid or self.name
+
+    def snapshot_age(self, now: float | None = None) -> float | None:
+        """Seconds since the oldest snapshot was taken (wall clock); None where not known."""
+        if self.oldest_snapshot_at is None:
+            return None
+        return max(0.0, (time.time() if now is None else now) - self.oldest_snapshot_at)
 
 
 @dataclass(frozen=True, slots=True)

@@ -40,6 +40,8 @@ _EXTRA_COLUMNS = (
     ("IOPS R", "disk_read_iops"),
     ("IOPS W", "disk_write_iops"),
     ("TAGS", "tags"),
+    ("SNAPS", "snapshots"),
+    ("SNAP AGE", "oldest_snapshot_age_s"),
 )
 # The console's column keys (vfleet.core.fields) -> this table's columns.
 _FIELD_COLUMNS = {
@@ -58,6 +60,8 @@ _FIELD_COLUMNS = {
     "cont": ("contention_pct",),
     "uptime": ("uptime_s",),
     "tags": ("tags",),
+    "snaps": ("snapshots",),
+    "snap_age": ("oldest_snapshot_age_s",),
 }
 assert set(_FIELD_COLUMNS) == set(KEYS)
 _TITLES = dict((key, title) for title, key in (*_TABLE_COLUMNS, *_EXTRA_COLUMNS))
@@ -75,6 +79,8 @@ _RIGHT = {
     "mem_pct",
     "disk_read_iops",
     "disk_write_iops",
+    "snapshots",
+    "oldest_snapshot_age_s",
 }
 
 
@@ -113,7 +119,7 @@ def _cell(record: dict[str, Any], key: str) -> str:
         return "-"
     if key.endswith("_bps") or key.endswith("_bytes"):
         return human_bytes(value)
-    if key == "uptime_s":
+    if key in ("uptime_s", "oldest_snapshot_age_s"):
         return human_duration(value)
     if key == "state" and record.get("stale"):
         return f"{value}?"

@@ -53,6 +53,8 @@ DOMAIN_FIELDS = (
     "net_tx_bps",
     "contention_pct",
     "uptime_s",
+    "snapshots",
+    "oldest_snapshot_age_s",
     "stale",
     "tags",
 )
@@ -108,6 +110,8 @@ def domain_record(row: DomainRow, stale: bool) -> dict[str, Any]:
         "net_tx_bps": _round(r.net_tx_bps, 0),
         "contention_pct": _round(r.contention_percent, 2),
         "uptime_s": _round(d.uptime_s, 0),
+        "snapshots": d.snapshot_count,
+        "oldest_snapshot_age_s": _round(d.snapshot_age(), 0),
         "stale": stale,
         "tags": sorted(row.tags),
     }

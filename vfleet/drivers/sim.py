@@ -31,6 +31,7 @@ from vfleet.core.models import (
 )
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
 from vfleet.drivers.spec import NONE, DriverSpec, KeySpec
+from vfleet.drivers.xen import UNSUPPORTED
 
 SPEC = DriverSpec(
     name="sim",
@@ -111,6 +112,11 @@ class _SimDomain:
 class SimDriver(Driver):
     kind = "sim"
     capabilities = LIFECYCLE | {Capability.EVENTS, Capability.READ_ONLY_CONNECTION, Capability.SNAPSHOT}
+
+    def __new__(cls, config: HostConfig, *, read_only: bool = False) -> SimDriver:
+        # A xen-flavoured host does what xen_xl does: no snapshots, and the menu says why.
+        chosen = SimXenDriver if cls is SimDriver and config.options.get("flavour") == "xen" else cls
+        return super().__new__(chosen)
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
         super().__init__(config, read_only=read_only)
@@ -237,6 +243,8 @@ class SimDriver(Driver):
             )
             if running
             else None,
+            snapshot_count=len(dom.snapshots) if self.flavour != "xen" else None,
+            oldest_snapshot_at=min((s.created for s in dom.snapshots if s.created is not None), default=None),
         )
 
     async def events(self) -> AsyncIterator[DomainEvent]:
@@ -332,3 +340,11 @@ class SimDriver(Driver):
         task = asyncio.create_task(run())
         self._transitions.add(task)
         task.add_done_callback(self._transitions.discard)
+
+
+class SimXenDriver(SimDriver):
+    """The sim driver as a Xen host: xen_xl's capabilities (no snapshots) and its reasons."""
+
+    capabilities = SimDriver.capabilities - {Capability.SNAPSHOT}
+
+    unsupported = {Capability.SNAPSHOT: UNSUPPORTED[Capability.SNAPSHOT]}

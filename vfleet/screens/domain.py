@@ -28,7 +28,11 @@ _NAMES = {"cpu": "cpu_percent", "mem": "memory_used_bytes", "disk": "disk_bps", 
 
 
 class DomainScreen(Screen[None]):
-    BINDINGS = [Binding("escape,q", "app.pop_screen", "Back"), Binding("h", "open_host", "Host")]
+    BINDINGS = [
+        Binding("escape,q", "app.pop_screen", "Back"),
+        Binding("h", "open_host", "Host"),
+        Binding("s", "snapshots", "Snapshots"),
+    ]
 
     def __init__(self, fleet: Fleet, host: str, key: str) -> None:
         super().__init__()
@@ -109,6 +113,16 @@ class DomainScreen(Screen[None]):
             spark.data = values
             spark.display = bool(values)
             self.query_one(f"#{series_id}-none", Label).display = not values
+
+    def action_snapshots(self) -> None:
+        from vfleet.core.operations import Target
+        from vfleet.screens.snapshots import SnapshotsScreen
+
+        row = self._row(self.fleet.view(self.host))
+        if row is None:
+            self.notify(printable(f"{self.key} is gone from {self.host}"), severity="warning", markup=False)
+            return
+        self.app.push_screen(SnapshotsScreen(self.fleet, Target(self.host, row.domain.name, self.key)))
 
     def action_open_host(self) -> None:
         from vfleet.screens.host import HostScreen

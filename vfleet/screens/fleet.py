@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
 
 from rich.style import Style
@@ -19,7 +19,7 @@ from vfleet.core.config import Config
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.errors import VFleetError
 from vfleet.core.fields import starts_descending
-from vfleet.core.models import LIFECYCLE_VERBS, ActionResult, HostStatus, PowerState, Verb
+from vfleet.core.models import LIFECYCLE_VERBS, ActionParams, ActionResult, HostStatus, PowerState, Verb
 from vfleet.core.operations import Operation, Operations, Plan, Target
 from vfleet.core.output import human_bytes
 from vfleet.core.sanitize import printable
@@ -29,6 +29,7 @@ from vfleet.screens.console import farewell, run_console
 from vfleet.screens.details import EventScreen, JobScreen
 from vfleet.screens.fleet_help import fleet_help
 from vfleet.screens.modals import ActionMenu, ConfirmPlan, HelpScreen
+from vfleet.screens.snapshots import SnapshotsScreen, ask_and_create, create_refusal
 from vfleet.widgets.columns import CHOOSABLE, SORTABLE, threshold_legend
 from vfleet.widgets.fleet_table import FleetTable
 from vfleet.widgets.jobs import Job
@@ -58,6 +59,7 @@ _KEY_NAMES = {
     "toggle_pane('#jobs')": "jobs_pane",
     "command": "command",
     "console": "console",
+    "snapshots": "snapshots",
     "help": "help",
     "app.quit": "quit",
 }
@@ -96,6 +98,7 @@ class FleetScreen(Screen[None]):
         Binding("J", "job_detail", "Job detail", show=False),
         Binding("colon", "command", "Command", priority=True),
         Binding("o", "console", "Console", show=False),
+        Binding("s", "snapshots", "Snapshots", show=False),
         Binding("question_mark", "help", "Help"),
         Binding("q", "app.quit", "Quit"),
     ])
@@ -546,12 +549,24 @@ class FleetScreen(Screen[None]):
         if not verbs:
             self.notify(f"no actions: {self._why_nothing(targets)}", severity="warning", markup=False)
             return
+        why_not = create_refusal(self.operations, targets)  # greyed out with the reason, not hidden
 
         def chosen(verb: Verb | None) -> None:
-            if verb is not None:
+            if verb is Verb.SNAPSHOT_CREATE:
+                ask_and_create(self.app, targets, hidden)
+            elif verb is not None:
                 self.start_operation(verb, targets, hidden)
 
-        self.app.push_screen(ActionMenu(verbs, targets, hidden), chosen)
+        menu = ActionMenu([*verbs, *([Verb.SNAPSHOT_CREATE] if why_not is None else [])], targets, hidden,
+                          unavailable={Verb.SNAPSHOT_CREATE: why_not} if why_not else None)
+        self.app.push_screen(menu, chosen)
+
+    def action_snapshots(self) -> None:
+        row = self.table.row_at_cursor()
+        if row is None:
+            self.notify("no domain under the cursor", severity="warning")
+            return
+        self.app.push_screen(SnapshotsScreen(self.fleet, Target(row.host, row.domain.name, row.domain.key)))
 
     def _why_nothing(self, targets: list[Target]) -> str:
         """Why no verb applies: the policy's own reasons, most common first."""
@@ -572,9 +587,17 @@ class FleetScreen(Screen[None]):
             return
         self.start_operation(verb, targets, hidden)
 
-    def start_operation(self, verb: Verb, targets: list[Target], hidden: int = 0) -> None:
-        """Plan now, on the domains the operator sees (by key), then confirm, audit and run."""
-        plan = self.operations.plan(verb, targets, hidden=hidden)
+    def start_operation(
+        self,
+        verb: Verb,
+        targets: list[Target],
+        hidden: int = 0,
+        *,
+        params: ActionParams | None = None,
+        done: Callable[[], None] | None = None,
+    ) -> None:
+        """Plan now, on the domains the operator sees (by key), then confirm, audit and run; `done` after."""
+        plan = self.operations.plan(verb, targets, hidden=hidden, params=params)
         if not plan.sendable:
             reasons = sorted({d.refused or d.noop or "" for d in plan.decisions})
             self.notify(f"{verb.value}: nothing to send: {'; '.join(reasons)}", severity="warning", markup=False)
@@ -601,6 +624,8 @@ class FleetScreen(Screen[None]):
                 self.query_one(JobsPane).job_done(job, error=str(exc))  # if it had started
                 self._job_changed(job)
                 return
+            if done is not None:
+                done()
             if operation.status != "completed":
                 return
             ok = sum(r.ok for r in operation.results)

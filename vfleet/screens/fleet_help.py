@@ -17,7 +17,7 @@ from vfleet.screens.modals import HelpSection, key_label
 # Section -> the actions it lists, in order.
 SECTIONS: tuple[tuple[str, tuple[str, ...]], ...] = (
     ("Table", ("open_domain", "open_host", "sort_step(-1)", "sort_step(1)", "reverse_sort", "freeze")),
-    ("Marks and actions", ("mark", "mark_filtered", "unmark", "actions")),
+    ("Marks and actions", ("mark", "mark_filtered", "unmark", "actions", "snapshots")),
     ("Panes", ("toggle_pane('#hosts')", "toggle_pane('#events')", "toggle_pane('#jobs')", "job_detail")),
     ("Filter: / and the terms", ("filter", "clear_filter")),
     ("Command line: : and a command", ("command", "help", "app.quit")),
@@ -33,7 +33,8 @@ LONG = {
     "mark": "mark or unmark the cursor row",
     "mark_filtered": "mark every row the filter shows",
     "unmark": "unmark every row",
-    "actions": "act on the marked rows (else the cursor row)",
+    "actions": "act on the marked rows (else the cursor row); `snapshot` takes one of each",
+    "snapshots": "the cursor row's snapshots: n new, r revert, d delete",
     "job_detail": "the selected (else the last) job in full: every target's result",
     "toggle_pane('#hosts')": "show or hide the hosts pane",
     "toggle_pane('#events')": "show or hide the events pane",

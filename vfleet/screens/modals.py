@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 from rich.table import Table
 from rich.text import Text
@@ -90,9 +90,17 @@ class ActionMenu(ModalScreen[Verb | None]):
 
     BINDINGS = [Binding("escape", "cancel", "Cancel")]
 
-    def __init__(self, verbs: Sequence[Verb], targets: Sequence[Target], hidden: int = 0) -> None:
+    def __init__(
+        self,
+        verbs: Sequence[Verb],
+        targets: Sequence[Target],
+        hidden: int = 0,
+        *,
+        unavailable: Mapping[Verb, str] | None = None,
+    ) -> None:
         super().__init__()
         self._verbs = list(verbs)
+        self._unavailable = dict(unavailable or {})  # shown greyed out, with why
         self._targets = targets
         self._hidden = hidden
 
@@ -101,7 +109,12 @@ class ActionMenu(ModalScreen[Verb | None]):
             yield Label(f"Action on {describe(self._targets)}", classes="dialog-title", markup=False)
             if self._hidden:
                 yield Label(hidden_note(self._hidden), classes="warning", markup=False)
-            yield OptionList(*(Option(v.value, id=v.value) for v in self._verbs), id="verbs")
+            offered = [Option(menu_label(v), id=v.value) for v in self._verbs]
+            greyed = [
+                Option(Text(printable(f"{menu_label(v)}: {why}"), style="dim"), id=v.value, disabled=True)
+                for v, why in self._unavailable.items()
+            ]
+            yield OptionList(*offered, *greyed, id="verbs")
             yield Label("enter runs, escape cancels", classes="dialog-hint")
 
     @on(OptionList.OptionSelected)
@@ -170,6 +183,10 @@ class ConfirmPlan(ModalScreen[bool]):
 
     def action_answer(self, yes: bool) -> None:
         self.dismiss(yes)
+
+
+def menu_label(verb: Verb) -> str:
+    return "snapshot" if verb is Verb.SNAPSHOT_CREATE else verb.value
 
 
 def _plan_lines(plan: Plan) -> list[str]:

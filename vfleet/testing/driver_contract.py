@@ -16,7 +16,9 @@ the most real available) backend of your driver:
         pass
 
 The host must have at least one running domain and no domain named `no-such-domain-4711`;
-the suite leaves every domain in the state it found it. Drivers are created through the
+the suite leaves every domain in the state it found it. Drivers with the snapshot
+capability get a create/list/revert/delete round on `Subject.snapshot_domain` (default:
+the first shut-off domain, else the first one), which ends with the snapshots it had. Drivers are created through the
 registry, so the driver must be registered (an entry point in the `vfleet.drivers`
 group). Needs pytest and pytest-asyncio; the vfleet runtime never imports this module.
 """
@@ -29,7 +31,7 @@ from dataclasses import dataclass, fields
 import pytest
 
 from vfleet.core.errors import DriverError, DriverTimeout, PolicyRefused, UnsupportedAction
-from vfleet.core.models import DomainCounters, DomainRef, HostConfig, PowerState, Verb
+from vfleet.core.models import DomainCounters, DomainRef, HostConfig, PowerState, SnapshotInfo, SnapshotParams, Verb
 from vfleet.drivers import registry
 from vfleet.drivers.base import Capability, Driver, capability_for
 
@@ -41,6 +43,7 @@ class Subject:
     """One host of the driver under test."""
 
     config: HostConfig
+    snapshot_domain: str | None = None  # the domain the snapshot round uses (see the module's docstring)
 
     def driver(self, read_only: bool = False) -> Driver:
         return registry.create_driver(self.config, read_only=read_only)
@@ -154,3 +157,63 @@ class DriverContract:
         finally:
             await driver.close()
         assert after[running.key] is PowerState.RUNNING
+
+    @pytest.mark.asyncio
+    async def test_snapshots_create_list_revert_delete(self, subject: Subject) -> None:
+        """Drivers with snapshots: a round that leaves the domain with the snapshots and state it had."""
+        driver = subject.driver()
+        if Capability.SNAPSHOT not in type(driver).capabilities:
+            pytest.skip(f"the {subject.config.driver} driver has no snapshots")
+        await driver.connect()
+        try:
+            await self._snapshot_round(subject, driver)
+        finally:
+            await driver.close()
+        reader = subject.driver(read_only=True)  # listing is a read: allowed on a read-only connection
+        await reader.connect()
+        try:
+            domains = (await reader.poll()).domains
+            await reader.snapshots(DomainRef.of(domains[0]))
+            with pytest.raises(PolicyRefused, match="read-only"):
+                await reader.perform(Verb.SNAPSHOT_CREATE, DomainRef.of(domains[0]), params=SnapshotParams("x"))
+        finally:
+            await reader.close()
+
+    @staticmethod
+    async def _snapshot_round(subject: Subject, driver: Driver) -> None:
+        domains = (await driver.poll()).domains
+        if subject.snapshot_domain is not None:
+            dom = next(d for d in domains if d.name == subject.snapshot_domain)
+        else:
+            dom = next((d for d in domains if d.state is PowerState.OFF), domains[0])
+        ref = DomainRef.of(dom)
+
+        async def names() -> list[str]:
+            found: tuple[SnapshotInfo, ...] = await driver.snapshots(ref)
+            return [s.name for s in found]
+
+        before = await names()
+        first, second = f"contract-{time.time_ns()}", f"contract-{time.time_ns()}-b"
+        started = time.time()
+        for name in (first, second):
+            result = await driver.perform(Verb.SNAPSHOT_CREATE, ref, params=SnapshotParams(name, memory=True))
+            assert result.ok and result.verb is Verb.SNAPSHOT_CREATE, result
+        listed = {s.name: s for s in await driver.snapshots(ref)}
+        assert [n for n in await names() if n not in before] == [first, second], "listed oldest first"
+        a, b = listed[first], listed[second]
+        assert a.created is None or a.created >= started - 120, a  # wall time, within clock skew
+        assert b.parent == first and b.current and not a.current, (a, b)
+        with pytest.raises(DriverError) as duplicate:
+            await driver.perform(Verb.SNAPSHOT_CREATE, ref, params=SnapshotParams(first))
+        assert str(duplicate.value).startswith(f"{subject.config.name}: ") and "\n" not in str(duplicate.value)
+        reverted = await driver.perform(Verb.SNAPSHOT_REVERT, ref, params=SnapshotParams(first))
+        assert reverted.ok and reverted.state_after is dom.state, reverted  # taken in this state, back in it
+        assert [s.name for s in await driver.snapshots(ref) if s.current] == [first]
+        with pytest.raises(DriverError) as missing:
+            await driver.perform(Verb.SNAPSHOT_REVERT, ref, params=SnapshotParams(MISSING_DOMAIN))
+        assert str(missing.value).startswith(f"{subject.config.name}: ") and "\n" not in str(missing.value)
+        for name in (second, first):
+            assert (await driver.perform(Verb.SNAPSHOT_DELETE, ref, params=SnapshotParams(name))).ok
+        assert await names() == before
+        after = {d.key: d.state for d in (await driver.poll()).domains}
+        assert after[dom.key] is dom.state

@@ -135,10 +135,16 @@ COLUMNS: tuple[Column, ...] = (
     Column("cont", "CONT%", "CONT%", True, None, 5, "contention"),
     Column("uptime", "UPTIME", "UP", True, None, 9),
     Column("tags", "TAGS", "TAGS", False, 6, 14),
+    # Last to find room: snapshot facts matter before patching, not while watching load.
+    Column("snaps", "SNAPS", "SNAP", True, None, 15),
+    Column("snap_age", "SNAP AGE", "SNAP AGE", True, None, 16),
 )
 ESSENTIAL = 3  # priorities up to this one are placed before names get their comfortable width
 COMFORTABLE = {"name": 32, "host": 16}  # names this wide tell domains apart; wider only if room is left
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
+# Not shown unless chosen (`c`, `:columns +snaps`, a view): the table is full without them.
+OFF_BY_DEFAULT = frozenset({"snaps", "snap_age"})
+DEFAULT_COLUMNS = tuple(k for k in COLUMN_KEYS if k not in OFF_BY_DEFAULT)
 CHOOSABLE = tuple(k for k in COLUMN_KEYS if k != "mark")  # the mark column is the marks' only sign
 SORTABLE = tuple(c.key for c in COLUMNS if c.sortable)
 BY_KEY = {c.key: c for c in COLUMNS}
@@ -268,6 +274,8 @@ def row_texts(
         _marked(thresholds.contention.level(r.contention_percent), _pct(r.contention_percent)),
         human_duration(d.uptime_s),
         printable(",".join(sorted(row.tags))),
+        "-" if d.snapshot_count is None else str(d.snapshot_count),
+        human_duration(d.snapshot_age()) if d.snapshot_count else "-",
     )
 
 

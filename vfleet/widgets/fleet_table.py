@@ -34,6 +34,7 @@ from vfleet.widgets.columns import (
     BY_KEY,
     COLUMN_KEYS,
     COLUMNS,
+    DEFAULT_COLUMNS,
     INDEX,
     SPARK_POINTS,
     Column,
@@ -432,6 +433,6 @@ class FleetTable(LiveTable[KeyedText]):
 def _visible(columns: Sequence[str] | None) -> tuple[str, ...]:
     """The chosen columns in screen order, with the mark, name and state always in."""
     if columns is None:
-        return COLUMN_KEYS
+        return DEFAULT_COLUMNS
     chosen = set(columns) | set(fields.ALWAYS_SHOWN) | {"mark"}
     return tuple(k for k in COLUMN_KEYS if k in chosen)

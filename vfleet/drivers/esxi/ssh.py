@@ -1,8 +1,11 @@
 """esxi_ssh driver: free-license ESXi (its API is read-only) through vim-cmd over SSH.
 
 A poll is two round trips: the VM ids (getallvms) with the running worlds, then
-every get.summary in one command line. Force-off is `power.off`, and when that
-fails on a wedged VM, `esxcli vm process kill` escalating soft -> hard -> force.
+every get.summary in one command line; every SNAPSHOT_FACTS_EVERY polls (and right after
+a snapshot operation) a third reads every VM's snapshot tree (snapshot.get), for the
+snapshot count and age: vim-cmd starts a process per call on the host, so not every poll.
+Force-off is `power.off`, and when that fails on a wedged VM, `esxcli vm process kill`
+escalating soft -> hard -> force.
 """
 
 from __future__ import annotations
@@ -10,11 +13,22 @@ from __future__ import annotations
 import logging
 import re
 import time
+from dataclasses import replace
 
 from vfleet.core.console import ConsoleStream
-from vfleet.core.errors import ActionFailed, DomainNotFound, NoConsole
-from vfleet.core.models import ActionResult, DomainRef, HostConfig, HostFacts, HostSnapshot, PowerState, Verb
-from vfleet.drivers.base import LIFECYCLE, Driver
+from vfleet.core.errors import ActionFailed, DomainNotFound, NoConsole, VFleetError
+from vfleet.core.models import (
+    ActionParams,
+    ActionResult,
+    DomainRef,
+    HostConfig,
+    HostFacts,
+    HostSnapshot,
+    PowerState,
+    SnapshotInfo,
+    Verb,
+)
+from vfleet.drivers.base import LIFECYCLE, Capability, Driver
 from vfleet.drivers.esxi.parse import (
     POWER_STATES,
     UNKNOWN_VM,
@@ -25,6 +39,14 @@ from vfleet.drivers.esxi.parse import (
     parse_getallvms,
     parse_summary,
     world_ids,
+)
+from vfleet.drivers.esxi.sshsnap import (
+    EsxiSnapshot,
+    create_command,
+    listing_commands,
+    parse_snapshot_get,
+    remove_command,
+    revert_command,
 )
 from vfleet.drivers.ssh.batch import join, split_sections
 from vfleet.drivers.ssh.transport import MAX_OUTPUT, CommandResult, SshTransport, first_line, raise_for
@@ -55,6 +77,7 @@ _TARGET = {
     Verb.SHUTDOWN: "poweredOff",
 }
 KILL_TYPES = ("soft", "hard", "force")
+SNAPSHOT_FACTS_EVERY = 10  # the cadence libvirt uses too (bench/snapshot_facts.py)
 
 
 def batch(commands: list[str]) -> str:
@@ -63,13 +86,15 @@ def batch(commands: list[str]) -> str:
 
 class EsxiSshDriver(Driver):
     kind = "esxi_ssh"
-    capabilities = LIFECYCLE
+    capabilities = LIFECYCLE | {Capability.SNAPSHOT}
     max_output = MAX_OUTPUT  # bytes per command; a poll's get.summary batch is about 4 KiB per VM
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
         super().__init__(config, read_only=read_only)
         self.ssh = SshTransport(config, max_output=self.max_output)
         self.worlds: dict[str, int] = {}  # display name -> world id, from the last listing
+        self._snapshot_facts: dict[int, tuple[int, float | None]] = {}  # vmid -> (count, oldest creation)
+        self._polls_to_facts = 0  # polls until snapshot facts are read again (0: by the next poll)
 
     async def connect(self, *, deadline: float | None = None) -> HostFacts:
         deadline = self.due(deadline, self.config.connect_timeout)
@@ -118,9 +143,41 @@ class EsxiSshDriver(Driver):
             raise ActionFailed(self.host, f"poll wrote to stderr: {first_line(noise[0])}")
 
     async def poll(self, *, deadline: float | None = None) -> HostSnapshot:
-        summaries = await self._summaries(self.due(deadline))
+        deadline = self.due(deadline)
+        summaries = await self._summaries(deadline)
         taken_at = time.monotonic()
-        return HostSnapshot(self.host, taken_at, tuple(domain_from_summary(s) for s in summaries))
+        await self._refresh_snapshot_facts(summaries, deadline)
+        domains = []
+        for summary in summaries:
+            domain = domain_from_summary(summary)
+            facts = self._snapshot_facts.get(summary.vmid)
+            if facts is not None:
+                domain = replace(domain, snapshot_count=facts[0], oldest_snapshot_at=facts[1])
+            domains.append(domain)
+        return HostSnapshot(self.host, taken_at, tuple(domains))
+
+    async def _refresh_snapshot_facts(self, summaries: list[VmSummary], deadline: float) -> None:
+        """Every SNAPSHOT_FACTS_EVERY polls, one round trip; a failure keeps the last facts, never fails the poll."""
+        self._polls_to_facts -= 1
+        if self._polls_to_facts >= 0 or not summaries:
+            return
+        self._polls_to_facts = SNAPSHOT_FACTS_EVERY - 1
+        try:
+            result = await self.ssh.run(
+                batch([f"vim-cmd vmsvc/snapshot.get {s.vmid}" for s in summaries]), deadline=deadline
+            )
+            facts: dict[int, tuple[int, float | None]] = {}
+            for summary, (status, text) in zip(
+                summaries, split_sections(result.stdout, len(summaries), self.host), strict=True
+            ):
+                if status == 0:  # else gone meanwhile: not known
+                    tree = parse_snapshot_get(text, "", self.host)
+                    times = [s.info.created for s in tree if s.info.created is not None]
+                    facts[summary.vmid] = (len(tree), min(times, default=None))
+        except VFleetError as exc:
+            log.info("%s: snapshot facts not read: %s", self.host, exc)
+            return
+        self._snapshot_facts = facts
 
     async def open_console(
         self, target: DomainRef, *, force: bool = False, safe: bool = False, deadline: float | None = None
@@ -207,3 +264,56 @@ class EsxiSshDriver(Driver):
                     message=f"{raw} (power.off failed; killed with --type {kind})",
                 )
         raise ActionFailed(self.host, f"force-off {domain}: {why}; still running after kill --type force")
+
+    async def _tree(self, vm: VmSummary, deadline: float) -> list[EsxiSnapshot]:
+        """The VM's snapshots and which is current: one round trip."""
+        commands = listing_commands(vm.vmid)
+        result = await self.ssh.run(batch(commands), deadline=deadline)
+        (get_status, get_text), (_info_status, info_text) = split_sections(result.stdout, 2, self.host)
+        if UNKNOWN_VM in get_text:
+            raise DomainNotFound(self.host, f"VM id {vm.vmid} is gone")
+        if get_status != 0:
+            raise ActionFailed(
+                self.host,
+                f"`{commands[0]}` exited with status {get_status}: "
+                f"{first_line(get_text) or first_line(result.stderr) or 'no message'}",
+            )
+        return parse_snapshot_get(get_text, info_text, self.host)
+
+    async def _snapshots(self, target: DomainRef, deadline: float | None) -> tuple[SnapshotInfo, ...]:
+        deadline = self.due(deadline)
+        vm = await self._find(target.name, target.key, deadline)
+        return tuple(s.info for s in await self._tree(vm, deadline))
+
+    async def _perform_with(
+        self, verb: Verb, target: DomainRef, params: ActionParams, deadline: float | None
+    ) -> ActionResult:
+        """Snapshot verbs by vim-cmd: names need not be unique on ESXi, so a name several carry is refused."""
+        deadline = self.due(deadline)
+        vm = await self._find(target.name, target.key, deadline)
+        tree = await self._tree(vm, deadline)
+        named = [s for s in tree if s.info.name == params.name]
+        if verb is Verb.SNAPSHOT_CREATE:
+            if named:  # ESXi would take a second one with the same name
+                raise ActionFailed(self.host, f"{vm.name}: a snapshot named {params.name!r} exists")
+            command = create_command(vm.vmid, params)
+        else:
+            if not named:
+                raise ActionFailed(self.host, f"{vm.name}: no snapshot named {params.name!r}")
+            if len(named) > 1:
+                ids = ", ".join(str(s.id) for s in named)
+                raise ActionFailed(self.host, f"{vm.name}: {len(named)} snapshots are named {params.name!r} "
+                                              f"(ids {ids}); rename one first")
+            make = revert_command if verb is Verb.SNAPSHOT_REVERT else remove_command
+            command = make(vm.vmid, named[0].id)
+        result = await self.ssh.run(command, deadline=deadline)
+        output = result.stdout + result.stderr
+        if UNKNOWN_VM in output:
+            raise DomainNotFound(self.host, f"{verb.value} {target.name}: VM id {vm.vmid} is gone")
+        fault = parse_fault(output)
+        if fault is not None:
+            raise ActionFailed(self.host, f"{verb.value} {params.name} of {target.name}: {fault}")
+        raise_for(self.host, result)
+        self._polls_to_facts = 0  # the next poll shows the new count
+        state, raw = await self._state(vm.vmid, deadline)
+        return ActionResult(self.host, target.name, verb, ok=True, state_after=state, message=raw)

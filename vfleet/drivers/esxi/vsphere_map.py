@@ -47,6 +47,8 @@ VM_PROPERTIES = (
     "summary.quickStats.guestMemoryUsage",
     "summary.quickStats.hostMemoryUsage",
     "summary.quickStats.uptimeSeconds",
+    # By path, not `snapshot`: vcsim fails reading an unset vm.snapshot; unset here is just absent.
+    "snapshot.rootSnapshotList",
 )
 
 HOST_PROPERTIES = (
@@ -176,7 +178,21 @@ def domain_from_props(
         uptime_s=uptime_seconds(props, now) if running else None,
         gauges=gauges,
         protected=protected,
+        **snapshot_facts(props.get("snapshot.rootSnapshotList")),
     )
+
+
+def snapshot_facts(roots: Any) -> dict[str, Any]:
+    """Count and oldest creation time of the tree; a VM without snapshots has the path unset (0 of them)."""
+    times: list[float] = []
+    count, stack = 0, list(roots or [])
+    while stack:
+        node = stack.pop()
+        count += 1
+        if isinstance(node.createTime, datetime):
+            times.append(node.createTime.timestamp())
+        stack.extend(node.childSnapshotList or [])
+    return {"snapshot_count": count, "oldest_snapshot_at": min(times, default=None)}
 
 
 def facts_from_hosts(about_full_name: str | None, hosts: Iterable[Mapping[str, Any]], hostname: str) -> HostFacts:

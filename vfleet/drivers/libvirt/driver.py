@@ -109,6 +109,8 @@ class LibvirtDriver(Driver):
         self._event_loop_bound = False  # stream callbacks (consoles) need libvirt's loop on ours
         self._devices: dict[str, tuple[list[str], list[str]]] = {}  # uuid -> (disks, interfaces), fallback only
         self._records = RecordCache()  # unchanged domains come back as the same objects
+        self._snapshot_facts: snapshots.Facts = {}
+        self._polls_to_facts = 0  # polls until snapshot facts are read again (0: by the next poll)
 
     # -- plumbing ---------------------------------------------------------------
 
@@ -265,7 +267,23 @@ class LibvirtDriver(Driver):
                 Lane.CONTROL, "per-domain stats", lambda: self._read_each(conn, deadline), deadline
             )
         taken_at = records[0][4] if records else time.monotonic()
-        return HostSnapshot(self.host, taken_at, self._records.domains(records))
+        await self._refresh_snapshot_facts(conn, deadline)
+        return HostSnapshot(self.host, taken_at, self._records.domains(records, self._snapshot_facts))
+
+    async def _refresh_snapshot_facts(self, conn: libvirt.virConnect, deadline: float) -> None:
+        """Every snapshots.FACTS_EVERY polls; a failure keeps the last facts and never fails the poll."""
+        self._polls_to_facts -= 1
+        if self._polls_to_facts >= 0:
+            return
+        self._polls_to_facts = snapshots.FACTS_EVERY - 1
+        try:
+            found, complete = await self._call(
+                Lane.CONTROL, "snapshot facts", lambda: snapshots.facts(conn, deadline), deadline
+            )
+        except DriverError as exc:
+            log.info("%s: snapshot facts not read: %s", self.host, exc)
+            return
+        self._snapshot_facts = found if complete else {**self._snapshot_facts, **found}
 
     @staticmethod
     def _read_bulk(conn: libvirt.virConnect) -> list[Record]:
@@ -346,6 +364,7 @@ class LibvirtDriver(Driver):
             Verb.SNAPSHOT_DELETE: lambda: snapshots.delete(dom, params.name),
         }
         await self._call(Lane.ACTION, f"{verb.value} {params.name} of {target.name}", calls[verb], deadline)
+        self._polls_to_facts = 0  # the next poll shows the new count
         code, _reason = await self._call(Lane.ACTION, f"state of {target.name}", dom.state, deadline)
         state, raw = power_state(code)
         return ActionResult(self.host, target.name, verb, ok=True, state_after=state, message=raw)

@@ -134,9 +134,20 @@ def _kib(value: Any) -> int | None:
 _INACTIVE = (PowerState.OFF, PowerState.UNKNOWN)
 
 
-def domain_from_stats(name: str, uuid: str, domain_id: int, stats: Mapping[str, Any], taken_at: float) -> Domain:
-    """One getAllDomainStats record (or our per-domain equivalent) -> Domain."""
+Snapshots = tuple[int, float | None]  # (count, oldest creation time): read every few polls
+
+
+def domain_from_stats(
+    name: str,
+    uuid: str,
+    domain_id: int,
+    stats: Mapping[str, Any],
+    taken_at: float,
+    snapshots: Snapshots | None = None,
+) -> Domain:
+    """One getAllDomainStats record (or our per-domain equivalent) -> Domain; `snapshots`: (count, oldest)."""
     get = stats.get
+    count, oldest = snapshots if snapshots is not None else (None, None)
     state, raw = power_state(int(get("state.state", 0)))
     vcpus = get("vcpu.current")
     if state in _INACTIVE:
@@ -148,6 +159,8 @@ def domain_from_stats(name: str, uuid: str, domain_id: int, stats: Mapping[str, 
             domain_id=domain_id if domain_id >= 0 else None,
             vcpus=vcpus if isinstance(vcpus, int) else None,
             memory_max_bytes=_kib(get("balloon.maximum")),
+            snapshot_count=count,
+            oldest_snapshot_at=oldest,
         )
     used, source = _memory_used(stats)
     rd_bytes, wr_bytes, rd_reqs, wr_reqs = _sums(stats, "block", _BLOCK)
@@ -175,6 +188,8 @@ def domain_from_stats(name: str, uuid: str, domain_id: int, stats: Mapping[str, 
         memory_used_bytes=used,
         memory_used_source=source,
         counters=counters,
+        snapshot_count=count,
+        oldest_snapshot_at=oldest,
     )
 
 
@@ -194,20 +209,32 @@ class RecordCache:
     __slots__ = ("_last",)
 
     def __init__(self) -> None:
-        self._last: dict[str, tuple[str, int, Mapping[str, Any], Domain]] = {}
+        self._last: dict[str, tuple[str, int, Mapping[str, Any], Snapshots | None, Domain]] = {}
 
-    def domains(self, records: Iterable[tuple[str, str, int, Mapping[str, Any], float]]) -> tuple[Domain, ...]:
+    def domains(
+        self,
+        records: Iterable[tuple[str, str, int, Mapping[str, Any], float]],
+        snapshots: Mapping[str, Snapshots] | None = None,
+    ) -> tuple[Domain, ...]:
         last = self._last
-        kept: dict[str, tuple[str, int, Mapping[str, Any], Domain]] = {}
+        facts = snapshots or {}
+        kept: dict[str, tuple[str, int, Mapping[str, Any], Snapshots | None, Domain]] = {}
         out: list[Domain] = []
         for name, uuid, domain_id, stats, taken_at in records:
             prev = last.get(uuid)
-            if prev is not None and prev[2] == stats and prev[0] == name and prev[1] == domain_id:
-                domain = prev[3]
+            snaps = facts.get(uuid)
+            if (
+                prev is not None
+                and prev[2] == stats
+                and prev[0] == name
+                and prev[1] == domain_id
+                and prev[3] == snaps
+            ):
+                domain = prev[4]
             else:
-                domain = domain_from_stats(name, uuid, domain_id, stats, taken_at)
+                domain = domain_from_stats(name, uuid, domain_id, stats, taken_at, snaps)
             if len(stats) <= SMALL_RECORD:
-                kept[uuid] = (name, domain_id, stats, domain)
+                kept[uuid] = (name, domain_id, stats, snaps, domain)
             out.append(domain)
         self._last = kept
         return tuple(out)

@@ -3,7 +3,16 @@
 This module is the driver's light face (its spec); it must not import asyncssh.
 """
 
+from vfleet.drivers.base import Capability
 from vfleet.drivers.spec import SSH, DriverSpec, KeySpec
+
+# Why xl lacks these (the menus grey the entries out with it; the demo's xen hosts say the same).
+UNSUPPORTED = {
+    Capability.RESET: "`xl trigger NAME reset` works for HVM guests only",
+    Capability.SNAPSHOT: "xl has no snapshots: `xl save` writes the guest's memory to a file and stops it, "
+    "`xl restore` starts it again from that file; neither captures the disks, which xl leaves "
+    "to the storage (LVM, qcow2) underneath",
+}
 
 SPEC = DriverSpec(
     name="xen_xl",

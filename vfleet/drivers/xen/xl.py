@@ -26,6 +26,7 @@ from vfleet.drivers.base import Capability, Driver
 from vfleet.drivers.ssh.batch import join, split_sections
 from vfleet.drivers.ssh.console import SshPtyConsole
 from vfleet.drivers.ssh.transport import MAX_OUTPUT, CommandResult, SshTransport, first_line, raise_for
+from vfleet.drivers.xen import UNSUPPORTED
 from vfleet.drivers.xen.parse import (
     NOT_RUNNING,
     build_domains,
@@ -67,12 +68,7 @@ class XenXlDriver(Driver):
             Capability.CONSOLE,
         }
     )
-    unsupported = {
-        Capability.RESET: "`xl trigger NAME reset` works for HVM guests only",
-        Capability.SNAPSHOT: "xl has no snapshots: `xl save` writes the guest's memory to a file and stops it, "
-        "`xl restore` starts it again from that file; neither captures the disks, which xl leaves "
-        "to the storage (LVM, qcow2) underneath",
-    }
+    unsupported = UNSUPPORTED
     max_output = MAX_OUTPUT  # bytes per command (the poll's four outputs together)
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
