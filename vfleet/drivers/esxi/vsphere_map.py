@@ -47,6 +47,7 @@ VM_PROPERTIES = (
     "summary.quickStats.guestMemoryUsage",
     "summary.quickStats.hostMemoryUsage",
     "summary.quickStats.uptimeSeconds",
+    "runtime.host",  # the ESXi server it runs on: Domain.node when the inventory host is a vCenter
 )
 
 HOST_PROPERTIES = (

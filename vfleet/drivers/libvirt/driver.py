@@ -44,6 +44,7 @@ from vfleet.core.models import (
     HostFacts,
     HostSnapshot,
     SnapshotInfo,
+    SnapshotParams,
     Verb,
 )
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
@@ -333,6 +334,8 @@ class LibvirtDriver(Driver):
         self, verb: Verb, target: DomainRef, params: ActionParams, deadline: float | None
     ) -> ActionResult:
         """Snapshot verbs: internal snapshots (snapshots.py says what libvirt allows)."""
+        if not isinstance(params, SnapshotParams):
+            raise UnsupportedAction(self.host, f"the {self.kind} driver cannot {verb.value}")
         deadline = self.due(deadline)
         dom = await self._lookup(target, deadline)
         calls: dict[Verb, Callable[[], object]] = {
