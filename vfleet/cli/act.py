@@ -54,13 +54,15 @@ def run_verb(
     *,
     wait: bool = False,
     progress: Progress | None = None,
+    also: Sequence[str] = (),
 ) -> int:
     """One operation from the command line: select, plan, confirm (or --yes), run, print; the exit code.
 
-    `progress` hears of the operation once it is confirmed and of each result as it completes."""
+    `progress` hears of the operation once it is confirmed and of each result as it completes;
+    `also` names hosts to connect though the selector cannot match them (a migration's destination)."""
     inv = resolve(args)
     selector = selector_of(args.selector, args.host)
-    hosts = [h for h in inv.hosts if selector.host_may_match(h)]
+    hosts = [h for h in inv.hosts if selector.host_may_match(h) or h.name in also]
     if not hosts:
         raise UsageError(f"{inv.path}: no host matches the selector")
     audit = AuditLog(args.audit_log) if args.audit_log else AuditLog()

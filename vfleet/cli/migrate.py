@@ -45,7 +45,9 @@ def params_of(args: argparse.Namespace) -> MigrateParams:
 def cmd_migrate(args: argparse.Namespace, out: TextIO) -> int:
     from vfleet.cli.main import resolve_inventory
 
-    return run_verb(args, out, resolve_inventory, Verb.MIGRATE, params_of(args), progress=StderrProgress())
+    params = params_of(args)
+    progress = StderrProgress()
+    return run_verb(args, out, resolve_inventory, Verb.MIGRATE, params, progress=progress, also=[params.to_host])
 
 
 class StderrProgress:
