@@ -96,8 +96,8 @@ class LibvirtDriver(Driver):
         Capability.SNAPSHOT,
     }
     unsupported = {
-        Capability.MIGRATION: "not in vfleet yet: live migration (migrateToURI3 over +ssh) waits for a test "
-        "between two libvirtd instances; use `virsh migrate --live` meanwhile",
+        Capability.MIGRATION: "not in vfleet yet (live migration with migrateToURI3 is planned); "
+        "use `virsh migrate --live` meanwhile",
     }
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
