@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import AsyncIterator, Callable, Sequence
-from typing import Any, TextIO
+from typing import Any, Protocol, TextIO
 
 from vfleet.cli.prompt import ask
 from vfleet.core.audit import AuditLog
@@ -23,6 +23,11 @@ from vfleet.core.selector import Selector
 ACT_SCHEMA = "vfleet.act/1"
 MAX_LISTED = 50  # targets listed above a terminal prompt
 Resolve = Callable[[argparse.Namespace], Any]
+
+
+class Progress(Protocol):
+    def start(self, operation: Operation) -> None: ...
+    def result(self, result: ActionResult) -> None: ...
 
 
 def selector_of(words: list[str], hosts: list[str]) -> Selector:
@@ -48,15 +53,20 @@ def run_verb(
     params: ActionParams | None = None,
     *,
     wait: bool = False,
+    progress: Progress | None = None,
+    also: Sequence[str] = (),
 ) -> int:
-    """One operation from the command line: select, plan, confirm (or --yes), run, print; the exit code."""
+    """One operation from the command line: select, plan, confirm (or --yes), run, print; the exit code.
+
+    `progress` hears of the operation once it is confirmed and of each result as it completes;
+    `also` names hosts to connect though the selector cannot match them (a migration's destination)."""
     inv = resolve(args)
     selector = selector_of(args.selector, args.host)
-    hosts = [h for h in inv.hosts if selector.host_may_match(h)]
+    hosts = [h for h in inv.hosts if selector.host_may_match(h) or h.name in also]
     if not hosts:
         raise UsageError(f"{inv.path}: no host matches the selector")
     audit = AuditLog(args.audit_log) if args.audit_log else AuditLog()
-    return asyncio.run(_act(hosts, selector, args, out, audit, verb, params, wait))
+    return asyncio.run(_act(hosts, selector, args, out, audit, verb, params, wait, progress))
 
 
 @contextlib.asynccontextmanager
@@ -88,6 +98,7 @@ async def _act(
     verb: Verb,
     params: ActionParams | None,
     wait: bool,
+    progress: Progress | None = None,
 ) -> int:
     async with connected(hosts, selector) as (fleet, targets, settled):
         operations = Operations(fleet, audit, face="cli")
@@ -109,6 +120,8 @@ async def _act(
             wait=args.timeout if wait else None,
             dry_run=args.dry_run,
             context=context,
+            on_start=progress.start if progress else None,
+            on_result=progress.result if progress else None,
         )
     if operation.status == "dry-run":
         return int(ExitCode.OK if settled else ExitCode.UNREACHABLE)
@@ -142,7 +155,7 @@ async def _confirm_on_terminal(the_plan: Plan) -> bool:
         raise PolicyRefused(f"{verb} needs confirmation: no terminal to ask on; add --yes")
     sendable = the_plan.sendable
     for d in the_plan.decisions[:MAX_LISTED]:
-        why = f"  ({d.refused or d.noop})" if not d.dispatch else ""
+        why = f"  ({d.refused or d.noop})" if not d.dispatch else f"  ({d.notes})" if d.notes else ""
         print(printable(f"  {d.plan_word:<7} {verb} {d.target.host}/{d.target.domain}{why}"), file=sys.stderr)
     if len(the_plan.decisions) > MAX_LISTED:
         print(f"  ... and {len(the_plan.decisions) - MAX_LISTED} more", file=sys.stderr)
@@ -165,7 +178,7 @@ def _print_plan(the_plan: Plan, fmt: str, out: TextIO) -> None:
             "verb": the_plan.action,
             "would": "refuse" if d.refused else "no-op" if d.noop else "run",
             "state": d.state.value if d.state else None,
-            "why": d.refused or d.noop or "",
+            "why": d.refused or d.noop or d.notes,
             "override": d.overridden,
         }
         for d in the_plan.decisions

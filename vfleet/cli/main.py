@@ -90,6 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     cli_args.command(commands, "snapshot", "list, create, revert and delete snapshots of domains")
     cli_args.command(commands, "console", "attach this terminal to a domain's serial console (Ctrl+] leaves)")
+    cli_args.command(commands, "migrate", "move domains to another host (live), or evacuate a host with --multiple")
     return parser
 
 

@@ -50,6 +50,7 @@ class Verb(Enum):
     SNAPSHOT_CREATE = "snapshot-create"
     SNAPSHOT_REVERT = "snapshot-revert"
     SNAPSHOT_DELETE = "snapshot-delete"
+    MIGRATE = "migrate"
 
 
 # The power verbs: what `act` and the lifecycle menus offer; they take no parameters.
@@ -121,6 +122,7 @@ class Domain:
     # Snapshot facts, where the driver reads them (some only every few polls); None: not known.
     snapshot_count: int | None = None
     oldest_snapshot_at: float | None = None  # wall time (time.time()) the oldest snapshot was taken
+    node: str | None = None  # the server it runs on inside a cluster manager (vCenter's ESXi host)
 
     @property
     def key(self) -> str:
@@ -172,7 +174,37 @@ class SnapshotParams:
         return {"snapshot": self.name, "memory": self.memory}
 
 
-ActionParams = SnapshotParams  # a union once migration adds its parameters
+@dataclass(frozen=True, slots=True)
+class MigrateParams:
+    """Where a migration goes and how: `to_host` is an inventory host; `node` a server inside it
+    (an ESXi host of a vCenter: `--to vc1/esx-2`), or None to move between inventory hosts.
+
+    `live`: a running domain moves while it runs (it is never shut down implicitly); False
+    (`--offline`) accepts only domains that are off. `copy_storage`: copy the disks with the
+    domain (libvirt's --copy-storage-all) instead of relying on storage both hosts share.
+    `to_uri` is filled by the plan from the inventory: the source driver connects there.
+    """
+
+    to_host: str
+    node: str | None = None
+    live: bool = True
+    copy_storage: bool = False
+    to_uri: str | None = None
+
+    @property
+    def destination(self) -> str:
+        return self.to_host if self.node is None else f"{self.to_host}/{self.node}"
+
+    @property
+    def name(self) -> str:
+        """How the action reads in prompts and tables: `migrate to kvm-2`."""
+        return f"to {self.destination}"
+
+    def record(self) -> dict[str, object]:
+        return {"to": self.destination, "live": self.live, "copy_storage": self.copy_storage}
+
+
+ActionParams = SnapshotParams | MigrateParams
 
 
 @dataclass(frozen=True, slots=True)

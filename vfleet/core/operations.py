@@ -125,6 +125,7 @@ def _target_record(decision: Decision) -> dict[str, object]:
         "why": decision.refused or decision.noop,
         "override": decision.overridden,
         "state": decision.state.value if decision.state else None,
+        **({"preflight": decision.notes} if decision.notes else {}),
     }
 
 

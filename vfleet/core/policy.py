@@ -21,13 +21,24 @@ from dataclasses import dataclass
 from enum import Enum
 
 from vfleet.core.engine import HostView
-from vfleet.core.models import LIFECYCLE_VERBS, SNAPSHOT_VERBS, ActionParams, Domain, DomainRef, PowerState, Verb
+from vfleet.core.models import (
+    LIFECYCLE_VERBS,
+    SNAPSHOT_VERBS,
+    ActionParams,
+    Domain,
+    DomainRef,
+    MigrateParams,
+    PowerState,
+    Verb,
+)
 from vfleet.core.selector import Selector
 from vfleet.drivers.base import capability_for, check_params
 
 # Revert throws away the guest's present; delete throws away a way back.
 DESTRUCTIVE = frozenset({Verb.FORCE_OFF, Verb.RESET, Verb.SNAPSHOT_REVERT, Verb.SNAPSHOT_DELETE})
 HARMLESS = frozenset({Verb.RESUME})
+# Not destructive, but a protected domain is pinned where it is (licences, devices): moving it needs the override.
+MOVES = frozenset({Verb.MIGRATE})
 # Verbs that have nothing to do in a state: reported as a no-op, never sent twice.
 ALREADY = {
     Verb.START: frozenset({PowerState.RUNNING, PowerState.PAUSED}),
@@ -47,7 +58,8 @@ APPLIES = {
         {PowerState.RUNNING, PowerState.PAUSED, PowerState.SHUTTING_DOWN, PowerState.CRASHED, PowerState.SUSPENDED}
     ),
     Verb.RESET: frozenset({PowerState.RUNNING, PowerState.PAUSED}),
-} | {verb: frozenset(PowerState) for verb in SNAPSHOT_VERBS}  # the backend knows which states it can snapshot
+} | {verb: frozenset(PowerState) for verb in (*SNAPSHOT_VERBS, Verb.MIGRATE)}  # snapshots: the backend knows;
+# migrate: the pre-flight check (core.migration) decides per state
 # The state each verb leads to, for --wait.
 TARGET_STATE = {
     Verb.START: PowerState.RUNNING,
@@ -103,6 +115,7 @@ class Decision:
     noop: str | None = None  # "already off": nothing to send
     overridden: bool = False  # a protection was overridden for this target
     state: PowerState | None = None  # as last polled
+    notes: str = ""  # what a pre-flight check found (migration), shown with the plan
 
     @property
     def dispatch(self) -> bool:
@@ -196,7 +209,7 @@ def decide(view: HostView | None, verb: Verb, target: Target, *, override: bool 
     if domain is None:
         return Decision(target, refused=f"{target.host}: {target.domain} was not in the host's last poll")
     overridden = False
-    if verb in DESTRUCTIVE and is_protected(view, target.domain, domain):
+    if (verb in DESTRUCTIVE or verb in MOVES) and is_protected(view, target.domain, domain):
         if not override:
             return Decision(
                 target,
@@ -227,6 +240,10 @@ def plan(
     check_params(verb, params)
     by_name = {v.name: v for v in views}
     decisions = tuple(decide(by_name.get(t.host), verb, t, override=override) for t in targets)
+    if isinstance(params, MigrateParams):
+        from vfleet.core.migration import preflight
+
+        decisions, params = preflight(by_name, decisions, params)
     return Plan(verb, decisions, hidden=hidden, blocked=interlock(len(targets), multiple, max_targets), params=params)
 
 

@@ -26,6 +26,7 @@ from vfleet.core.models import (
     HostConfig,
     HostFacts,
     HostSnapshot,
+    MigrateParams,
     SnapshotInfo,
     SnapshotParams,
     Verb,
@@ -44,14 +45,18 @@ class Capability(Enum):
     FORCE_OFF = Verb.FORCE_OFF.value
     RESET = Verb.RESET.value
     SNAPSHOT = "snapshot"  # create, revert, delete and list snapshots
+    MIGRATION = "migration"  # move a domain to another host (or another server of a vCenter)
 
 
 LIFECYCLE = frozenset(Capability(v.value) for v in LIFECYCLE_VERBS)
 # The parameters each verb that takes some requires (a verb not listed takes none).
 PARAMS: dict[Verb, type[ActionParams]] = {verb: SnapshotParams for verb in SNAPSHOT_VERBS}
+PARAMS[Verb.MIGRATE] = MigrateParams
 
 
 def capability_for(verb: Verb) -> Capability:
+    if verb is Verb.MIGRATE:
+        return Capability.MIGRATION
     return Capability.SNAPSHOT if verb in SNAPSHOT_VERBS else Capability(verb.value)
 
 
@@ -64,6 +69,8 @@ def check_params(verb: Verb, params: ActionParams | None) -> None:
         raise UsageError(f"{verb.value} needs {wanted.__name__}")
     if isinstance(params, SnapshotParams) and not params.name.strip():
         raise UsageError(f"{verb.value} needs a snapshot name")
+    if isinstance(params, MigrateParams) and not params.to_host.strip():
+        raise UsageError(f"{verb.value} needs a destination host")
 
 
 class Driver(ABC):

@@ -12,6 +12,7 @@ import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field, replace
+from typing import ClassVar
 
 from vfleet.core.errors import ActionFailed, DomainNotFound, DriverTimeout, HostUnreachable
 from vfleet.core.models import (
@@ -25,6 +26,7 @@ from vfleet.core.models import (
     HostFacts,
     HostSnapshot,
     MemorySource,
+    MigrateParams,
     PowerState,
     SnapshotInfo,
     Verb,
@@ -111,7 +113,14 @@ class _SimDomain:
 
 class SimDriver(Driver):
     kind = "sim"
-    capabilities = LIFECYCLE | {Capability.EVENTS, Capability.READ_ONLY_CONNECTION, Capability.SNAPSHOT}
+    capabilities = LIFECYCLE | {
+        Capability.EVENTS,
+        Capability.READ_ONLY_CONNECTION,
+        Capability.SNAPSHOT,
+        Capability.MIGRATION,
+    }
+    # The connected simulated hosts of this process, by name: a migration moves a domain between two of them.
+    _connected_hosts: ClassVar[dict[str, SimDriver]] = {}
 
     def __new__(cls, config: HostConfig, *, read_only: bool = False) -> SimDriver:
         # A xen-flavoured host does what xen_xl does: no snapshots, and the menu says why.
@@ -167,6 +176,7 @@ class SimDriver(Driver):
         if self.flaky and self._rng.random() < 0.3:
             raise HostUnreachable(self.host, "connection refused (simulated fault)")
         self._connected = True
+        SimDriver._connected_hosts[self.host] = self
         for dom in self._domains.values():
             if dom.state is not PowerState.OFF and dom.domain_id is None:
                 dom.domain_id = self._take_id()
@@ -191,6 +201,8 @@ class SimDriver(Driver):
 
     async def close(self) -> None:
         self._connected = False
+        if SimDriver._connected_hosts.get(self.host) is self:
+            del SimDriver._connected_hosts[self.host]
         for task in self._transitions:
             task.cancel()
 
@@ -272,6 +284,8 @@ class SimDriver(Driver):
     ) -> ActionResult:
         dom = self._find(target)
         await self._take(self.latency * 2, self.due(deadline), f"{verb.value} {target.name}")
+        if isinstance(params, MigrateParams):
+            return self._migrate(dom, params)
         known = next((s for s in dom.snapshots if s.name == params.name), None)
         if verb is Verb.SNAPSHOT_CREATE:
             if known is not None:
@@ -327,6 +341,20 @@ class SimDriver(Driver):
             self._emit(dom, "reboot")
             dom.started_at = time.monotonic() + 2.0
         return ActionResult(self.host, domain, verb, ok=True, state_after=dom.state)
+
+    def _migrate(self, dom: _SimDomain, params: MigrateParams) -> ActionResult:
+        dest = SimDriver._connected_hosts.get(params.to_host)
+        if dest is None or not dest._connected:
+            raise HostUnreachable(params.to_host, "not connected (simulated migration)")
+        if dom.name in dest._domains:
+            raise ActionFailed(self.host, f"{params.to_host} has a domain named {dom.name!r} already")
+        del self._domains[dom.name]
+        dest._domains[dom.name] = dom
+        self._emit(dom, "stopped", f"migrated to {params.to_host}")
+        dest._emit(dom, "started", f"migrated from {self.host}")
+        return ActionResult(
+            self.host, dom.name, Verb.MIGRATE, ok=True, state_after=dom.state, message=f"now on {params.to_host}"
+        )
 
     def _power_off(self, dom: _SimDomain, detail: str) -> None:
         dom.state, dom.started_at, dom.domain_id = PowerState.OFF, None, None

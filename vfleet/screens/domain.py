@@ -78,7 +78,8 @@ class DomainScreen(Screen[None]):
             f"name      {printable(d.name)}",
             f"uuid      {printable(d.uuid or '-')}",
             f"host      {printable(self.host)}  ({view.config.driver} driver, {printable(row.hypervisor)})"
-            f"  health: {view.health.status.value}",
+            f"  health: {view.health.status.value}"
+            + (f"  server {printable(d.node)}" if d.node else ""),
             f"state     {d.state.value}  (raw: '{printable(d.raw_state)}')"
             f"  id {d.domain_id if d.domain_id is not None else '-'}",
             f"vcpus     {d.vcpus if d.vcpus is not None else '-'}   uptime {human_duration(d.uptime_s)}",

@@ -31,6 +31,7 @@ import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -56,6 +57,7 @@ from vfleet.core.models import (
     HostConfig,
     HostFacts,
     HostSnapshot,
+    MigrateParams,
     PowerState,
     SnapshotInfo,
     TlsSettings,
@@ -154,7 +156,7 @@ class _Untrusted(Exception):
 
 class EsxiApiDriver(Driver):
     kind = "esxi_api"
-    capabilities = LIFECYCLE | {Capability.SNAPSHOT}
+    capabilities = LIFECYCLE | {Capability.SNAPSHOT, Capability.MIGRATION}
     # Verb -> (vSphere method, whether it returns a Task). PAUSE has no vSphere
     # equivalent: it suspends (memory to disk); RESUME powers a suspended VM on.
     METHODS: ClassVar[dict[Verb, tuple[str, bool]]] = {
@@ -181,6 +183,8 @@ class EsxiApiDriver(Driver):
         self._by_name: dict[str, list[Any]] = {}
         self._by_uuid: dict[str, Any] = {}
         self._about = ""
+        self._vcenter = False  # a vCenter: VMs run on its servers (nodes) and migrate between them
+        self._nodes: dict[str, Any] = {}  # server name -> HostSystem, from the last poll
         self.warnings: list[str] = []  # shown as a badge: e.g. TLS verification is off
         self.calls: Counter[str] = Counter()  # SOAP round trips by method, for diagnostics and tests
 
@@ -315,6 +319,7 @@ class EsxiApiDriver(Driver):
         self._counting(si)
         content = self._content = si.RetrieveContent()
         self._about = str(content.about.fullName)
+        self._vcenter = str(content.about.apiType) == "VirtualCenter"
         views = content.viewManager
         vm_view = views.CreateContainerView(content.rootFolder, [vim.VirtualMachine], True)
         host_view = views.CreateContainerView(content.rootFolder, [vim.HostSystem], True)
@@ -384,6 +389,10 @@ class EsxiApiDriver(Driver):
         else:  # the budget went on the property read: keep the last samples, ask again next poll
             log.debug("%s: no time left for QueryPerf this poll", self.host)
         pairs = [(vm, domain_from_props(props, now, self._perf.get(vm._moId))) for vm, props in vms.items()]
+        if self._vcenter:
+            self._nodes = {str(p.get("name")): h for h, p in hosts.items() if p.get("name")}
+            names = {h._moId: name for name, h in self._nodes.items()}
+            pairs = [(vm, _on_node(d, names, vms[vm].get("runtime.host"))) for vm, d in pairs]
         self._index(pairs)
         facts = facts_from_hosts(self._about, hosts.values(), self.config.address or self.host)
         return HostSnapshot(self.host, taken_at, tuple(d for _vm, d in pairs if d is not None), facts)
@@ -446,6 +455,12 @@ class EsxiApiDriver(Driver):
     ) -> ActionResult:
         deadline, what = self.due(deadline), f"{verb.value} {params.name} of {target.name}"
         task_wait = max(0.5, self.seconds_left(deadline) - 1.0)  # as _perform: report the task's fate
+        if isinstance(params, MigrateParams):
+            what = f"migrate {target.name} to {params.destination}"
+            state, raw = await self._call(
+                Lane.ACTION, what, lambda: self._migrate(target.key, params, what, task_wait), deadline
+            )
+            return ActionResult(self.host, target.name, verb, ok=True, state_after=state, message=raw)
 
         def run() -> tuple[PowerState, str]:
             vm = self._find(target.key)
@@ -454,6 +469,23 @@ class EsxiApiDriver(Driver):
 
         state, raw = await self._call(Lane.ACTION, what, run, deadline)
         return ActionResult(self.host, target.name, verb, ok=True, state_after=state, message=raw)
+
+    def _migrate(self, key: str, params: MigrateParams, what: str, task_wait: float) -> tuple[PowerState, str]:
+        """vMotion (running) or cold migration (off) to another server of this vCenter: RelocateVM_Task,
+        which vCenter and vcsim both serve; the disks stay on their (shared) datastore."""
+        if not self._vcenter:
+            raise ActionFailed(self.host, f"{what}: {self.endpoint} is a single ESXi host; only a vCenter migrates")
+        if params.to_host != self.host or not params.node:
+            raise ActionFailed(self.host, f"{what}: name a server of this vCenter (--to {self.host}/SERVER)")
+        server = self._nodes.get(params.node)
+        if server is None:
+            known = ", ".join(sorted(self._nodes)) or "none"
+            raise ActionFailed(self.host, f"{what}: no server named {params.node!r} in this vCenter (known: {known})")
+        vm = self._find(key)
+        spec = vim.vm.RelocateSpec(host=server, pool=server.parent.resourcePool)
+        _wait_for_task(vm.RelocateVM_Task(spec), task_wait, self.host, what)
+        state, _raw = power_state(vm.runtime.powerState)
+        return state, f"now on {vm.runtime.host.name}"
 
     async def _snapshots(self, target: DomainRef, deadline: float | None) -> tuple[SnapshotInfo, ...]:
         what = f"snapshots of {target.name}"
@@ -527,6 +559,11 @@ class EsxiApiDriver(Driver):
         if len(matches) > 1:  # vCenter allows the same name in different folders
             raise ActionFailed(self.host, f"{len(matches)} VMs are named {domain!r}; name the VM by its UUID instead")
         return matches[0] if matches else None
+
+
+def _on_node(domain: Domain | None, names: dict[str, str], host: Any) -> Domain | None:
+    name = names.get(getattr(host, "_moId", ""))
+    return domain if domain is None or name is None else replace(domain, node=name)
 
 
 def _wait_for_task(task: Any, timeout: float, host: str, what: str) -> Any:

@@ -87,6 +87,7 @@ def batch(commands: list[str]) -> str:
 class EsxiSshDriver(Driver):
     kind = "esxi_ssh"
     capabilities = LIFECYCLE | {Capability.SNAPSHOT}
+    unsupported = {Capability.MIGRATION: "vMotion needs vCenter; a single ESXi host has nowhere to move a VM to"}
     max_output = MAX_OUTPUT  # bytes per command; a poll's get.summary batch is about 4 KiB per VM
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:

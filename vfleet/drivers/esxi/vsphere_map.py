@@ -49,6 +49,7 @@ VM_PROPERTIES = (
     "summary.quickStats.uptimeSeconds",
     # By path, not `snapshot`: vcsim fails reading an unset vm.snapshot; unset here is just absent.
     "snapshot.rootSnapshotList",
+    "runtime.host",  # the ESXi server it runs on: Domain.node when the inventory host is a vCenter
 )
 
 HOST_PROPERTIES = (

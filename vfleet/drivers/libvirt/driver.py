@@ -44,6 +44,7 @@ from vfleet.core.models import (
     HostFacts,
     HostSnapshot,
     SnapshotInfo,
+    SnapshotParams,
     Verb,
 )
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
@@ -94,6 +95,10 @@ class LibvirtDriver(Driver):
         Capability.READ_ONLY_CONNECTION,
         Capability.CONSOLE,
         Capability.SNAPSHOT,
+    }
+    unsupported = {
+        Capability.MIGRATION: "not in vfleet yet (live migration with migrateToURI3 is planned); "
+        "use `virsh migrate --live` meanwhile",
     }
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
@@ -356,6 +361,8 @@ class LibvirtDriver(Driver):
         self, verb: Verb, target: DomainRef, params: ActionParams, deadline: float | None
     ) -> ActionResult:
         """Snapshot verbs: internal snapshots (snapshots.py says what libvirt allows)."""
+        if not isinstance(params, SnapshotParams):
+            raise UnsupportedAction(self.host, f"the {self.kind} driver cannot {verb.value}")
         deadline = self.due(deadline)
         dom = await self._lookup(target, deadline)
         calls: dict[Verb, Callable[[], object]] = {
