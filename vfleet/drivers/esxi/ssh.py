@@ -16,7 +16,7 @@ import time
 from dataclasses import replace
 
 from vfleet.core.console import ConsoleStream
-from vfleet.core.errors import ActionFailed, DomainNotFound, NoConsole, VFleetError
+from vfleet.core.errors import ActionFailed, DomainNotFound, NoConsole, UnsupportedAction, VFleetError
 from vfleet.core.models import (
     ActionParams,
     ActionResult,
@@ -26,6 +26,7 @@ from vfleet.core.models import (
     HostSnapshot,
     PowerState,
     SnapshotInfo,
+    SnapshotParams,
     Verb,
 )
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
@@ -290,6 +291,8 @@ class EsxiSshDriver(Driver):
         self, verb: Verb, target: DomainRef, params: ActionParams, deadline: float | None
     ) -> ActionResult:
         """Snapshot verbs by vim-cmd: names need not be unique on ESXi, so a name several carry is refused."""
+        if not isinstance(params, SnapshotParams):  # the only verbs with parameters this driver has
+            raise UnsupportedAction(self.host, f"the {self.kind} driver cannot {verb.value}")
         deadline = self.due(deadline)
         vm = await self._find(target.name, target.key, deadline)
         tree = await self._tree(vm, deadline)
