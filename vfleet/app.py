@@ -30,6 +30,7 @@ from vfleet.messages import FleetEvents, FleetUpdated
 from vfleet.screens.domain import DomainScreen
 from vfleet.screens.fleet import FleetScreen
 from vfleet.screens.host import HostScreen
+from vfleet.widgets.live_table import after_keys
 from vfleet.widgets.panes import HostsPane
 from vfleet.widgets.screen_diff import lean_driver
 
@@ -170,7 +171,7 @@ class VFleetApp(App[int]):
             batch.append(self._held.pop(name))
             rows += len(batch[-1].rows)
         if self._held:
-            self.call_later(self._release_held)  # after the keys already queued
+            after_keys(self, self._release_held)
         else:
             self._held_since = None
         self.apply_views(batch)

@@ -8,12 +8,28 @@ rows it touched (and nothing when they are scrolled out of view).
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import asyncio
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from textual.geometry import Region
+from textual.message_pump import MessagePump
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellType, ColumnKey, RowKey
+
+# How long the event loop runs other work before a sliced job takes its next slice.
+KEYS_GAP = 0.001
+
+
+def after_keys(pump: MessagePump, callback: Callable[[], object]) -> None:
+    """Run `callback` on `pump` after the keys typed meanwhile: the next slice of a long job.
+
+    A chain of call_later never lets the event loop run (Textual takes the next message
+    without yielding), so a key from the terminal's input thread could not even reach the
+    queue before the whole job was done. A loop timer lets it in first; a closed pump
+    (the app quitting) simply drops the callback.
+    """
+    asyncio.get_running_loop().call_later(KEYS_GAP, pump.call_later, callback)
 
 
 class LiveTable(DataTable[CellType]):

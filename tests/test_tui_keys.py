@@ -1,0 +1,96 @@
+"""Keys stay quick while a big fleet updates: work over every row goes in slices, keys in between."""
+
+from __future__ import annotations
+
+from test_tui_support import domain, until
+from textual import events
+from textual.app import App, ComposeResult
+
+from vfleet.core.engine import HostView
+from vfleet.core.history import History
+from vfleet.core.metrics import DomainRow
+from vfleet.core.models import DomainRates, HostConfig, HostHealth, HostStatus
+from vfleet.core.thresholds import Threshold, Thresholds
+from vfleet.widgets.columns import INDEX
+from vfleet.widgets.fleet_table import AGE_SLICE_ROWS, FleetTable
+
+HOSTS, PER_HOST = 3, 600  # more rows than one slice holds, and a slice never ends on a host
+AGED = Thresholds(age=Threshold(10.0, 3600.0))
+
+
+class Clock:
+    now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class KeyWatchingTable(FleetTable):
+    """Notes how many rows still waited for their age mark when the cursor moved."""
+
+    waiting_at_move: list[int]
+
+    def watch_cursor_coordinate(self, old: object, new: object) -> None:
+        super().watch_cursor_coordinate(old, new)  # type: ignore[arg-type]
+        self.waiting_at_move.append(len(self._age_queue))
+
+
+class TableApp(App[None]):
+    def __init__(self, clock: Clock) -> None:
+        super().__init__()
+        self.history_reads = 0
+        self.clock = clock
+
+    def history(self, host: str, key: str) -> History | None:
+        self.history_reads += 1
+        return None
+
+    def compose(self) -> ComposeResult:
+        table = KeyWatchingTable(self.history, thresholds=AGED, clock=self.clock)
+        table.waiting_at_move = []
+        yield table
+
+
+def views(last_ok: float) -> list[HostView]:
+    out = []
+    for h in range(HOSTS):
+        config = HostConfig(name=f"kvm{h}", driver="fake")
+        rows = tuple(
+            DomainRow(config.name, "kvm", domain(f"vm{i:04d}"), DomainRates(cpu_percent=float(i % 100)), frozenset(), 0)
+            for i in range(PER_HOST)
+        )
+        health = HostHealth(HostStatus.UP, last_ok_at=last_ok)
+        out.append(HostView(config, health, None, rows, False, frozenset(), 1))
+    return out
+
+
+async def test_aged_hosts_redraw_only_their_host_cells_a_slice_at_a_time_with_keys_between() -> None:
+    clock = Clock()
+    app = TableApp(clock)
+    async with app.run_test(size=(160, 40)) as pilot:
+        table = app.query_one(KeyWatchingTable)
+        table.apply(views(last_ok=clock.now))
+        await until(pilot, lambda: table.row_count == HOSTS * PER_HOST, what="every row")
+        host = INDEX["host"]
+        before = dict(table._texts)
+        reads = app.history_reads
+        clock.now += 11  # every host's data is past the warning age now
+        table._check_ages()
+        marked = sum(t[host].startswith("!") for t in table._texts.values())
+        assert marked == AGE_SLICE_ROWS  # one slice now; the rest after the keys already queued
+        assert app._driver is not None and table.cursor_row == 0
+        table.waiting_at_move.clear()
+        app._driver.send_message(events.Key("down", None))  # as the terminal's input thread does
+        await until(pilot, lambda: not table._age_queue and table.waiting_at_move != [], what="every row aged")
+        assert all(t[host].startswith("!") for t in table._texts.values())
+        # The key was handled while rows still waited: it did not wait for all of them.
+        assert table.waiting_at_move and table.waiting_at_move[0] > 0
+        # Only the host cell changed, and nothing re-read the history (no sparkline redrawn).
+        assert app.history_reads == reads
+        for key, texts in table._texts.items():
+            old = before[key]
+            assert texts[:host] + texts[host + 1 :] == old[:host] + old[host + 1 :]
+            assert texts[host] == "!" + old[host]
+        # A quiet tick later nothing is redrawn again.
+        table._check_ages()
+        assert not table._age_queue
