@@ -4,6 +4,13 @@ Stock DataTable.update_cell repaints the whole widget: every visible line goes t
 the terminal again on every tick, which is what makes a live table heavy over SSH.
 Here cell updates are batched; the batch repaints just the screen lines of the
 rows it touched (and nothing when they are scrolled out of view).
+
+Stock DataTable is also O(all rows) on its hot paths once anything changed: every cell
+update bumps one counter that keys every render cache, and finding a row's place on
+screen (each frame, each cursor move) rebuilds lists of all rows. With 10,000 rows that
+kept a key waiting for tens of ms per update. Every row here is one line high, so a
+row's place is its index; and a cell's drawing is cached by the cell object itself,
+so a repaint redraws only the cells that were replaced.
 """
 
 from __future__ import annotations
@@ -12,11 +19,16 @@ import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-from textual.geometry import Region
+from rich.segment import Segment
+from rich.style import Style
+from textual.cache import LRUCache
+from textual.coordinate import Coordinate
+from textual.geometry import Region, Spacing
 from textual.message_pump import MessagePump
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellType, ColumnKey, RowKey
 
+DRAWN_CELLS = 4096  # cells whose drawing is kept: a few screens of a wide table
 # How long the event loop runs other work before a sliced job takes its next slice.
 KEYS_GAP = 0.001
 
@@ -37,6 +49,84 @@ class LiveTable(DataTable[CellType]):
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._touched: set[RowKey] = set()
         self._in_batch = False
+        # (row index, column index) -> the cell drawn there, how, and its lines.
+        self._drawn: LRUCache[tuple[int, int], tuple[object, tuple[object, ...], list[list[Segment]]]] = LRUCache(
+            DRAWN_CELLS
+        )
+
+    # -- every row is one line: a row's place on screen is its index -------------------
+
+    def add_row(self, *cells: CellType, height: int | None = 1, key: str | None = None, label: object = None) -> RowKey:
+        if height != 1:
+            raise ValueError("LiveTable rows are one line high")
+        return super().add_row(*cells, height=1, key=key, label=label)  # type: ignore[arg-type]
+
+    def _get_offsets(self, y: int) -> tuple[RowKey, int]:
+        if self.show_header:
+            if y < self.header_height:
+                return self._header_row_key, y
+            y -= self.header_height
+        key = self._row_locations.get_key(y) if 0 <= y < self.row_count else None
+        if key is None:
+            raise LookupError(f"no row at line {y}")
+        return key, 0
+
+    @property
+    def _total_row_height(self) -> int:
+        return self.row_count
+
+    def _get_row_region(self, row_index: int) -> Region:
+        if not self.is_valid_row_index(row_index):
+            return Region(0, 0, 0, 0)
+        width = sum(column.get_render_width(self) for column in self.columns.values()) + self._row_label_column_width
+        top = self.header_height if self.show_header else 0
+        return Region(0, top + row_index, max(self.size.width, width), 1)
+
+    def _get_cell_region(self, coordinate: Coordinate) -> Region:
+        if not self.is_valid_coordinate(coordinate):
+            return Region(0, 0, 0, 0)
+        row_index, column_index = coordinate
+        columns = self.ordered_columns
+        x = sum(c.get_render_width(self) for c in columns[:column_index]) + self._row_label_column_width
+        top = self.header_height if self.show_header else 0
+        return Region(x, top + row_index, columns[column_index].get_render_width(self), 1)
+
+    def _get_fixed_offset(self) -> Spacing:
+        top = (self.header_height if self.show_header else 0) + min(self.fixed_rows, self.row_count)
+        left = sum(c.get_render_width(self) for c in self.ordered_columns[: self.fixed_columns])
+        return Spacing(top, 0, 0, left + self._row_label_column_width)
+
+    # -- cells drawn again only when replaced ---------------------------------------------
+
+    def _render_cell(
+        self,
+        row_index: int,
+        column_index: int,
+        base_style: Style,
+        width: int,
+        cursor: bool = False,
+        hover: bool = False,
+    ) -> list[list[Segment]]:
+        if row_index < 0 or column_index < 0:  # the header, row labels: few, drawn as usual
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        row_key = self._row_locations.get_key(row_index)
+        column_key = self._column_locations.get_key(column_index)
+        if row_key is None or column_key is None:
+            return super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        cell = self._data[row_key][column_key]
+        how = (base_style, width, cursor, hover, self._show_hover_cursor, self._pseudo_class_state)
+        drawn = self._drawn.get((row_index, column_index))
+        if drawn is not None and drawn[0] is cell and drawn[1] == how:
+            return drawn[2]
+        lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
+        self._drawn[(row_index, column_index)] = (cell, how, lines)
+        return lines
+
+    def _clear_caches(self) -> None:
+        super()._clear_caches()
+        drawn = getattr(self, "_drawn", None)  # None: DataTable.__init__ is still running
+        if drawn is not None:
+            drawn.clear()  # a theme, a width, a label: draw everything afresh
 
     @contextmanager
     def updating_rows(self) -> Iterator[None]:
