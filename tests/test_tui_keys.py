@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
-from test_tui_support import domain, until
+import asyncio
+import gc
+import time
+
+import pytest
+from test_tui_support import domain, loaded, make_app, until
 from textual import events
 from textual.app import App, ComposeResult
 
+import vfleet.app
 from vfleet.core.engine import HostView
 from vfleet.core.history import History
 from vfleet.core.metrics import DomainRow
@@ -94,3 +100,32 @@ async def test_aged_hosts_redraw_only_their_host_cells_a_slice_at_a_time_with_ke
         # A quiet tick later nothing is redrawn again.
         table._check_ages()
         assert not table._age_queue
+
+
+async def test_full_garbage_collections_wait_for_a_pause_in_the_typing(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vfleet.app, "GC_EVERY", 0.0)  # due at once: only the typing holds it back
+    monkeypatch.setattr(vfleet.app, "GC_QUIET", 0.4)
+    full: list[float] = []
+
+    def note(phase: str, info: dict[str, int]) -> None:
+        if phase == "stop" and info["generation"] == 2:
+            full.append(time.monotonic())
+
+    before = gc.get_threshold()
+    app, _ = make_app()
+    gc.callbacks.append(note)
+    try:
+        async with app.run_test() as pilot:
+            await loaded(pilot, app)
+            assert gc.get_threshold()[2] > 1_000_000  # none of Python's own full passes now
+            typing_from = time.monotonic()
+            while time.monotonic() - typing_from < 1.5:  # a key every 0.1 s: never a 0.4 s pause
+                await pilot.press("down")
+                await asyncio.sleep(0.1)
+            typed_until = time.monotonic()
+            held = [t for t in full if typing_from + 0.5 < t < typed_until]
+            await until(pilot, lambda: any(t > typed_until for t in full), what="a full collection in the pause")
+        assert not held, f"full collections while typing: {held}"
+    finally:
+        gc.callbacks.remove(note)
+    assert gc.get_threshold() == before  # the process's own setting back once the app is gone

@@ -42,7 +42,15 @@ KEYS_FIRST = 0.2
 UPDATES_HELD_AT_MOST = 1.0
 # Held views go in slices of about this many rows, the keys that came meanwhile between them:
 # a second of a 10,000-domain fleet in one go would keep a key waiting for hundreds of ms.
-SLICE_ROWS = 400
+SLICE_ROWS = 200
+# Python's full garbage collections walk every live object: 100-250 ms with 10,000 domains
+# on screen, a key stuck behind each. They are taken here instead, in a pause in the typing
+# (no key for GC_QUIET s), about every GC_EVERY s; someone typing without pause for
+# GC_AT_LATEST s gets one anyway (only reference cycles wait: the rest is freed as it goes).
+GC_EVERY = 30.0
+GC_QUIET = 1.0
+GC_AT_LATEST = 120.0
+_NO_AUTO_FULL = 1 << 30  # gen-1 passes before an automatic full one: never
 
 
 class VFleetApp(App[int]):
@@ -75,6 +83,8 @@ class VFleetApp(App[int]):
         self._held: dict[str, HostView] = {}  # views waiting for a pause in the typing
         self._held_since: float | None = None
         self._release: Timer | None = None
+        self._gc_threshold = gc.get_threshold()
+        self._last_full_gc = 0.0
         self.fleet_screen = FleetScreen(fleet, self.operations, demo=demo, read_only=read_only, config=self.config)
         # The config's key overrides, by the ids FleetScreen gives its bindings (Textual normalises "?" etc.).
         self.set_keymap(dict(self.config.keys))
@@ -103,6 +113,17 @@ class VFleetApp(App[int]):
         # Everything built so far (widgets, styles, modules) lives as long as the app: keep it
         # out of the collector's full passes, which otherwise stall a frame for tens of ms.
         gc.freeze()
+        self._gc_threshold = gc.get_threshold()
+        gc.set_threshold(*self._gc_threshold[:2], _NO_AUTO_FULL)
+        self._last_full_gc = time.monotonic()
+        self.set_interval(GC_QUIET, self._collect_when_quiet)
+
+    def _collect_when_quiet(self) -> None:
+        now = time.monotonic()
+        due = now - self._last_full_gc
+        if due >= GC_AT_LATEST or (due >= GC_EVERY and now - self._last_key >= GC_QUIET):
+            gc.collect()
+            self._last_full_gc = time.monotonic()
 
     def _apply_config_theme(self) -> None:
         theme = self.config.theme
@@ -185,7 +206,8 @@ class VFleetApp(App[int]):
         for view in batch:
             self._statuses[view.name] = view.health.status
         self.fleet_screen.apply_views(batch)
-        screen = self.screen
+        # Views still arrive while the app closes, its screens already gone.
+        screen = self.screen_stack[-1] if self.screen_stack else None
         if isinstance(screen, DomainScreen | HostScreen):
             for view in batch:
                 if view.name == screen.host:
@@ -200,6 +222,7 @@ class VFleetApp(App[int]):
         self.exit(0)
 
     async def on_unmount(self) -> None:
+        gc.set_threshold(*self._gc_threshold)  # the process may go on (tests, an embedding program)
         await self.stop_fleet()
 
     async def stop_fleet(self) -> None:
