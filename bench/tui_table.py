@@ -195,7 +195,7 @@ async def measure(app: App[object], apply: object, data: Fleetish, ticks: int) -
     return statistics.median(times), statistics.median(sizes)
 
 
-async def key_latency(domains: int, presses: int = PRESSES) -> list[float]:
+async def key_latency(domains: int, presses: int = PRESSES, *, updating: bool = True) -> list[float]:
     """Key presses while every host posts a fresh view once per 2 s, staggered (as a live Fleet does).
 
     The keys come from a thread through the driver, as a terminal driver's input thread sends
@@ -246,7 +246,7 @@ async def key_latency(domains: int, presses: int = PRESSES) -> list[float]:
                 latencies.append(moved_at[0] - started)
                 time.sleep(KEY_REPEAT)
 
-        feeder = asyncio.create_task(feed())
+        feeder = asyncio.create_task(feed() if updating else asyncio.sleep(0))
         await asyncio.to_thread(typist)
         feeder.cancel()
         await asyncio.gather(feeder, return_exceptions=True)
@@ -285,14 +285,20 @@ async def main() -> None:
             f" {ours[1]:>9.0f} {theirs[1]:>10.0f} {ours[1] / theirs[1]:>7.3f}x"
         )
     CountingDriver.diff = ScreenDiff()
+    # The anchor: the same table and keys with no updates, in the same run (the machine is shared).
+    still = await key_latency(10_000, args.presses, updating=False)
     latencies = await key_latency(10_000, args.presses)
-    p50, p95, p99, worst = (percentile(latencies, p) for p in (50, 95, 99, 100))
+    print(f"key press handled, 10,000 domains, {len(latencies)} presses each:")
+    print(f"{'':>20} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7} {'<= 1 frame':>10}")
+    for label, values in (("no updates (anchor)", still), ("updating", latencies)):
+        p50, p95, p99, worst = (percentile(values, p) * 1e3 for p in (50, 95, 99, 100))
+        within = f"{sum(t <= FRAME for t in values)}/{len(values)}"
+        print(f"{label:>20} {p50:>7.1f} {p95:>7.1f} {p99:>7.1f} {worst:>7.1f} {within:>10}")
+    p99 = percentile(latencies, 99)
     verdict = "PASS" if p99 <= KEY_TARGET else "FAIL"
     print(
-        f"key press handled while 10,000 domains update (100 hosts, each every 2 s): {len(latencies)} presses,"
-        f" p50 {p50 * 1e3:.1f} ms, p95 {p95 * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms, max {worst * 1e3:.1f} ms;"
-        f" within one 60 Hz frame ({FRAME * 1e3:.1f} ms): {sum(t <= FRAME for t in latencies)}/{len(latencies)};"
-        f" p99 target <= {KEY_TARGET * 1e3:.0f} ms: {verdict}"
+        f"key latency p99 while updating: {p99 * 1e3:.1f} ms, target <= {KEY_TARGET * 1e3:.0f} ms: {verdict}"
+        f" ({p99 / max(percentile(still, 99), 1e-9):.1f}x the anchor's p99; one 60 Hz frame = {FRAME * 1e3:.1f} ms)"
     )
 
 if __name__ == "__main__":
