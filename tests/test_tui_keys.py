@@ -7,9 +7,12 @@ import gc
 import time
 
 import pytest
+from rich.style import Style
 from test_tui_support import domain, loaded, make_app, until
 from textual import events
 from textual.app import App, ComposeResult
+from textual.strip import Strip
+from textual.widgets import DataTable
 
 import vfleet.app
 from vfleet.core.engine import HostView
@@ -19,6 +22,7 @@ from vfleet.core.models import DomainRates, HostConfig, HostHealth, HostStatus
 from vfleet.core.thresholds import Threshold, Thresholds
 from vfleet.widgets.columns import INDEX
 from vfleet.widgets.fleet_table import AGE_SLICE_ROWS, FleetTable
+from vfleet.widgets.live_table import LiveTable
 
 HOSTS, PER_HOST = 3, 600  # more rows than one slice holds, and a slice never ends on a host
 AGED = Thresholds(age=Threshold(10.0, 3600.0))
@@ -129,3 +133,49 @@ async def test_full_garbage_collections_wait_for_a_pause_in_the_typing(monkeypat
     finally:
         gc.callbacks.remove(note)
     assert gc.get_threshold() == before  # the process's own setting back once the app is gone
+
+
+class LinesApp(App[None]):
+    def compose(self) -> ComposeResult:
+        table: LiveTable[str] = LiveTable(cursor_type="row")
+        for column in ("host", "name", "cpu"):
+            table.add_column(column, key=column)
+        for i in range(200):
+            table.add_row("kvm0", f"vm{i:03d}", f"{i}%", key=f"r{i}")
+        yield table
+
+
+async def test_a_key_that_scrolls_redraws_only_the_lines_that_changed(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[int] = []
+    stock = DataTable._render_line
+
+    def counted(self: DataTable[str], y: int, x1: int, x2: int, base_style: Style) -> Strip:
+        drawn.append(y)
+        return stock(self, y, x1, x2, base_style)
+
+    monkeypatch.setattr(DataTable, "_render_line", counted)
+    app = LinesApp()
+    async with app.run_test(size=(60, 20)) as pilot:
+        table = app.query_one(LiveTable)
+        table.focus()
+        await pilot.pause()
+        for _ in range(table.size.height + 5):  # down past the bottom: the table scrolls at each key
+            await pilot.press("down")
+        await pilot.pause()
+        assert table.scroll_offset.y > 0
+        drawn.clear()
+        await pilot.press("down")
+        await until(pilot, lambda: len(drawn) > 0, what="the scrolled table drawn")
+        await pilot.pause()
+        # The line the cursor left and the one it came to (header aside): not the whole screen again.
+        header = table.header_height
+        assert set(drawn) - {0} == {table.cursor_row - 1 + header, table.cursor_row + header}
+        # A replaced cell is drawn anew, on its own line only.
+        row = table.cursor_row - 3
+        drawn.clear()
+        with table.updating_rows():
+            table.set_cells(f"r{row}", {"cpu": "99%"})
+        await until(pilot, lambda: len(drawn) > 0, what="the changed line drawn")
+        await pilot.pause()
+        assert set(drawn) == {row + header}
+        assert "99%" in "".join(s.text for s in table.render_line(row - table.scroll_offset.y + header))

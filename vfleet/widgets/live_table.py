@@ -18,17 +18,19 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import Generic, TypeVar
 
 from rich.segment import Segment
 from rich.style import Style
-from textual.cache import LRUCache
 from textual.coordinate import Coordinate
 from textual.geometry import Region, Spacing
 from textual.message_pump import MessagePump
+from textual.strip import Strip
 from textual.widgets import DataTable
 from textual.widgets.data_table import CellType, ColumnKey, RowKey
 
 DRAWN_CELLS = 4096  # cells whose drawing is kept: a few screens of a wide table
+DRAWN_LINES = 512  # lines kept likewise
 # How long the event loop runs other work before a sliced job takes its next slice.
 KEYS_GAP = 0.001
 
@@ -44,15 +46,43 @@ def after_keys(pump: MessagePump, callback: Callable[[], object]) -> None:
     asyncio.get_running_loop().call_later(KEYS_GAP, pump.call_later, callback)
 
 
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+class Kept(Generic[K, V]):
+    """A bounded map, least recently used out first, whose set() replaces a key's value
+    (textual.cache.LRUCache keeps the first value set for a key)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._items: dict[K, V] = {}
+
+    def get(self, key: K) -> V | None:
+        value = self._items.pop(key, None)
+        if value is not None:
+            self._items[key] = value  # the most recent last
+        return value
+
+    def set(self, key: K, value: V) -> None:
+        self._items.pop(key, None)
+        self._items[key] = value
+        if len(self._items) > self._size:
+            del self._items[next(iter(self._items))]
+
+    def clear(self) -> None:
+        self._items.clear()
+
+
 class LiveTable(DataTable[CellType]):
     def __init__(self, **kwargs: object) -> None:
         super().__init__(**kwargs)  # type: ignore[arg-type]
         self._touched: set[RowKey] = set()
         self._in_batch = False
         # (row index, column index) -> the cell drawn there, how, and its lines.
-        self._drawn: LRUCache[tuple[int, int], tuple[object, tuple[object, ...], list[list[Segment]]]] = LRUCache(
-            DRAWN_CELLS
-        )
+        self._drawn: Kept[tuple[int, int], tuple[object, tuple[object, ...], list[list[Segment]]]] = Kept(DRAWN_CELLS)
+        # row index -> its cells, how the line was drawn, and the line (a scroll redraws none).
+        self._lines: Kept[int, tuple[tuple[object, ...], tuple[object, ...], Strip]] = Kept(DRAWN_LINES)
 
     # -- every row is one line: a row's place on screen is its index -------------------
 
@@ -119,14 +149,47 @@ class LiveTable(DataTable[CellType]):
         if drawn is not None and drawn[0] is cell and drawn[1] == how:
             return drawn[2]
         lines = super()._render_cell(row_index, column_index, base_style, width, cursor, hover)
-        self._drawn[(row_index, column_index)] = (cell, how, lines)
+        self._drawn.set((row_index, column_index), (cell, how, lines))
         return lines
+
+    def _render_line(self, y: int, x1: int, x2: int, base_style: Style) -> Strip:
+        # Stock DataTable keys each line by where the cursor is: every key press that scrolls
+        # redraws every line. Only the cursor's own line depends on it (a row cursor).
+        header = self.header_height if self.show_header else 0
+        index = y - header
+        if self.cursor_type != "row" or not 0 <= index < self.row_count:
+            return super()._render_line(y, x1, x2, base_style)
+        row_key = self._row_locations.get_key(index)
+        if row_key is None:
+            return super()._render_line(y, x1, x2, base_style)
+        cells = tuple(self._data[row_key].values())
+        how = (
+            x1,
+            x2,
+            self.size.width,
+            base_style,
+            self.show_cursor and self.cursor_coordinate.row == index,
+            self._show_hover_cursor and self.hover_coordinate.row == index,
+            self._pseudo_class_state,
+            tuple(column.get_render_width(self) for column in self.ordered_columns),  # auto widths grow
+        )
+        drawn = self._lines.get(index)
+        if (
+            drawn is not None
+            and drawn[1] == how
+            and len(drawn[0]) == len(cells)
+            and all(a is b for a, b in zip(drawn[0], cells, strict=False))
+        ):
+            return drawn[2]
+        strip = super()._render_line(y, x1, x2, base_style)
+        self._lines.set(index, (cells, how, strip))
+        return strip
 
     def _clear_caches(self) -> None:
         super()._clear_caches()
-        drawn = getattr(self, "_drawn", None)  # None: DataTable.__init__ is still running
-        if drawn is not None:
-            drawn.clear()  # a theme, a width, a label: draw everything afresh
+        for cache in (getattr(self, "_drawn", None), getattr(self, "_lines", None)):  # None: in __init__
+            if cache is not None:
+                cache.clear()  # a theme, a width, a label: draw everything afresh
 
     @contextmanager
     def updating_rows(self) -> Iterator[None]:
