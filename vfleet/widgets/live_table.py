@@ -35,7 +35,7 @@ DRAWN_LINES = 512  # lines kept likewise
 KEYS_GAP = 0.001
 
 
-def after_keys(pump: MessagePump, callback: Callable[[], object]) -> None:
+def after_keys(pump: MessagePump, callback: Callable[[], object], delay: float = KEYS_GAP) -> None:
     """Run `callback` on `pump` after the keys typed meanwhile: the next slice of a long job.
 
     A chain of call_later never lets the event loop run (Textual takes the next message
@@ -43,7 +43,7 @@ def after_keys(pump: MessagePump, callback: Callable[[], object]) -> None:
     queue before the whole job was done. A loop timer lets it in first; a closed pump
     (the app quitting) simply drops the callback.
     """
-    asyncio.get_running_loop().call_later(KEYS_GAP, pump.call_later, callback)
+    asyncio.get_running_loop().call_later(max(delay, KEYS_GAP), pump.call_later, callback)
 
 
 K = TypeVar("K")
