@@ -15,11 +15,13 @@ from textual.strip import Strip
 from textual.widgets import DataTable
 
 import vfleet.app
-from vfleet.core.engine import HostView
+from vfleet.app import VFleetApp
+from vfleet.core.engine import Fleet, HostView
 from vfleet.core.history import History
 from vfleet.core.metrics import DomainRow
 from vfleet.core.models import DomainRates, HostConfig, HostHealth, HostStatus
 from vfleet.core.thresholds import Threshold, Thresholds
+from vfleet.messages import FleetUpdated
 from vfleet.widgets.columns import INDEX
 from vfleet.widgets.fleet_table import AGE_SLICE_ROWS, FleetTable
 from vfleet.widgets.live_table import LiveTable
@@ -61,13 +63,13 @@ class TableApp(App[None]):
         yield table
 
 
-def views(last_ok: float) -> list[HostView]:
+def views(last_ok: float, hosts: int = HOSTS, per_host: int = PER_HOST, first: int = 0) -> list[HostView]:
     out = []
-    for h in range(HOSTS):
+    for h in range(first, first + hosts):
         config = HostConfig(name=f"kvm{h}", driver="fake")
         rows = tuple(
             DomainRow(config.name, "kvm", domain(f"vm{i:04d}"), DomainRates(cpu_percent=float(i % 100)), frozenset(), 0)
-            for i in range(PER_HOST)
+            for i in range(per_host)
         )
         health = HostHealth(HostStatus.UP, last_ok_at=last_ok)
         out.append(HostView(config, health, None, rows, False, frozenset(), 1))
@@ -133,6 +135,27 @@ async def test_full_garbage_collections_wait_for_a_pause_in_the_typing(monkeypat
     finally:
         gc.callbacks.remove(note)
     assert gc.get_threshold() == before  # the process's own setting back once the app is gone
+
+
+async def test_held_views_go_in_slices_and_a_key_from_the_terminal_gets_between_them() -> None:
+    app = VFleetApp(Fleet([]), start_fleet=False)
+    async with app.run_test(size=(160, 40)) as pilot:
+        app.apply_views(views(time.monotonic(), hosts=1, per_host=50))
+        table = app.fleet_screen.table
+        await until(pilot, lambda: table.row_count == 50, what="the first rows")
+        held_at_move: list[int] = []
+        app.watch(table, "cursor_coordinate", lambda _c: held_at_move.append(len(app._held)), init=False)
+        # 8,000 rows in two messages: far more than one slice takes.
+        now = time.monotonic()
+        app.post_message(FleetUpdated({v.name: v for v in views(now, hosts=20, per_host=200, first=1)}))
+        app.post_message(FleetUpdated({v.name: v for v in views(now, hosts=20, per_host=200, first=21)}))
+        await until(pilot, lambda: bool(app._held), what="views held")
+        assert app._driver is not None
+        app._driver.send_message(events.Key("down", None))  # as the terminal's input thread does
+        await until(pilot, lambda: table.row_count == 50 + 8000, timeout=60, what="every row applied")
+        assert not app._held
+        # The key moved the cursor while views still waited: it did not wait for all of them.
+        assert held_at_move and held_at_move[0] > 0
 
 
 class LinesApp(App[None]):
