@@ -89,6 +89,7 @@ class VFleetApp(App[int]):
         self._held_since: float | None = None
         self._release: Timer | None = None
         self._slicing = False  # a next slice of held views is on its way
+        self._stood_aside = False  # the next slice waited for a key already
         self._row_cost = 50e-6  # seconds to apply one row, as measured (for the slices)
         self._gc_threshold = gc.get_threshold()
         self._last_full_gc = 0.0
@@ -194,9 +195,11 @@ class VFleetApp(App[int]):
             self._release.stop()
             self._release = None
         in_flight = self._last_key + KEY_IN_FLIGHT - now
-        if in_flight > 0:  # past the cap, but a key is on its way: the next slice after it
+        if in_flight > 0 and not self._stood_aside:  # past the cap, a key on its way: after it
+            self._stood_aside = True  # once per slice: a fast key repeat must not starve the data
             self._next_slice(in_flight)
             return
+        self._stood_aside = False
         batch: list[HostView] = []
         rows = 0
         limit = SLICE_SECONDS / self._row_cost

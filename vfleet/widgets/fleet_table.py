@@ -53,7 +53,7 @@ _STABLE_SORTS = frozenset({"host", "hv", "name", "tags"})  # values that do not 
 AGE_TICK = 1.0  # seconds between checks of each host's data age against the thresholds
 # Rows whose data-age mark changed are redrawn this many at a time, keys in between: a whole
 # fleet going stale at once (10,000 rows) would otherwise hold the keys for a second.
-AGE_SLICE_ROWS = 500
+AGE_SLICE_ROWS = 250
 
 
 def row_key(host: str, domain_key: str) -> str:
