@@ -185,11 +185,18 @@ class LiveTable(DataTable[CellType]):
         self._lines.set(index, (cells, how, strip))
         return strip
 
+    def notify_style_update(self) -> None:
+        super().notify_style_update()  # a theme or CSS change: stock clears its own caches here
+        self._forget_drawn()
+
     def _clear_caches(self) -> None:
         super()._clear_caches()
+        self._forget_drawn()  # a width, a label, the cursor shown or not: draw everything afresh
+
+    def _forget_drawn(self) -> None:
         for cache in (getattr(self, "_drawn", None), getattr(self, "_lines", None)):  # None: in __init__
             if cache is not None:
-                cache.clear()  # a theme, a width, a label: draw everything afresh
+                cache.clear()
 
     @contextmanager
     def updating_rows(self) -> Iterator[None]:
