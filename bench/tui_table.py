@@ -6,11 +6,13 @@ too), and prints, per tick, the time from "new data" to "frame written" and the
 bytes written to the terminal, as ratios of vfleet over the rebuild (targets:
 <= 0.1x time, <= 0.15x bytes). Then it measures how long key presses wait while
 10,000 domains update the way a live fleet does (every host once per 2 s poll
-interval, staggered) against one 60 Hz frame.
+interval, staggered): p50/p95/p99/max over 150 presses, PASS/FAIL against the
+issue's 50 ms p99, next to an anchor run in the same process (the same table and
+keys, no updates) that shows what the machine's load alone costs.
 
 Headless run_test never encodes output for a terminal, so the driver is swapped
 for one that renders like a real terminal driver and counts the bytes it writes.
-Run: .venv/bin/python bench/tui_table.py [--ticks 10]
+Run: .venv/bin/python bench/tui_table.py [--ticks 10] [--keys-only] [--presses 150]
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import math
 import random
 import statistics
 import sys
+import threading
 import time
 from dataclasses import replace
 from pathlib import Path
@@ -34,6 +37,7 @@ from textual.pilot import Pilot
 from textual.widgets import DataTable
 
 from vfleet.app import VFleetApp
+from vfleet.core.config import Config
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.metrics import DomainRow
 from vfleet.core.models import (
@@ -46,6 +50,7 @@ from vfleet.core.models import (
     MemorySource,
     PowerState,
 )
+from vfleet.core.thresholds import Threshold, Thresholds
 from vfleet.messages import FleetUpdated
 from vfleet.widgets.columns import COLUMNS, INDEX, layout, row_texts, styled_cell, text_width
 from vfleet.widgets.screen_diff import ScreenDiff
@@ -54,6 +59,9 @@ SIZE = (200, 50)
 PER_HOST = 100
 HOST_CPUS = 512  # 100 domains of 4 vCPUs at ~50 % load use ~40 % of it: the pane moves
 FRAME = 1 / 60
+PRESSES = 150  # a p99 over fewer than 100 presses is just the maximum
+KEY_REPEAT = 0.05  # seconds between presses: a held key repeats at ~20 Hz
+KEY_TARGET = 0.050  # issue 12: key latency p99 <= 50 ms while 10,000 domains update
 
 
 class CountingDriver(headless.HeadlessDriver):
@@ -118,8 +126,8 @@ class Fleetish:
         )
         return DomainRow(host, "kvm", domain, rates, frozenset({"bench"}), 0.0)
 
-    def tick(self, fraction: float = 0.1) -> None:
-        for rows in self.rows.values():
+    def tick(self, fraction: float = 0.1, hosts: list[str] | None = None) -> None:
+        for rows in (self.rows[h] for h in hosts) if hosts is not None else self.rows.values():
             for i in self.rng.sample(range(len(rows)), int(len(rows) * fraction)):
                 row = rows[i]
                 cpu = self.rng.uniform(0, 100)
@@ -191,15 +199,25 @@ async def measure(app: App[object], apply: object, data: Fleetish, ticks: int) -
     return statistics.median(times), statistics.median(sizes)
 
 
-async def key_latency(domains: int, seconds: float = 4.0) -> list[float]:
-    """Key presses while every host posts a fresh view once per 2 s, staggered (as a live Fleet does)."""
+async def key_latency(domains: int, presses: int = PRESSES, *, updating: bool = True) -> list[float]:
+    """Key presses while every host posts a fresh view once per 2 s, staggered (as a live Fleet does).
+
+    The keys come from a thread through the driver, as a terminal driver's input thread sends
+    them, at a key-repeat pace that does not wait for the loop to be free; a key counts as
+    handled when the table's cursor moves (a watcher notes the moment)."""
     data = Fleetish(domains, seed=3)
-    app = VFleetApp(Fleet([]), start_fleet=False)
+    # The anchor has nothing else to do: not even data ages crossing a threshold.
+    config = Config() if updating else Config(thresholds=Thresholds(age=Threshold(1e9, 1e9)))
+    app = VFleetApp(Fleet([]), start_fleet=False, config=config)
     latencies: list[float] = []
     async with app.run_test(size=SIZE) as pilot:
         app.apply_views(data.views())
         await frame(pilot)
         await pilot.pause()  # the first full table is start-up, not a key during updates
+        # Fresh once more: a slow start-up (a loaded machine) must not age every host past
+        # the warning threshold just as the keys start (a start-up cost, not the steady state).
+        app.apply_views(data.views())
+        await pilot.pause()
         await frame(pilot)
         hosts = [c.name for c in data.configs]
         gap = 2.0 / len(hosts)
@@ -209,37 +227,56 @@ async def key_latency(domains: int, seconds: float = 4.0) -> list[float]:
             while True:
                 host = hosts[i % len(hosts)]
                 data.rows[host] = [replace(r, taken_at=r.taken_at + 1) for r in data.rows[host]]  # all rows new
-                data.tick()
+                data.tick(hosts=[host])  # the others change when their own turn comes
                 app.post_message(FleetUpdated({v.name: v for v in data.views([host])}))
                 i += 1
                 await asyncio.sleep(gap)
 
-        feeder = asyncio.create_task(feed())
         table = app.fleet_screen.table
-        deadline = time.monotonic() + seconds
+        moved = threading.Event()
+        moved_at = [0.0]
+
+        def on_move(_coordinate: object) -> None:
+            moved_at[0] = time.perf_counter()
+            moved.set()
+
+        app.watch(table, "cursor_coordinate", on_move, init=False)
         driver = app._driver
         assert driver is not None
-        while time.monotonic() < deadline:
-            before = table.cursor_row
-            started = time.perf_counter()
-            # As a terminal driver does it; pilot.press() would also wait for the CPU to go idle.
-            driver.send_message(events.Key("down" if before < 40 else "up", None))
-            while table.cursor_row == before:
-                if time.perf_counter() - started > 5:
-                    raise SystemExit(f"a key press was not handled within 5 s (after {len(latencies)} presses)")
-                await asyncio.sleep(0.0005)
-            latencies.append(time.perf_counter() - started)
-            await asyncio.sleep(0.05)  # key repeat is ~20 Hz, not a flood
+        failure: list[str] = []
+
+        def typist() -> None:
+            for n in range(presses):
+                moved.clear()
+                started = time.perf_counter()
+                driver.send_message(events.Key("down" if n % 80 < 40 else "up", None))
+                if not moved.wait(10):
+                    failure.append(f"a key press was not handled within 10 s (after {len(latencies)} presses)")
+                    return
+                latencies.append(moved_at[0] - started)
+                time.sleep(KEY_REPEAT)
+
+        feeder = asyncio.create_task(feed() if updating else asyncio.sleep(0))
+        await asyncio.to_thread(typist)
         feeder.cancel()
-        await pilot._wait_for_screen()  # the last key handled before the screens go
-    print([round(x * 1e3) for x in latencies], file=sys.stderr)
+        await asyncio.gather(feeder, return_exceptions=True)
+        await pilot._wait_for_screen()  # nothing of ours still queued when the screens go
+        if failure:
+            raise SystemExit(failure[0])
+    print("key latencies ms:", [round(x * 1e3) for x in latencies], file=sys.stderr)
     return latencies
+
+
+def percentile(values: list[float], p: float) -> float:
+    """Nearest rank."""
+    return sorted(values)[max(0, math.ceil(p / 100 * len(values)) - 1)]
 
 
 async def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--ticks", type=int, default=10)
     parser.add_argument("--keys-only", action="store_true", help="only the key latency at 10,000 domains")
+    parser.add_argument("--presses", type=int, default=PRESSES, help="key presses to time (>= 100 for a p99)")
     args = parser.parse_args()
     print(f"fleet screen vs stock DataTable rebuilt per tick, {SIZE[0]}x{SIZE[1]}, 10% of rows change per tick")
     print(
@@ -258,16 +295,21 @@ async def main() -> None:
             f" {ours[1]:>9.0f} {theirs[1]:>10.0f} {ours[1] / theirs[1]:>7.3f}x"
         )
     CountingDriver.diff = ScreenDiff()
-    latencies = await key_latency(10_000)
-    p99 = sorted(latencies)[math.ceil(0.99 * len(latencies)) - 1]  # nearest rank
+    # The anchor: the same table and keys with no updates, in the same run (the machine is shared).
+    still = await key_latency(10_000, args.presses, updating=False)
+    latencies = await key_latency(10_000, args.presses)
+    print(f"key press handled, 10,000 domains, {len(latencies)} presses each:")
+    print(f"{'':>20} {'p50 ms':>7} {'p95 ms':>7} {'p99 ms':>7} {'max ms':>7} {'<= 1 frame':>10}")
+    for label, values in (("no updates (anchor)", still), ("updating", latencies)):
+        p50, p95, p99, worst = (percentile(values, p) * 1e3 for p in (50, 95, 99, 100))
+        within = f"{sum(t <= FRAME for t in values)}/{len(values)}"
+        print(f"{label:>20} {p50:>7.1f} {p95:>7.1f} {p99:>7.1f} {worst:>7.1f} {within:>10}")
+    p99 = percentile(latencies, 99)
+    verdict = "PASS" if p99 <= KEY_TARGET else "FAIL"
     print(
-        f"key press handled while 10,000 domains update (100 hosts, each every 2 s): {len(latencies)} presses,"
-        f" median {statistics.median(latencies) * 1e3:.1f} ms, p99 {p99 * 1e3:.1f} ms (target <= 50 ms),"
-        f" max {max(latencies) * 1e3:.1f} ms"
-        f" (one 60 Hz frame = {FRAME * 1e3:.1f} ms; within one frame: "
-        f"{sum(t <= FRAME for t in latencies)}/{len(latencies)})"
+        f"key latency p99 while updating: {p99 * 1e3:.1f} ms, target <= {KEY_TARGET * 1e3:.0f} ms: {verdict}"
+        f" ({p99 / max(percentile(still, 99), 1e-9):.1f}x the anchor's p99; one 60 Hz frame = {FRAME * 1e3:.1f} ms)"
     )
-
 
 if __name__ == "__main__":
     asyncio.run(main())

@@ -30,6 +30,7 @@ from vfleet.messages import FleetEvents, FleetUpdated
 from vfleet.screens.domain import DomainScreen
 from vfleet.screens.fleet import FleetScreen
 from vfleet.screens.host import HostScreen
+from vfleet.widgets.live_table import after_keys
 from vfleet.widgets.panes import HostsPane
 from vfleet.widgets.screen_diff import lean_driver
 
@@ -39,9 +40,22 @@ HEALTH_TICK = 1.0  # seconds: re-read health so that STALE and data ages move on
 KEYS_FIRST = 0.2
 # ...but never longer than this: the data on screen stays live while someone holds a key.
 UPDATES_HELD_AT_MOST = 1.0
-# Held views go in slices of about this many rows, the keys that came meanwhile between them:
-# a second of a 10,000-domain fleet in one go would keep a key waiting for hundreds of ms.
-SLICE_ROWS = 400
+# Held views go in slices of about this long, the keys that came meanwhile between them: a
+# second of a 10,000-domain fleet in one go would keep a key waiting for hundreds of ms. A key
+# goes through the app's queue twice (to the table, then back up for its binding), so it may
+# wait for two slices: their size follows the measured cost of a row (a loaded machine's too).
+SLICE_SECONDS = 0.008
+# A key takes this long at most through the queues (app, focused widget, back to the app for
+# its binding) on a free loop: slices held past the cap still stand aside for it.
+KEY_IN_FLIGHT = 0.02
+# Python's full garbage collections walk every live object: 100-250 ms with 10,000 domains
+# on screen, a key stuck behind each. They are taken here instead, in a pause in the typing
+# (no key for GC_QUIET s), about every GC_EVERY s; someone typing without pause for
+# GC_AT_LATEST s gets one anyway (only reference cycles wait: the rest is freed as it goes).
+GC_EVERY = 30.0
+GC_QUIET = 1.0
+GC_AT_LATEST = 120.0
+_NO_AUTO_FULL = 1 << 30  # gen-1 passes before an automatic full one: never
 
 
 class VFleetApp(App[int]):
@@ -74,6 +88,11 @@ class VFleetApp(App[int]):
         self._held: dict[str, HostView] = {}  # views waiting for a pause in the typing
         self._held_since: float | None = None
         self._release: Timer | None = None
+        self._slicing = False  # a next slice of held views is on its way
+        self._stood_aside = False  # the next slice waited for a key already
+        self._row_cost = 50e-6  # seconds to apply one row, as measured (for the slices)
+        self._gc_threshold = gc.get_threshold()
+        self._last_full_gc = 0.0
         self.fleet_screen = FleetScreen(fleet, self.operations, demo=demo, read_only=read_only, config=self.config)
         # The config's key overrides, by the ids FleetScreen gives its bindings (Textual normalises "?" etc.).
         self.set_keymap(dict(self.config.keys))
@@ -102,6 +121,17 @@ class VFleetApp(App[int]):
         # Everything built so far (widgets, styles, modules) lives as long as the app: keep it
         # out of the collector's full passes, which otherwise stall a frame for tens of ms.
         gc.freeze()
+        self._gc_threshold = gc.get_threshold()
+        gc.set_threshold(*self._gc_threshold[:2], _NO_AUTO_FULL)
+        self._last_full_gc = time.monotonic()
+        self.set_interval(GC_QUIET, self._collect_when_quiet)
+
+    def _collect_when_quiet(self) -> None:
+        now = time.monotonic()
+        due = now - self._last_full_gc
+        if due >= GC_AT_LATEST or (due >= GC_EVERY and now - self._last_key >= GC_QUIET):
+            gc.collect()
+            self._last_full_gc = time.monotonic()
 
     def _apply_config_theme(self) -> None:
         theme = self.config.theme
@@ -147,7 +177,8 @@ class VFleetApp(App[int]):
         self._held.update(message.views)  # a newer view of a host replaces a held one
         if self._held_since is None:
             self._held_since = time.monotonic()
-        self._release_held()
+        if not self._slicing:  # else the next slice takes them in turn
+            self._release_held()
 
     def _release_held(self) -> None:
         """Apply the held views now, unless a key came just now (then shortly, within the cap)."""
@@ -163,28 +194,49 @@ class VFleetApp(App[int]):
         if self._release is not None:
             self._release.stop()
             self._release = None
+        in_flight = self._last_key + KEY_IN_FLIGHT - now
+        if in_flight > 0 and not self._stood_aside:  # past the cap, a key on its way: after it
+            self._stood_aside = True  # once per slice: a fast key repeat must not starve the data
+            self._next_slice(in_flight)
+            return
+        self._stood_aside = False
         batch: list[HostView] = []
         rows = 0
-        while self._held and rows < SLICE_ROWS:
+        limit = SLICE_SECONDS / self._row_cost
+        while self._held and rows < limit:  # at least one host
             name = next(iter(self._held))
             batch.append(self._held.pop(name))
             rows += len(batch[-1].rows)
         if self._held:
-            self.call_later(self._release_held)  # after the keys already queued
+            self._next_slice()
         else:
             self._held_since = None
+        started = time.perf_counter()
         self.apply_views(batch)
+        if rows:
+            self._row_cost = 0.7 * self._row_cost + 0.3 * max((time.perf_counter() - started) / rows, 1e-6)
+
+    def _next_slice(self, delay: float = 0.0) -> None:
+        # One chain of slices at a time: two would run back to back, a key stuck behind both.
+        self._slicing = True
+        after_keys(self, self._continue_slices, delay)
+
+    def _continue_slices(self) -> None:
+        self._slicing = False
+        self._release_held()
 
     def _on_release_timer(self) -> None:
         self._release = None
-        self._release_held()
+        if not self._slicing:
+            self._release_held()
 
     def apply_views(self, views: Iterable[HostView]) -> None:
         batch = list(views)
         for view in batch:
             self._statuses[view.name] = view.health.status
         self.fleet_screen.apply_views(batch)
-        screen = self.screen
+        # Views still arrive while the app closes, its screens already gone.
+        screen = self.screen_stack[-1] if self.screen_stack else None
         if isinstance(screen, DomainScreen | HostScreen):
             for view in batch:
                 if view.name == screen.host:
@@ -199,6 +251,7 @@ class VFleetApp(App[int]):
         self.exit(0)
 
     async def on_unmount(self) -> None:
+        gc.set_threshold(*self._gc_threshold)  # the process may go on (tests, an embedding program)
         await self.stop_fleet()
 
     async def stop_fleet(self) -> None:

@@ -28,6 +28,7 @@ from vfleet.core.history import History
 from vfleet.core.metrics import DomainRow
 from vfleet.core.models import HostConfig, HostStatus
 from vfleet.core.operations import Target
+from vfleet.core.sanitize import printable
 from vfleet.core.selector import Selector
 from vfleet.core.thresholds import DEFAULT_THRESHOLDS, Level, Thresholds
 from vfleet.widgets.columns import (
@@ -36,6 +37,7 @@ from vfleet.widgets.columns import (
     COLUMNS,
     DEFAULT_COLUMNS,
     INDEX,
+    MARKERS,
     SPARK_POINTS,
     Column,
     KeyedText,
@@ -45,11 +47,14 @@ from vfleet.widgets.columns import (
     styled_cell,
     text_width,
 )
-from vfleet.widgets.live_table import LiveTable
+from vfleet.widgets.live_table import LiveTable, after_keys
 
 HistoryLookup = Callable[[str, str], History | None]
 _STABLE_SORTS = frozenset({"host", "hv", "name", "tags"})  # values that do not move between ticks
 AGE_TICK = 1.0  # seconds between checks of each host's data age against the thresholds
+# Rows whose data-age mark changed are redrawn this many at a time, keys in between: a whole
+# fleet going stale at once (10,000 rows) would otherwise hold the keys for a second.
+AGE_SLICE_ROWS = 250
 
 
 def row_key(host: str, domain_key: str) -> str:
@@ -76,6 +81,7 @@ class FleetTable(LiveTable[KeyedText]):
         self._stale_hosts: set[str] = set()
         self._last_ok: dict[str, float | None] = {}
         self._ages: dict[str, Level] = {}  # each host's data age level, as its rows show it
+        self._age_queue: dict[str, None] = {}  # row keys whose host cell waits for its new age mark
         self._texts: dict[str, tuple[str, ...]] = {}  # shown rows only: what is on screen now
         self.selector = Selector.parse("")
         self.sort_column = "host"
@@ -289,18 +295,41 @@ class FleetTable(LiveTable[KeyedText]):
         return Level.OK if last_ok is None else self.thresholds.age.level(self._clock() - last_ok)
 
     def _check_ages(self) -> None:
-        """A host that stopped answering publishes nothing: its data ages all the same."""
+        """A host that stopped answering publishes nothing: its data ages all the same.
+
+        The age shows only in the host cell (its mark and colour): only that cell is redrawn,
+        for the rows the filter shows, a slice at a time (see AGE_SLICE_ROWS).
+        """
         changed = [h for h in self._host_keys if self._age_level(h) is not self._ages.get(h, Level.OK)]
         if not changed:
             return
+        start = not self._age_queue
+        for host in changed:
+            self._ages[host] = self._age_level(host)
+            self._age_queue.update(dict.fromkeys(k for k in self._host_keys[host] if k in self._texts))
+        if start:
+            self._redraw_ages()
+
+    def _redraw_ages(self) -> None:
+        queue = self._age_queue
+        column = INDEX["host"]
         with self.updating_rows():
-            for host in changed:
-                self._ages[host] = self._age_level(host)
-                for key in self._host_keys[host]:
-                    row = self.rows_by_key.get(key)
-                    if row is not None:
-                        self._show(key, row, self._configs[host])
+            for _ in range(min(AGE_SLICE_ROWS, len(queue))):
+                key = next(iter(queue))
+                del queue[key]
+                row, old = self.rows_by_key.get(key), self._texts.get(key)
+                if row is None or old is None:
+                    continue  # gone or filtered out meanwhile
+                text = MARKERS[self._ages.get(row.host, Level.OK)] + printable(row.host)
+                if old[column] == text:
+                    continue  # a newer view of its host redrew it already
+                self._texts[key] = texts = (*old[:column], text, *old[column + 1 :])
+                self._measure(texts, old)
+                if "host" in self._widths:
+                    self.set_cells(key, {"host": self._cell("host", key, row, texts)})
         self._relayout_if_grown()
+        if queue:
+            after_keys(self, self._redraw_ages)
 
     # -- filter, sort, marks ----------------------------------------------------
 
