@@ -88,6 +88,9 @@ def with_no_tty(uri: str) -> str:
     return urlunsplit(parts._replace(query=urlencode(query, safe="/")))
 
 
+FACTS_BUDGET = 2.0  # seconds a poll gives the every-few-polls snapshot facts read
+
+
 class LibvirtDriver(Driver):
     kind = "libvirt"
     capabilities = LIFECYCLE | {
@@ -281,9 +284,12 @@ class LibvirtDriver(Driver):
         if self._polls_to_facts >= 0:
             return
         self._polls_to_facts = snapshots.FACTS_EVERY - 1
+        # Not on the control lane, and briefly: snapshot calls can wait on a domain a hung
+        # action holds, and an optional fact must never stall the poll behind it.
+        budget = min(deadline, time.monotonic() + FACTS_BUDGET)
         try:
             found, complete = await self._call(
-                Lane.CONTROL, "snapshot facts", lambda: snapshots.facts(conn, deadline), deadline
+                Lane.ACTION, "snapshot facts", lambda: snapshots.facts(conn, budget), budget
             )
         except DriverError as exc:
             log.info("%s: snapshot facts not read: %s", self.host, exc)
