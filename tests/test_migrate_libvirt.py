@@ -200,8 +200,8 @@ def test_live_migration_to_a_second_libvirtd(
     assert (result["domain"], result["result"]) == (name, "ok"), result
 
     moved = dest.lookupByName(name)  # type: ignore[attr-defined]
-    state, _reason = moved.state()
-    assert state == libvirt.VIR_DOMAIN_RUNNING  # kept running through the move
+    state, reason = moved.state()
+    assert (state, reason) == (libvirt.VIR_DOMAIN_RUNNING, libvirt.VIR_DOMAIN_RUNNING_MIGRATED)  # moved live
     assert name not in _names(source)  # transient: gone from the source, not merely stopped
     assert dest.getHostname() == "vfleet-mig2"  # type: ignore[attr-defined]
 
@@ -214,3 +214,20 @@ def test_live_migration_to_a_second_libvirtd(
     (done,) = [r for r in records if r["kind"] == "result"]
     assert done["params"]["to"] == "kvm2" and done["result"] == "ok"
     assert verify(audit).ok
+
+
+def test_flags_follow_the_domain_and_the_params(libvirt_module: object) -> None:
+    import libvirt
+
+    from vfleet.core.models import MigrateParams
+    from vfleet.drivers.libvirt.driver import migrate_flags
+
+    p2p, live, off = libvirt.VIR_MIGRATE_PEER2PEER, libvirt.VIR_MIGRATE_LIVE, libvirt.VIR_MIGRATE_OFFLINE
+    keep = libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+    plain = MigrateParams("kvm2")
+    assert migrate_flags(plain, active=True, persistent=False) == p2p | live
+    assert migrate_flags(plain, active=True, persistent=True) == p2p | live | keep
+    offline = MigrateParams("kvm2", live=False)
+    assert migrate_flags(offline, active=False, persistent=True) == p2p | off | keep
+    copied = MigrateParams("kvm2", copy_storage=True)
+    assert migrate_flags(copied, active=True, persistent=True) == p2p | live | keep | libvirt.VIR_MIGRATE_NON_SHARED_DISK
