@@ -155,9 +155,12 @@ class Preflight:
 
 
 def with_uri(params: MigrateParams, views: Mapping[str, HostView]) -> MigrateParams:
-    """The destination's URI from the inventory, for the source driver to connect to."""
+    """The destination's URI (and data channel) from the inventory, for the source driver to connect to."""
     dest = views.get(params.to_host)
-    return params if dest is None or params.to_uri else replace(params, to_uri=dest.config.uri)
+    if dest is None or params.to_uri:
+        return params
+    data = dest.config.options.get("migration_uri")
+    return replace(params, to_uri=dest.config.uri, data_uri=data if isinstance(data, str) and data else None)
 
 
 def preflight(

@@ -182,7 +182,8 @@ class MigrateParams:
     `live`: a running domain moves while it runs (it is never shut down implicitly); False
     (`--offline`) accepts only domains that are off. `copy_storage`: copy the disks with the
     domain (libvirt's --copy-storage-all) instead of relying on storage both hosts share.
-    `to_uri` is filled by the plan from the inventory: the source driver connects there.
+    `to_uri` is filled by the plan from the inventory: the source driver connects there;
+    `data_uri` likewise from the destination's `options.migration_uri` (libvirt's data channel).
     """
 
     to_host: str
@@ -190,6 +191,7 @@ class MigrateParams:
     live: bool = True
     copy_storage: bool = False
     to_uri: str | None = None
+    data_uri: str | None = None
 
     @property
     def destination(self) -> str:

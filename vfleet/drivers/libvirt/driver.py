@@ -43,6 +43,7 @@ from vfleet.core.models import (
     HostConfig,
     HostFacts,
     HostSnapshot,
+    MigrateParams,
     SnapshotInfo,
     SnapshotParams,
     Verb,
@@ -98,10 +99,7 @@ class LibvirtDriver(Driver):
         Capability.READ_ONLY_CONNECTION,
         Capability.CONSOLE,
         Capability.SNAPSHOT,
-    }
-    unsupported = {
-        Capability.MIGRATION: "not in vfleet yet (live migration with migrateToURI3 is planned); "
-        "use `virsh migrate --live` meanwhile",
+        Capability.MIGRATION,
     }
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
@@ -366,7 +364,9 @@ class LibvirtDriver(Driver):
     async def _perform_with(
         self, verb: Verb, target: DomainRef, params: ActionParams, deadline: float | None
     ) -> ActionResult:
-        """Snapshot verbs: internal snapshots (snapshots.py says what libvirt allows)."""
+        """Snapshot verbs: internal snapshots (snapshots.py says what libvirt allows); migration."""
+        if isinstance(params, MigrateParams):
+            return await self._migrate(target, params, deadline)
         if not isinstance(params, SnapshotParams):
             raise UnsupportedAction(self.host, f"the {self.kind} driver cannot {verb.value}")
         deadline = self.due(deadline)
@@ -381,6 +381,26 @@ class LibvirtDriver(Driver):
         code, _reason = await self._call(Lane.ACTION, f"state of {target.name}", dom.state, deadline)
         state, raw = power_state(code)
         return ActionResult(self.host, target.name, verb, ok=True, state_after=state, message=raw)
+
+    async def _migrate(self, target: DomainRef, params: MigrateParams, deadline: float | None) -> ActionResult:
+        """Peer-to-peer: this host's libvirtd connects to the destination's URI itself and streams the
+        domain over the destination's `migration_uri` (or the address libvirt derives from its hostname)."""
+        deadline = self.due(deadline)
+        what = f"migrate {target.name} to {params.destination}"
+        if not params.to_uri:
+            raise ActionFailed(self.host, f"{what}: {params.to_host} has no `uri` in the inventory")
+        dom = await self._lookup(target, deadline)
+        code, _reason = await self._call(Lane.ACTION, f"state of {target.name}", dom.state, deadline)
+        persistent = await self._call(Lane.ACTION, f"persistence of {target.name}", dom.isPersistent, deadline)
+        flags = migrate_flags(params, active=code != SHUTOFF, persistent=bool(persistent))
+        typed: dict[str, object] = {}
+        if params.data_uri:
+            typed[libvirt.VIR_MIGRATE_PARAM_URI] = params.data_uri
+        await self._call(Lane.ACTION, what, lambda: dom.migrateToURI3(params.to_uri, typed, flags), deadline)
+        state, _raw = power_state(code)  # the domain left this host as it was; the destination's poll shows it
+        return ActionResult(
+            self.host, target.name, Verb.MIGRATE, ok=True, state_after=state, message=f"now on {params.to_host}"
+        )
 
     async def _snapshots(self, target: DomainRef, deadline: float | None) -> tuple[SnapshotInfo, ...]:
         deadline = self.due(deadline)
@@ -442,6 +462,21 @@ class LibvirtDriver(Driver):
             return await self._call(Lane.ACTION, f"{what} {domain}", fn, time.monotonic() + CLOSE_WAIT)
 
         return LibvirtConsole(self.host, domain, stream, blocking)
+
+
+def migrate_flags(params: MigrateParams, *, active: bool, persistent: bool) -> int:
+    """Live for a running or paused domain, offline (definition only) for one that is off; a persistent
+    domain stays defined on the destination only, so it does not run on one host and linger on the other."""
+    flags: int = libvirt.VIR_MIGRATE_PEER2PEER
+    if active:
+        flags |= libvirt.VIR_MIGRATE_LIVE
+    else:
+        flags |= libvirt.VIR_MIGRATE_OFFLINE | libvirt.VIR_MIGRATE_PERSIST_DEST
+    if persistent:
+        flags |= libvirt.VIR_MIGRATE_PERSIST_DEST | libvirt.VIR_MIGRATE_UNDEFINE_SOURCE
+    if params.copy_storage:
+        flags |= libvirt.VIR_MIGRATE_NON_SHARED_DISK
+    return flags
 
 
 def _close_quietly(conn: libvirt.virConnect) -> None:
