@@ -106,7 +106,13 @@ async def test_migrate_a_marked_pair_from_the_menu_shows_the_preflight_and_is_au
         await pilot.press("enter")
         await until(pilot, lambda: [r["kind"] for r in records(app)][-1:] == ["close"], what="the close record")
         jobs = app.fleet_screen.query_one(JobsPane)
-        assert jobs.display
+        job = jobs.latest()
+        assert jobs.display and job is not None and job.verb == "migrate"
+        await until(pilot, lambda: job.done, what="the job done")
+        for target in pair:  # a result per target, saying where it went
+            result = job.result_for(target)
+            assert result is not None and result.ok and result.message == "now on kvm-ams-2"
+        assert jobs.lines[0] == f"job {job.number} migrate on 2 domains: done, 2 ok, 0 failed"
         names = {t.domain for t in pair}
         await until(pilot, lambda: set(hosts_of(app, names).values()) == {"kvm-ams-2"}, timeout=20,
                     what="the pair on kvm-ams-2 after a poll")
