@@ -95,9 +95,9 @@ async def test_the_menu_offers_only_verbs_that_apply_to_the_domains_states() -> 
             options = app.screen.query_one(OptionList)
             entries = [options.get_option_at_index(i) for i in range(options.option_count)]
             assert [o.id for o in entries if not o.disabled] == offered
-            # the fake driver has no snapshots: the entry is there, greyed out, saying why
+            # the fake driver has no snapshots nor migration: the entries are there, greyed out, saying why
             assert [(o.id, "fake driver cannot" in str(o.prompt)) for o in entries if o.disabled] == [
-                ("snapshot-create", True)]
+                ("snapshot-create", True), ("migrate", True)]
             await pilot.press("escape")
             await until(pilot, lambda: app.screen is app.fleet_screen, what="menu closed")
 

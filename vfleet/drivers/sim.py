@@ -371,8 +371,8 @@ class SimDriver(Driver):
 
 
 class SimXenDriver(SimDriver):
-    """The sim driver as a Xen host: xen_xl's capabilities (no snapshots) and its reasons."""
+    """The sim driver as a Xen host: xen_xl's capabilities (no snapshots, no migration) and its reasons."""
 
-    capabilities = SimDriver.capabilities - {Capability.SNAPSHOT}
+    capabilities = SimDriver.capabilities - {Capability.SNAPSHOT, Capability.MIGRATION}
 
-    unsupported = {Capability.SNAPSHOT: UNSUPPORTED[Capability.SNAPSHOT]}
+    unsupported = {c: UNSUPPORTED[c] for c in (Capability.SNAPSHOT, Capability.MIGRATION)}

@@ -24,6 +24,7 @@ _ALIASES = {
     "view": "view",
     "interval": "interval",
     "console": "console",
+    "migrate": "migrate",
 }
 _VERBS = {v.value: v for v in LIFECYCLE_VERBS}
 
@@ -38,6 +39,7 @@ COMMAND_HELP: tuple[tuple[str, str], ...] = (
     ("columns [all|a,b,c|+a -b]", "choose the columns (no argument: the chooser, as c)"),
     ("view [NAME]", "apply a view of the config file: its filter, sort and columns (no NAME: list them)"),
     ("interval [SECONDS|default]", "seconds between polls of every host, from now"),
+    ("migrate [HOST]", "move the marked rows (else the cursor row) to HOST; no HOST: the picker, as in a"),
     ("console", "the cursor row's serial console in this terminal (as o; leave with Ctrl+])"),
     ("help", "this help; ? for short"),
     ("quit", "quit; q or exit for short"),
@@ -70,6 +72,8 @@ def parse_command(line: str) -> Command | None:
         raise ValueError(f"usage: {name} NAME")
     if name == "columns":
         return Command("columns", _columns(args))
+    if name == "migrate" and len(args) > 1:
+        raise ValueError("usage: migrate [HOST] (no HOST: choose it in the picker)")
     if name == "view" and len(args) > 1:
         raise ValueError("usage: view [NAME] (no NAME: list the views)")
     if name == "interval":

@@ -28,6 +28,7 @@ from vfleet.screens.commands import Command, parse_command
 from vfleet.screens.console import farewell, run_console
 from vfleet.screens.details import EventScreen, JobScreen
 from vfleet.screens.fleet_help import fleet_help
+from vfleet.screens.migrate import ask_and_migrate, migrate_refusal, migrate_to
 from vfleet.screens.modals import ActionMenu, ConfirmPlan, HelpScreen
 from vfleet.screens.snapshots import SnapshotsScreen, ask_and_create, create_refusal
 from vfleet.widgets.columns import CHOOSABLE, SORTABLE, threshold_legend
@@ -320,6 +321,8 @@ class FleetScreen(Screen[None]):
             self.change_interval(args[0] if args else None)
         elif name == "verb":
             self.run_verb(Verb(args[0]))
+        elif name == "migrate":
+            self.migrate(args[0] if args else None)
         elif name == "console":
             self.run_worker(self.action_console(), exclusive=True, group="console")
 
@@ -549,16 +552,21 @@ class FleetScreen(Screen[None]):
         if not verbs:
             self.notify(f"no actions: {self._why_nothing(targets)}", severity="warning", markup=False)
             return
-        why_not = create_refusal(self.operations, targets)  # greyed out with the reason, not hidden
+        # the verbs with a prompt of their own: greyed out with the reason, not hidden
+        asks = {
+            Verb.SNAPSHOT_CREATE: (create_refusal, ask_and_create),
+            Verb.MIGRATE: (migrate_refusal, ask_and_migrate),
+        }
+        why_not = {verb: refusal(self.operations, targets) for verb, (refusal, _) in asks.items()}
 
         def chosen(verb: Verb | None) -> None:
-            if verb is Verb.SNAPSHOT_CREATE:
-                ask_and_create(self.app, targets, hidden)
+            if verb in asks:
+                asks[verb][1](self.app, targets, hidden)
             elif verb is not None:
                 self.start_operation(verb, targets, hidden)
 
-        menu = ActionMenu([*verbs, *([Verb.SNAPSHOT_CREATE] if why_not is None else [])], targets, hidden,
-                          unavailable={Verb.SNAPSHOT_CREATE: why_not} if why_not else None)
+        menu = ActionMenu([*verbs, *(v for v, why in why_not.items() if why is None)], targets, hidden,
+                          unavailable={v: why for v, why in why_not.items() if why})
         self.app.push_screen(menu, chosen)
 
     def action_snapshots(self) -> None:
@@ -586,6 +594,16 @@ class FleetScreen(Screen[None]):
             self.notify("no domain under the cursor and none marked", severity="warning")
             return
         self.start_operation(verb, targets, hidden)
+
+    def migrate(self, to: str | None) -> None:
+        """`:migrate [HOST]`: the picker, or straight to the plan for HOST."""
+        targets, hidden = self.table.targets()
+        if not targets:
+            self.notify("no domain under the cursor and none marked", severity="warning")
+        elif to is None:
+            ask_and_migrate(self.app, targets, hidden)
+        else:
+            migrate_to(self.app, targets, hidden, to)
 
     def start_operation(
         self,

@@ -194,7 +194,9 @@ def _plan_lines(plan: Plan) -> list[str]:
     width = max((display_width(p) for p in places), default=0)
     lines = []
     for d, place in zip(plan.decisions, places, strict=True):
-        why = f"  {printable(d.refused or d.noop or '')}" if not d.dispatch else ""
+        # refusals say why; a pre-flight check (migration) says what it found
+        why = d.notes if d.dispatch else d.refused or d.noop or ""
+        why = f"  {printable(why)}" if why else ""
         lines.append(f"{d.plan_word:<7}  {pad(place, width)}{why}")
     return lines
 
