@@ -17,7 +17,7 @@ from vfleet.core.engine import HostView
 from vfleet.core.errors import GarbledOutput
 from vfleet.core.gctune import tune_for_long_run
 from vfleet.core.models import Domain, HostConfig, HostFacts, HostHealth, HostSnapshot, HostStatus, PowerState
-from vfleet.core.output import as_json
+from vfleet.core.output import LARGE_DOCUMENT, as_json
 from vfleet.core.report import RecordCache, build_report, domain_record
 from vfleet.core.samples import HostData
 from vfleet.core.selector import Selector
@@ -180,7 +180,8 @@ def test_json_is_ascii_and_exact_whichever_encoder(indent: int | None) -> None:
     text = as_json(document, indent=indent)
     assert text.isascii() and text.endswith("\n") and "\\u202e" in text
     assert json.loads(text) == document
-    plain = {"domains": [{"name": "web1", "cpu_pct": 0.1, "id": None, "stale": False}]}
+    # large enough for orjson (small documents stay with json: orjson's load costs more)
+    plain = {"domains": [{"name": f"web{i}", "cpu_pct": 0.1, "id": None, "stale": False} for i in range(LARGE_DOCUMENT)]}
     assert json.loads(as_json(plain, indent=indent)) == plain
     assert ("\n  " in as_json(plain, indent=indent)) is (indent == 2)
 
@@ -195,3 +196,16 @@ def test_long_run_gc_tuning_freezes_start_up_objects() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+def test_large_documents_go_through_orjson_small_ones_through_json(monkeypatch: pytest.MonkeyPatch) -> None:
+    import vfleet.core.output as output
+
+    def refuse(*_: object, **__: object) -> str:
+        raise AssertionError("json.dumps")
+
+    monkeypatch.setattr(output.json, "dumps", refuse)
+    large = {"domains": [{"name": f"d{i}"} for i in range(LARGE_DOCUMENT)]}
+    assert json.loads(as_json(large)) == large  # orjson did it: json is refused
+    with pytest.raises(AssertionError, match=r"json\.dumps"):
+        as_json({"domains": [{"name": "d1"}]})  # small: json, not worth loading orjson
