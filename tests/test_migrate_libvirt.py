@@ -25,6 +25,7 @@ from pathlib import Path
 
 import pytest
 
+from guestxml import tcg_guest_xml
 from vfleet.core.audit import verify
 from vfleet.core.errors import ExitCode
 
@@ -40,24 +41,6 @@ mount --bind $D/log /var/log/libvirt
 mount --bind $D/etc /etc/libvirt
 exec libvirtd --pid-file $D/libvirtd.pid --config $D/etc/libvirtd.conf
 """
-
-
-def _guest_xml(name: str, tb: str, serial: Path) -> str:
-    return f"""<domain type='qemu'>
-  <name>{name}</name>
-  <memory unit='MiB'>128</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>{tb}/guest/vmlinuz</kernel><initrd>{tb}/guest/initrd.img</initrd>
-    <cmdline>console=ttyS0 quiet vfleet.name={name} vfleet.ip=169.254.79.12/24</cmdline></os>
-  <features><acpi/></features>
-  <on_poweroff>destroy</on_poweroff>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <controller type='usb' model='none'/>
-    <serial type='file'><source path='{serial}'/><target port='0'/></serial>
-  </devices>
-</domain>"""
 
 
 def _free_port() -> int:
@@ -154,7 +137,7 @@ def transient_guest(testbed: dict[str, str], libvirt_module: object) -> Iterator
     work.chmod(0o755)
     name = f"vfleet-mig-{os.getpid()}"
     conn = libvirt.open(testbed["VFLEET_QEMU_URI"])  # type: ignore[attr-defined]
-    conn.createXML(_guest_xml(name, tb, work / "serial.log"), 0)
+    conn.createXML(tcg_guest_xml(name, tb, "169.254.79.12/24", work / "serial.log"), 0)
     try:
         yield name, conn
     finally:

@@ -22,31 +22,12 @@ from pathlib import Path
 
 import pytest
 
+from guestxml import tcg_guest_xml
 from vfleet.core.errors import ActionFailed, ExitCode
 from vfleet.core.models import DomainRef, HostConfig, PowerState, SnapshotParams, Verb
 from vfleet.drivers.libvirt.driver import LibvirtDriver
 
 MARK_AT = "8M"  # the guest's /init reads and writes the first 2 MiB only
-
-
-def _guest_xml(name: str, tb: str, disk: Path, log: Path) -> str:
-    return f"""<domain type='qemu'>
-  <name>{name}</name>
-  <memory unit='MiB'>128</memory>
-  <vcpu>1</vcpu>
-  <os><type arch='x86_64' machine='pc'>hvm</type>
-    <kernel>{tb}/guest/vmlinuz</kernel><initrd>{tb}/guest/initrd.img</initrd>
-    <cmdline>console=ttyS0 quiet vfleet.name={name} vfleet.ip=169.254.79.10/24</cmdline></os>
-  <features><acpi/></features>
-  <on_poweroff>destroy</on_poweroff>
-  <devices>
-    <emulator>/usr/bin/qemu-system-x86_64</emulator>
-    <disk type='file' device='disk'><driver name='qemu' type='qcow2'/>
-      <source file='{disk}'/><target dev='vda' bus='virtio'/></disk>
-    <controller type='usb' model='none'/>
-    <serial type='file'><source path='{log}'/><target port='0'/></serial>
-  </devices>
-</domain>"""
 
 
 @pytest.fixture(scope="module")
@@ -60,7 +41,7 @@ def guest(testbed: dict[str, str], libvirt_module: object) -> Iterator[tuple[str
     subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", str(disk), "16M"], check=True)
     name = f"vfleet-snap-{os.getpid()}"
     conn = libvirt.open(testbed["VFLEET_QEMU_URI"])
-    dom = conn.defineXML(_guest_xml(name, tb, disk, work / "serial.log"))
+    dom = conn.defineXML(tcg_guest_xml(name, tb, "169.254.79.10/24", work / "serial.log", disk))
     try:
         dom.create()
         yield name, disk
