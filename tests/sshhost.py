@@ -14,6 +14,7 @@ import re
 import shlex
 import signal
 import time
+import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -50,6 +51,39 @@ def words(command: str) -> list[str]:
 def normalise(command: str) -> str:
     tokens = [t for t in words(command) if t not in ("time", "-w")]
     return " ".join(tokens)
+
+
+XL_VERBOSE_HEADER = "   UUID                            Reason-Code\tSecurity Label"
+_REASON_CODES = "-rscwS"  # xl's shutdown reason letters; their index is the libxl reason code
+
+
+def xl_list_verbose(listing: str, uuid_of: Callable[[str, int], str]) -> str:
+    """`xl list -v` from `xl list`: tools/xl/xl_list.c appends " UUID", the shutdown reason
+    (" %8x", " %8s" of "-" unless shut down) and the XSM label (" %16s", "-" without XSM).
+    test_xen_identity.py checks this against every recorded `xl list -v`."""
+    header, *rows = listing.splitlines()
+    out = [header + XL_VERBOSE_HEADER]
+    for row in rows:
+        name, domid, _mem, _vcpus, flags, _time = row.rsplit(None, 5)
+        reason = f"{_REASON_CODES.index(flags[4]):8x}" if flags[3] == "s" and flags[4] in _REASON_CODES else f"{'-':>8}"
+        out.append(f"{row} {uuid_of(name, int(domid))} {reason} {'-':>16}")
+    return "\n".join(out) + "\n"
+
+
+def recorded_uuids(blocks: list[Block]) -> dict[tuple[str, int], str]:
+    """(name, domain id) -> UUID from every recorded `xl list -v`."""
+    uuids = {}
+    for block in blocks:
+        if block.command == "xl list -v":
+            for line in block.output.splitlines()[1:]:
+                name, domid, *_, uuid, _reason, _label = line.split()
+                uuids[(name, int(domid))] = uuid
+    return uuids
+
+
+def uuid_of(uuids: dict[tuple[str, int], str]) -> Callable[[str, int], str]:
+    """The recorded UUID of (name, id); for a domain never listed with -v, a made-up stable one."""
+    return lambda name, domid: uuids.get((name, domid)) or str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{name}.{domid}"))
 
 
 def xl_operands(command: str) -> str:
@@ -140,6 +174,10 @@ class XenHost:
             return "".join(f"{name}\n" for name in self.config_files), "", 0
         if command == "xl list":
             return self._xl_list(), "", 0
+        if command == "xl list -v":  # the same listing: the replay keeps one story
+            return xl_list_verbose(self._xl_list(), uuid_of(recorded_uuids(self.blocks))), "", 0
+        if command == "xl uptime":
+            return self._after(lambda b: b.command == "xl uptime").output, "", 0
         if command.startswith("xentop -b"):
             return self._xentop(), "", 0
         if command == "xl info":

@@ -62,7 +62,7 @@ def test_real_xentop_uses_the_last_block() -> None:
     rows = parse_xentop(real("xentop -b -i 2 -d 1", 1))
     assert [(r.name, r.state, r.cpu_seconds, r.cpu_percent) for r in rows] == [
         ("Domain-0", "-----r", 111, 8.9), ("tiny", "--b---", 7, 0.8), ("tinynet", "--b---", 8, 0.7)]
-    assert rows[2] == XentopRow("tinynet", "--b---", 8, 0.7, 131072, 132096, 1, 1, 1, 0, 0, 0, 0)
+    assert rows[2] == XentopRow("tinynet", "--b---", 8, 0.7, 131072, 132096, 1, 1, 1, 0, 0, 0, 0, nets=1, vbds=0)
 
 
 @needs_fixture
@@ -141,12 +141,13 @@ def test_every_flag_combination_maps_explicitly() -> None:
     assert xl_power_state("r----") is PowerState.UNKNOWN
 
 
-def test_cut_names_that_collide_get_no_counters_rather_than_wrong_ones() -> None:
+def test_cut_names_that_collide_out_of_id_order_get_no_counters_rather_than_wrong_ones() -> None:
+    """In the same order as xl list they match by position (test_xen_identity.py); here they cannot."""
     rows = [XlListRow("webserver-01", 1, 128, 1, "-b----", 1), XlListRow("webserver-02", 2, 128, 1, "-b----", 2),
             XlListRow("db", 3, 128, 1, "-b----", 3)]
-    top = [XentopRow("webserver-", "--b---", 0, 1.0, 1, 1, 1, 5, 5, 0, 0, 0, 0),
-           XentopRow("webserver-", "--b---", 0, 2.0, 1, 1, 1, 9, 9, 0, 0, 0, 0),
-           XentopRow("db", "--b---", 0, 3.0, 1, 1, 1, 7, 7, 0, 0, 0, 0)]
+    top = [XentopRow("db", "--b---", 0, 3.0, 1, 1, 1, 7, 7, 0, 0, 0, 0),
+           XentopRow("webserver-", "--b---", 0, 1.0, 1, 1, 1, 5, 5, 0, 0, 0, 0),
+           XentopRow("webserver-", "--b---", 0, 2.0, 1, 1, 1, 9, 9, 0, 0, 0, 0)]
     domains = {d.name: d for d in build_domains(rows, top, ["db", "offline"], 1.0)}
     assert domains["webserver-01"].counters is not None and domains["webserver-01"].counters.net_rx_bytes is None
     assert domains["db"].counters is not None and domains["db"].counters.net_rx_bytes == 7 * 1024
@@ -231,7 +232,7 @@ def expected_top(name: str, v: dict[str, int | float | str | None], sectors: boo
     maxmem = v["maxmem"]
     return XentopRow(name[:10].strip(), str(v["state"]), num("cpu"), float(str(v["pct"])), num("mem"),
                      maxmem if isinstance(maxmem, int) else None, num("vcpus"), num("tx"), num("rx"), num("rd"),
-                     num("wr"), num("rsect") if sectors else None, num("wsect") if sectors else None)
+                     num("wr"), num("rsect") if sectors else None, num("wsect") if sectors else None, nets=1, vbds=1)
 
 
 top_rows = st.lists(st.tuples(names, top_values), max_size=6)

@@ -16,7 +16,7 @@ import shlex
 import time
 from dataclasses import dataclass, field
 
-from sshhost import XEN_SESSION, Answer, Shell, load_session
+from sshhost import XEN_SESSION, Answer, Shell, load_session, uuid_of, xl_list_verbose
 
 XL_ROW = "%-40s %5d %5d %5d     %s %9.1f"  # tools/xl/xl_list.c list_domains()
 XENTOP_ROW = "%10.10s %6s %10d %6.1f %10d %6.1f %10d %9.1f %5d %4d %8d %8d %4d %8d %8d %8d %10d %10d %4d"
@@ -110,6 +110,8 @@ class XlDom0:
             return self.info, "", 0
         if command == "xl list":
             return self.xl_list(), "", 0
+        if command == "xl list -v":
+            return xl_list_verbose(self.xl_list(), uuid_of({})), "", 0
         if command.startswith("xentop -b"):
             return self.xentop(), "", 0
         if words[:2] == ["ls", "-1"]:

@@ -123,11 +123,14 @@ class Domain:
     snapshot_count: int | None = None
     oldest_snapshot_at: float | None = None  # wall time (time.time()) the oldest snapshot was taken
     node: str | None = None  # the server it runs on inside a cluster manager (vCenter's ESXi host)
+    # The key where neither the UUID nor the name is the stable identity: xl gives a domain a
+    # new UUID at every `xl create`, so xen_xl keys by name, and a nameless dying domain by its id.
+    identity: str | None = None
 
     @property
     def key(self) -> str:
-        """Stable identity within a host: the UUID when the backend has one."""
-        return self.uuid or self.name
+        """Stable identity within a host: the UUID when the backend has one (unless `identity` says)."""
+        return self.identity or self.uuid or self.name
 
     def snapshot_age(self, now: float | None = None) -> float | None:
         """Seconds since the oldest snapshot was taken (wall clock); None where not known."""

@@ -138,7 +138,7 @@ class RecordCache:
         out = []
         for row in rows:
             domain, rates, hypervisor = row.domain, row.rates, row.hypervisor
-            key = domain.uuid or domain.name
+            key = domain.identity or domain.uuid or domain.name
             prev = old.get(key)
             if (
                 prev is not None

@@ -58,6 +58,8 @@ def _problem(domain: Domain) -> str | None:
         return f"state is {domain.state!r:.60}, not a PowerState"
     if domain.uuid is not None and type(domain.uuid) is not str:
         return f"uuid is {domain.uuid!r:.60}, not text"
+    if domain.identity is not None and type(domain.identity) is not str:
+        return f"identity is {domain.identity!r:.60}, not text"
     bad = (
         _bad_number(domain, _READ_DOMAIN)
         or (domain.counters and _bad_number(domain.counters, _READ_COUNTERS))
@@ -126,7 +128,7 @@ class HostData:
         seen: dict[str, _Seen] = {}
         rows: list[DomainRow] = []
         for domain in snapshot.domains:
-            key = domain.uuid or domain.name
+            key = domain.identity or domain.uuid or domain.name
             prev = last.get(key)
             counters = domain.counters
             if prev is not None and prev[0] is domain:  # unchanged since the last poll

@@ -4,10 +4,16 @@ Formats follow Xen's own printf formats (tools/xl/xl_info.c, tools/xentop/xentop
 and the real Xen 4.17 captures in the fixtures. Columns are read from the right,
 because names are free text: longer than the column, with spaces, `#` or `(null)`.
 Anything that does not fit the format is GarbledOutput: never guess a number.
+
+Identity: xl gives a domain a new UUID at every `xl create` (unless its config pins one),
+so the key is the name, which also names the config file of a domain that is off; the UUID
+(`xl list -v`) is shown. A domain xl prints as `(null)` (torn down: its name is gone from
+xenstore) is keyed by name and domain id, and so is an older domain that shares a name.
 """
 
 from __future__ import annotations
 
+import itertools
 import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -19,14 +25,28 @@ from vfleet.core.models import Domain, DomainCounters, DomainGauges, HostFacts, 
 KIB = 1024
 MIB = 1024 * 1024
 SECTOR = 512  # xentop VBD_RSECT/VBD_WSECT count 512-byte sectors
-XENTOP_NAME_WIDTH = 10  # xentop prints "%10.10s": longer names are cut
+XENTOP_NAME_WIDTH = 10  # xentop prints "%10.10s": longer names are cut (but "%10s" with -f)
 NOT_RUNNING = "(not running)"  # raw state of a configured domain that xl does not list
+NAMELESS = "(null)"  # what xl prints (printf of a NULL name) for a domain being torn down
 
 XL_LIST_HEADER = ("Name", "ID", "Mem", "VCPUs", "State", "Time(s)")
-_XL_ROW = re.compile(
-    r"^(?P<name>.*?)\s+(?P<id>\d+)\s+(?P<mem>\d+)\s+(?P<vcpus>\d+)\s+"
-    r"(?P<state>[r-][b-][p-][s-][-rscwS?][d-])\s+(?P<time>\d+\.\d)\s*$"
+XL_LIST_VERBOSE = ("UUID", "Reason-Code", "Security", "Label")  # `xl list -v` adds these
+_XL_COLUMNS = (
+    r"\s+(?P<id>\d+)\s+(?P<mem>\d+)\s+(?P<vcpus>\d+)\s+"
+    r"(?P<state>[r-][b-][p-][s-][-rscwS?][d-])\s+(?P<time>\d+\.\d)"
 )
+_XL_ROW = re.compile(r"^(?P<name>.*?)" + _XL_COLUMNS + r"\s*$")
+# -v: " UUID", the shutdown reason (" %8x", or "-"), the XSM label (" %16s", "-" without XSM)
+_XL_ROW_VERBOSE = re.compile(
+    r"^(?P<name>.*)" + _XL_COLUMNS + r"\s+(?P<uuid>[0-9a-fA-F]{8}(?:-[0-9a-fA-F]{4}){3}-[0-9a-fA-F]{12})"
+    r"\s+(?:-|[0-9a-f]+)(?:\s+\S+)?\s*$"
+)
+# tools/xl: "%-33s %4d %s" with "%d days, %2d:%02d:%02d" (or "1 day, ...", or just "%2d:%02d:%02d")
+_UPTIME_ROW = re.compile(
+    r"^(?P<name>.*?)\s+(?P<id>\d+)\s+(?:(?P<days>\d+) days?,\s+)?(?P<h>\d+):(?P<m>[0-5]\d):(?P<s>[0-5]\d)\s*$"
+)
+UPTIME_HEADER = ("Name", "ID", "Uptime")
+_FULL_NAME_OPTION = re.compile(r"^\s*-f, --full-name\b", re.M)  # tools/xentop usage()
 _XENTOP_STATE = re.compile(r"^[d-][s-][b-][c-][p-][r-]$")
 _INT = re.compile(r"^\d+$")
 _DECIMAL = re.compile(r"^\d+(?:\.\d+)?$")
@@ -53,11 +73,12 @@ class XlListRow:
     vcpus: int
     flags: str
     cpu_time_ns: int
+    uuid: str | None = None  # `xl list -v` only
 
 
 @dataclass(frozen=True, slots=True)
 class XentopRow:
-    name: str  # cut to 10 characters by xentop
+    name: str  # cut to 10 characters by xentop, unless it was asked for full names (-f)
     state: str
     cpu_seconds: int
     cpu_percent: float
@@ -70,6 +91,8 @@ class XentopRow:
     vbd_wr: int | None
     vbd_rsect: int | None  # absent in older xentop
     vbd_wsect: int | None
+    nets: int | None = None  # how many vifs / vbds the domain has; None: column absent
+    vbds: int | None = None
 
 
 def _lines(text: str, what: str, host: str) -> list[str]:
@@ -97,12 +120,15 @@ def xl_power_state(flags: str) -> PowerState:
 
 
 def parse_xl_list(text: str, host: str = "") -> list[XlListRow]:
+    """`xl list`, or `xl list -v` (which adds each domain's UUID)."""
     lines = _lines(text, "xl list", host)
-    if tuple(lines[0].split()) != XL_LIST_HEADER:
+    header = tuple(lines[0].split())
+    if header not in (XL_LIST_HEADER, XL_LIST_HEADER + XL_LIST_VERBOSE):
         raise GarbledOutput(host, f"xl list: unexpected header {lines[0].strip()[:80]!r}")
+    pattern = _XL_ROW_VERBOSE if header != XL_LIST_HEADER else _XL_ROW
     rows = []
     for number, line in enumerate(lines[1:], start=2):
-        match = _XL_ROW.match(line)
+        match = pattern.match(line)
         name = match.group("name").strip() if match else ""
         if match is None or not name:
             raise GarbledOutput(host, f"xl list: line {number} does not look like a domain: {line.strip()[:80]!r}")
@@ -114,9 +140,32 @@ def parse_xl_list(text: str, host: str = "") -> list[XlListRow]:
                 vcpus=int(match.group("vcpus")),
                 flags=match.group("state"),
                 cpu_time_ns=int(Decimal(match.group("time")) * 1_000_000_000),
+                uuid=match.group("uuid").lower() if pattern is _XL_ROW_VERBOSE else None,
             )
         )
     return rows
+
+
+def parse_xl_uptime(text: str, host: str = "") -> dict[int, tuple[str, int]]:
+    """`xl uptime`: domain id -> (name, seconds up)."""
+    lines = _lines(text, "xl uptime", host)
+    if tuple(lines[0].split()) != UPTIME_HEADER:
+        raise GarbledOutput(host, f"xl uptime: unexpected header {lines[0].strip()[:80]!r}")
+    uptimes = {}
+    for number, line in enumerate(lines[1:], start=2):
+        match = _UPTIME_ROW.match(line)
+        name = match.group("name").strip() if match else ""
+        if match is None or not name:
+            raise GarbledOutput(host, f"xl uptime: line {number} is not 'NAME ID UPTIME': {line.strip()[:80]!r}")
+        days = int(match.group("days") or 0)
+        seconds = ((days * 24 + int(match.group("h"))) * 60 + int(match.group("m"))) * 60 + int(match.group("s"))
+        uptimes[int(match.group("id"))] = (name, seconds)
+    return uptimes
+
+
+def xentop_has_full_names(help_text: str) -> bool:
+    """Whether `xentop -h` offers -f (full names; Xen 4.3 and later): older ones cut names to 10."""
+    return _FULL_NAME_OPTION.search(help_text) is not None
 
 
 def _split_xentop_row(line: str, columns: Sequence[str], number: int, host: str) -> dict[str, str | None]:
@@ -183,13 +232,45 @@ def _xentop_row(values: Mapping[str, str | None], number: int, host: str) -> Xen
         vbd_wr=_optional_int(values, "VBD_WR", number, host),
         vbd_rsect=_optional_int(values, "VBD_RSECT", number, host),
         vbd_wsect=_optional_int(values, "VBD_WSECT", number, host),
+        nets=_optional_int(values, "NETS", number, host),
+        vbds=_optional_int(values, "VBDS", number, host),
     )
 
 
 def parse_xentop(text: str, host: str = "", iterations: int = 2) -> list[XentopRow]:
-    """The LAST block of `xentop -b -i N`: the first one's CPU(%) is always 0.0."""
+    """The LAST block of `xentop -b -i N`: the first one's CPU(%) is always 0.0.
+
+    Some builds (and `-r`) print the header before every domain: then an iteration starts
+    where the first domain (Domain-0: xentop sorts by domain id) comes round again."""
     lines = _lines(text, "xentop", host)
-    blocks: list[tuple[list[str], list[tuple[int, str]]]] = []
+    blocks = _xentop_blocks(lines, host)
+    if len(blocks) > iterations and all(len(rows) == 1 for _, rows in blocks):
+        blocks = _iterations_of_repeated_headers(blocks, iterations, host)
+    if len(blocks) != iterations:
+        raise GarbledOutput(host, f"xentop: {len(blocks)} blocks where {iterations} were asked for (truncated?)")
+    header, rows = blocks[-1]
+    return [_xentop_row(_split_xentop_row(line, header[1:], number, host), number, host) for number, line in rows]
+
+
+_Block = tuple[list[str], list[tuple[int, str]]]  # a header's columns, then its (line number, row) pairs
+
+
+def _iterations_of_repeated_headers(blocks: list[_Block], iterations: int, host: str) -> list[_Block]:
+    names = [_split_xentop_row(rows[0][1], header[1:], rows[0][0], host)["NAME"] for header, rows in blocks]
+    first = names[0]
+    starts = [i for i, name in enumerate(names) if name == first]
+    if len(starts) != iterations:
+        raise GarbledOutput(
+            host,
+            f"xentop: a header before every domain, and {first!r:.40} {len(starts)} times in {iterations} "
+            "iterations: cannot tell the iterations apart",
+        )
+    bounds = [*starts, len(blocks)]
+    return [(blocks[a][0], [row for _, rows in blocks[a:b] for row in rows]) for a, b in itertools.pairwise(bounds)]
+
+
+def _xentop_blocks(lines: list[str], host: str) -> list[_Block]:
+    blocks: list[_Block] = []
     for number, line in enumerate(lines, start=1):
         tokens = line.split()
         if tokens[:2] == ["NAME", "STATE"]:
@@ -201,10 +282,7 @@ def parse_xentop(text: str, host: str = "", iterations: int = 2) -> list[XentopR
             raise GarbledOutput(host, f"xentop: line {number} comes before any header: {line.strip()[:80]!r}")
         else:
             blocks[-1][1].append((number, line))
-    if len(blocks) != iterations:
-        raise GarbledOutput(host, f"xentop: {len(blocks)} blocks where {iterations} were asked for (truncated?)")
-    header, rows = blocks[-1]
-    return [_xentop_row(_split_xentop_row(line, header[1:], number, host), number, host) for number, line in rows]
+    return blocks
 
 
 def parse_xl_info(text: str, host: str = "") -> HostFacts:
@@ -243,53 +321,91 @@ def config_names(text: str) -> list[str]:
     return sorted(line[: -len(".cfg")] for line in text.splitlines() if line.endswith(".cfg") and len(line) > 4)
 
 
-def _match_xentop(rows: Sequence[XlListRow], top: Iterable[XentopRow]) -> dict[int, XentopRow]:
-    """xl list row index -> its xentop row; ambiguous cut names match nothing (no wrong numbers)."""
-    by_cut: dict[str, list[int]] = {}
-    for index, row in enumerate(rows):
-        by_cut.setdefault(row.name[:XENTOP_NAME_WIDTH].strip(), []).append(index)
+def shown_name(name: str, full_names: bool) -> str:
+    """The name as xentop prints it: whole with -f, else its first 10 characters."""
+    return name.strip() if full_names else name[:XENTOP_NAME_WIDTH].strip()
+
+
+def _match_xentop(rows: Sequence[XlListRow], top: Sequence[XentopRow], full_names: bool) -> dict[int, XentopRow]:
+    """xl list row index -> its xentop row.
+
+    Both list domains by id: when xentop shows the same names in the same order, row i is
+    domain i, whatever the names (cut ones alike, `(null)`s). When a domain came or went
+    between the two commands, only names unique on both sides match: no wrong numbers."""
+    shown = [shown_name(row.name, full_names) for row in rows]
+    if [item.name for item in top] == shown:
+        return dict(enumerate(top))
+    by_shown: dict[str, list[int]] = {}
+    for index, name in enumerate(shown):
+        by_shown.setdefault(name, []).append(index)
     top_by_name: dict[str, list[XentopRow]] = {}
     for item in top:
         top_by_name.setdefault(item.name, []).append(item)
     matched = {}
-    for name, indices in by_cut.items():
+    for name, indices in by_shown.items():
         candidates = top_by_name.get(name, [])
-        if len(indices) == 1 and len(candidates) == 1:
+        if len(indices) == 1 and len(candidates) == 1 and name != NAMELESS:
             matched[indices[0]] = candidates[0]
     return matched
 
 
+def _identities(rows: Sequence[XlListRow]) -> list[str]:
+    """The key of each row: its name; NAME#ID for a nameless one and for all but the newest of a name."""
+    newest: dict[str, int] = {}
+    for row in rows:
+        newest[row.name] = max(row.domid, newest.get(row.name, -1))
+    return [
+        row.name if row.name != NAMELESS and newest[row.name] == row.domid else f"{row.name}#{row.domid}"
+        for row in rows
+    ]
+
+
 def build_domains(
-    rows: Sequence[XlListRow], top: Sequence[XentopRow], configured: Iterable[str], taken_at: float
+    rows: Sequence[XlListRow],
+    top: Sequence[XentopRow],
+    configured: Iterable[str],
+    taken_at: float,
+    *,
+    full_names: bool = False,
+    uptimes: Mapping[int, tuple[str, int]] | None = None,
 ) -> tuple[Domain, ...]:
-    matched = _match_xentop(rows, top)
+    """Domains from xl list (states, ids, UUIDs), xentop (counters; names cut unless `full_names`),
+    `xl uptime` (by domain id and name) and the config files (domains that are off)."""
+    matched = _match_xentop(rows, top, full_names)
+    uptimes = uptimes or {}
     domains = []
-    for index, row in enumerate(rows):
+    for index, (row, identity) in enumerate(zip(rows, _identities(rows), strict=True)):
         stats = matched.get(index)
         gauges = None
         if stats is not None and row.vcpus > 0:
             # xentop's CPU(%) is of one physical CPU; ours is of the domain's own vCPUs.
             gauges = DomainGauges(cpu_percent=min(100.0, stats.cpu_percent / row.vcpus))
+        net = stats if stats is not None and stats.nets != 0 else None  # no vif: no counters, not zeros
+        disk = stats if stats is not None and stats.vbds != 0 else None
         counters = DomainCounters(
             taken_at=taken_at,
             cpu_time_ns=row.cpu_time_ns,  # xl list has 0.1 s resolution, xentop only whole seconds
-            disk_read_bytes=_times(stats.vbd_rsect, SECTOR) if stats else None,
-            disk_write_bytes=_times(stats.vbd_wsect, SECTOR) if stats else None,
-            disk_read_reqs=stats.vbd_rd if stats else None,
-            disk_write_reqs=stats.vbd_wr if stats else None,
-            net_rx_bytes=_times(stats.net_rx_kib, KIB) if stats else None,
-            net_tx_bytes=_times(stats.net_tx_kib, KIB) if stats else None,
+            disk_read_bytes=_times(disk.vbd_rsect, SECTOR) if disk else None,
+            disk_write_bytes=_times(disk.vbd_wsect, SECTOR) if disk else None,
+            disk_read_reqs=disk.vbd_rd if disk else None,
+            disk_write_reqs=disk.vbd_wr if disk else None,
+            net_rx_bytes=_times(net.net_rx_kib, KIB) if net else None,
+            net_tx_bytes=_times(net.net_tx_kib, KIB) if net else None,
         )
+        up = uptimes.get(row.domid)
         domains.append(
             Domain(
                 name=row.name,
                 state=xl_power_state(row.flags),
                 raw_state=row.flags,
+                uuid=row.uuid,
+                identity=identity,
                 domain_id=row.domid,
                 vcpus=row.vcpus,
                 memory_max_bytes=_times(stats.maxmem_kib, KIB) if stats else None,
                 # Xen reports allocation only: never pass it off as usage (memory_used stays None).
                 memory_current_bytes=stats.mem_kib * KIB if stats else row.mem_mib * MIB,
+                uptime_s=float(up[1]) if up is not None and up[0] == row.name else None,
                 counters=counters,
                 gauges=gauges,
                 protected=row.domid == 0,  # Domain-0 is the host itself

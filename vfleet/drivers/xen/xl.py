@@ -1,9 +1,11 @@
 """xen_xl driver: a Xen dom0 with the xl toolstack, over SSH.
 
-A poll is one command line (one channel, one round trip): xl list for states,
-xentop for counters (its last block: the first one's CPU(%) is always 0.0), xl
-info for host facts and the config directory for domains that are off. Options:
-config_dir (default /etc/xen), where `start` finds NAME.cfg.
+A poll is one command line (one channel, one round trip): `xl list -v` for states
+and UUIDs, `xl uptime`, xentop for counters (its last block: the first one's CPU(%)
+is always 0.0; with -f for full names where `xentop -h` offers it, which connect
+asks in the same round trip as `xl info`), xl info for host facts and the config
+directory for domains that are off. Options: config_dir (default /etc/xen), where
+`start` finds NAME.cfg.
 
 Domain names reach xl as operands, never as options: `xl pause -- NAME` (xl parses its
 arguments with getopt_long, which ends options at `--`) and `xl create -f PATH` (a
@@ -20,10 +22,10 @@ import shutil
 import time
 
 from vfleet.core.console import ConsoleStream
-from vfleet.core.errors import ActionFailed, DomainNotFound
+from vfleet.core.errors import ActionFailed, DomainNotFound, GarbledOutput
 from vfleet.core.models import ActionResult, DomainRef, HostConfig, HostFacts, HostSnapshot, PowerState, Verb
 from vfleet.drivers.base import Capability, Driver
-from vfleet.drivers.ssh.batch import join, split_sections
+from vfleet.drivers.ssh.batch import SEPARATOR, join, split_sections
 from vfleet.drivers.ssh.console import SshPtyConsole
 from vfleet.drivers.ssh.transport import MAX_OUTPUT, CommandResult, SshTransport, first_line, raise_for
 from vfleet.drivers.xen import UNSUPPORTED
@@ -34,10 +36,16 @@ from vfleet.drivers.xen.parse import (
     parse_xentop,
     parse_xl_info,
     parse_xl_list,
+    parse_xl_uptime,
+    xentop_has_full_names,
     xl_power_state,
 )
 
 XENTOP = "xentop -b -i 2 -d 1"
+XENTOP_FULL_NAMES = "xentop -b -f -i 2 -d 1"
+# `xl uptime` exits when it cannot read one domain's start time (one torn down meanwhile):
+# uptime is then unknown for the domains it had not printed yet, and the poll goes on.
+XL_UPTIME = "xl uptime 2>/dev/null"
 # What xl prints on stderr when all is well (progress, not trouble).
 _XL_CHATTER = re.compile(
     r"^(Parsing config from |Shutting down domain \d+|Rebooting domain \d+|Waiting for \d+ domains"
@@ -76,34 +84,60 @@ class XenXlDriver(Driver):
         self.ssh = SshTransport(config, max_output=self.max_output)
         config_dir = config.options.get("config_dir", "/etc/xen")
         self.config_dir = str(config_dir).rstrip("/") or "/"
-        parts = ["xl list", XENTOP, "xl info", f"ls -1 {shlex.quote(self.config_dir)} 2>/dev/null"]
-        self.poll_command = join(parts)
+        self.full_names = False  # xentop -f: asked at connect (`xentop -h`), dropped if it fails
+
+    @property
+    def poll_command(self) -> str:
+        xentop = XENTOP_FULL_NAMES if self.full_names else XENTOP
+        return join(["xl list -v", XL_UPTIME, xentop, "xl info", f"ls -1 {shlex.quote(self.config_dir)} 2>/dev/null"])
 
     async def connect(self, *, deadline: float | None = None) -> HostFacts:
         deadline = self.due(deadline, self.config.connect_timeout)
         await self.ssh.connect(deadline=deadline)
-        result = await self.ssh.run_checked("xl info", deadline=deadline)
-        return parse_xl_info(result.stdout, self.host)
+        # One round trip: the facts, and whether this xentop prints full names (-f, Xen 4.3+).
+        result = await self.ssh.run(join(["xl info", "xentop -h 2>/dev/null"]), deadline=deadline)
+        if SEPARATOR not in result.stdout:  # the shell itself failed (no sh, a forced command)
+            raise_for(self.host, CommandResult("xl info", result.exit_status, result.stdout, result.stderr))
+        (status, info), (_, usage) = split_sections(result.stdout, 2, self.host)
+        raise_for(self.host, CommandResult("xl info", status, info, result.stderr))
+        self.full_names = xentop_has_full_names(usage)
+        return parse_xl_info(info, self.host)
 
     async def close(self) -> None:
         await self.ssh.close()
 
     async def poll(self, *, deadline: float | None = None) -> HostSnapshot:
+        full_names = self.full_names
         result = await self.ssh.run(self.poll_command, deadline=self.due(deadline))
         taken_at = time.monotonic()
-        sections = split_sections(result.stdout, 4, self.host)
-        names = ("xl list", XENTOP, "xl info")
-        for (status, _text), name in zip(sections, names, strict=False):
+        listing, uptime, top_text, info, configs = split_sections(result.stdout, 5, self.host)
+        xentop = XENTOP_FULL_NAMES if full_names else XENTOP
+        for (status, _text), name in ((listing, "xl list -v"), (top_text, xentop), (info, "xl info")):
             if status != 0:
+                if name == XENTOP_FULL_NAMES:
+                    self.full_names = False  # it said it had -f, but refused it: the next poll goes without
                 detail = first_line(result.stderr) or "no message"
                 raise ActionFailed(self.host, f"`{name}` exited with status {status}: {detail}")
         if result.stderr.strip():
             raise ActionFailed(self.host, f"poll wrote to stderr: {first_line(result.stderr)}")
-        rows = parse_xl_list(sections[0][1], self.host)
-        top = parse_xentop(sections[1][1], self.host)
-        facts = parse_xl_info(sections[2][1], self.host)
-        configured = config_names(sections[3][1]) if sections[3][0] == 0 else []
-        return HostSnapshot(self.host, taken_at, build_domains(rows, top, configured, taken_at), facts)
+        rows = parse_xl_list(listing[1], self.host)
+        top = parse_xentop(top_text[1], self.host)
+        facts = parse_xl_info(info[1], self.host)
+        configured = config_names(configs[1]) if configs[0] == 0 else []
+        domains = build_domains(
+            rows, top, configured, taken_at, full_names=full_names, uptimes=self._uptimes(*uptime)
+        )
+        return HostSnapshot(self.host, taken_at, domains, facts)
+
+    def _uptimes(self, status: int, text: str) -> dict[int, tuple[str, int]]:
+        """What `xl uptime` printed; after a failure (see XL_UPTIME), the whole lines it printed."""
+        if status == 0:
+            return parse_xl_uptime(text, self.host)
+        whole = text[: text.rfind("\n") + 1]
+        try:
+            return parse_xl_uptime(whole, self.host) if whole.strip() else {}
+        except GarbledOutput:
+            return {}
 
     async def _perform(self, verb: Verb, target: DomainRef, deadline: float | None) -> ActionResult:
         domain = target.name
