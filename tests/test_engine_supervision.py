@@ -461,7 +461,7 @@ async def test_a_host_that_never_answers_a_poll_is_reported_not_up() -> None:
 async def garbled_xen(tmp_path: Path) -> AsyncIterator[SshTestServer]:
     if not XEN_SESSION.exists():
         pytest.skip(f"real Xen outputs missing: {XEN_SESSION}")
-    dom0 = XenHost(overrides={"xl list": ("Name ID\n garbage here\n", "", 0)})
+    dom0 = XenHost(overrides={"xl list -v": ("Name ID\n garbage here\n", "", 0)})
     server = await SshTestServer(dom0, Keys.generate(), tmp_path).start()
     yield server
     await server.close()
