@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from conftest import need_backend
-from sshhost import XEN_SESSION, Keys, SshTestServer, XenHost
+from sshhost import XEN_SESSION, Keys, SshTestServer, XenHost, load_session
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.errors import (
     ActionFailed,
@@ -290,3 +290,56 @@ async def test_poll_and_connect_honour_their_deadline(server: SshTestServer, dom
         assert time.monotonic() - started < 1.2
     finally:
         await late.close()
+
+
+# -- full names, uptime (issue 15) ---------------------------------------------------------
+
+IDENTITY_SESSION = XEN_SESSION.parent / "identity-session.txt"  # testbed/xen-fixtures-identity.sh
+
+
+def recorded_identity(command: str) -> str:
+    return next(b.output for b in load_session(IDENTITY_SESSION) if b.command == command)
+
+
+async def test_full_names_are_asked_for_where_xentop_offers_them(driver: XenXlDriver, dom0: XenHost) -> None:
+    dom0.overrides["xentop -h"] = (recorded_identity("xentop -h"), "", 0)  # the real Xen 4.17 usage
+    await driver.connect()
+    assert dom0.shell.lines == ["xl info; echo @@VFLEET@@ $?; xentop -h 2>/dev/null; echo @@VFLEET@@ $?"]
+    at_step(dom0, "xl create /etc/xen/tinynet.cfg")
+    snapshot = await driver.poll()
+    assert len(dom0.shell.lines) == 2 and "; xentop -b -f -i 2 -d 1; " in dom0.shell.lines[1]
+    assert dom0.shell.lines[1].startswith("xl list -v; echo @@VFLEET@@ $?; xl uptime 2>/dev/null; ")
+    assert {d.name for d in snapshot.domains if d.gauges is not None} == {"Domain-0", "tiny", "tinynet"}
+
+
+async def test_a_xentop_without_full_names_is_asked_as_before(driver: XenXlDriver, dom0: XenHost) -> None:
+    dom0.overrides["xentop -h"] = ("Usage: xentop [OPTION]\n-b, --batch  output in batch mode\n", "", 0)
+    await driver.connect()
+    await driver.poll()
+    assert "; xentop -b -i 2 -d 1; " in dom0.shell.lines[-1]
+
+
+async def test_a_xentop_that_refuses_full_names_is_asked_without_them_next_time(
+    driver: XenXlDriver, dom0: XenHost
+) -> None:
+    dom0.overrides["xentop -h"] = (recorded_identity("xentop -h"), "", 0)
+    dom0.overrides["xentop -b -f -i 2 -d 1"] = ("", "xentop: invalid option -- 'f'\n", 1)
+    await driver.connect()
+    with pytest.raises(ActionFailed, match="`xentop -b -f -i 2 -d 1` exited with status 1: xentop: invalid option"):
+        await driver.poll()
+    snapshot = await driver.poll()
+    assert "; xentop -b -i 2 -d 1; " in dom0.shell.lines[-1] and snapshot.domains
+
+
+async def test_uptime_and_a_failing_xl_uptime_costs_only_uptime(driver: XenXlDriver, dom0: XenHost) -> None:
+    await driver.connect()
+    at_step(dom0, "xl create /etc/xen/tinynet.cfg")
+    uptimes = {d.name: d.uptime_s for d in (await driver.poll()).domains}
+    assert uptimes == {"Domain-0": 55.0, "tiny": None, "tinynet": None}  # the one recorded `xl uptime`
+    # tools/xl exits when a domain's start time is gone (torn down meanwhile): what it printed still counts
+    header_and_dom0 = "Name                              ID Uptime\nDomain-0                             0  1:00:05\n"
+    dom0.overrides["xl uptime"] = (header_and_dom0, "Can not get domain uptime.\n", 255)
+    uptimes = {d.name: d.uptime_s for d in (await driver.poll()).domains}
+    assert uptimes == {"Domain-0": 3605.0, "tiny": None, "tinynet": None}
+    dom0.overrides["xl uptime"] = ("", "Could not list vms.\n", 255)
+    assert {d.uptime_s for d in (await driver.poll()).domains} == {None}
