@@ -1,6 +1,8 @@
 """Complete data from xen_xl (issue 15): identity from `xl list -v`, xentop's full names and
-matching by domain id, headers repeated before every domain, missing NICs/disks as None,
-and uptime from `xl uptime`. Each defect first reproduced here, then property tests."""
+matching in xentop's own order (by name: it prints no domain id), headers repeated before
+every domain, missing NICs/disks as None, and uptime from `xl uptime`. Each defect first
+reproduced here (generated rows in the real formats), then on the real captures of
+fixtures/xen-recorded/identity-session.txt, then property tests."""
 
 from __future__ import annotations
 
@@ -9,13 +11,15 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_xen_parse import TOP_COLUMNS, TOP_WIDTHS, names, top_values
 
-from sshhost import XL_VERBOSE_HEADER, load_session, recorded_uuids, uuid_of, xl_list_verbose
+from sshhost import XEN_SESSION, XL_VERBOSE_HEADER, load_session, recorded_uuids, uuid_of, xl_list_verbose
 from vfleet.core.errors import GarbledOutput
 from vfleet.core.models import HostConfig, HostFacts, HostSnapshot, PowerState
 from vfleet.core.samples import HostData
+from vfleet.drivers.ssh.batch import split_sections
 from vfleet.drivers.xen.parse import (
     XlListRow,
     build_domains,
+    config_names,
     parse_xentop,
     parse_xl_list,
     parse_xl_uptime,
@@ -30,6 +34,7 @@ U1 = "ff1a388e-6cdc-42d6-93d3-67948b67cdc3"
 U2 = "d19d6b51-1fd5-44b0-9473-ca542056bb23"
 U3 = "0b5c9d7e-3f2a-4b8e-9c1d-5e6f7a8b9c0d"
 ZERO = "00000000-0000-0000-0000-000000000000"
+IDENTITY = XEN_SESSION.parent / "identity-session.txt"  # testbed/xen-fixtures-identity.sh, a real Xen 4.17
 
 
 def verbose_row(name: str, domid: int, mem: int, vcpus: int, flags: str, seconds: float, uuid: str,
@@ -139,19 +144,56 @@ def test_xentop_help_says_whether_full_names_exist() -> None:
     assert not xentop_has_full_names("")
 
 
-def test_names_colliding_in_their_first_ten_characters_match_by_domain_id() -> None:
-    """xentop sorts by domain id, like xl list: the same cut names in the same order are the same domains."""
-    rows = [XlListRow("Domain-0", 0, 1024, 2, "r-----", 80, ZERO),
-            XlListRow("ovm-guest-001.example.com", 3, 128, 1, "-b----", 1, U1),
-            XlListRow("ovm-guest-002.example.com", 4, 128, 1, "-b----", 2, U2)]
-    block = TOP_HEADER + "".join(top_line(r.name, stats(cpu_pct=float(r.domid), tx=r.domid)) for r in rows)
-    top = parse_xentop(block * 2)
-    assert [t.name for t in top] == ["Domain-0", "ovm-guest-", "ovm-guest-"]
+def identity(command: str, index: int = 0) -> str:
+    return [b.output for b in load_session(IDENTITY) if b.command == command][index]
+
+
+def test_real_names_colliding_in_their_first_ten_characters_match_in_xentop_name_order() -> None:
+    """The real dom0: ovm-guest-002 was created first (id 1), ovm-guest-001 (id 2, the one with a
+    vif) next; xentop lists them by NAME, not by id, cut to `ovm-guest-` both."""
+    rows = parse_xl_list(identity("xl list -v"))
+    assert [(r.name, r.domid) for r in rows][1:3] == [("ovm-guest-002.example.com", 1), ("ovm-guest-001.example.com", 2)]
+    top = parse_xentop(identity("xentop -b -i 2 -d 1"))
+    assert [(t.name, t.nets, t.cpu_percent) for t in top][1:3] == [("ovm-guest-", 1, 16.7), ("ovm-guest-", 0, 13.3)]
     by_name = {d.name: d for d in build_domains(rows, top, [], 1.0)}
-    for name, domid in (("ovm-guest-001.example.com", 3), ("ovm-guest-002.example.com", 4)):
-        domain = by_name[name]
-        assert domain.gauges is not None and domain.gauges.cpu_percent == float(domid)
-        assert domain.counters is not None and domain.counters.net_tx_bytes == domid * 1024
+    one, two = by_name["ovm-guest-001.example.com"], by_name["ovm-guest-002.example.com"]
+    assert one.counters is not None and (one.counters.net_tx_bytes, one.counters.net_rx_bytes) == (10 * 1024, 8 * 1024)
+    assert two.counters is not None and two.counters.net_tx_bytes is None  # no vif
+    assert one.gauges is not None and two.gauges is not None
+    assert (one.gauges.cpu_percent, two.gauges.cpu_percent) == (16.7, 13.3)
+    assert by_name["web server 1"].gauges is not None and by_name["web server 1"].gauges.cpu_percent == 50.0
+
+
+def test_real_full_names_and_repeated_headers() -> None:
+    rows = parse_xl_list(identity("xl list -v"))
+    full = parse_xentop(identity("xentop -b -f -i 2 -d 1"))
+    assert [t.name for t in full] == ["Domain-0", "ovm-guest-001.example.com", "ovm-guest-002.example.com", "web server 1"]
+    by_name = {d.name: d for d in build_domains(rows, full, [], 1.0, full_names=True)}
+    assert by_name["ovm-guest-001.example.com"].counters.net_tx_bytes == 10 * 1024  # type: ignore[union-attr]
+    for command in ("xentop -b -r -i 2 -d 1", "xentop -b -f -r -i 2 -d 1"):
+        repeated = parse_xentop(identity(command))
+        assert [t.name[:10] for t in repeated] == ["Domain-0", "ovm-guest-", "ovm-guest-", "web server"], command
+        assert repeated[0].cpu_percent > 0  # the second iteration's
+
+
+def test_real_poll_command_line() -> None:
+    """The driver's own poll, run on the real dom0: five sections, everything parsed and matched."""
+    block = next(b for b in load_session(IDENTITY) if b.command.startswith("xl list -v ;"))
+    (s0, listing), (s1, uptime), (s2, top), (s3, _info), (s4, configs) = split_sections(block.output, 5)
+    assert (s0, s1, s2, s3, s4) == (0, 0, 0, 0, 0)
+    domains = build_domains(parse_xl_list(listing), parse_xentop(top), config_names(configs), 1.0,
+                            full_names=True, uptimes=parse_xl_uptime(uptime))
+    by_name = {d.name: d for d in domains}
+    assert by_name["web server 1"].uptime_s == 3 * 60 + 3 and by_name["Domain-0"].uptime_s == 11 * 60 + 4
+    assert all(by_name[n].gauges is not None for n in ("Domain-0", "ovm-guest-001.example.com", "web server 1"))
+    assert {d.name for d in domains if d.state is PowerState.OFF} == {"tiny", "tinynet"}
+
+
+def test_real_new_uuid_at_every_create() -> None:
+    before = {r.name: r.uuid for r in parse_xl_list(identity("xl list -v"))}
+    after = {r.name: r.uuid for r in parse_xl_list(identity("xl list -v", 1))}
+    assert before["web server 1"] != after["web server 1"]  # destroyed and created again from the same config
+    assert before["ovm-guest-001.example.com"] == after["ovm-guest-001.example.com"]
 
 
 def test_when_a_domain_came_or_went_between_the_two_commands_only_unique_names_match() -> None:
@@ -284,11 +326,12 @@ def test_xentop_full_names_and_repeated_headers_round_trip(
 @settings(max_examples=200, deadline=None)
 @given(st.lists(st.text(st.sampled_from("abc -"), max_size=8), min_size=1, max_size=6, unique=True), st.booleans())
 def test_names_alike_in_their_first_ten_characters_each_get_their_own_counters(suffixes: list[str], full: bool) -> None:
-    """Whatever the names, each domain gets its own row's numbers (full names or cut in the same id order)."""
+    """Whatever the names, each domain gets its own row's numbers (full names, or cut in xentop's name order)."""
     rows = [XlListRow("Domain-0", 0, 1024, 2, "r-----", 0, ZERO)] + [
         XlListRow(f"guest.example{s}".strip(), 10 + i, 128, 1, "-b----", 0, str(i)) for i, s in enumerate(suffixes)]
     rows = [r for i, r in enumerate(rows) if r.name not in {x.name for x in rows[:i]}]  # xl: names are unique
-    block = TOP_HEADER + "".join(top_line(r.name, stats(tx=r.domid), full=full) for r in rows)
+    by_name = sorted(rows, key=lambda r: r.name)  # xentop's order
+    block = TOP_HEADER + "".join(top_line(r.name, stats(tx=r.domid), full=full) for r in by_name)
     domains = build_domains(rows, parse_xentop(block * 2), [], 1.0, full_names=full)
     for row, domain in zip(rows, domains, strict=True):
         assert domain.counters is not None and domain.counters.net_tx_bytes == row.domid * 1024, row.name

@@ -141,13 +141,14 @@ def test_every_flag_combination_maps_explicitly() -> None:
     assert xl_power_state("r----") is PowerState.UNKNOWN
 
 
-def test_cut_names_that_collide_out_of_id_order_get_no_counters_rather_than_wrong_ones() -> None:
-    """In the same order as xl list they match by position (test_xen_identity.py); here they cannot."""
+def test_cut_names_that_collide_out_of_xentop_order_get_no_counters_rather_than_wrong_ones() -> None:
+    """In xentop's own order (by name) they match by position (test_xen_identity.py); a xentop
+    that lists them otherwise (here: by id) leaves the alike ones without numbers."""
     rows = [XlListRow("webserver-01", 1, 128, 1, "-b----", 1), XlListRow("webserver-02", 2, 128, 1, "-b----", 2),
             XlListRow("db", 3, 128, 1, "-b----", 3)]
-    top = [XentopRow("db", "--b---", 0, 3.0, 1, 1, 1, 7, 7, 0, 0, 0, 0),
-           XentopRow("webserver-", "--b---", 0, 1.0, 1, 1, 1, 5, 5, 0, 0, 0, 0),
-           XentopRow("webserver-", "--b---", 0, 2.0, 1, 1, 1, 9, 9, 0, 0, 0, 0)]
+    top = [XentopRow("webserver-", "--b---", 0, 1.0, 1, 1, 1, 5, 5, 0, 0, 0, 0),
+           XentopRow("webserver-", "--b---", 0, 2.0, 1, 1, 1, 9, 9, 0, 0, 0, 0),
+           XentopRow("db", "--b---", 0, 3.0, 1, 1, 1, 7, 7, 0, 0, 0, 0)]
     domains = {d.name: d for d in build_domains(rows, top, ["db", "offline"], 1.0)}
     assert domains["webserver-01"].counters is not None and domains["webserver-01"].counters.net_rx_bytes is None
     assert domains["db"].counters is not None and domains["db"].counters.net_rx_bytes == 7 * 1024

@@ -320,6 +320,38 @@ async def test_xl_lifecycle_and_xentop_metrics(xen: dict[str, str], xl_driver: A
     assert rc != 0, out
 
 
+async def test_xl_full_names_uuids_and_uptime(xen: dict[str, str], xl_driver: Any) -> None:
+    """Two guests whose names agree in their first 10 characters (xentop's cut), one with spaces:
+    each gets its own xentop numbers, its UUID and its uptime; a new UUID after destroy + create,
+    under the same key."""
+    names = ["ovm-guest-001.example.com", "ovm guest 002.example.com"]
+    await xl_driver.connect()
+    assert xl_driver.full_names  # Xen 4.17's xentop has -f
+    try:
+        for name in names:
+            rc, out = await dom0(xen, f"xl create /etc/xen/tiny.cfg 'name=\"{name}\"'")
+            assert rc == 0, out
+
+        def measured(s: HostSnapshot) -> bool:
+            return all(by_name(s)[n].gauges is not None and by_name(s)[n].uptime_s is not None for n in names)
+
+        snapshot = await poll_until(xl_driver, measured, 90)
+        rc, listing = await dom0(xen, "xl list -v")
+        for name in names:
+            domain = by_name(snapshot)[name]
+            assert domain.uuid is not None and domain.uuid in listing and domain.key == name
+            assert domain.counters is not None and domain.counters.net_rx_bytes is None  # tiny.cfg has no vif
+            assert domain.uptime_s is not None and 0 <= domain.uptime_s < 600
+        first_uuid = by_name(snapshot)[names[1]].uuid
+        rc, out = await dom0(xen, f"xl destroy '{names[1]}' && xl create /etc/xen/tiny.cfg 'name=\"{names[1]}\"'")
+        assert rc == 0, out
+        again = by_name(await poll_until(xl_driver, lambda s: names[1] in by_name(s), 30))[names[1]]
+        assert again.uuid not in (None, first_uuid) and again.key == names[1]
+    finally:
+        for name in names:
+            await dom0(xen, f"xl destroy '{name}' 2>/dev/null")
+
+
 async def test_xl_console_on_the_busybox_pv_guest(xen: dict[str, str], xl_driver: Any) -> None:
     """`xl console tiny` through vfleet's console session: type a command, see its output, Ctrl+]."""
     import termios

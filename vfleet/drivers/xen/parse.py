@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import itertools
 import re
+from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -46,6 +47,7 @@ _UPTIME_ROW = re.compile(
     r"^(?P<name>.*?)\s+(?P<id>\d+)\s+(?:(?P<days>\d+) days?,\s+)?(?P<h>\d+):(?P<m>[0-5]\d):(?P<s>[0-5]\d)\s*$"
 )
 UPTIME_HEADER = ("Name", "ID", "Uptime")
+_ASCII_FOLD = str.maketrans("ABCDEFGHIJKLMNOPQRSTUVWXYZ", "abcdefghijklmnopqrstuvwxyz")  # strcasecmp, C locale
 _FULL_NAME_OPTION = re.compile(r"^\s*-f, --full-name\b", re.M)  # tools/xentop usage()
 _XENTOP_STATE = re.compile(r"^[d-][s-][b-][c-][p-][r-]$")
 _INT = re.compile(r"^\d+$")
@@ -326,25 +328,46 @@ def shown_name(name: str, full_names: bool) -> str:
     return name.strip() if full_names else name[:XENTOP_NAME_WIDTH].strip()
 
 
+def _xentop_orders(rows: Sequence[XlListRow]) -> list[tuple[list[int], set[int]]]:
+    """The orders xentop may list `rows` in, each with the rows whose place in it is unsure:
+    xentop sorts by full name (compare_name), with strcmp or with ASCII case folded
+    (strcasecmp), and rows whose names tie may come in any order."""
+    orders = []
+    for key in (str, lambda name: name.translate(_ASCII_FOLD)):
+        keys = [key(row.name) for row in rows]
+        counts = Counter(keys)
+        order = sorted(range(len(rows)), key=keys.__getitem__)
+        orders.append((order, {i for i in order if counts[keys[i]] > 1}))
+    return orders
+
+
 def _match_xentop(rows: Sequence[XlListRow], top: Sequence[XentopRow], full_names: bool) -> dict[int, XentopRow]:
     """xl list row index -> its xentop row.
 
-    Both list domains by id: when xentop shows the same names in the same order, row i is
-    domain i, whatever the names (cut ones alike, `(null)`s). When a domain came or went
-    between the two commands, only names unique on both sides match: no wrong numbers."""
+    xentop prints no domain id and lists domains by name (measured on Xen 4.17), cut or not.
+    When its names are the xl rows' names in that order, the i-th of them is that domain, even
+    where cut names are alike. If a domain came or went between the two commands, only names
+    unique on both sides match. Rows that cannot be told apart get no numbers, not wrong ones."""
     shown = [shown_name(row.name, full_names) for row in rows]
-    if [item.name for item in top] == shown:
-        return dict(enumerate(top))
+    names = [item.name for item in top]
+    fitting = [(order, unsure) for order, unsure in _xentop_orders(rows) if [shown[i] for i in order] == names]
+    matched: dict[int, XentopRow] = {}
+    if fitting:
+        for position, item in enumerate(top):
+            places = {None if order[position] in unsure else order[position] for order, unsure in fitting}
+            index = places.pop() if len(places) == 1 else None
+            if index is not None:
+                matched[index] = item
+        return matched
     by_shown: dict[str, list[int]] = {}
     for index, name in enumerate(shown):
         by_shown.setdefault(name, []).append(index)
     top_by_name: dict[str, list[XentopRow]] = {}
     for item in top:
         top_by_name.setdefault(item.name, []).append(item)
-    matched = {}
     for name, indices in by_shown.items():
         candidates = top_by_name.get(name, [])
-        if len(indices) == 1 and len(candidates) == 1 and name != NAMELESS:
+        if len(indices) == 1 and len(candidates) == 1:
             matched[indices[0]] = candidates[0]
     return matched
 
