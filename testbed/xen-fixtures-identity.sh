@@ -46,7 +46,7 @@ G2='ovm-guest-002.example.com'
 G1='ovm-guest-001.example.com'
 SP='web server 1'
 quiet 'virsh -c xen:///system destroy lvtiny; virsh -c xen:///system undefine lvtiny'
-for d in $(xl list | awk 'NR>2 {print $2}'); do quiet "xl destroy $d"; done
+for d in $(xl list | awk 'NR>2 {print $(NF-4)}'); do quiet "xl destroy $d"; done
 wait_for 30 "[ \$(xl list | wc -l) -eq 2 ]"
 
 rec 'xentop -h'
@@ -77,7 +77,7 @@ caught 'xl uptime' 'Can not\|(null)' 50
 wait_for 60 "xl list '$G2' | grep -q -- '-b----\|r-----'"
 rec 'xl list -v'
 rec 'xl uptime'
-for d in $(xl list | awk 'NR>2 {print $2}'); do quiet "xl destroy $d"; done
+for d in $(xl list | awk 'NR>2 {print $(NF-4)}'); do quiet "xl destroy $d"; done
 SESSION
 grep -q '^### dom0\$ ' "$OUT/identity-session.txt.tmp" || die "no session recorded"
 mv "$OUT/identity-session.txt.tmp" "$OUT/identity-session.txt"

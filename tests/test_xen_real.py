@@ -86,7 +86,7 @@ async def dom0(xen: dict[str, str], command: str, timeout: float = 120) -> tuple
 RESET = (
     "virsh -c xen:///system destroy {lv} >/dev/null 2>&1; "
     "virsh -c xen:///system undefine {lv} >/dev/null 2>&1; "
-    "for d in $(xl list | awk 'NR>2 {{print $1}}'); do xl destroy \"$d\"; done; "
+    "for d in $(xl list | awk 'NR>2 {{print $(NF-4)}}'); do xl destroy \"$d\"; done; "  # by id: names may hold spaces
     "virsh -q -c xen:///system define /etc/xen/{lv}.xml >/dev/null && xl list"
 )
 
