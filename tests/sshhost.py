@@ -30,7 +30,9 @@ ROOT = Path(__file__).resolve().parent.parent
 XEN_SESSION = Path(__file__).parent / "fixtures" / "xen-recorded" / "dom0-session.txt"
 ESXI_FIXTURES = Path(__file__).parent / "fixtures" / "esxi"
 # What xl writes to stderr (fprintf(stderr, ...) in tools/xl); everything else is stdout.
-_XL_STDERR = re.compile(r"^(Parsing config from |Shutting down domain |Rebooting domain |Waiting for |Domain \d+ has been)")
+_XL_STDERR = re.compile(
+    r"^(Parsing config from |Shutting down domain |Rebooting domain |Waiting for |Domain \d+ has been|libxl: )"
+)
 
 Answer = tuple[str, str, int]  # stdout, stderr, exit status
 
@@ -84,6 +86,13 @@ def recorded_uuids(blocks: list[Block]) -> dict[tuple[str, int], str]:
 def uuid_of(uuids: dict[tuple[str, int], str]) -> Callable[[str, int], str]:
     """The recorded UUID of (name, id); for a domain never listed with -v, a made-up stable one."""
     return lambda name, domid: uuids.get((name, domid)) or str(uuid.uuid5(uuid.NAMESPACE_DNS, f"{name}.{domid}"))
+
+
+def split_stderr(recorded: str) -> Answer:
+    """A recorded xl output (stdout and stderr interleaved) as the answer of a successful run."""
+    lines = recorded.splitlines(keepends=True)
+    err = "".join(line for line in lines if _XL_STDERR.match(line))
+    return "".join(line for line in lines if not _XL_STDERR.match(line)), err, 0
 
 
 def xl_operands(command: str) -> str:
@@ -177,7 +186,7 @@ class XenHost:
         if command == "xl list -v":  # the same listing: the replay keeps one story
             return xl_list_verbose(self._xl_list(), uuid_of(recorded_uuids(self.blocks))), "", 0
         if command == "xl uptime":
-            return self._after(lambda b: b.command == "xl uptime").output, "", 0
+            return split_stderr(self._after(lambda b: b.command == "xl uptime").output)
         if command.startswith("xentop -b"):
             return self._xentop(), "", 0
         if command == "xl info":
@@ -219,9 +228,7 @@ class XenHost:
         if block.rc != 0:
             return "", block.output, block.rc  # an error changes nothing
         self.position = index
-        err = "".join(line for line in block.output.splitlines(keepends=True) if _XL_STDERR.match(line))
-        out = "".join(line for line in block.output.splitlines(keepends=True) if not _XL_STDERR.match(line))
-        return out, err, 0
+        return split_stderr(block.output)
 
 
 @dataclass

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from sshhost import load_session
+from sshhost import load_session, split_stderr
 from vfleet.drivers.xen.parse import parse_xentop, parse_xl_info, parse_xl_list, parse_xl_uptime
 
 FIXTURES = Path(__file__).parent / "fixtures"
@@ -31,7 +31,7 @@ def test_every_recorded_xl_and_xentop_output_parses(session: Path) -> None:
         rows = parse_xentop(block.output, "dom0", iterations=iterations)
         assert any(r.name.startswith("Domain-0") for r in rows)
     for block in (b for b in blocks if b.command == "xl uptime"):
-        uptimes = parse_xl_uptime(block.output, "dom0")
+        uptimes = parse_xl_uptime(split_stderr(block.output)[0], "dom0")  # libxl's errors go to stderr
         assert uptimes[0][0] == "Domain-0" and all(seconds >= 0 for _, seconds in uptimes.values())
     verbose = [r for b in lists if b.command == "xl list -v" for r in parse_xl_list(b.output, "dom0")]
     assert verbose and all(r.uuid is not None for r in verbose)

@@ -11,7 +11,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from test_xen_parse import TOP_COLUMNS, TOP_WIDTHS, names, top_values
 
-from sshhost import XEN_SESSION, XL_VERBOSE_HEADER, load_session, recorded_uuids, uuid_of, xl_list_verbose
+from sshhost import XEN_SESSION, XL_VERBOSE_HEADER, load_session, recorded_uuids, split_stderr, uuid_of, xl_list_verbose
 from vfleet.core.errors import GarbledOutput
 from vfleet.core.models import HostConfig, HostFacts, HostSnapshot, PowerState
 from vfleet.core.samples import HostData
@@ -336,3 +336,18 @@ def test_names_alike_in_their_first_ten_characters_each_get_their_own_counters(s
     for row, domain in zip(rows, domains, strict=True):
         assert domain.counters is not None and domain.counters.net_tx_bytes == row.domid * 1024, row.name
 
+
+
+def test_real_nameless_domain_caught_during_a_reboot() -> None:
+    """The real dom0 mid-reboot: the new domain is `(null)` (no name in xenstore yet), and `xl uptime`
+    skips it with an error on stderr (which the driver's `2>/dev/null` drops) and exits 0."""
+    *_, listing, uptime = load_session(IDENTITY)
+    assert (listing.command, uptime.command, uptime.rc) == ("xl list -v", "xl uptime", 0)
+    stdout, stderr, _ = split_stderr(uptime.output)
+    assert stderr.startswith("libxl: error: ") and "Can't get start time of domain" in stderr
+    domains = build_domains(parse_xl_list(listing.output), [], ["tiny"], 1.0, uptimes=parse_xl_uptime(stdout))
+    nameless = [d for d in domains if d.name == "(null)"]
+    assert [(d.key, d.state, d.uuid, d.uptime_s) for d in nameless] == [
+        ("(null)#15", PowerState.PAUSED, "614b06d5-9afc-4f8d-9e9b-26a0852daefd", None)]
+    assert {d.name: d.uptime_s for d in domains if d.name != "(null)"} == {
+        "Domain-0": 34 * 60 + 10, "lvtiny": 7 * 60 + 45, "tiny": None}
