@@ -351,3 +351,15 @@ def test_real_nameless_domain_caught_during_a_reboot() -> None:
         ("(null)#15", PowerState.PAUSED, "614b06d5-9afc-4f8d-9e9b-26a0852daefd", None)]
     assert {d.name: d.uptime_s for d in domains if d.name != "(null)"} == {
         "Domain-0": 34 * 60 + 10, "lvtiny": 7 * 60 + 45, "tiny": None}
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(st.tuples(names, st.integers(0, 65535), st.integers(0, 400 * 86400)), max_size=6, unique_by=lambda t: t[1]))
+def test_xl_uptime_round_trip(rows: list[tuple[str, int, int]]) -> None:
+    def shown(seconds: int) -> str:  # tools/xl uptime_to_string()
+        days, rest = divmod(seconds, 86400)
+        clock = f"{rest // 3600:2d}:{rest // 60 % 60:02d}:{rest % 60:02d}"
+        return f"{days} days, {clock}" if days > 1 else f"1 day, {clock}" if days == 1 else clock
+
+    text = UPTIME_HEADER + "".join(uptime_row(name, domid, shown(seconds)) for name, domid, seconds in rows)
+    assert parse_xl_uptime(text) == {domid: (name, seconds) for name, domid, seconds in rows}

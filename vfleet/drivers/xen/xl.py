@@ -43,8 +43,9 @@ from vfleet.drivers.xen.parse import (
 
 XENTOP = "xentop -b -i 2 -d 1"
 XENTOP_FULL_NAMES = "xentop -b -f -i 2 -d 1"
-# `xl uptime` exits when it cannot read one domain's start time (one torn down meanwhile):
-# uptime is then unknown for the domains it had not printed yet, and the poll goes on.
+# `xl uptime` skips a domain whose start time it cannot read (one being built or torn down)
+# with a libxl error on stderr (Xen 4.17: exit 0); should it fail, the whole lines it
+# printed still count, the others' uptime is unknown, and the poll goes on.
 XL_UPTIME = "xl uptime 2>/dev/null"
 # What xl prints on stderr when all is well (progress, not trouble).
 _XL_CHATTER = re.compile(
