@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
+import shutil
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -325,6 +326,9 @@ class EsxiHost:
     snapshots: dict[int, list[EsxiSnap]] = field(default_factory=dict)  # vmid -> its snapshots, oldest first
     current: dict[int, int] = field(default_factory=dict)  # vmid -> current snapshot id
     next_snapshot: int = 1
+    # What `esxtop -b` prints (None: not installed): a real capture, see tests/fixtures/esxi/README.md.
+    esxtop: str | None = field(default_factory=lambda: (ESXI_FIXTURES / "esxtop-batch.csv").read_text())
+    esxtop_runs: list[str] = field(default_factory=list)  # the esxtop command lines, pipe included
 
     def __post_init__(self) -> None:
         self.shell = Shell(self.answer, join=shlex.join)
@@ -362,6 +366,8 @@ class EsxiHost:
                  "vim-cmd vmsvc/getallvms": "getallvms.txt"}
         if command in facts:
             return self.fixture(facts[command]), "", 0
+        if command.startswith("TERM=xterm esxtop "):
+            return await self._esxtop(command)
         if command == "esxcli vm process list":
             return self.processes(), "", 0
         kill = re.fullmatch(r"esxcli vm process kill --type (\w+) --world-id (\d+)", command)
@@ -383,6 +389,25 @@ class EsxiHost:
         if verb == "get.summary":
             return self.summary(vmid), "", 0
         return self._power(verb, vmid)
+
+    async def _esxtop(self, command: str) -> Answer:
+        """`esxtop ... | awk PROGRAM`: the driver's awk program runs here, on the host's output, with
+        busybox awk (ESXi's) where installed, else the system's awk."""
+        words = shlex.split(command)
+        if "|" not in words:
+            return self.esxtop or "", "" if self.esxtop is not None else "sh: esxtop: not found\n", 0
+        self.esxtop_runs.append(command)
+        pipe = words.index("|")
+        if words[pipe + 1] != "awk":
+            return "", f"sh: {words[pipe + 1]}: not found\n", 127
+        awk = ["busybox", "awk"] if shutil.which("busybox") else ["awk"]
+        process = await asyncio.create_subprocess_exec(
+            *awk, *words[pipe + 2 :], stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        stdout, stderr = await process.communicate((self.esxtop or "").encode())
+        missing = "" if self.esxtop is not None else "sh: esxtop: not found\n"
+        return stdout.decode(), missing + stderr.decode(), process.returncode or 0
 
     def _power(self, verb: str, vmid: int) -> Answer:
         state = self.power[vmid]

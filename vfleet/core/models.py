@@ -99,6 +99,8 @@ class DomainGauges:
     disk_write_bps: float | None = None
     net_rx_bps: float | None = None
     net_tx_bps: float | None = None
+    disk_read_iops: float | None = None  # operations per second (esxtop gives rates, not counters)
+    disk_write_iops: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,15 +4,21 @@ A poll is two round trips: the VM ids (getallvms) with the running worlds, then
 every get.summary in one command line; every SNAPSHOT_FACTS_EVERY polls (and right after
 a snapshot operation) a third reads every VM's snapshot tree (snapshot.get), for the
 snapshot count and age: vim-cmd starts a process per call on the host, so not every poll.
+Disk and network rates and CPU contention come from esxtop (see esxtop.py), which needs
+two samples 2 s apart: it runs on a channel of its own beside the polls (EsxtopSampler),
+and a poll takes the newest finished sample without waiting for it (the first poll waits).
 Force-off is `power.off`, and when that fails on a wedged VM, `esxcli vm process kill`
 escalating soft -> hard -> force.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import re
 import time
+from collections import Counter
 from dataclasses import replace
 
 from vfleet.core.console import ConsoleStream
@@ -30,6 +36,7 @@ from vfleet.core.models import (
     Verb,
 )
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
+from vfleet.drivers.esxi import esxtop
 from vfleet.drivers.esxi.parse import (
     POWER_STATES,
     UNKNOWN_VM,
@@ -81,8 +88,83 @@ KILL_TYPES = ("soft", "hard", "force")
 SNAPSHOT_FACTS_EVERY = 10  # the cadence libvirt uses too (bench/snapshot_facts.py)
 
 
+ESXTOP_RUN_S = 3 * esxtop.DELAY_S + 10  # one esxtop run's budget: two samples, start-up and the filter
+ESXTOP_MAX_AGE_S = 15.0  # an older sample is not shown as current: its fields go empty
+
+
 def batch(commands: list[str]) -> str:
     return join(commands)
+
+
+class EsxtopSampler:
+    """esxtop runs beside the polls, one run at a time: each poll starts a run if none is
+    in flight and takes the newest finished sample. Only the first poll waits for one.
+
+    A failure leaves the esxtop fields empty and is logged once (again only when the
+    reason changes); a host without esxtop is not asked again on this connection.
+    """
+
+    def __init__(self, ssh: SshTransport, host: str) -> None:
+        self.ssh, self.host = ssh, host
+        self.runs = 0  # started, for tests and the bench
+        self._run: asyncio.Task[esxtop.EsxtopSample] | None = None
+        self._latest: tuple[float, esxtop.EsxtopSample] | None = None
+        self._tried = False  # a run has finished (with a sample or not): polls stop waiting
+        self._said: str | None = None  # the failure last reported
+        self.missing = False
+
+    async def sample(self, deadline: float) -> esxtop.EsxtopSample | None:
+        if self.missing:
+            return None
+        self._harvest()
+        if self._run is None:
+            self._run = asyncio.get_running_loop().create_task(self._measure())
+            self.runs += 1
+        if not self._tried:  # the first poll waits, so one `vfleet status` shows these fields too
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
+                    await asyncio.wait({self._run})
+            self._harvest()
+        if self._latest is None or time.monotonic() - self._latest[0] > ESXTOP_MAX_AGE_S:
+            return None
+        return self._latest[1]
+
+    async def _measure(self) -> esxtop.EsxtopSample:
+        result = await self.ssh.run(esxtop.command(), timeout=ESXTOP_RUN_S)
+        if "esxtop: not found" in result.stderr or result.exit_status == 127:
+            self.missing = True
+            raise ActionFailed(self.host, "esxtop is not on this host")
+        if result.exit_status != 0:
+            why = esxtop.why_failed(result.exit_status, result.stderr)
+            detail = first_line(result.stderr)
+            raise ActionFailed(self.host, why + (f": {detail}" if detail else ""))
+        return esxtop.parse_esxtop(result.stdout, self.host)
+
+    def _harvest(self) -> None:
+        run = self._run
+        if run is None or not run.done():
+            return
+        self._run, self._tried = None, True
+        if run.cancelled():
+            return
+        exc = run.exception()
+        if exc is None:
+            self._latest = (time.monotonic(), run.result())
+            if self._said is not None:
+                log.info("%s: esxtop answers again", self.host)
+            self._said = None
+            return
+        reason = str(exc) if isinstance(exc, VFleetError) else f"{type(exc).__name__}: {exc}"
+        if reason != self._said:
+            log.warning("%s: no disk, network or contention figures: %s", self.host, reason)
+            self._said = reason
+
+    async def close(self) -> None:
+        if self._run is not None:
+            self._run.cancel()
+            with contextlib.suppress(BaseException):
+                await self._run
+            self._run = None
 
 
 class EsxiSshDriver(Driver):
@@ -97,6 +179,7 @@ class EsxiSshDriver(Driver):
         self.worlds: dict[str, int] = {}  # display name -> world id, from the last listing
         self._snapshot_facts: dict[int, tuple[int, float | None]] = {}  # vmid -> (count, oldest creation)
         self._polls_to_facts = 0  # polls until snapshot facts are read again (0: by the next poll)
+        self.esxtop = EsxtopSampler(self.ssh, self.host)
 
     async def connect(self, *, deadline: float | None = None) -> HostFacts:
         deadline = self.due(deadline, self.config.connect_timeout)
@@ -113,6 +196,7 @@ class EsxiSshDriver(Driver):
         return host_facts(*(text for _status, text in sections))
 
     async def close(self) -> None:
+        await self.esxtop.close()
         await self.ssh.close()
 
     async def _summaries(self, deadline: float) -> list[VmSummary]:
@@ -146,12 +230,22 @@ class EsxiSshDriver(Driver):
 
     async def poll(self, *, deadline: float | None = None) -> HostSnapshot:
         deadline = self.due(deadline)
-        summaries = await self._summaries(deadline)
+        sampling = asyncio.get_running_loop().create_task(self.esxtop.sample(deadline))
+        try:
+            summaries = await self._summaries(deadline)
+        except BaseException:
+            sampling.cancel()  # the run itself goes on for the next poll
+            raise
         taken_at = time.monotonic()
         await self._refresh_snapshot_facts(summaries, deadline)
+        top = await sampling
+        names = Counter(s.name for s in summaries)
+        shared = {name for name, count in names.items() if count > 1}
         domains = []
         for summary in summaries:
             domain = domain_from_summary(summary)
+            if top is not None:
+                domain = esxtop.apply_esxtop(domain, top, self.worlds.get(summary.name), shared)
             facts = self._snapshot_facts.get(summary.vmid)
             if facts is not None:
                 domain = replace(domain, snapshot_count=facts[0], oldest_snapshot_at=facts[1])
