@@ -170,16 +170,20 @@ def _rows(text: str, host: str) -> tuple[list[str], list[str]]:
     return header, last
 
 
-def _columns(header: list[str], row: list[str]) -> dict[tuple[str, str], dict[str, float | None]]:
-    """(object, instance) -> counter -> value, for the WANTED counters; a repeated column marks its instance."""
-    found: dict[tuple[str, str], dict[str, float | None]] = {}
+def _columns(header: list[str], row: list[str]) -> dict[tuple[str, str], dict[str, float | None] | None]:
+    """(object, instance) -> counter -> value, for the WANTED counters; None for an instance whose
+    columns come twice (two VMs of one name: which numbers are whose is unknowable)."""
+    found: dict[tuple[str, str], dict[str, float | None] | None] = {}
     for name, value in zip(header[1:], row[1:], strict=True):
         match = _COLUMN.match(name)
         if match is None or match.group("counter") not in WANTED.get(match.group("object"), ()):
             continue
-        counters = found.setdefault((match.group("object"), match.group("instance")), {})
-        counter = match.group("counter")
-        counters[counter] = None if counter in counters else _number(value)
+        key, counter = (match.group("object"), match.group("instance")), match.group("counter")
+        counters = found.setdefault(key, {})
+        if counters is not None and counter in counters:
+            found[key] = None
+        elif counters is not None:
+            counters[counter] = _number(value)
     return found
 
 
@@ -209,17 +213,20 @@ def parse_esxtop(text: str, host: str = "") -> EsxtopSample:
             group = _GROUP.match(instance)
             if group is not None:
                 name = plain_name(group.group("name"))
-                ready[name] = None if name in ready else counters.get(READY)
+                ready[name] = None if name in ready or counters is None else counters.get(READY)
         elif obj == DISK and not _DEVICE.search(instance):
             name = plain_name(instance)
+            if counters is None or name in disks:
+                disks[name] = None
+                continue
             rates = DiskRates(
                 read_bps=None if (mb := counters.get(READ_MB)) is None else mb * MEBI,
                 write_bps=None if (mb := counters.get(WRITE_MB)) is None else mb * MEBI,
                 read_iops=counters.get(READS),
                 write_iops=counters.get(WRITES),
             )
-            disks[name] = None if name in disks else rates
-        elif obj == PORT:
+            disks[name] = rates
+        elif obj == PORT and counters is not None:
             port = _VM_PORT.match(instance)
             if port is not None:  # the host's own ports (uplinks, vmkernel NICs) name no world
                 ports.setdefault(int(port.group("world")), []).append(

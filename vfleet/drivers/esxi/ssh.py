@@ -106,6 +106,7 @@ class EsxtopSampler:
 
     def __init__(self, ssh: SshTransport, host: str) -> None:
         self.ssh, self.host = ssh, host
+        self.clock = time.monotonic  # a sample's age is read on this clock (tests move it)
         self.runs = 0  # started, for tests and the bench
         self._run: asyncio.Task[esxtop.EsxtopSample] | None = None
         self._latest: tuple[float, esxtop.EsxtopSample] | None = None
@@ -125,7 +126,7 @@ class EsxtopSampler:
                 async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
                     await asyncio.wait({self._run})
             self._harvest()
-        if self._latest is None or time.monotonic() - self._latest[0] > ESXTOP_MAX_AGE_S:
+        if self._latest is None or self.clock() - self._latest[0] > ESXTOP_MAX_AGE_S:
             return None
         return self._latest[1]
 
@@ -149,14 +150,14 @@ class EsxtopSampler:
             return
         exc = run.exception()
         if exc is None:
-            self._latest = (time.monotonic(), run.result())
+            self._latest = (self.clock(), run.result())
             if self._said is not None:
                 log.info("%s: esxtop answers again", self.host)
             self._said = None
             return
-        reason = str(exc) if isinstance(exc, VFleetError) else f"{type(exc).__name__}: {exc}"
+        reason = str(exc) if isinstance(exc, VFleetError) else f"{self.host}: esxtop: {type(exc).__name__}: {exc}"
         if reason != self._said:
-            log.warning("%s: no disk, network or contention figures: %s", self.host, reason)
+            log.warning("%s (disk, network and contention stay empty)", reason)
             self._said = reason
 
     async def close(self) -> None:
