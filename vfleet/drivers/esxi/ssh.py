@@ -68,6 +68,7 @@ FACTS = (
     "esxcli hardware memory get",
 )
 _SKIPPED = re.compile(r"^Skipping invalid VM")
+_NOT_FOUND = re.compile(r"\b(esxtop|awk): not found")
 _POWER = {
     Verb.START: "power.on",
     Verb.RESUME: "power.on",  # a suspended VM resumes on power-on
@@ -108,8 +109,8 @@ class EsxtopSampler:
         self.ssh, self.host = ssh, host
         self.clock = time.monotonic  # a sample's age is read on this clock (tests move it)
         self.runs = 0  # started, for tests and the bench
-        self._run: asyncio.Task[esxtop.EsxtopSample] | None = None
-        self._latest: tuple[float, esxtop.EsxtopSample] | None = None
+        self._run: asyncio.Task[tuple[float, esxtop.EsxtopSample]] | None = None
+        self._latest: tuple[float, esxtop.EsxtopSample] | None = None  # (when it finished, the sample)
         self._tried = False  # a run has finished (with a sample or not): polls stop waiting
         self._said: str | None = None  # the failure last reported
         self.missing = False
@@ -130,16 +131,17 @@ class EsxtopSampler:
             return None
         return self._latest[1]
 
-    async def _measure(self) -> esxtop.EsxtopSample:
+    async def _measure(self) -> tuple[float, esxtop.EsxtopSample]:
         result = await self.ssh.run(esxtop.command(), timeout=ESXTOP_RUN_S)
-        if "esxtop: not found" in result.stderr or result.exit_status == 127:
+        missing = _NOT_FOUND.search(result.stderr)
+        if missing is not None:  # busybox sh: "sh: esxtop: not found"
             self.missing = True
-            raise ActionFailed(self.host, "esxtop is not on this host")
+            raise ActionFailed(self.host, f"{missing.group(1)} is not on this host")
         if result.exit_status != 0:
             why = esxtop.why_failed(result.exit_status, result.stderr)
             detail = first_line(result.stderr)
             raise ActionFailed(self.host, why + (f": {detail}" if detail else ""))
-        return esxtop.parse_esxtop(result.stdout, self.host)
+        return self.clock(), esxtop.parse_esxtop(result.stdout, self.host)
 
     def _harvest(self) -> None:
         run = self._run
@@ -150,7 +152,7 @@ class EsxtopSampler:
             return
         exc = run.exception()
         if exc is None:
-            self._latest = (self.clock(), run.result())
+            self._latest = run.result()
             if self._said is not None:
                 log.info("%s: esxtop answers again", self.host)
             self._said = None
@@ -161,11 +163,10 @@ class EsxtopSampler:
             self._said = reason
 
     async def close(self) -> None:
-        if self._run is not None:
-            self._run.cancel()
-            with contextlib.suppress(BaseException):
-                await self._run
-            self._run = None
+        run, self._run = self._run, None
+        if run is not None:
+            run.cancel()  # the transport stops the remote esxtop too
+            await asyncio.wait({run})
 
 
 class EsxiSshDriver(Driver):
@@ -234,12 +235,11 @@ class EsxiSshDriver(Driver):
         sampling = asyncio.get_running_loop().create_task(self.esxtop.sample(deadline))
         try:
             summaries = await self._summaries(deadline)
-        except BaseException:
-            sampling.cancel()  # the run itself goes on for the next poll
-            raise
-        taken_at = time.monotonic()
-        await self._refresh_snapshot_facts(summaries, deadline)
-        top = await sampling
+            taken_at = time.monotonic()
+            await self._refresh_snapshot_facts(summaries, deadline)
+            top = await sampling
+        finally:
+            sampling.cancel()  # a failed poll stops waiting; the esxtop run itself goes on for the next one
         names = Counter(s.name for s in summaries)
         shared = {name for name, count in names.items() if count > 1}
         domains = []
