@@ -391,23 +391,13 @@ class EsxiHost:
         return self._power(verb, vmid)
 
     async def _esxtop(self, command: str) -> Answer:
-        """`esxtop ... | awk PROGRAM`: the driver's awk program runs here, on the host's output, with
-        busybox awk (ESXi's) where installed, else the system's awk."""
-        words = shlex.split(command)
-        if "|" not in words:
-            return self.esxtop or "", "" if self.esxtop is not None else "sh: esxtop: not found\n", 0
+        """`esxtop ... | tr ... | awk PROGRAM`: the driver's filters run here on the capture, with
+        busybox (ESXi's tools) where installed, else the system's tr and awk."""
         self.esxtop_runs.append(command)
-        pipe = words.index("|")
-        if words[pipe + 1] != "awk":
-            return "", f"sh: {words[pipe + 1]}: not found\n", 127
-        awk = ["busybox", "awk"] if shutil.which("busybox") else ["awk"]
-        process = await asyncio.create_subprocess_exec(
-            *awk, *words[pipe + 2 :], stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE,
-        )
-        stdout, stderr = await process.communicate((self.esxtop or "").encode())
         missing = "" if self.esxtop is not None else "sh: esxtop: not found\n"
-        return stdout.decode(), missing + stderr.decode(), process.returncode or 0
+        stages = pipeline(command)
+        out, err, status = await run_filters(stages[1:], self.esxtop or "")
+        return out, missing + err, status
 
     def _power(self, verb: str, vmid: int) -> Answer:
         state = self.power[vmid]
@@ -509,6 +499,34 @@ class EsxiHost:
             if snap.parent is not None:
                 self.current[vmid] = snap.parent
         return self._tree(vmid, "Remove Snapshot"), "", 0
+
+
+def pipeline(command: str) -> list[list[str]]:
+    """`a x | b y` -> [["a", "x"], ["b", "y"]] (quoted words stay whole)."""
+    stages: list[list[str]] = [[]]
+    for word in shlex.split(command):
+        if word == "|":
+            stages.append([])
+        else:
+            stages[-1].append(word)
+    return stages
+
+
+async def run_filters(stages: list[list[str]], text: str) -> Answer:
+    """Run the filter stages of a host pipeline (tr, awk) on `text`, as busybox where installed."""
+    data, errors = text.encode(), ""
+    for stage in stages:
+        if stage[0] not in ("tr", "awk"):
+            return "", f"sh: {stage[0]}: not found\n", 127
+        argv = ["busybox", *stage] if shutil.which("busybox") else stage
+        process = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        data, err = await process.communicate(data)
+        errors += err.decode()
+        if process.returncode:
+            return data.decode(), errors, process.returncode
+    return data.decode(), errors, 0
 
 
 @dataclass

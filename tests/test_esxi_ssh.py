@@ -267,7 +267,7 @@ def by_name(snapshot: HostSnapshot) -> dict[str, Domain]:
 async def test_esxtop_fills_disk_net_and_contention(driver: EsxiSshDriver, esx: EsxiHost) -> None:
     domains = by_name(await driver.poll())
     (run,) = [line for line in esx.shell.lines if "esxtop" in line]
-    assert run.startswith("TERM=xterm esxtop -b -n 2 -d 2 | awk 'BEGIN {")
+    assert run.startswith("TERM=xterm esxtop -b -n 2 -d 2 | awk 'function whole(")
     web = domains["web01"].gauges
     assert web is not None  # the values of the capture's last sample (tests/test_esxtop.py reads them)
     assert web.cpu_percent == pytest.approx(100 * 523 / 4788)  # still from get.summary

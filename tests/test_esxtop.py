@@ -6,14 +6,13 @@ from __future__ import annotations
 import asyncio
 import csv
 import io
-import shlex
-import shutil
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from sshhost import pipeline, run_filters
 from vfleet.core.errors import GarbledOutput
 from vfleet.core.models import Domain, DomainGauges, PowerState
 from vfleet.drivers.esxi.esxtop import (
@@ -70,18 +69,9 @@ def running(name: str, vcpus: int = 2) -> Domain:
 
 
 def filtered(text: str) -> tuple[int, str, str]:
-    """The driver's awk filter run on `text` as ESXi would: busybox awk where installed."""
-    words = shlex.split(command())
-    program = words[words.index("|") + 2 :]
-    awk = ["busybox", "awk"] if shutil.which("busybox") else ["awk"]
-
-    async def run() -> tuple[int, str, str]:
-        proc = await asyncio.create_subprocess_exec(*awk, *program, stdin=asyncio.subprocess.PIPE,
-                                                    stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
-        out, err = await proc.communicate(text.encode())
-        return proc.returncode or 0, out.decode(), err.decode()
-
-    return asyncio.run(run())
+    """The driver's host-side filters (tr, awk) run on `text` as ESXi would: busybox where installed."""
+    out, err, status = asyncio.run(run_filters(pipeline(command())[1:], text))
+    return status, out, err
 
 
 def test_real_capture_gives_the_last_sample_per_vm() -> None:
@@ -204,6 +194,27 @@ def test_the_host_side_filter_keeps_exactly_what_the_parser_reads() -> None:
     assert parse_esxtop(out) == parse_esxtop(real())
     kept = next(csv.reader(io.StringIO(out)))
     assert not [c for c in kept if "Memory" in c or "Physical Cpu" in c or ":scsi0:0" in c or "% Used" in c]
+
+
+def test_a_capture_with_unquoted_scraps_reads_the_same_filtered_or_not() -> None:
+    """The other real capture (esxtop-scraps.csv): esxtop wrote unquoted `   -` / `    73.1` into
+    the header and every row, before a PCPU Power State column and after the trailing comma."""
+    text = (FIXTURE.parent / "esxtop-scraps.csv").read_text()
+    status, out, err = filtered(text)
+    assert (status, err) == (0, "")
+    assert parse_esxtop(out) == parse_esxtop(text)
+    web = apply_esxtop(running("web01"), parse_esxtop(out), world=2100001)
+    assert web.gauges is not None
+    assert web.gauges.contention_percent == pytest.approx(2.75 / 2)
+    assert (web.gauges.disk_write_iops, web.gauges.net_tx_bps) == (4.62, pytest.approx(9.24 * 262))
+
+
+def test_the_filter_keeps_the_last_column_and_hostile_names_whole() -> None:
+    header = ["(PDH-CSV 4.0) (UTC)(0)", *vm_columns("a,b (c) ;|", 7, 2100007)]  # a wanted column last
+    text = esxtop_csv(header, ["04/26/2018 14:06:27", *VALUES], ["04/26/2018 14:06:29", *reversed(VALUES)])
+    status, out, _err = filtered(text)
+    assert status == 0 and parse_esxtop(out) == parse_esxtop(text)
+    assert parse_esxtop(out).ports[2100007][0].rx_bps == pytest.approx(9.00 * 3.40)  # the last sample, its last column
 
 
 def test_the_filter_says_what_went_wrong() -> None:
