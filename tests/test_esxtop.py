@@ -69,7 +69,7 @@ def running(name: str, vcpus: int = 2) -> Domain:
 
 
 def filtered(text: str) -> tuple[int, str, str]:
-    """The driver's host-side filters (tr, awk) run on `text` as ESXi would: busybox where installed."""
+    """The driver's host-side filter run on `text` as ESXi would: busybox awk where installed."""
     out, err, status = asyncio.run(run_filters(pipeline(command())[1:], text))
     return status, out, err
 

@@ -14,7 +14,6 @@ escalating soft -> hard -> force.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import re
 import time
@@ -91,6 +90,7 @@ SNAPSHOT_FACTS_EVERY = 10  # the cadence libvirt uses too (bench/snapshot_facts.
 
 ESXTOP_RUN_S = 3 * esxtop.DELAY_S + 10  # one esxtop run's budget: two samples, start-up and the filter
 ESXTOP_MAX_AGE_S = 15.0  # an older sample is not shown as current: its fields go empty
+ESXTOP_FIRST_WAIT_S = 8.0  # the first poll waits this long at most (a run: 2 s of samples, start-up, the filter)
 
 
 def batch(commands: list[str]) -> str:
@@ -123,9 +123,8 @@ class EsxtopSampler:
             self._run = asyncio.get_running_loop().create_task(self._measure())
             self.runs += 1
         if not self._tried:  # the first poll waits, so one `vfleet status` shows these fields too
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(max(0.0, deadline - time.monotonic())):
-                    await asyncio.wait({self._run})
+            wait = min(deadline - time.monotonic(), ESXTOP_FIRST_WAIT_S)
+            await asyncio.wait({self._run}, timeout=max(0.0, wait))
             self._harvest()
         if self._latest is None or self.clock() - self._latest[0] > ESXTOP_MAX_AGE_S:
             return None
@@ -186,6 +185,8 @@ class EsxiSshDriver(Driver):
     async def connect(self, *, deadline: float | None = None) -> HostFacts:
         deadline = self.due(deadline, self.config.connect_timeout)
         await self.ssh.connect(deadline=deadline)
+        await self.esxtop.close()
+        self.esxtop = EsxtopSampler(self.ssh, self.host)  # a new connection asks for esxtop afresh
         result = await self.ssh.run(batch(list(FACTS)), deadline=deadline)
         sections = split_sections(result.stdout, len(FACTS), self.host)
         for (status, _text), command in zip(sections, FACTS, strict=True):
