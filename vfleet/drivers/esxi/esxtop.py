@@ -12,7 +12,9 @@ the entities change as VMs power on and off; the awk filter depends only on the
 counter names, which are the ones this module reads anyway.
 
 Units, as esxtop prints them: `% Ready` is summed over the worlds of the VM's
-group (one per vCPU plus a few helpers), so up to 100 per vCPU; `MBytes .../sec`
+group (one per vCPU plus a few helpers), so up to 100 per vCPU; contention is it
+per vCPU, as esxi_api's cpu.ready, without `% CoStop` (vSphere counts co-stop
+apart, as cpu.costop, and KVM's vcpu delay has none); `MBytes .../sec`
 and `MBits .../sec` are binary mega (2**20, like esxtop's memory MBytes); network
 bytes come from packets/s times the average packet size, which keeps the rate of
 a quiet NIC (a MBits column with two decimals rounds anything under 1.3 KB/s to 0).
