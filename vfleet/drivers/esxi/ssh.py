@@ -21,7 +21,14 @@ from collections import Counter
 from dataclasses import replace
 
 from vfleet.core.console import ConsoleStream
-from vfleet.core.errors import ActionFailed, DomainNotFound, NoConsole, UnsupportedAction, VFleetError
+from vfleet.core.errors import (
+    ActionFailed,
+    DomainNotFound,
+    HostUnreachable,
+    NoConsole,
+    UnsupportedAction,
+    VFleetError,
+)
 from vfleet.core.models import (
     ActionParams,
     ActionResult,
@@ -108,7 +115,7 @@ class EsxtopSampler:
     def __init__(self, ssh: SshTransport, host: str) -> None:
         self.ssh, self.host = ssh, host
         self.clock = time.monotonic  # a sample's age is read on this clock (tests move it)
-        self.runs = 0  # started, for tests and the bench
+        self.runs = 0  # runs started (tests count them)
         self._run: asyncio.Task[tuple[float, esxtop.EsxtopSample]] | None = None
         self._latest: tuple[float, esxtop.EsxtopSample] | None = None  # (when it finished, the sample)
         self._tried = False  # a run has finished (with a sample or not): polls stop waiting
@@ -156,6 +163,8 @@ class EsxtopSampler:
                 log.info("%s: esxtop answers again", self.host)
             self._said = None
             return
+        if isinstance(exc, HostUnreachable):
+            return  # the connection is gone: the poll says so
         reason = str(exc) if isinstance(exc, VFleetError) else f"{self.host}: esxtop: {type(exc).__name__}: {exc}"
         if reason != self._said:
             log.warning("%s (disk, network and contention stay empty)", reason)
