@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -96,6 +97,26 @@ class Term:
 
     def screen(self) -> str:
         return self.run("capture-pane", "-p", "-t", self.session)
+
+    def cursor_on(self, name: str, *others: str) -> bool:
+        """The table's cursor row is NAME's: the background where NAME is written differs from the
+        one shared by the OTHERS. The text capture cannot show the cursor; the styled one can, but
+        tmux writes a style only where it changes, so the background is followed across lines."""
+        styled = self.run("capture-pane", "-p", "-e", "-t", self.session)
+        where: dict[str, str] = {}
+        background, at = "default", 0
+        for sgr in [*re.finditer(r"\x1b\[([0-9;:]*)m", styled), None]:
+            text = styled[at : sgr.start() if sgr else len(styled)]
+            where.update({word: background for word in (name, *others) if word in text})
+            if sgr is None:
+                break
+            at, codes = sgr.end(), sgr.group(1)
+            if codes in ("", "0") or codes.endswith(";49") or codes == "49":
+                background = "default"
+            if "48;" in codes:
+                background = codes[codes.index("48;") :]
+        theirs = {where.get(w) for w in others}
+        return None not in theirs and len(theirs) == 1 and where.get(name) not in (None, *theirs)
 
     def keys(self, *keys: str) -> None:
         self.run("send-keys", "-t", self.session, *keys)
@@ -275,7 +296,10 @@ def test_the_tui_hands_the_terminal_over_and_comes_back_as_it_was(
     term.text("/vfleet-\r")
     term.wait_for(lambda s: "filter 'vfleet-': 3 shown" in s, "the filter")
     term.keys("Down", "Down")
-    time.sleep(0.5)  # two key presses to be taken in; nothing on screen says they were
+    deadline = time.monotonic() + 30
+    while not term.cursor_on(con_guest, "vfleet-t1", "vfleet-t2"):
+        assert time.monotonic() < deadline, term.screen()
+        time.sleep(0.1)  # another process's screen: nothing to await
     term.keys("o")
     _session(term)
     term.keys("C-]")
