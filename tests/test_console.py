@@ -11,16 +11,15 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import re
 import shlex
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tmuxterm import TmuxPane
 
 from conftest import ROOT, need_backend
 
@@ -80,9 +79,11 @@ def con_guest(_con_connection: object, testbed: dict[str, str]) -> str:
     return CON
 
 
-class Term:
+class Term(TmuxPane):
+    patience = 60.0  # a guest may still be booting
+
     def __init__(self, command: str, tmp: Path) -> None:
-        self.session = f"vfleet-con-{uuid.uuid4().hex[:8]}"
+        super().__init__("vfleet-con")
         self.tmp = tmp
         # stty -g before and after: the terminal settings must come back exactly
         script = f"stty -g > {tmp}/before; {command}; echo EXIT=$?; stty -g > {tmp}/after; sleep 600"
@@ -92,57 +93,12 @@ class Term:
             timeout=10,
         )
 
-    def run(self, *args: str) -> str:
-        return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True, timeout=10).stdout
-
-    def screen(self) -> str:
-        return self.run("capture-pane", "-p", "-t", self.session)
-
-    def cursor_on(self, name: str, *others: str) -> bool:
-        """The table's cursor row is NAME's: the background where NAME is written differs from the
-        one shared by the OTHERS. The text capture cannot show the cursor; the styled one can, but
-        tmux writes a style only where it changes, so the background is followed across lines."""
-        styled = self.run("capture-pane", "-p", "-e", "-t", self.session)
-        where: dict[str, str] = {}
-        background, at = "default", 0
-        for sgr in [*re.finditer(r"\x1b\[([0-9;:]*)m", styled), None]:
-            text = styled[at : sgr.start() if sgr else len(styled)]
-            where.update({word: background for word in (name, *others) if word in text})
-            if sgr is None:
-                break
-            at, codes = sgr.end(), sgr.group(1)
-            if codes in ("", "0") or codes.endswith(";49") or codes == "49":
-                background = "default"
-            if "48;" in codes:
-                background = codes[codes.index("48;") :]
-        theirs = {where.get(w) for w in others}
-        return None not in theirs and len(theirs) == 1 and where.get(name) not in (None, *theirs)
-
-    def keys(self, *keys: str) -> None:
-        self.run("send-keys", "-t", self.session, *keys)
-
-    def text(self, text: str) -> None:
-        self.run("send-keys", "-t", self.session, "-l", text)
-
-    def wait_for(self, check: Callable[[str], bool], what: str, timeout: float = 60.0) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            screen = self.screen()
-            if check(screen):
-                return screen
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; the screen was:\n{screen}")
-            time.sleep(0.1)  # another process's output: nothing to await
-
     def stty_restored(self) -> bool:
         before, after = self.tmp / "before", self.tmp / "after"
         deadline = time.monotonic() + 10
         while not (after.exists() and after.read_text()) and time.monotonic() < deadline:
             time.sleep(0.05)
         return before.read_text() == after.read_text() != ""
-
-    def kill(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.session], check=False, capture_output=True, timeout=10)
 
 
 def vfleet(inventory: Path, audit: Path, *args: str) -> str:
