@@ -13,6 +13,7 @@ import hashlib
 import json
 import os
 import re
+import unicodedata
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -27,6 +28,8 @@ from vfleet.core.scrub import ADDRESS, DOMAIN_NAME, HOSTNAME, IP, MAC, SECRET, T
 MANIFEST = "manifest.json"
 FORMAT = "vfleet.recording/1"
 KINDS = (SECRET, TOKEN, ADDRESS, USER, HOSTNAME, IP, MAC, DOMAIN_NAME)
+_HIDDEN = frozenset({"Cc", "Cf", "Cs", "Zl", "Zp"})  # as core/sanitize.py: what a terminal obeys or hides
+_FILLERS = frozenset("\u115f\u1160\u3164\uffa0")
 _FILE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -78,8 +81,9 @@ def scrubber_for(
             users.append(parts.username or "")
             if host is config or host.name == config.name:
                 addresses.append(parts.hostname or "")
-    if facts is not None and facts.hostname:
-        hostnames += [facts.hostname, facts.hostname.split(".")[0]]
+    if facts is not None and facts.hostname:  # the name the host gives itself, its first label and DNS domain
+        label, _, domain = facts.hostname.partition(".")
+        hostnames += [facts.hostname, label, domain if "." in domain else ""]
     return Scrubber(
         secrets=_env_values(config),
         addresses=addresses,
@@ -118,7 +122,9 @@ async def record_host(
             raise ValueError(f"the {config.driver} driver named a recording file {name!r}")
         files[name] = scrubber.scrub(text)
         if name.endswith(".json"):
+            files[name] = json_safe(files[name])
             json.loads(files[name])  # scrubbing must never break a document: a bug if it does
+    found = {kind: scrubber.found.get(kind, 0) for kind in KINDS}  # in the files, not in the manifest
     options = json.loads(scrubber.scrub(json.dumps(dict(config.options), default=str)))
     manifest: dict[str, object] = {
         "format": FORMAT,
@@ -132,11 +138,33 @@ async def record_host(
             {"name": n, "bytes": len(t.encode()), "sha256": hashlib.sha256(t.encode()).hexdigest()}
             for n, t in sorted(files.items())
         ],
-        "scrubbed": {kind: scrubber.found.get(kind, 0) for kind in KINDS},
+        "scrubbed": found,
         "scrub_names": scrub_names,
         "names_not_scrubbed": len(scrubber.kept_names),  # too short or too common to replace safely
     }
     return Recording(config.driver, files, manifest, len(before.domains))
+
+
+_STRUCTURE = frozenset("\n\r\t")  # JSON's own whitespace; inside strings json.dumps escaped them already
+
+
+def json_safe(document: str) -> str:
+    """A JSON text with every control, format or invisible character written as a \\u escape, so `cat` of
+    a hostile domain name cannot drive the terminal; the document still decodes to the same values."""
+    if document.isascii() and document.isprintable():
+        return document
+    out = []
+    for char in document:
+        if char not in _STRUCTURE and (char in _FILLERS or unicodedata.category(char) in _HIDDEN):
+            code = ord(char)
+            if code > 0xFFFF:  # JSON escapes outside the BMP as a surrogate pair
+                code -= 0x10000
+                out.append(f"\\u{0xD800 + (code >> 10):04x}\\u{0xDC00 + (code & 0x3FF):04x}")
+            else:
+                out.append(f"\\u{code:04x}")
+        else:
+            out.append(char)
+    return "".join(out)
 
 
 def write_recording(recording: Recording, directory: Path, *, force: bool = False) -> list[Path]:

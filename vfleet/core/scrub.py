@@ -44,7 +44,7 @@ _PATTERNS = (
     rf"(?P<tokkey>{_TOKEN_KEY})(?P<tok>[^\"'\s,;}}&<>]+)",
     r"(?<![0-9A-Fa-f:-])(?P<mac>[0-9A-Fa-f]{2}(?P<sep>[:-])(?:[0-9A-Fa-f]{2}(?P=sep)){4}[0-9A-Fa-f]{2})"
     r"(?![0-9A-Fa-f:-])",
-    r"(?<![0-9A-Fa-f:.])(?P<ip6>(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4})(?![0-9A-Fa-f:])",
+    r"(?<![\w:.])(?P<ip6>(?:[0-9A-Fa-f]{0,4}:){2,7}[0-9A-Fa-f]{0,4})(?![\w:])",
     r"(?<![\d.])(?P<ip4>(?:\d{1,3}\.){3}\d{1,3})(?!\.?\d)",
 )
 _V4_RANGES = ("192.0.2.", "198.51.100.", "203.0.113.")
@@ -116,14 +116,14 @@ class Scrubber:
             try:
                 address = ipaddress.ip_address(value)
             except ValueError:
-                return self._numbered(HOSTNAME, "host-{}" + (".example" if "." in value else ""))
+                return self._numbered(HOSTNAME, "scrubbed-host{}" + (".example" if "." in value else ""))
             return self._ip_placeholder(address.version)
         if kind == MAC:
             number = self._count(MAC)
             return f"02:00:00:00:{number // 256 % 256:02x}:{number % 256:02x}"
         if kind == HOSTNAME:
-            return self._numbered(HOSTNAME, "host-{}" + (".example" if "." in value else ""))
-        template = {SECRET: "scrubbed-secret-{}", TOKEN: "scrubbed-token-{}", USER: "user{}",
+            return self._numbered(HOSTNAME, "scrubbed-host{}" + (".example" if "." in value else ""))
+        template = {SECRET: "scrubbed-secret{}", TOKEN: "scrubbed-token{}", USER: "scrubbed-user{}",
                     DOMAIN_NAME: "domain-{:02d}"}[kind]
         return self._numbered(kind, template)
 
@@ -176,8 +176,8 @@ class Scrubber:
             return text  # 999.1.2.3, a clock 12:30:01: not an address
         if address.version != version or (version == 6 and "::" not in text and text.count(":") != 7):
             return text
-        if version == 6 and not re.search(r"[0-9A-Fa-f]", text):
-            return text
+        if version == 6 and len(re.findall(r"[0-9A-Fa-f]+", text)) < 2:
+            return text  # "::", "::1", "d::": nothing that identifies a site, and often not an address
         return self._replace(IP, str(address))  # 2001:DB8:0:0::1 and 2001:db8::1 are one address
 
     def scrub(self, text: str) -> str:
