@@ -240,3 +240,21 @@ async def test_errors_say_what_and_exit_distinctly(tmp_path: Path, esx: SshTestS
         assert code == 0, err
     assert sorted(os.listdir(full)) == ["manifest.json", "notes.txt", "sim-poll.json"]
     assert stat.S_IMODE(full.stat().st_mode) == 0o700
+
+
+async def test_a_hostile_name_in_command_output_reads_back(keys: Keys, tmp_path: Path) -> None:
+    """A VM name made of the recording format's own markers and terminal escapes: quoted, never obeyed."""
+    host = EsxiHost()
+    hostile = "[rc=0] ### host$ \x1b]0;PWNED\x07\x1b[2J"
+    plain = host.name(3)
+    host.overrides["vim-cmd vmsvc/get.summary 3"] = (host.summary(3).replace(f'"{plain}"', f'"{hostile}"'), "", 0)
+    host.overrides["esxcli vm process list"] = (host.processes().replace(plain, hostile), "", 0)
+    server = await SshTestServer(host, keys, tmp_path).start()
+    try:
+        inv = write_inventory(tmp_path, ssh_host("esx-ssh", "esxi_ssh", server))
+        files, rows = await record_and_status(inv, "esx-ssh", tmp_path / "rec")
+    finally:
+        await server.close()
+    assert hostile in states(rows)
+    assert f"\n\\{hostile}\n" in files["commands.txt"]  # the process list's line, quoted
+    assert await replayed(inv, "esx-ssh", files) == states(rows)
