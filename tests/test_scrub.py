@@ -60,12 +60,12 @@ def test_domain_names_by_whole_word_stable_and_json_safe() -> None:
     names = ["tiny", "tinynet", "Domain-0", "db", "averyveryverylongname", hostile]
     scrub = Scrubber(domain_names=names)
     assert scrub.kept_names == ["Domain-0", "db"]  # too common or too short to replace safely
-    out = scrub.scrub("Domain-0 tiny tinynet tiny.cfg /vmfs/tiny/tiny.vmx averyveryv tinyx")
+    out = scrub.scrub("Domain-0 tiny tinynet tiny.cfg /vmfs/tiny/tiny.vmx averyveryv tinyx tap-tiny")
     words = out.split()
     assert words[0] == "Domain-0" and words[1] != words[2] and words[3] == f"{words[1]}.cfg"
     assert words[4] == f"/vmfs/{words[1]}/{words[1]}.vmx"
     assert words[5] == scrub.scrub("averyveryverylongname")  # xentop's 10 characters: the same placeholder
-    assert words[6] == "tinyx"
+    assert words[6] == "tinyx" and words[7] == f"tap-{words[1]}"
     for ascii_only in (True, False):
         document = scrub.scrub(json.dumps({"name": hostile}, ensure_ascii=ascii_only))
         assert json.loads(document)["name"] == scrub.scrub(hostile) == "domain-02"

@@ -35,7 +35,9 @@ SECRET, TOKEN, ADDRESS, USER, HOSTNAME, IP, MAC, DOMAIN_NAME = (
 # Names a scrub would mangle every output with (a domain called "1" or "xl"): left, and counted.
 MIN_NAME_LENGTH = 3
 _KEEP_NAMES = frozenset({"Domain-0"})  # every Xen host has it: it identifies nothing
-_WORD = r"[\w\\-]"  # a literal only counts where it is not part of a longer word (or a JSON escape)
+# A literal only counts where it is not part of a longer word (or a JSON escape): `tiny` stays in
+# `tinynet`, and goes in `tiny.cfg`, `/vmfs/tiny/` and `tap-tiny` (as grep -w sees words).
+_WORD = r"[\w\\]"
 _TOKEN_KEY = (
     r"(?i:session[_-]?(?:id|key|ref|token)?|token|cookie|authorization|password|passwd|secret|api[_-]?key)"
     r"[\"']?\s*[:=]\s*[\"']?"
