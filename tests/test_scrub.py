@@ -88,3 +88,9 @@ def test_command_blocks_read_back_exactly() -> None:
 def test_a_command_line_must_be_one_line() -> None:
     with pytest.raises(ValueError, match="spans lines"):
         write_blocks([CommandResult("a\nb", 0, "", "")])
+
+
+def test_the_longest_name_wins_among_prefixes_spaces_and_long_values() -> None:
+    scrub = Scrubber(domain_names=["x" * 3000, "abc", "abcd", "ab c"], secrets=["p" * 5000])
+    assert scrub.scrub(f"abc abcd ab c abcde {'x' * 3000} q{'p' * 5000}q") == (
+        "domain-02 domain-03 domain-01 abcde domain-04 qscrubbed-secret1q")
