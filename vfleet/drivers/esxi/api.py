@@ -36,7 +36,6 @@ from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
 from pyVim import connect as _connect
-from pyVmomi import VmomiSupport
 from pyVmomi import vim as _vim
 from pyVmomi import vmodl as _vmodl
 
@@ -82,6 +81,7 @@ from vfleet.drivers.esxi.vsphere_map import (
     pin_matches,
     power_state,
     resolve_counters,
+    vsphere_json,
 )
 from vfleet.drivers.threaded import Lane, pool_for
 
@@ -585,27 +585,6 @@ class EsxiApiDriver(Driver):
         if len(matches) > 1:  # vCenter allows the same name in different folders
             raise ActionFailed(self.host, f"{len(matches)} VMs are named {domain!r}; name the VM by its UUID instead")
         return matches[0] if matches else None
-
-
-def vsphere_json(value: Any) -> Any:
-    """pyVmomi values as JSON values: data objects as {"_type", fields}, references as {"_moref"},
-    times as {"_datetime"}; vsphere_map.revive() turns them back into what its mapping reads."""
-    if value is None or isinstance(value, (bool, int, float)):
-        return value
-    if isinstance(value, str):
-        return str(value)  # enums are str subclasses
-    if isinstance(value, datetime):
-        return {"_datetime": value.isoformat()}
-    if isinstance(value, VmomiSupport.ManagedObject):
-        return {"_moref": f"{value._wsdlName}:{value._moId}"}
-    if isinstance(value, VmomiSupport.DataObject):
-        fields = {p.name: vsphere_json(getattr(value, p.name, None)) for p in value._GetPropertyList()}  # type: ignore[no-untyped-call]
-        return {"_type": value._wsdlName, **{k: v for k, v in fields.items() if v not in (None, [])}}
-    if isinstance(value, dict):
-        return {str(k): vsphere_json(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [vsphere_json(v) for v in value]
-    return str(value)
 
 
 def _wait_for_task(task: Any, timeout: float, host: str, what: str) -> Any:

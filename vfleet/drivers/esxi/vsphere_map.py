@@ -229,7 +229,7 @@ def resolve_counters(available: Iterable[tuple[str, str, str, int]]) -> dict[int
 
 
 def perf_samples(answer: Iterable[Mapping[str, Any]], counters: Mapping[int, str]) -> dict[str, PerfSample]:
-    """QueryPerf's EntityMetric list (as JSON values, see api.vsphere_json) -> the latest sample per VM moId."""
+    """QueryPerf's EntityMetric list (as JSON values, see vsphere_json) -> the latest sample per VM moId."""
     out: dict[str, PerfSample] = {}
     for metric in answer:
         infos = metric.get("sampleInfo") or []
@@ -255,8 +255,30 @@ def on_node(domain: Domain | None, names: Mapping[str, str], host_moid: str) -> 
 RECORDING_FILE = "vsphere-poll.json"
 
 
+def vsphere_json(value: Any) -> Any:
+    """pyVmomi values as JSON values: data objects as {"_type", fields}, references as {"_moref"},
+    times as {"_datetime"}; revive() turns them back into what this module reads. Duck-typed (no
+    pyVmomi here): a managed object has `_moId`, a data object `_GetPropertyList`."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return str(value)  # enums are str subclasses
+    if isinstance(value, datetime):
+        return {"_datetime": value.isoformat()}
+    if hasattr(value, "_moId"):
+        return {"_moref": f"{value._wsdlName}:{value._moId}"}
+    if hasattr(value, "_GetPropertyList"):
+        fields = {p.name: vsphere_json(getattr(value, p.name, None)) for p in value._GetPropertyList()}
+        return {"_type": value._wsdlName, **{k: v for k, v in fields.items() if v not in (None, [])}}
+    if isinstance(value, dict):
+        return {str(k): vsphere_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [vsphere_json(v) for v in value]
+    return str(value)
+
+
 def revive(value: Any) -> Any:
-    """api.vsphere_json() values back into what this module reads: datetimes, objects with attributes."""
+    """vsphere_json() values back into what this module reads: datetimes, objects with attributes."""
     if isinstance(value, list):
         return [revive(v) for v in value]
     if not isinstance(value, dict):
