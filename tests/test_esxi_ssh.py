@@ -361,3 +361,17 @@ async def test_status_json_shows_disk_net_and_contention(server: SshTestServer, 
     assert (web["disk_read_iops"], web["disk_write_iops"]) == (4.0, 9.2)  # the report rounds to 0.1
     assert web["disk_read_bps"] == pytest.approx(0.32 * MEBI, abs=1) and web["net_tx_bps"] == pytest.approx(6264, abs=1)
     assert rows["db server (primary)"]["net_rx_bps"] is None
+
+
+async def test_a_recording_holds_esxtop_and_replays_its_figures(driver: EsxiSshDriver) -> None:
+    """`vfleet debug record`: the esxtop run (one command line, as recordings need) and its answer are in
+    the recording, and the replay through the driver's own parsing gives the same figures."""
+    from vfleet.drivers.replay import replay
+
+    await driver.poll()  # a run may be in flight when the recording starts: the recording gets its own
+    files = await driver.record_poll()
+    assert files["commands.txt"].count("### host$ TERM=xterm esxtop -b -n 2 -d 2 | awk ") == 1
+    polled = by_name(await driver.poll())
+    replayed = by_name(await replay(driver.config, files))
+    for name in ("web01", "vCLS-4c4c4544-0033-4b10 (1)"):
+        assert replayed[name].gauges == polled[name].gauges and replayed[name].gauges is not None

@@ -217,6 +217,11 @@ def test_the_filter_keeps_the_last_column_and_hostile_names_whole() -> None:
     assert parse_esxtop(out).ports[2100007][0].rx_bps == pytest.approx(9.00 * 3.40)  # the last sample, its last column
 
 
+def test_the_command_is_one_line() -> None:
+    """Recordings (`vfleet debug record`) hold one line per command; the awk program is written for it."""
+    assert "\n" not in command() and command().startswith("TERM=xterm esxtop -b -n 2 -d 2 | awk '")
+
+
 def test_the_filter_says_what_went_wrong() -> None:
     assert filtered("")[0] == NO_SAMPLE  # esxtop printed nothing (missing, or killed)
     assert filtered(real().splitlines(keepends=True)[0])[0] == NO_SAMPLE

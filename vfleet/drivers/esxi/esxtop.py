@@ -69,55 +69,55 @@ _ESCAPED = re.compile(r"%(25|2f|5c)", re.I)  # how vSphere writes % / \ in entit
 # (`",   73.9` at a row's end, `   -"...` before a field), and keeps the timestamp and
 # the WANTED columns of the header and of the last sample; per-device Virtual Disk rows
 # (NAME:scsi0:0) are dropped, the VM's total stays.
-_AWK = r"""function whole(s) { return length(s) > 1 && substr(s, 1, 1) == "\"" && substr(s, length(s)) == "\"" }
+_AWK = r"""function whole(s) { return length(s) > 1 && substr(s, 1, 1) == "\"" && substr(s, length(s)) == "\""; }
 function end_row() {
-  if (row == 0) { width = col; print "," } else if (col != width) ragged = 1
-  row++
-  col = 0
+  if (row == 0) { width = col; print ","; } else if (col != width) ragged = 1;
+  row++;
+  col = 0;
 }
 BEGIN {
-  RS = ","
-  n = split("@WANTED@", w, ";")
-  for (i = 1; i <= n; i++) want[w[i]] = 1
+  RS = ",";
+  n = split("@WANTED@", w, ";");
+  for (i = 1; i <= n; i++) want[w[i]] = 1;
 }
 {
-  f = $0
+  f = $0;
   if (open == "" && (nl = index(f, "\n")) > 0) {
-    end_row()
-    f = substr(f, nl + 1)
-    if (f == "") next
+    end_row();
+    f = substr(f, nl + 1);
+    if (f == "") next;
   }
   if (open != "") {
-    open = open "," f
-    if (!whole(open)) next
-    f = open
-    open = ""
-  } else if (substr(f, 1, 1) != "\"" && index(f, "\"") > 0) f = substr(f, index(f, "\""))
+    open = open "," f;
+    if (!whole(open)) next;
+    f = open;
+    open = "";
+  } else if (substr(f, 1, 1) != "\"" && index(f, "\"") > 0) f = substr(f, index(f, "\""));
   if (substr(f, 1, 1) == "\"" && !whole(f)) {
-    open = f
-    next
+    open = f;
+    next;
   }
-  col++
-  if (whole(f)) f = substr(f, 2, length(f) - 2)
+  col++;
+  if (whole(f)) f = substr(f, 2, length(f) - 2);
   if (row > 0) {
-    if (col in keep) value[col] = f
-    next
+    if (col in keep) value[col] = f;
+    next;
   }
   if (col > 1 && match(f, /^\\\\[^\\]*\\/)) {
-    rest = substr(f, RLENGTH + 1)
-    match(rest, /^[^\\(]*/)
-    object = substr(rest, 1, RLENGTH)
-    match(f, /[^\\]*$/)
-    if (!((object "|" substr(f, RSTART)) in want) || f ~ /:(scsi|sata|ide|nvme)[0-9]+:[0-9]+\)\\[^\\]*$/) next
-  } else if (col > 1) next
-  keep[col] = 1
-  printf "%s\"%s\"", (col > 1 ? "," : ""), f
+    rest = substr(f, RLENGTH + 1);
+    match(rest, /^[^\\(]*/);
+    object = substr(rest, 1, RLENGTH);
+    match(f, /[^\\]*$/);
+    if (!((object "|" substr(f, RSTART)) in want) || f ~ /:(scsi|sata|ide|nvme)[0-9]+:[0-9]+\)\\[^\\]*$/) next;
+  } else if (col > 1) next;
+  keep[col] = 1;
+  printf "%s\"%s\"", (col > 1 ? "," : ""), f;
 }
 END {
-  if (row < 2) exit @NO_SAMPLE@
-  if (ragged || col != 0 || open != "") exit @RAGGED@
-  for (i = 1; i <= width; i++) if (i in keep) printf "%s\"%s\"", (i > 1 ? "," : ""), value[i]
-  print ","
+  if (row < 2) exit @NO_SAMPLE@;
+  if (ragged || col != 0 || open != "") exit @RAGGED@;
+  for (i = 1; i <= width; i++) if (i in keep) printf "%s\"%s\"", (i > 1 ? "," : ""), value[i];
+  print ",";
 }
 """
 
@@ -126,6 +126,7 @@ def command(delay: int = DELAY_S) -> str:
     """One esxtop run, two samples `delay` s apart, cut down on the host to what parse_esxtop reads."""
     wanted = ";".join(f"{obj}|{counter}" for obj, counters in WANTED.items() for counter in counters)
     program = _AWK.replace("@WANTED@", wanted).replace("@NO_SAMPLE@", str(NO_SAMPLE)).replace("@RAGGED@", str(RAGGED))
+    program = " ".join(line.strip() for line in program.splitlines())  # one line: recordings hold one per command
     # TERM: without a terminal type esxtop prints a termcap complaint into its output.
     return f"TERM=xterm esxtop -b -n 2 -d {int(delay)} | awk {shlex.quote(program)}"
 

@@ -63,6 +63,7 @@ from vfleet.drivers.esxi.sshsnap import (
     revert_command,
 )
 from vfleet.drivers.ssh.batch import join, split_sections
+from vfleet.drivers.ssh.record import COMMANDS_FILE, write_blocks
 from vfleet.drivers.ssh.transport import MAX_OUTPUT, CommandResult, SshTransport, first_line, raise_for
 
 log = logging.getLogger(__name__)
@@ -196,6 +197,9 @@ class EsxiSshDriver(Driver):
         await self.ssh.connect(deadline=deadline)
         await self.esxtop.close()
         self.esxtop = EsxtopSampler(self.ssh, self.host)  # a new connection asks for esxtop afresh
+        return await self._facts(deadline)
+
+    async def _facts(self, deadline: float) -> HostFacts:
         result = await self.ssh.run(batch(list(FACTS)), deadline=deadline)
         sections = split_sections(result.stdout, len(FACTS), self.host)
         for (status, _text), command in zip(sections, FACTS, strict=True):
@@ -210,6 +214,17 @@ class EsxiSshDriver(Driver):
     async def close(self) -> None:
         await self.esxtop.close()
         await self.ssh.close()
+
+    async def record_poll(self, *, deadline: float | None = None) -> dict[str, str]:
+        """What connect() reads for the host facts and one poll's commands (snapshot facts too), verbatim."""
+        deadline = self.due(deadline)
+        self._polls_to_facts = 0  # a recording holds every kind of answer a poll can read
+        await self.esxtop.close()
+        self.esxtop = EsxtopSampler(self.ssh, self.host)  # so the poll waits for an esxtop run of its own
+        with self.ssh.recorded() as commands:
+            await self._facts(deadline)
+            await self.poll(deadline=deadline)
+        return {COMMANDS_FILE: write_blocks(commands)}
 
     async def _summaries(self, deadline: float) -> list[VmSummary]:
         """Two round trips under one deadline: the VM ids, then every summary."""
