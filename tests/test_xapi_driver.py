@@ -1,0 +1,229 @@
+"""The xapi driver against the XAPI test server (tests/xapi_server: a two-host pool behind the
+unmodified XenAPI client): the shared driver contract, nodes, contention, strings-as-numbers,
+HOST_IS_SLAVE, event.from token expiry, TLS pin and CA, deadlines, xapi's errors, protection
+and pool_migrate."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from vfleet.core.errors import ActionFailed, AuthFailed, DomainNotFound, DriverTimeout, PolicyRefused
+from vfleet.core.models import DomainEvent, DomainRef, HostConfig, MigrateParams, PowerState, TlsSettings, Verb
+from vfleet.drivers import registry
+from vfleet.drivers.base import Driver
+from vfleet.drivers.xapi import wire
+from vfleet.drivers.xapi.driver import XapiDriver
+from vfleet.testing.driver_contract import DriverContract, Subject
+from xapi_server.fixture import xapi_server  # noqa: F401 - a fixture
+from xapi_server.server import XapiServer
+
+PASSWORD_ENV = "VFLEET_TEST_XAPI_PASSWORD"
+
+
+def config(srv: XapiServer, *, address: str = "127.0.0.1", tls: TlsSettings | None = None,
+           name: str = "pool1", **options: object) -> HostConfig:
+    return HostConfig(
+        name=name, driver="xapi", address=address, port=srv.port, user=srv.pool.user, password_env=PASSWORD_ENV,
+        tls=tls or TlsSettings(thumbprint=srv.cert.sha256), call_timeout=5.0, connect_timeout=5.0, options=options,
+    )
+
+
+@pytest.fixture
+def pool(xapi_server: XapiServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[XapiServer]:  # noqa: F811
+    monkeypatch.setenv(PASSWORD_ENV, xapi_server.pool.password)
+    yield xapi_server
+    xapi_server.pool.faults.release()
+
+
+@pytest.fixture
+async def driver(pool: XapiServer) -> AsyncIterator[Driver]:
+    drv = registry.create_driver(config(pool))
+    await drv.connect()
+    yield drv
+    await drv.close()
+
+
+class TestXapiContract(DriverContract):
+    @pytest.fixture
+    def subject(self, pool: XapiServer) -> Iterator[Subject]:
+        yield Subject(config(pool))
+
+
+async def _settled(drv: Driver) -> dict[str, object]:
+    """The second poll: rrd answers include a row per node by then."""
+    await drv.poll()
+    return {d.name: d for d in (await drv.poll()).domains}
+
+
+async def test_guests_only_each_on_its_node(driver: Driver, pool: XapiServer) -> None:
+    snapshot = await driver.poll()
+    names = {d.name for d in snapshot.domains}
+    assert {"web-01", "db-01", "paused-01", "suspended-01", "halted-01", "protected-01"} <= names
+    assert not names & {"debian-12", "web-01 before upgrade"} and not any("Control domain" in n for n in names)
+    nodes = {d.name: d.node for d in snapshot.domains}
+    assert (nodes["web-01"], nodes["db-01"], nodes["paused-01"]) == ("xcp-a", "xcp-b", "xcp-a")
+    assert nodes["halted-01"] is None and nodes["suspended-01"] is None  # resident nowhere
+    assert all(d.node in ("xcp-a", "xcp-b") for d in snapshot.domains if d.state is PowerState.RUNNING)
+    facts = snapshot.facts
+    assert facts is not None and facts.hypervisor == "xen" and facts.cpus and facts.memory_bytes
+    web = next(d for d in snapshot.domains if d.name == "web-01")
+    assert web.snapshot_count == 1 and web.oldest_snapshot_at is not None  # "web-01 before upgrade"
+
+
+async def test_contention_is_measured_for_running_vms_and_small_when_idle(driver: Driver, pool: XapiServer) -> None:
+    domains = await _settled(driver)
+    for dom in domains.values():
+        gauges = dom.gauges  # type: ignore[attr-defined]
+        if dom.state is PowerState.RUNNING:  # type: ignore[attr-defined]
+            assert gauges is not None and gauges.contention_percent is not None, dom
+            assert gauges.cpu_percent is not None and gauges.disk_read_bps is not None and gauges.net_rx_bps is not None
+        elif dom.state is PowerState.OFF:  # type: ignore[attr-defined]
+            assert gauges is None
+    busy, idle = domains["web-01"].gauges, domains["db-01"].gauges  # type: ignore[attr-defined]
+    assert busy.contention_percent > 2.0 and busy.cpu_percent > 40.0
+    assert 0.0 <= idle.contention_percent < 1.0 and idle.cpu_percent < 5.0
+    assert domains["web-01"].memory_used_source is not None  # type: ignore[attr-defined]  # guest agent
+
+
+async def test_rrd_numbers_as_strings_give_the_same_values(pool: XapiServer) -> None:
+    frozen = time.time()
+    pool.pool.clock = lambda: frozen
+    values = []
+    for as_strings in (False, True):
+        pool.pool.rrd_numbers_as_strings = as_strings
+        drv = registry.create_driver(config(pool))
+        await drv.connect()
+        try:
+            domains = await _settled(drv)
+        finally:
+            await drv.close()
+        values.append({n: d.gauges for n, d in domains.items()})  # type: ignore[attr-defined]
+    assert values[0] == values[1] and values[0]["web-01"] is not None
+
+
+async def test_a_pool_member_redirects_to_the_master_once(pool: XapiServer) -> None:
+    pool.pool.make_master(1)
+    drv = registry.create_driver(config(pool, address="127.0.0.1"))
+    assert isinstance(drv, XapiDriver)
+    await drv.connect()
+    try:
+        assert drv.redirected_from == "127.0.0.1" and "127.0.0.2" in drv.endpoint
+        assert any("HOST_IS_SLAVE" in w and "127.0.0.2" in w for w in drv.warnings)
+        assert {d.name for d in (await drv.poll()).domains} >= {"web-01", "db-01"}
+    finally:
+        await drv.close()
+
+
+async def test_event_feed_follows_changes_and_resyncs_after_token_expiry(driver: Driver, pool: XapiServer) -> None:
+    events: asyncio.Queue[DomainEvent] = asyncio.Queue()
+
+    async def pump() -> None:
+        async for event in driver.events():
+            await events.put(event)
+
+    async def next_event(name: str) -> DomainEvent:
+        while True:
+            event = await asyncio.wait_for(events.get(), 20)
+            if event.domain == name:
+                return event
+
+    task = asyncio.create_task(pump())
+    try:
+        halted = next(d for d in (await driver.poll()).domains if d.name == "halted-01")
+        await asyncio.sleep(0.3)  # let the feed take its baseline
+        await driver.perform(Verb.START, DomainRef.of(halted))
+        assert (await next_event("halted-01")).kind == "started"
+        pool.pool.store.expire_event_tokens()  # the feed's next event.from gets EVENTS_LOST
+        pool.pool.store.modify("VM", pool.pool.vm("db-01"), power_state="Paused")  # a change during the gap
+        event = await next_event("db-01")
+        assert (event.kind, event.detail) == ("paused", "Running -> Paused")
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    assert "event.from" in pool.pool.calls
+
+
+async def test_a_wrong_pin_is_a_clear_auth_error(pool: XapiServer) -> None:
+    drv = registry.create_driver(config(pool, tls=TlsSettings(thumbprint="AB" * 32)))
+    with pytest.raises(AuthFailed, match=r"^pool1: TLS certificate of 127\.0\.0\.1:\d+ does not match tls.thumbprint"):
+        await drv.connect()
+    await drv.close()
+
+
+async def test_ca_file_verifies_and_an_unknown_ca_names_the_fingerprint(pool: XapiServer) -> None:
+    good = registry.create_driver(config(pool, tls=TlsSettings(ca_file=str(pool.cert.cert))))
+    await good.connect()
+    await good.close()
+    untrusted = registry.create_driver(config(pool, tls=TlsSettings()))  # system CAs only
+    with pytest.raises(AuthFailed, match="is not trusted") as caught:
+        await untrusted.connect()
+    assert "SHA-256" in str(caught.value) and "\n" not in str(caught.value)
+
+
+async def test_wrong_password_keeps_xapis_error(pool: XapiServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "wrong")
+    drv = registry.create_driver(config(pool))
+    with pytest.raises(AuthFailed, match="SESSION_AUTHENTICATION_FAILED") as caught:
+        await drv.connect()
+    assert isinstance(caught.value.__cause__, wire.XapiFailure)
+    assert "wrong" not in str(caught.value)  # never the password
+
+
+async def test_a_hung_call_ends_at_the_deadline(driver: Driver, pool: XapiServer) -> None:
+    pool.pool.faults.hang("VM.get_all_records")
+    started = time.monotonic()
+    with pytest.raises(DriverTimeout, match="no answer"):
+        await driver.poll(deadline=time.monotonic() + 0.5)
+    assert time.monotonic() - started < 2.0
+    pool.pool.faults.release()
+
+
+async def test_xapi_refusals_keep_the_error_array(driver: Driver, pool: XapiServer) -> None:
+    halted = pool.pool.vm("halted-01")
+    # xapi's list of what the state allows would stop us first: make it claim pause is allowed
+    pool.pool.store.modify("VM", halted, allowed_operations=["pause", "start"])
+    await driver.poll()
+    with pytest.raises(ActionFailed, match="VM_BAD_POWER_STATE") as caught:
+        await driver.perform(Verb.PAUSE, DomainRef.named("halted-01"))
+    assert isinstance(caught.value.__cause__, wire.XapiFailure)
+    assert caught.value.__cause__.code == "VM_BAD_POWER_STATE"
+    with pytest.raises(ActionFailed, match="does not allow hard_reboot"):  # from allowed_operations
+        await driver.perform(Verb.RESET, DomainRef.named("halted-01"))
+    with pytest.raises(DomainNotFound):
+        await driver.perform(Verb.START, DomainRef.named("debian-12"))  # a template is not a guest
+
+
+async def test_blocked_operations_are_a_policy_refusal(driver: Driver, pool: XapiServer) -> None:
+    domains = await _settled(driver)
+    assert domains["protected-01"].protected  # type: ignore[attr-defined]
+    with pytest.raises(PolicyRefused, match="the pool blocks hard_shutdown"):
+        await driver.perform(Verb.FORCE_OFF, DomainRef.named("protected-01"))
+    assert pool.pool.store.record("VM", pool.pool.vm("protected-01"))["power_state"] == "Running"
+
+
+async def test_pool_migrate_moves_a_vm_to_the_other_node(driver: Driver, pool: XapiServer) -> None:
+    web = (await _settled(driver))["web-01"]
+    assert web.node == "xcp-a"  # type: ignore[attr-defined]
+    result = await driver.perform(Verb.MIGRATE, DomainRef.of(web), params=MigrateParams("pool1", node="xcp-b"))  # type: ignore[arg-type]
+    assert result.ok and result.state_after is PowerState.RUNNING and result.message == "now on xcp-b"
+    assert {d.name: d.node for d in (await driver.poll()).domains}["web-01"] == "xcp-b"
+    with pytest.raises(ActionFailed, match="no node named 'nope'"):
+        await driver.perform(Verb.MIGRATE, DomainRef.named("web-01"), params=MigrateParams("pool1", node="nope"))
+
+
+async def test_record_poll_gives_every_answer(driver: Driver) -> None:
+    artifacts = await driver.record_poll()  # type: ignore[attr-defined]
+    assert {"VM.get_all_records.json", "host.get_all_records.json", "rrd_updates-xcp-a.json",
+            "rrd_updates-xcp-b.json"} <= set(artifacts)
+    assert "web-01" in artifacts["VM.get_all_records.json"]
+
+
+async def test_missing_password_env_says_what_to_do(pool: XapiServer, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(PASSWORD_ENV)
+    drv = registry.create_driver(config(pool))
+    with pytest.raises(AuthFailed, match=f"{PASSWORD_ENV} .* is not set"):
+        await drv.connect()

@@ -1,0 +1,98 @@
+"""The pool a test talks to: its database, its two host addresses, who is master, the
+credentials, the clock that drives /rrd_updates, and the fault hooks."""
+
+from __future__ import annotations
+
+import fnmatch
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from .seed import Seeded, seed_pool
+from .store import Store
+
+
+@dataclass
+class Faults:
+    """Fault hooks. Patterns are method names with shell wildcards ('VM.get_all_records',
+    'event.*', '/rrd_updates' for the metrics URL)."""
+
+    hung: dict[str, threading.Event] = field(default_factory=dict)
+    drops: dict[str, int] = field(default_factory=dict)
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def hang(self, pattern: str) -> threading.Event:
+        """Calls matching pattern block until `release(pattern)` (or the server stops)."""
+        with self.lock:
+            return self.hung.setdefault(pattern, threading.Event())
+
+    def release(self, pattern: str | None = None) -> None:
+        with self.lock:
+            for key in [pattern] if pattern else list(self.hung):
+                event = self.hung.pop(key, None) if key else None
+                if event:
+                    event.set()
+
+    def drop(self, pattern: str, times: int = 1) -> None:
+        """The next `times` calls matching pattern get their connection closed, no answer."""
+        with self.lock:
+            self.drops[pattern] = self.drops.get(pattern, 0) + times
+
+    def wait_if_hung(self, method: str) -> None:
+        with self.lock:
+            events = [e for p, e in self.hung.items() if fnmatch.fnmatchcase(method, p)]
+        for event in events:
+            event.wait()
+
+    def take_drop(self, method: str) -> bool:
+        with self.lock:
+            for pattern, left in self.drops.items():
+                if left > 0 and fnmatch.fnmatchcase(method, pattern):
+                    self.drops[pattern] = left - 1
+                    return True
+        return False
+
+
+class XapiPool:
+    def __init__(self, addresses: tuple[str, str], user: str = "root", password: str = "vfleet-test") -> None:
+        self.store = Store()
+        self.addresses = addresses  # host index -> IP address the host listens on
+        self.user = user
+        self.password = password
+        self.seeded: Seeded = seed_pool(self.store, addresses)
+        self.faults = Faults()
+        self.clock: Callable[[], float] = time.time
+        self.rrd_numbers_as_strings = False  # newer xapi sends rrd_updates numbers as strings
+        self.task_delay = 0.0  # seconds an Async task stays pending before it runs
+        self.max_event_wait = 30.0  # cap on event.from timeouts (keeps test teardown short)
+        self._domid = 100
+        self.calls: list[str] = []  # every method called (and "/rrd_updates"), in order
+        self.stopping = threading.Event()
+
+    @property
+    def hosts(self) -> list[str]:
+        return self.seeded.hosts
+
+    def master_ref(self) -> str:
+        return str(self.store.get("pool", self.seeded.pool)["master"])
+
+    def master_index(self) -> int:
+        return self.hosts.index(self.master_ref())
+
+    def make_master(self, index: int) -> None:
+        """Designate another host as master: the old master now answers HOST_IS_SLAVE."""
+        self.store.modify("pool", self.seeded.pool, master=self.hosts[index])
+
+    def next_domid(self) -> int:
+        with self.store.lock:
+            self._domid += 1
+            return self._domid
+
+    def record_call(self, method: str) -> None:
+        with self.store.lock:
+            self.calls.append(method)
+
+    def vm(self, name: str) -> str:
+        """Reference of the VM with this name_label."""
+        return self.store.by_name("VM", name)

@@ -1,0 +1,188 @@
+"""/rrd_updates: metrics of the VMs resident on the host asked (and the host itself with
+host=true), in rrdtool's xport layout, XML or JSON (metrics.md).
+
+Values are a pure function of (object uuid, data source, sample time): asking twice for the
+same window gives the same numbers, and they move as time passes. Busy VMs (web-01, the
+hostile-name VM) run hot with contention; idle ones sit near zero. Units as xapi: cpuN and
+runstate_* are fractions of time (0..1); memory, memory_target bytes; memory_internal_free
+KiB; vbd_<dev>_read/write and vif_<n>_rx/tx bytes/s; vbd latencies ms; host memory_*_kib KiB.
+Rows come newest first, as xapi sends them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import zlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from .pool import XapiPool
+
+# seconds per row -> rows kept (5 s for 10 min, 1 min for 2 h, 1 h for a week, 1 day for a year)
+ARCHIVES = {5: 120, 60: 120, 3600: 168, 86400: 366}
+# (low, high) of each profile's fraction-of-time sources
+PROFILES = {
+    "busy": {"cpu": (0.55, 0.95), "full_contention": (0.03, 0.09), "partial_contention": (0.01, 0.04), "io": 4e6},
+    "idle": {"cpu": (0.005, 0.03), "full_contention": (0.0, 0.0004), "partial_contention": (0.0, 0.0002), "io": 2e3},
+}
+
+
+@dataclass
+class Query:
+    start: int
+    host: bool
+    cf: str
+    interval: int
+    json: bool
+    vm_uuids: list[str]
+
+
+def _wave(key: str, t: int, low: float, high: float) -> float:
+    """A smooth deterministic value in [low, high] for a source at time t."""
+    phase = (zlib.crc32(key.encode()) % 1000) / 1000 * 2 * math.pi
+    level = 0.5 + 0.35 * math.sin(2 * math.pi * t / 300 + phase) + 0.15 * math.sin(2 * math.pi * t / 37 + 2 * phase)
+    return low + (high - low) * min(1.0, max(0.0, level))
+
+
+def _vm_sources(pool: XapiPool, record: dict[str, Any]) -> list[tuple[str, Any]]:
+    """(data source name, t -> value) of one resident VM."""
+    uuid = record["uuid"]
+    profile = PROFILES[pool.seeded.load.get(uuid, "idle")]
+    paused = record["power_state"] != "Running"
+    vcpus = int(record["VCPUs_at_startup"])
+    memory = float(record["memory_dynamic_max"])
+
+    def frac(name: str, bounds: tuple[float, float]) -> Any:
+        return lambda t: 0.0 if paused else _wave(f"{uuid}:{name}", t, *bounds)
+
+    def rate(name: str, scale: float) -> Any:
+        return lambda t: 0.0 if paused else round(_wave(f"{uuid}:{name}", t, 0.1, 1.0) * scale)
+
+    sources: list[tuple[str, Any]] = [(f"cpu{i}", frac(f"cpu{i}", profile["cpu"])) for i in range(vcpus)]
+    sources += [
+        ("memory", lambda t: memory),
+        ("memory_target", lambda t: memory),
+    ]
+    if record["guest_metrics"] != "OpaqueRef:NULL":
+        sources.append(("memory_internal_free", lambda t: round(memory / 1024 * _wave(f"{uuid}:free", t, 0.3, 0.6))))
+    io = profile["io"]
+    sources += [
+        ("vbd_xvda_read", rate("vbd_read", io)),
+        ("vbd_xvda_write", rate("vbd_write", io / 2)),
+        ("vbd_xvda_read_latency", frac("vbd_read_latency", (0.2, 2.0))),
+        ("vbd_xvda_write_latency", frac("vbd_write_latency", (0.3, 3.0))),
+        ("vbd_xvda_iops_read", rate("iops_read", io / 4096)),
+        ("vbd_xvda_iops_write", rate("iops_write", io / 8192)),
+        ("vif_0_rx", rate("vif_rx", io / 3)),
+        ("vif_0_tx", rate("vif_tx", io / 5)),
+        ("runstate_fullrun", frac("fullrun", profile["cpu"])),
+        ("runstate_full_contention", frac("full_contention", profile["full_contention"])),
+        ("runstate_concurrency_hazard", frac("hazard", (0.0, 0.001))),
+        ("runstate_blocked", lambda t: 0.0 if paused else 1.0 - _wave(f"{uuid}:fullrun", t, *profile["cpu"])),
+        ("runstate_partial_run", frac("partial_run", (0.0, 0.05))),
+        ("runstate_partial_contention", frac("partial_contention", profile["partial_contention"])),
+    ]
+    return sources
+
+
+def _host_sources(pool: XapiPool, host: dict[str, Any]) -> list[tuple[str, Any]]:
+    uuid = host["uuid"]
+    cpus = int(host["cpu_info"].get("cpu_count", "1"))
+    metrics = pool.store.get("host_metrics", host["metrics"])
+    total_kib = metrics["memory_total"] / 1024
+    sources: list[tuple[str, Any]] = [(f"cpu{i}", lambda t, i=i: _wave(f"{uuid}:cpu{i}", t, 0.05, 0.6)) for i in range(cpus)]
+    sources += [
+        ("cpu_avg", lambda t: _wave(f"{uuid}:cpu_avg", t, 0.05, 0.6)),
+        ("loadavg", lambda t: _wave(f"{uuid}:loadavg", t, 0.1, 3.0)),
+        ("memory_total_kib", lambda t: total_kib),
+        ("memory_free_kib", lambda t: round(total_kib * _wave(f"{uuid}:free", t, 0.4, 0.6))),
+        ("pif_eth0_rx", lambda t: round(_wave(f"{uuid}:rx", t, 1e4, 1e6))),
+        ("pif_eth0_tx", lambda t: round(_wave(f"{uuid}:tx", t, 1e4, 1e6))),
+    ]
+    return sources
+
+
+def parse_query(params: dict[str, list[str]], accept: str) -> Query:
+    """Query parameters of /rrd_updates; ValueError names the bad one."""
+
+    def one(name: str, default: str | None = None) -> str:
+        values = params.get(name)
+        if not values:
+            if default is None:
+                raise ValueError(f"missing parameter {name}")
+            return default
+        return values[0]
+
+    try:
+        start = int(float(one("start")))
+        interval = int(one("interval", "5"))
+    except ValueError as error:
+        raise ValueError(f"bad number in rrd_updates query: {error}") from None
+    cf = one("cf", "AVERAGE")
+    if cf not in {"AVERAGE", "MIN", "MAX", "LAST"}:
+        raise ValueError(f"bad cf {cf!r}")
+    wants_json = "json" in params and one("json", "true").lower() not in {"false", "0"}
+    if "json" not in params and "application/json" in accept:
+        wants_json = True
+    return Query(start, one("host", "false").lower() == "true", cf, interval, wants_json, params.get("vm_uuid", []))
+
+
+def updates(pool: XapiPool, host_index: int, query: Query) -> tuple[str, bytes]:
+    """(content type, body) of one /rrd_updates answer."""
+    step = min(ARCHIVES, key=lambda s: (s < query.interval, abs(s - query.interval)))
+    now = int(pool.clock())
+    end = now - now % step
+    oldest = end - (ARCHIVES[step] - 1) * step
+    first = max(oldest, query.start - query.start % step + step) if query.start > oldest else oldest
+    times = list(range(end, first - 1, -step)) if end >= first else []
+    store = pool.store
+    host_ref = pool.hosts[host_index]
+    columns: list[tuple[str, Any]] = []
+    with store.lock:
+        host = store.record("host", host_ref)
+        if query.host:
+            columns += [(f"{query.cf}:host:{host['uuid']}:{name}", fn) for name, fn in _host_sources(pool, host)]
+        for vm_ref in host["resident_VMs"]:
+            vm = store.record("VM", vm_ref)
+            if query.vm_uuids and vm["uuid"] not in query.vm_uuids:
+                continue
+            columns += [(f"{query.cf}:vm:{vm['uuid']}:{name}", fn) for name, fn in _vm_sources(pool, vm)]
+    rows = [(t, [fn(t) for _, fn in columns]) for t in times]
+    meta = {
+        "start": times[-1] if times else query.start,
+        "step": step,
+        "end": end,
+        "rows": len(rows),
+        "columns": len(columns),
+        "legend": [name for name, _ in columns],
+    }
+    if query.json:
+        return "application/json", _json(meta, rows, pool.rrd_numbers_as_strings)
+    return "text/xml", _xml(meta, rows)
+
+
+def _number(v: float) -> str:
+    return "NaN" if math.isnan(v) else f"{v:.4f}"
+
+
+def _json(meta: dict[str, Any], rows: list[tuple[int, list[float]]], as_strings: bool) -> bytes:
+    def num(v: float) -> Any:
+        return _number(v) if as_strings else round(v, 4)
+
+    def whole(v: int) -> Any:
+        return str(v) if as_strings else v
+
+    body = {
+        "meta": {**{k: whole(v) for k, v in meta.items() if k != "legend"}, "legend": meta["legend"]},
+        "data": [{"t": whole(t), "values": [num(v) for v in values]} for t, values in rows],
+    }
+    return json.dumps(body).encode()
+
+
+def _xml(meta: dict[str, Any], rows: list[tuple[int, list[float]]]) -> bytes:
+    legend = "".join(f"<entry>{name}</entry>" for name in meta["legend"])
+    head = "".join(f"<{k}>{meta[k]}</{k}>" for k in ("start", "step", "end", "rows", "columns"))
+    data = "".join(f"<row><t>{t}</t>{''.join(f'<v>{_number(v)}</v>' for v in values)}</row>" for t, values in rows)
+    return f'<?xml version="1.0" encoding="UTF-8"?><xport><meta>{head}<legend>{legend}</legend></meta><data>{data}</data></xport>'.encode()
