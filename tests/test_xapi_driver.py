@@ -18,7 +18,7 @@ from vfleet.drivers.base import Driver
 from vfleet.drivers.xapi import wire
 from vfleet.drivers.xapi.driver import XapiDriver
 from vfleet.testing.driver_contract import DriverContract, Subject
-from xapi_server.fixture import xapi_server  # noqa: F401 - a fixture
+from xapi_server.fixture import xapi_server_fixture  # noqa: F401 - provides the xapi_server fixture
 from xapi_server.server import XapiServer
 
 PASSWORD_ENV = "VFLEET_TEST_XAPI_PASSWORD"
@@ -33,7 +33,7 @@ def config(srv: XapiServer, *, address: str = "127.0.0.1", tls: TlsSettings | No
 
 
 @pytest.fixture
-def pool(xapi_server: XapiServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[XapiServer]:  # noqa: F811
+def pool(xapi_server: XapiServer, monkeypatch: pytest.MonkeyPatch) -> Iterator[XapiServer]:
     monkeypatch.setenv(PASSWORD_ENV, xapi_server.pool.password)
     yield xapi_server
     xapi_server.pool.faults.release()
@@ -165,12 +165,12 @@ async def test_ca_file_verifies_and_an_unknown_ca_names_the_fingerprint(pool: Xa
 
 
 async def test_wrong_password_keeps_xapis_error(pool: XapiServer, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv(PASSWORD_ENV, "wrong")
+    monkeypatch.setenv(PASSWORD_ENV, "Not-The-Pa55word")
     drv = registry.create_driver(config(pool))
     with pytest.raises(AuthFailed, match="SESSION_AUTHENTICATION_FAILED") as caught:
         await drv.connect()
     assert isinstance(caught.value.__cause__, wire.XapiFailure)
-    assert "wrong" not in str(caught.value)  # never the password
+    assert "Pa55word" not in str(caught.value)  # never the password
 
 
 async def test_a_hung_call_ends_at_the_deadline(driver: Driver, pool: XapiServer) -> None:

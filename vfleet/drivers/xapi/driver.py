@@ -27,7 +27,15 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, TypeVar
 
-from vfleet.core.errors import ActionFailed, AuthFailed, DomainNotFound, DriverError, HostUnreachable, PolicyRefused
+from vfleet.core.errors import (
+    ActionFailed,
+    AuthFailed,
+    DomainNotFound,
+    DriverError,
+    HostUnreachable,
+    PolicyRefused,
+    VFleetError,
+)
 from vfleet.core.models import (
     ActionParams,
     ActionResult,
@@ -132,7 +140,9 @@ class XapiDriver(Driver):
 
     # -- plumbing -----------------------------------------------------------------
 
-    def _translate(self, exc: Exception, what: str) -> DriverError:
+    def _translate(self, exc: Exception, what: str) -> DriverError | None:
+        if isinstance(exc, VFleetError):  # ours already (a policy refusal from blocked_operations)
+            return None
         return wire.translate(exc, what, host=self.host, endpoint=self.endpoint, user=self.config.user)
 
     async def _call(self, lane: Lane, what: str, fn: Callable[[], T], deadline: float) -> T:

@@ -95,7 +95,7 @@ def resync(
 
 class EventFeed:
     def __init__(
-        self, host: str, client: Callable[[], Any], translate: Callable[[Exception, str], DriverError],
+        self, host: str, client: Callable[[], Any], translate: Callable[[Exception, str], DriverError | None],
         pool: BlockingPool, long_poll: float = LONG_POLL_S,
     ) -> None:
         self.host = host
