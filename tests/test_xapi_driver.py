@@ -11,7 +11,7 @@ from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
-from vfleet.core.errors import ActionFailed, AuthFailed, DomainNotFound, DriverTimeout, PolicyRefused
+from vfleet.core.errors import ActionFailed, AuthFailed, DomainNotFound, DriverTimeout, NoConsole, PolicyRefused
 from vfleet.core.models import DomainEvent, DomainRef, HostConfig, MigrateParams, PowerState, TlsSettings, Verb
 from vfleet.drivers import registry
 from vfleet.drivers.base import Driver
@@ -227,3 +227,9 @@ async def test_missing_password_env_says_what_to_do(pool: XapiServer, monkeypatc
     drv = registry.create_driver(config(pool))
     with pytest.raises(AuthFailed, match=f"{PASSWORD_ENV} .* is not set"):
         await drv.connect()
+
+
+async def test_console_says_where_xapis_consoles_are(driver: Driver) -> None:
+    with pytest.raises(NoConsole, match="no serial console over XAPI") as caught:
+        await driver.open_console(DomainRef.named("web-01"))
+    assert "\n" not in str(caught.value)

@@ -27,12 +27,14 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from typing import Any, TypeVar
 
+from vfleet.core.console import ConsoleStream
 from vfleet.core.errors import (
     ActionFailed,
     AuthFailed,
     DomainNotFound,
     DriverError,
     HostUnreachable,
+    NoConsole,
     PolicyRefused,
     VFleetError,
 )
@@ -488,6 +490,38 @@ class XapiDriver(Driver):
                 wire.close_transport(session)
 
         return await self._call(Lane.ACTION, f"snapshots of {target.name}", run, self.due(deadline))
+
+    async def open_console(
+        self, target: DomainRef, *, force: bool = False, safe: bool = False, deadline: float | None = None
+    ) -> ConsoleStream:
+        """XAPI's consoles are VNC (rfb) and text (vt100) behind an HTTP CONNECT to the pool,
+        not a serial stream vfleet can attach to: say where they are."""
+        self._connected()
+        links = await self._call(
+            Lane.ACTION, f"console {target.name}", lambda: self._console_links(target.key), self.due(deadline)
+        )
+        raise NoConsole(
+            self.host,
+            f"{target.name}: no serial console over XAPI; its consoles are VNC or text behind the pool's "
+            "HTTPS CONNECT (use Xen Orchestra, XenCenter or `xe console` on a pool host)"
+            + ("; their URLs follow" if links else ""),
+            links=links,
+        )
+
+    def _console_links(self, key: str) -> tuple[str, ...]:
+        session = self._client()
+        try:
+            _ref, record = self._find(session, key)
+            links = []
+            for console in record.get("consoles") or []:
+                try:
+                    found = wire.call(lambda console=console: session.xenapi.console.get_record(console))
+                except wire.XapiFailure:
+                    continue
+                links.append(f"{found.get('protocol', '?')}: {found.get('location', '?')}")
+            return tuple(links)
+        finally:
+            wire.close_transport(session)
 
     # -- events -------------------------------------------------------------------
 
