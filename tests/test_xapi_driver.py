@@ -6,8 +6,10 @@ and pool_migrate."""
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
 
 import pytest
 
@@ -15,7 +17,7 @@ from vfleet.core.errors import ActionFailed, AuthFailed, DomainNotFound, DriverT
 from vfleet.core.models import DomainEvent, DomainRef, HostConfig, MigrateParams, PowerState, TlsSettings, Verb
 from vfleet.drivers import registry
 from vfleet.drivers.base import Driver
-from vfleet.drivers.xapi import wire
+from vfleet.drivers.xapi import recording, wire
 from vfleet.drivers.xapi.driver import XapiDriver
 from vfleet.testing.driver_contract import DriverContract, Subject
 from xapi_server.fixture import xapi_server_fixture  # noqa: F401 - provides the xapi_server fixture
@@ -215,11 +217,17 @@ async def test_pool_migrate_moves_a_vm_to_the_other_node(driver: Driver, pool: X
         await driver.perform(Verb.MIGRATE, DomainRef.named("web-01"), params=MigrateParams("pool1", node="nope"))
 
 
-async def test_record_poll_gives_every_answer(driver: Driver) -> None:
-    artifacts = await driver.record_poll()  # type: ignore[attr-defined]
-    assert {"VM.get_all_records.json", "host.get_all_records.json", "rrd_updates-xcp-a.json",
-            "rrd_updates-xcp-b.json"} <= set(artifacts)
-    assert "web-01" in artifacts["VM.get_all_records.json"]
+async def test_a_recording_replays_into_the_domains_the_poll_gave(driver: Driver, pool: XapiServer) -> None:
+    frozen = time.time()
+    pool.pool.clock = lambda: frozen  # the same metrics for the recorded poll and the one after
+    files = await driver.record_poll()  # type: ignore[attr-defined]
+    polled = {d.key: replace(d, uptime_s=None) for d in (await driver.poll()).domains}
+    assert {"VM.get_all_records.json", "host.get_all_records.json", "poll.json"} <= set(files)
+    assert len([n for n in files if n.startswith("rrd_updates.")]) == 2  # one per node
+    assert all(re.fullmatch(r"[A-Za-z0-9._-]+", name) for name in files)
+    replayed = recording.replay("pool1", files)
+    assert {d.key: replace(d, uptime_s=None) for d in replayed.domains} == polled and replayed.facts is not None
+    assert any(d.gauges and d.gauges.contention_percent for d in replayed.domains)
 
 
 async def test_missing_password_env_says_what_to_do(pool: XapiServer, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -233,3 +241,11 @@ async def test_console_says_where_xapis_consoles_are(driver: Driver) -> None:
     with pytest.raises(NoConsole, match="no serial console over XAPI") as caught:
         await driver.open_console(DomainRef.named("web-01"))
     assert "\n" not in str(caught.value)
+
+
+async def test_an_expired_session_is_renewed_by_the_next_poll(driver: Driver, pool: XapiServer) -> None:
+    await driver.poll()
+    pool.pool.store.expire_sessions()
+    assert {d.name for d in (await driver.poll()).domains} >= {"web-01"}  # XenAPI logged in again
+    result = await driver.perform(Verb.PAUSE, DomainRef.named("web-01"))  # actions use the new session
+    assert result.ok and result.state_after is PowerState.PAUSED

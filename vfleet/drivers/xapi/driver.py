@@ -57,17 +57,16 @@ from vfleet.drivers.base import LIFECYCLE, Capability, Driver
 from vfleet.drivers.threaded import Lane, pool_for
 from vfleet.drivers.tls import PinMismatch, presented_fingerprint, tls_context
 from vfleet.drivers.xapi import events as feed
-from vfleet.drivers.xapi import snapshots, wire
+from vfleet.drivers.xapi import recording, snapshots, wire
 from vfleet.drivers.xapi.records import (
+    assemble,
     blocked_reason,
-    domain_from_records,
-    facts_from_pool,
+    first_pool,
     is_guest,
     node_names,
     not_allowed,
     operation_for,
     power_state,
-    snapshot_facts,
 )
 from vfleet.drivers.xapi.rrd import RrdFormatError, RrdUpdate
 from vfleet.drivers.xapi.rrd import parse as parse_rrd
@@ -254,9 +253,10 @@ class XapiDriver(Driver):
         )
         return HostSnapshot(self.host, taken_at, domains, facts)
 
-    async def record_poll(self) -> dict[str, str]:
-        """Record mode: the raw answers of one poll (artifact name -> text), unscrubbed."""
-        await self.poll()
+    async def record_poll(self, *, deadline: float | None = None) -> dict[str, str]:
+        """Record mode: the raw answers of one poll (artifact name -> text), unscrubbed; they
+        replay into the same domains through recording.replay()."""
+        await self.poll(deadline=deadline)
         return dict(self._raw)
 
     def _read(
@@ -272,28 +272,16 @@ class XapiDriver(Driver):
             ("pool", api.pool.get_all_records),
         ):
             raw[name] = wire.call(fn) or {}
+        # XenAPI logs in again by itself when the pool expired the session: share the new one
+        self._ref = wire.session_ref(session)
         taken_at, now = time.monotonic(), time.time()
-        vms, hosts = raw["VM"], raw["host"]
-        pool: dict[str, Any] = next(iter(raw["pool"].values()), {})
-        names = node_names(hosts)
-        self._nodes = {name: ref for ref, name in names.items()}
-        self._raw = {f"{name}.get_all_records.json": wire.dump(value) for name, value in raw.items()}
+        hosts, pool = raw["host"], first_pool(raw["pool"])
+        self._nodes = {name: ref for ref, name in node_names(hosts).items()}
+        self._raw = {recording.records_file(name): wire.dump(value) for name, value in raw.items()}
+        self._raw[recording.POLL_FILE] = recording.poll_text(now)
         rrd = self._read_metrics(hosts, raw["host_metrics"], pool.get("master"), deadline) if metrics else {}
-        snaps = snapshot_facts(vms)
-        pairs = [
-            (ref, domain_from_records(
-                vm,
-                raw["VM_metrics"].get(str(vm.get("metrics"))),
-                rrd.get(str(vm.get("uuid"))),
-                node=names.get(str(vm.get("resident_on"))),
-                now=now,
-                snapshots=snaps.get(ref, (0, None)),
-            ))
-            for ref, vm in vms.items()
-            if is_guest(vm)
-        ]
-        self._index(vms, pairs)
-        facts = facts_from_pool(hosts, raw["host_metrics"], pool.get("master"), pool.get("name_label"))
+        pairs, facts = assemble(raw, rrd, now)
+        self._index(raw["VM"], pairs)
         return tuple(d for _ref, d in pairs), facts, taken_at
 
     def _index(self, vms: dict[str, dict[str, Any]], pairs: list[tuple[str, Domain]]) -> None:
@@ -339,7 +327,7 @@ class XapiDriver(Driver):
             node.failing = problem
             return
         node.failing = None
-        self._raw[f"rrd_updates-{name}.json"] = text
+        self._raw[recording.rrd_file(ref)] = text
         if update.end is not None:
             # ask again from one step before the last row: the newest row is always in the answer
             node.start = max(0, update.end - (update.step or 5))

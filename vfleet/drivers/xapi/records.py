@@ -191,6 +191,38 @@ def domain_from_records(
     )
 
 
+def assemble(
+    raw: Mapping[str, Mapping[str, Any]], rrd: Mapping[str, Mapping[str, float]], now: float
+) -> tuple[list[tuple[str, Domain]], HostFacts]:
+    """One poll's answers -> (VM ref, Domain) of every guest, and the pool's facts.
+
+    `raw` holds get_all_records of VM, VM_metrics, host, host_metrics and pool; `rrd` the
+    values by VM uuid; `now` wall time. Polls and recordings (recording.replay) both come here.
+    """
+    vms, metrics, hosts = raw.get("VM", {}), raw.get("VM_metrics", {}), raw.get("host", {})
+    names = node_names(hosts)
+    snaps = snapshot_facts(vms)
+    pairs = [
+        (ref, domain_from_records(
+            vm,
+            metrics.get(str(vm.get("metrics"))),
+            rrd.get(str(vm.get("uuid"))),
+            node=names.get(str(vm.get("resident_on"))),
+            now=now,
+            snapshots=snaps.get(ref, (0, None)),
+        ))
+        for ref, vm in vms.items()
+        if is_guest(vm)
+    ]
+    pool = first_pool(raw.get("pool", {}))
+    return pairs, facts_from_pool(hosts, raw.get("host_metrics", {}), pool.get("master"), pool.get("name_label"))
+
+
+def first_pool(pools: Mapping[str, Mapping[str, Any]]) -> Mapping[str, Any]:
+    """A host belongs to exactly one pool (a standalone host is a pool of one)."""
+    return next(iter(pools.values()), {})
+
+
 def snapshot_facts(vms: Mapping[str, Mapping[str, Any]]) -> dict[str, tuple[int, float | None]]:
     """VM ref -> (number of snapshots, time of the oldest), from the snapshots among all records."""
     facts: dict[str, tuple[int, float | None]] = {}

@@ -156,7 +156,7 @@ def rrd_updates(address: str, port: int, context: ssl.SSLContext, timeout: float
 
 def dump(value: Any) -> str:
     """A decoded answer as JSON text (record mode): xmlrpc DateTime objects as their string."""
-    return json.dumps(value, indent=1, sort_keys=True, default=lambda v: str(getattr(v, "value", v)))
+    return json.dumps(value, indent=1, default=lambda v: str(getattr(v, "value", v)))
 
 
 def details_text(details: Sequence[str]) -> str:
@@ -195,6 +195,8 @@ def translate(exc: Exception, what: str, *, host: str, endpoint: str, user: str 
             "Set tls.ca_file to its CA bundle, or pin it with tls.thumbprint after checking that "
             "fingerprint on the pool master (`openssl x509 -fingerprint -sha256 -in /etc/xensource/xapi-ssl.pem`)",
         )
+    if isinstance(exc, xmlrpc.client.Fault) and exc.faultCode == 401:  # XenAPI: SESSION_INVALID, no login to redo
+        return HostUnreachable(host, f"{what}: the session on {endpoint} is no longer valid; reconnecting")
     if isinstance(exc, xmlrpc.client.Fault):
         return HostUnreachable(host, f"{what}: {endpoint}: {printable(exc.faultString)}")
     if isinstance(exc, xmlrpc.client.ProtocolError):
