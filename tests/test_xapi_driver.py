@@ -249,3 +249,20 @@ async def test_an_expired_session_is_renewed_by_the_next_poll(driver: Driver, po
     assert {d.name for d in (await driver.poll()).domains} >= {"web-01"}  # XenAPI logged in again
     result = await driver.perform(Verb.PAUSE, DomainRef.named("web-01"))  # actions use the new session
     assert result.ok and result.state_after is PowerState.PAUSED
+
+
+async def test_with_a_pin_each_member_is_checked_against_the_fingerprint_the_master_lists(pool: XapiServer) -> None:
+    store, member = pool.pool.store, pool.pool.hosts[1]
+    gauges = {}
+    for listed in ("00" * 32, pool.cert.sha256):  # a wrong fingerprint, then the member's own
+        cert = store.add("Certificate", {"name": "", "type": "host", "host": member, "fingerprint": listed})
+        store.modify("host", member, certificates=[cert])
+        drv = registry.create_driver(config(pool))  # pinned to the master's certificate
+        await drv.connect()
+        try:
+            gauges[listed] = {d.name: d.gauges for d in (await drv.poll()).domains}
+        finally:
+            await drv.close()
+    refused, trusted = gauges["00" * 32], gauges[pool.cert.sha256]
+    assert refused["web-01"] is not None and refused["db-01"] is None  # xcp-b's metrics were not trusted
+    assert trusted["db-01"] is not None and trusted["db-01"].contention_percent is not None

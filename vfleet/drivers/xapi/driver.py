@@ -55,7 +55,7 @@ from vfleet.core.models import (
 from vfleet.core.sanitize import printable
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
 from vfleet.drivers.threaded import Lane, pool_for
-from vfleet.drivers.tls import PinMismatch, presented_fingerprint, tls_context
+from vfleet.drivers.tls import PinMismatch, pinned_context, presented_fingerprint, tls_context
 from vfleet.drivers.xapi import events as feed
 from vfleet.drivers.xapi import recording, snapshots, wire
 from vfleet.drivers.xapi.records import (
@@ -93,8 +93,9 @@ _CALLS: Mapping[str, tuple[str, tuple[object, ...]]] = {
 class _Node:
     """What a poll needs to read one pool member's metrics."""
 
-    def __init__(self, address: str) -> None:
+    def __init__(self, address: str, context: ssl.SSLContext) -> None:
         self.address = address
+        self.context = context
         self.start: int | None = None  # the next rrd_updates start (server time)
         self.last: RrdUpdate | None = None
         self.last_at = float("-inf")
@@ -279,7 +280,7 @@ class XapiDriver(Driver):
         self._nodes = {name: ref for ref, name in node_names(hosts).items()}
         self._raw = {recording.records_file(name): wire.dump(value) for name, value in raw.items()}
         self._raw[recording.POLL_FILE] = recording.poll_text(now)
-        rrd = self._read_metrics(hosts, raw["host_metrics"], pool.get("master"), deadline) if metrics else {}
+        rrd = self._read_metrics(session, hosts, raw["host_metrics"], pool.get("master"), deadline) if metrics else {}
         pairs, facts = assemble(raw, rrd, now)
         self._index(raw["VM"], pairs)
         return tuple(d for _ref, d in pairs), facts, taken_at
@@ -293,7 +294,7 @@ class XapiDriver(Driver):
         self._by_uuid = {d.uuid: ref for ref, d in pairs if d.uuid}
 
     def _read_metrics(
-        self, hosts: Mapping[str, Mapping[str, Any]], host_metrics: Mapping[str, Mapping[str, Any]],
+        self, session: Any, hosts: Mapping[str, Mapping[str, Any]], host_metrics: Mapping[str, Mapping[str, Any]],
         master: object, deadline: float,
     ) -> dict[str, Mapping[str, float]]:
         """One /rrd_updates per live node; the master is asked at the address we logged in to."""
@@ -307,7 +308,7 @@ class XapiDriver(Driver):
                 continue
             node = self._rrd_nodes.get(ref)
             if node is None or node.address != address:
-                node = self._rrd_nodes[ref] = _Node(address)
+                node = self._rrd_nodes[ref] = _Node(address, self._node_context(session, ref, record, master))
             left = deadline - time.monotonic()
             if left > RRD_MARGIN:
                 self._read_node(ref, node, str(record.get("name_label") or ref), left)
@@ -315,11 +316,29 @@ class XapiDriver(Driver):
                 values.update(node.last.vms)
         return values
 
-    def _read_node(self, ref: str, node: _Node, name: str, budget: float) -> None:
+    def _node_context(self, session: Any, ref: str, record: Mapping[str, Any], master: object) -> ssl.SSLContext:
+        """A member presents its own certificate: with a pin (which names the master's), trust the
+        fingerprint the verified master lists for that host (its Certificate records), else the
+        configured context (a CA that signed every host's certificate)."""
         assert self._context is not None
+        if ref == master or not self.config.tls.thumbprint:
+            return self._context
+        for cert in record.get("certificates") or []:
+            try:
+                found = wire.call(lambda cert=cert: session.xenapi.Certificate.get_record(cert))
+            except wire.XapiFailure:
+                continue
+            if found.get("type") == "host" and found.get("fingerprint"):
+                try:
+                    return pinned_context(str(found["fingerprint"]))
+                except ValueError:
+                    log.info("%s: node %s lists an unreadable certificate fingerprint", self.host, ref)
+        return self._context
+
+    def _read_node(self, ref: str, node: _Node, name: str, budget: float) -> None:
         start = node.start if node.start is not None else int(time.time()) - RRD_HISTORY_S
         try:
-            text = wire.rrd_updates(node.address, self._port, self._context, budget, self._ref, start)
+            text = wire.rrd_updates(node.address, self._port, node.context, budget, self._ref, start)
             update = parse_rrd(text)
         except (OSError, RrdFormatError, ValueError) as exc:
             problem = printable(f"metrics of node {name} ({node.address}): {exc}")
