@@ -68,6 +68,9 @@ class XapiPool:
         self.max_event_wait = 30.0  # cap on event.from timeouts (keeps test teardown short)
         self._domid = 100
         self.calls: list[str] = []  # every method called (and "/rrd_updates"), in order
+        # (protocol, method, parameter count, response body) of every RPC answer, when on
+        self.wire_log: list[tuple[str, str, int, bytes]] = []
+        self.keep_wire = False
         self.stopping = threading.Event()
 
     @property
@@ -92,6 +95,11 @@ class XapiPool:
     def record_call(self, method: str) -> None:
         with self.store.lock:
             self.calls.append(method)
+
+    def log_wire(self, protocol: str, method: str, param_count: int, body: bytes) -> None:
+        if self.keep_wire:
+            with self.store.lock:
+                self.wire_log.append((protocol, method, param_count, body))
 
     def vm(self, name: str) -> str:
         """Reference of the VM with this name_label."""

@@ -106,10 +106,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             result = calls.call(self.pool, method, _plain(list(params)), self.server.host_index)
+            answer = wire.xml_success(result)
         except XapiError as error:
-            self._send(200, wire.xml_failure(error.description), "text/xml")
-            return
-        self._send(200, wire.xml_success(result), "text/xml")
+            answer = wire.xml_failure(error.description)
+        self.pool.log_wire("xmlrpc", method, len(params), answer)
+        self._send(200, answer, "text/xml")
 
     def _jsonrpc(self, body: bytes) -> None:
         try:
@@ -125,10 +126,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             result = calls.call(self.pool, method, params, self.server.host_index)
+            answer = wire.json_success(request_id, version, result)
         except XapiError as error:
-            self._send(200, wire.json_failure(request_id, version, error.description), "application/json")
-            return
-        self._send(200, wire.json_success(request_id, version, result), "application/json")
+            answer = wire.json_failure(request_id, version, error.description)
+        self.pool.log_wire("json" + version, method, len(params), answer)
+        self._send(200, answer, "application/json")
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
