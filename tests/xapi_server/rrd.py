@@ -213,6 +213,14 @@ def _sources_of(pool: XapiPool, cls: str, ref: str) -> list[tuple[str, Any]]:
         return _vm_sources(pool, record)
 
 
+# xcp-rrdd's descriptions of the sources clients look up by description
+DESCRIPTIONS = {
+    "memory": "Memory currently allocated to VM",
+    "memory_target": "Target of VM balloon driver",
+    "memory_internal_free": "Memory used as reported by the guest agent",
+}
+
+
 def data_sources(pool: XapiPool, cls: str, ref: str) -> list[dict[str, Any]]:
     """VM.get_data_sources / host.get_data_sources: data_source records at the latest sample."""
     t = int(pool.clock())
@@ -221,7 +229,8 @@ def data_sources(pool: XapiPool, cls: str, ref: str) -> list[dict[str, Any]]:
     for name, fn in _sources_of(pool, cls, ref):
         unit = _unit(name)
         out.append({
-            "name_label": name, "name_description": name, "enabled": True, "standard": True, "units": unit,
+            "name_label": name,
+            "name_description": DESCRIPTIONS.get(name) or (f"CPU{name[3:]} usage" if name[3:].isdigit() else name), "enabled": True, "standard": True, "units": unit,
             "min": 0.0, "max": 1.0 if unit == "(fraction)" else math.inf, "value": float(fn(t)),
         })
     return out

@@ -168,9 +168,11 @@ def _plain(value: Any) -> Any:
 class XapiServer:
     """A two-host XAPI pool on 127.0.0.1 / 127.0.0.2, one random port, TLS or plain HTTP."""
 
-    def __init__(self, workdir: Path, *, tls: bool = True, user: str = "root", password: str = "vfleet-test") -> None:
+    def __init__(
+        self, workdir: Path, *, tls: bool = True, user: str = "root", password: str = "vfleet-test", seed: bool = True
+    ) -> None:
         self.workdir = workdir
-        self.pool = XapiPool(ADDRESSES, user, password)
+        self.pool = XapiPool(ADDRESSES, user, password, seed)
         self.cert: CertFiles | None = make_cert(workdir, ADDRESSES) if tls else None
         self.tls_context: ssl.SSLContext | None = None
         if self.cert is not None:
