@@ -3,13 +3,25 @@
 
 from __future__ import annotations
 
+import hashlib
+import http.client
 import json
+import socket
+import ssl
+import threading
+import time
+import urllib.error
+import urllib.request
+import xmlrpc.client
+from pathlib import Path
 from typing import Any
+from xml.etree import ElementTree
 
 import pytest
 import XenAPI
 
 from xapi_server import client
+from xapi_server.certs import make_cert
 from xapi_server.fixture import xapi_server_fixture, xapi_server_http_fixture  # noqa: F401
 from xapi_server.seed import HOSTILE_NAME
 from xapi_server.server import XapiServer
@@ -77,3 +89,372 @@ def test_rrd_updates_json_has_contention_for_busy_and_idle_vms(xapi_server: Xapi
     assert doc["meta"]["rows"] == len(doc["data"]) == 12
     assert doc["data"][0]["t"] == now
     assert client.get(xapi_server, path)[2] == body  # deterministic for one window
+
+
+# --- lifecycle (vm-lifecycle.md) --------------------------------------------------------
+
+TRANSITIONS = [
+    # (VM, call, extra args, power state after)
+    ("halted-01", "start", (False, False), "Running"),
+    ("halted-01", "start", (True, False), "Paused"),
+    ("web-01", "clean_shutdown", (), "Halted"),
+    ("web-01", "hard_shutdown", (), "Halted"),
+    ("web-01", "clean_reboot", (), "Running"),
+    ("web-01", "hard_reboot", (), "Running"),
+    ("web-01", "pause", (), "Paused"),
+    ("web-01", "suspend", (), "Suspended"),
+    ("paused-01", "unpause", (), "Running"),
+    ("paused-01", "hard_shutdown", (), "Halted"),
+    ("suspended-01", "resume", (False, False), "Running"),
+    ("suspended-01", "resume", (True, False), "Paused"),
+    ("suspended-01", "hard_shutdown", (), "Halted"),
+]
+REFUSED = [
+    # (VM, call, extra args, error code): the state machine's missing edges
+    ("halted-01", "clean_shutdown", (), "VM_BAD_POWER_STATE"),
+    ("halted-01", "pause", (), "VM_BAD_POWER_STATE"),
+    ("web-01", "start", (False, False), "VM_BAD_POWER_STATE"),
+    ("web-01", "unpause", (), "VM_BAD_POWER_STATE"),
+    ("web-01", "resume", (False, False), "VM_BAD_POWER_STATE"),
+    ("paused-01", "clean_shutdown", (), "VM_BAD_POWER_STATE"),
+    ("paused-01", "suspend", (), "VM_BAD_POWER_STATE"),
+    ("suspended-01", "start", (False, False), "VM_BAD_POWER_STATE"),
+    ("suspended-01", "unpause", (), "VM_BAD_POWER_STATE"),
+    ("protected-01", "clean_shutdown", (), "OPERATION_BLOCKED"),
+    ("protected-01", "hard_shutdown", (), "OPERATION_BLOCKED"),
+    ("debian-12", "start", (False, False), "VM_IS_TEMPLATE"),
+    ("web-01 before upgrade", "start", (False, False), "VM_IS_SNAPSHOT"),
+    ("Control domain on host: xcp-a", "clean_reboot", (), "OPERATION_NOT_ALLOWED"),
+]
+
+
+@pytest.mark.parametrize(("name", "call", "args", "after"), TRANSITIONS)
+def test_power_transitions(xapi_server: XapiServer, name: str, call: str, args: tuple[Any, ...], after: str) -> None:
+    x = client.session(xapi_server).xenapi
+    vm = vm_named(x, name)
+    domid_before = x.VM.get_domid(vm)
+    assert getattr(x.VM, call)(vm, *args) == ""
+    record = x.VM.get_record(vm)
+    assert record["power_state"] == after
+    live = after in {"Running", "Paused"}
+    assert (record["resident_on"] != "OpaqueRef:NULL") == live
+    assert (record["domid"] != "-1") == live
+    if call.endswith("reboot"):
+        assert record["domid"] != domid_before  # a reboot is a new domain
+    if live:
+        assert vm in x.host.get_resident_VMs(record["resident_on"])
+    else:
+        assert all(vm not in h["resident_VMs"] for h in x.host.get_all_records().values())
+    assert set(record["allowed_operations"]).isdisjoint(record["blocked_operations"])
+    metrics = x.VM_metrics.get_record(record["metrics"])
+    assert (metrics["VCPUs_number"] != "0") == live
+
+
+@pytest.mark.parametrize(("name", "call", "args", "code"), REFUSED)
+def test_refused_transitions(xapi_server: XapiServer, name: str, call: str, args: tuple[Any, ...], code: str) -> None:
+    x = client.session(xapi_server).xenapi
+    vm = vm_named(x, name)
+    before = x.VM.get_record(vm)
+    details = failure(getattr(x.VM, call), vm, *args)
+    assert details[0] == code
+    if code == "VM_BAD_POWER_STATE":
+        assert details[1] == vm and details[3] == before["power_state"].lower()
+    if code == "OPERATION_BLOCKED":
+        assert details == ["OPERATION_BLOCKED", vm, "protected by the vfleet test pool"]
+    assert x.VM.get_record(vm) == before
+
+
+def test_snapshot_revert_and_destroy(xapi_server: XapiServer) -> None:
+    x = client.session(xapi_server).xenapi
+    web = vm_named(x, "web-01")
+    snap = x.VM.snapshot(web, "before test")
+    record = x.VM.get_record(snap)
+    assert (record["is_a_snapshot"], record["snapshot_of"], record["power_state"]) == (True, web, "Halted")
+    assert isinstance(record["snapshot_time"], xmlrpc.client.DateTime)
+    assert snap in x.VM.get_snapshots(web)
+    x.VM.revert(snap)
+    assert x.VM.get_power_state(web) == "Halted"  # disk snapshots bring the VM back halted
+    assert failure(x.VM.destroy, xapi_server.pool.vm("db-01"))[0] == "VM_BAD_POWER_STATE"
+    x.VM.destroy(snap)
+    assert snap not in x.VM.get_snapshots(web)
+    assert failure(x.VM.get_record, snap) == ["HANDLE_INVALID", "VM", snap]
+    assert failure(x.VM.destroy, vm_named(x, "protected-01"))[0] == "OPERATION_BLOCKED"
+
+
+def test_pool_migrate_moves_the_vm_and_its_metrics(xapi_server: XapiServer) -> None:
+    s = client.session(xapi_server)
+    x = s.xenapi
+    web = vm_named(x, "web-01")
+    host0, host1 = xapi_server.pool.hosts
+    x.VM.pool_migrate(web, host1, {"live": "true"})
+    assert x.VM.get_resident_on(web) == host1
+    assert web in x.host.get_resident_VMs(host1) and web not in x.host.get_resident_VMs(host0)
+    uuid = x.VM.get_uuid(web)
+    legend0 = rrd_json(xapi_server, s, host_index=0)["meta"]["legend"]
+    legend1 = rrd_json(xapi_server, s, host_index=1)["meta"]["legend"]
+    assert not any(uuid in e for e in legend0) and any(uuid in e for e in legend1)
+    assert failure(x.VM.pool_migrate, vm_named(x, "halted-01"), host0, {})[0] == "VM_BAD_POWER_STATE"
+
+
+def test_parameter_count_and_handles(xapi_server: XapiServer) -> None:
+    x = client.session(xapi_server).xenapi
+    web = vm_named(x, "web-01")
+    assert failure(x.VM.start, web) == ["MESSAGE_PARAMETER_COUNT_MISMATCH", "VM.start", "4", "2"]
+    assert failure(x.VM.get_record, "OpaqueRef:nothing") == ["HANDLE_INVALID", "VM", "OpaqueRef:nothing"]
+    assert failure(x.VM.frobnicate, web)[0] == "MESSAGE_METHOD_UNKNOWN"
+
+
+def test_control_domains_templates_snapshots_are_flagged(xapi_server: XapiServer) -> None:
+    records = client.session(xapi_server).xenapi.VM.get_all_records()
+    dom0 = [r for r in records.values() if r["is_control_domain"]]
+    assert sorted(r["resident_on"] for r in dom0) == sorted(xapi_server.pool.hosts)
+    assert {r["domid"] for r in dom0} == {"0"}
+    assert [r["name_label"] for r in records.values() if r["is_a_template"]] == ["debian-12"]
+    assert [r["name_label"] for r in records.values() if r["is_a_snapshot"]] == ["web-01 before upgrade"]
+    guests = [r for r in records.values() if not (r["is_control_domain"] or r["is_a_template"] or r["is_a_snapshot"])]
+    assert len(guests) == 7
+
+
+def test_hostile_name_arrives_intact_over_both_protocols(xapi_server: XapiServer) -> None:
+    s = client.session(xapi_server)
+    vm = xapi_server.pool.vm(HOSTILE_NAME)
+    assert s.xenapi.VM.get_name_label(vm) == HOSTILE_NAME
+    assert len(HOSTILE_NAME) > 300 and "\u009b" in HOSTILE_NAME and "\u202e" in HOSTILE_NAME
+    assert client.jsonrpc(xapi_server, "VM.get_name_label", [s._session, vm])["result"] == HOSTILE_NAME
+
+
+# --- tasks ------------------------------------------------------------------------------
+
+
+def wait_task(x: Any, task: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:  # poll interval inside a deadline
+        record = x.task.get_record(task)
+        if record["status"] != "pending":
+            return dict(record)
+        time.sleep(0.02)
+    raise AssertionError("task still pending")
+
+
+def test_async_calls_return_tasks(xapi_server: XapiServer) -> None:
+    x = client.session(xapi_server).xenapi
+    xapi_server.pool.task_delay = 0.3
+    web = vm_named(x, "web-01")
+    task = x.Async.VM.pause(web)
+    assert x.task.get_status(task) == "pending"
+    done = wait_task(x, task)
+    assert (done["status"], done["result"], done["error_info"]) == ("success", "", [])
+    assert x.VM.get_power_state(web) == "Paused"
+    failed = wait_task(x, x.Async.VM.pause(web))
+    assert failed["status"] == "failure" and failed["error_info"][0] == "VM_BAD_POWER_STATE"
+    snap_task = wait_task(x, x.Async.VM.snapshot(web, "async snap"))
+    snap = snap_task["result"].removeprefix("<value>").removesuffix("</value>")
+    assert x.VM.get_is_a_snapshot(snap) is True
+
+
+# --- event.from -------------------------------------------------------------------------
+
+
+def event_from(x: Any, *args: Any) -> dict[str, Any]:
+    return dict(getattr(x.event, "from")(*args))
+
+
+def test_event_from_token_flow_and_class_filter(xapi_server: XapiServer) -> None:
+    x = client.session(xapi_server).xenapi
+    first = event_from(x, ["vm"], "", 5.0)
+    assert {e["operation"] for e in first["events"]} == {"add"}
+    assert len(first["events"]) == int(first["valid_ref_counts"]["vm"]) == len(x.VM.get_all())
+    web = vm_named(x, "web-01")
+    x.VM.pause(web)
+    x.host.set_name_description(xapi_server.pool.hosts[0], "not a vm")
+    second = event_from(x, ["vm"], first["token"], 5.0)
+    assert [(e["class"], e["operation"], e["ref"], e["snapshot"]["power_state"]) for e in second["events"]] == [
+        ("vm", "mod", web, "Paused")
+    ]
+    started = time.monotonic()
+    third = event_from(x, ["vm"], second["token"], 0.3)
+    assert third["events"] == [] and 0.25 < time.monotonic() - started < 5
+
+
+def test_event_from_wakes_on_a_change(xapi_server: XapiServer) -> None:
+    x = client.session(xapi_server).xenapi
+    token = event_from(x, ["vm"], "", 1.0)["token"]
+    web = xapi_server.pool.vm("web-01")
+
+    def change_once_waiting() -> None:
+        deadline = time.monotonic() + 10
+        while xapi_server.pool.calls.count("event.from") < 2 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        xapi_server.pool.store.modify("VM", web, name_description="woken")
+
+    changer = threading.Thread(target=change_once_waiting)
+    changer.start()
+    started = time.monotonic()
+    batch = event_from(x, ["vm"], token, 20.0)
+    changer.join()
+    assert time.monotonic() - started < 10
+    assert [e["snapshot"]["name_description"] for e in batch["events"]] == ["woken"]
+
+
+def test_expired_event_token_is_events_lost_then_resync(xapi_server: XapiServer) -> None:
+    x = client.session(xapi_server).xenapi
+    token = event_from(x, ["vm"], "", 1.0)["token"]
+    xapi_server.pool.store.expire_event_tokens()
+    assert failure(getattr(x.event, "from"), ["vm"], token, 1.0) == ["EVENTS_LOST"]
+    fresh = event_from(x, ["vm"], "", 1.0)
+    assert len(fresh["events"]) == len(x.VM.get_all())
+    assert event_from(x, ["vm"], fresh["token"], 0.1)["events"] == []
+    assert failure(getattr(x.event, "from"), ["vm"], "garbage", 1.0) == ["EVENT_FROM_TOKEN_PARSE_FAILURE", "garbage"]
+
+
+def test_expired_session_makes_the_client_log_in_again(xapi_server: XapiServer) -> None:
+    s = client.session(xapi_server)
+    old = s._session
+    xapi_server.pool.store.expire_sessions()
+    assert client.jsonrpc(xapi_server, "VM.get_all", [old])["error"]["message"] == "SESSION_INVALID"
+    s.xenapi.VM.get_all()  # XenAPI answers SESSION_INVALID by logging in again
+    assert s._session != old
+    assert xapi_server.pool.calls.count("session.login_with_password") == 2
+
+
+# --- /rrd_updates -----------------------------------------------------------------------
+
+NOW = 1_800_000_000
+
+
+def rrd_json(server: XapiServer, s: Any, host_index: int = 0, start: int = NOW - 60) -> dict[str, Any]:
+    server.pool.clock = lambda: NOW
+    path = f"/rrd_updates?start={start}&host=true&cf=AVERAGE&interval=5&json=true&session_id={s._session}"
+    status, content_type, body = client.get(server, path, host_index)
+    assert status == 200 and content_type == "application/json"
+    return dict(json.loads(body))
+
+
+def column(doc: dict[str, Any], entry: str) -> list[Any]:
+    i = doc["meta"]["legend"].index(entry)
+    return [row["values"][i] for row in doc["data"]]
+
+
+def test_rrd_updates_contention_busy_versus_idle(xapi_server: XapiServer) -> None:
+    s = client.session(xapi_server)
+    doc = rrd_json(xapi_server, s, host_index=1)
+    x = s.xenapi
+    idle, busy = x.VM.get_uuid(vm_named(x, "db-01")), x.VM.get_uuid(xapi_server.pool.vm(HOSTILE_NAME))
+    for uuid in (idle, busy):
+        for source in ("cpu0", "memory", "memory_target", "memory_internal_free" if uuid == idle else "memory",
+                       "vbd_xvda_read", "vbd_xvda_write", "vbd_xvda_read_latency", "vif_0_rx", "vif_0_tx",
+                       "runstate_full_contention", "runstate_partial_contention"):
+            assert f"AVERAGE:vm:{uuid}:{source}" in doc["meta"]["legend"]
+    contention = {
+        uuid: [f + p for f, p in zip(column(doc, f"AVERAGE:vm:{uuid}:runstate_full_contention"),
+                                     column(doc, f"AVERAGE:vm:{uuid}:runstate_partial_contention"), strict=True)]
+        for uuid in (idle, busy)
+    }
+    assert max(contention[idle]) < 0.001 and min(contention[busy]) > 0.03
+    assert min(column(doc, f"AVERAGE:vm:{busy}:cpu0")) > 0.5 > max(column(doc, f"AVERAGE:vm:{idle}:cpu0"))
+    host = x.host.get_uuid(xapi_server.pool.hosts[1])
+    assert f"AVERAGE:host:{host}:memory_free_kib" in doc["meta"]["legend"]
+    assert len(doc["meta"]["legend"]) == doc["meta"]["columns"] == len(doc["data"][0]["values"])
+    assert [row["t"] for row in doc["data"]] == list(range(NOW, NOW - 60, -5))
+
+
+def test_rrd_updates_advance_with_time_and_pause_stops_cpu(xapi_server: XapiServer) -> None:
+    s = client.session(xapi_server)
+    web = vm_named(s.xenapi, "web-01")
+    entry = f"AVERAGE:vm:{s.xenapi.VM.get_uuid(web)}:cpu0"
+    earlier = column(rrd_json(xapi_server, s, start=NOW - 600), entry)
+    assert len(earlier) == 120 and len(set(earlier)) > 50  # moves sample to sample
+    s.xenapi.VM.pause(web)
+    assert set(column(rrd_json(xapi_server, s), entry)) == {0.0}
+    s.xenapi.VM.hard_shutdown(web)
+    assert entry not in rrd_json(xapi_server, s)["meta"]["legend"]
+
+
+def test_rrd_updates_numbers_as_strings(xapi_server: XapiServer) -> None:
+    s = client.session(xapi_server)
+    xapi_server.pool.rrd_numbers_as_strings = True
+    doc = rrd_json(xapi_server, s)
+    assert isinstance(doc["meta"]["end"], str) and isinstance(doc["data"][0]["t"], str)
+    values = doc["data"][0]["values"]
+    assert values and all(isinstance(v, str) for v in values)
+    xapi_server.pool.rrd_numbers_as_strings = False
+    as_numbers = rrd_json(xapi_server, s)["data"][0]["values"]
+    assert [float(v) for v in values] == pytest.approx(as_numbers, abs=1e-4)
+
+
+def test_rrd_updates_xml_form_and_auth(xapi_server: XapiServer) -> None:
+    s = client.session(xapi_server)
+    xapi_server.pool.clock = lambda: NOW
+    query = f"/rrd_updates?start={NOW - 30}&host=true&cf=AVERAGE&interval=5&session_id={s._session}"
+    status, content_type, body = client.get(xapi_server, query, headers={"Accept": "text/xml"})
+    assert status == 200 and content_type == "text/xml"
+    root = ElementTree.fromstring(body)
+    legend = [e.text for e in root.iter("entry")]
+    rows = root.findall("./data/row")
+    assert len(rows) == int(root.findtext("./meta/rows") or 0) == 6
+    assert all(len(row.findall("v")) == len(legend) == int(root.findtext("./meta/columns") or 0) for row in rows)
+    assert client.get(xapi_server, query.replace(s._session, "OpaqueRef:bad"))[0] == 401
+    assert client.get(xapi_server, "/rrd_updates?host=true&session_id=" + s._session)[0] == 400
+
+
+# --- TLS and faults ---------------------------------------------------------------------
+
+
+def test_tls_needs_the_right_ca_and_the_pin_matches(xapi_server: XapiServer, tmp_path: Path) -> None:
+    other = make_cert(tmp_path / "other", ("127.0.0.1",))
+    wrong = ssl.create_default_context(cafile=str(other.cert))
+    s = XenAPI.Session(xapi_server.url(), transport=xmlrpc.client.SafeTransport(context=wrong))
+    with pytest.raises(ssl.SSLCertVerificationError):
+        s.xenapi.login_with_password("root", "vfleet-test", "1.0", "t")
+    assert xapi_server.cert is not None
+    served = ssl.get_server_certificate(("127.0.0.1", xapi_server.port))
+    assert hashlib.sha256(ssl.PEM_cert_to_DER_cert(served)).hexdigest() == xapi_server.cert.sha256
+    client.session(xapi_server, host_index=1, login=False)  # the cert names both host addresses
+    context = client.tls_context(xapi_server)
+    assert context is not None
+    with socket.create_connection(("127.0.0.2", xapi_server.port)) as raw, context.wrap_socket(raw, server_hostname="127.0.0.2"):
+        pass
+
+
+class DeadlineTransport(xmlrpc.client.SafeTransport):
+    def make_connection(self, host: Any) -> Any:
+        connection = super().make_connection(host)
+        connection.timeout = 0.5
+        return connection
+
+
+def test_hang_and_drop_faults(xapi_server: XapiServer) -> None:
+    s = XenAPI.Session(xapi_server.url(), transport=DeadlineTransport(context=client.tls_context(xapi_server)))
+    s.xenapi.login_with_password("root", "vfleet-test", "1.0", "t")
+    xapi_server.pool.faults.hang("VM.get_all_records")
+    with pytest.raises(TimeoutError):
+        s.xenapi.VM.get_all_records()
+    xapi_server.pool.faults.release("VM.get_all_records")
+    s2 = client.session(xapi_server)
+    assert s2.xenapi.VM.get_all_records()
+    # xmlrpc.client resends once when a kept-alive connection drops: drop both tries
+    xapi_server.pool.faults.drop("host.get_all", times=2)
+    with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+        s2.xenapi.host.get_all()
+    assert len(s2.xenapi.host.get_all()) == 2  # only those two were dropped
+    xapi_server.pool.faults.drop("host.get_all", times=1)
+    assert len(s2.xenapi.host.get_all()) == 2  # one drop: the client's resend succeeds
+
+
+def test_jsonrpc_envelopes_and_malformed_requests(xapi_server: XapiServer) -> None:
+    v2 = client.jsonrpc(xapi_server, "session.login_with_password", ["root", "vfleet-test", "1.0", "t"], "2.0", 7)
+    assert set(v2) == {"jsonrpc", "result", "id"} and v2["id"] == 7
+    v1 = client.jsonrpc(xapi_server, "session.login_with_password", ["root", "nope"], "1.0", "xyz")
+    assert v1 == {"result": None, "error": ["SESSION_AUTHENTICATION_FAILED", "root", "Authentication failure"], "id": "xyz"}
+    bad = client.jsonrpc(xapi_server, "VM.get_record", [v2["result"], "OpaqueRef:x"], "2.0", 8)
+    assert bad == {"jsonrpc": "2.0", "error": {"code": 1, "message": "HANDLE_INVALID", "data": ["VM", "OpaqueRef:x"]}, "id": 8}
+    ints = client.jsonrpc(xapi_server, "VM.get_domid", [v2["result"], xapi_server.pool.vm("web-01")])
+    assert ints["result"] == 11  # JSON-RPC carries ints as numbers
+    request = urllib.request.Request(xapi_server.url() + "/jsonrpc", data=b'{"jsonrpc": "2.0", "method": "session.logout", "id": 0}')
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, context=client.tls_context(xapi_server), timeout=10)
+    assert caught.value.code == 500 and b"Jsonrpc.Malformed_method_request" in caught.value.read()
+    request = urllib.request.Request(xapi_server.url() + "/", data=b"<methodCall><methodName>session.logout</methodName>")
+    with pytest.raises(urllib.error.HTTPError) as caught:
+        urllib.request.urlopen(request, context=client.tls_context(xapi_server), timeout=10)
+    assert caught.value.code == 500

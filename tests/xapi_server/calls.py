@@ -12,7 +12,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import events, lifecycle
+from . import events, lifecycle, rrd
 from .pool import XapiPool
 from .schema import Message, parse_type
 from .store import XapiError, now
@@ -181,6 +181,10 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "VM.revert": lifecycle.revert,
     "VM.destroy": lifecycle.destroy,
     "VM.pool_migrate": lifecycle.pool_migrate,
+    "VM.get_data_sources": lambda pool, vm: rrd.data_sources(pool, "VM", vm),
+    "VM.query_data_source": lambda pool, vm, name: rrd.query_data_source(pool, "VM", vm, name),
+    "host.get_data_sources": lambda pool, host: rrd.data_sources(pool, "host", host),
+    "host.query_data_source": lambda pool, host, name: rrd.query_data_source(pool, "host", host, name),
     "event.get_current_id": lambda pool: pool.store.last_event_id(),
     "task.cancel": _task_cancel,
     "task.destroy": lambda pool, task: pool.store.remove("task", task) or "",

@@ -9,7 +9,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .seed import Seeded, seed_pool
+from .seed import Seeded, seed_hosts, seed_pool
 from .store import Store
 
 
@@ -55,12 +55,15 @@ class Faults:
 
 
 class XapiPool:
-    def __init__(self, addresses: tuple[str, str], user: str = "root", password: str = "vfleet-test") -> None:
+    def __init__(
+        self, addresses: tuple[str, str], user: str = "root", password: str = "vfleet-test", seed: bool = True
+    ) -> None:
         self.store = Store()
         self.addresses = addresses  # host index -> IP address the host listens on
         self.user = user
         self.password = password
-        self.seeded: Seeded = seed_pool(self.store, addresses)
+        # seed=False: the pool and its hosts only (spec replays bring their own VMs)
+        self.seeded: Seeded = seed_pool(self.store, addresses) if seed else seed_hosts(self.store, addresses)
         self.faults = Faults()
         self.clock: Callable[[], float] = time.time
         self.rrd_numbers_as_strings = False  # newer xapi sends rrd_updates numbers as strings
@@ -68,6 +71,9 @@ class XapiPool:
         self.max_event_wait = 30.0  # cap on event.from timeouts (keeps test teardown short)
         self._domid = 100
         self.calls: list[str] = []  # every method called (and "/rrd_updates"), in order
+        # (protocol, method, parameter count, response body) of every RPC answer, when on
+        self.wire_log: list[tuple[str, str, int, bytes]] = []
+        self.keep_wire = False
         self.stopping = threading.Event()
 
     @property
@@ -89,9 +95,22 @@ class XapiPool:
             self._domid += 1
             return self._domid
 
+    def rekey(self, old: str, new: str) -> None:
+        """Give an object the reference a fixture expects (everywhere it is mentioned)."""
+        self.store.rekey(old, new)
+        seeded = self.seeded
+        seeded.hosts = [new if h == old else h for h in seeded.hosts]
+        seeded.pool = new if seeded.pool == old else seeded.pool
+        seeded.vms = {name: new if r == old else r for name, r in seeded.vms.items()}
+
     def record_call(self, method: str) -> None:
         with self.store.lock:
             self.calls.append(method)
+
+    def log_wire(self, protocol: str, method: str, param_count: int, body: bytes) -> None:
+        if self.keep_wire:
+            with self.store.lock:
+                self.wire_log.append((protocol, method, param_count, body))
 
     def vm(self, name: str) -> str:
         """Reference of the VM with this name_label."""

@@ -186,3 +186,60 @@ def _xml(meta: dict[str, Any], rows: list[tuple[int, list[float]]]) -> bytes:
     head = "".join(f"<{k}>{meta[k]}</{k}>" for k in ("start", "step", "end", "rows", "columns"))
     data = "".join(f"<row><t>{t}</t>{''.join(f'<v>{_number(v)}</v>' for v in values)}</row>" for t, values in rows)
     return f'<?xml version="1.0" encoding="UTF-8"?><xport><meta>{head}<legend>{legend}</legend></meta><data>{data}</data></xport>'.encode()
+
+
+def _unit(name: str) -> str:
+    if name.startswith(("cpu", "runstate_")):
+        return "(fraction)"
+    if name == "memory_internal_free" or name.endswith("_kib"):
+        return "KiB"
+    if name.startswith("memory"):
+        return "B"
+    if name.endswith("_latency"):
+        return "ms"
+    if "_iops_" in name:
+        return "requests/s"
+    return "" if name == "loadavg" else "B/s"
+
+
+def _sources_of(pool: XapiPool, cls: str, ref: str) -> list[tuple[str, Any]]:
+    store = pool.store
+    with store.lock:
+        record = store.record(cls, ref)
+        if cls == "host":
+            return _host_sources(pool, record)
+        if record["power_state"] not in {"Running", "Paused"}:
+            return []  # xcp-rrdd keeps no live sources for a VM that is not resident
+        return _vm_sources(pool, record)
+
+
+# xcp-rrdd's descriptions of the sources clients look up by description
+DESCRIPTIONS = {
+    "memory": "Memory currently allocated to VM",
+    "memory_target": "Target of VM balloon driver",
+    "memory_internal_free": "Memory used as reported by the guest agent",
+}
+
+
+def data_sources(pool: XapiPool, cls: str, ref: str) -> list[dict[str, Any]]:
+    """VM.get_data_sources / host.get_data_sources: data_source records at the latest sample."""
+    t = int(pool.clock())
+    t -= t % 5
+    out = []
+    for name, fn in _sources_of(pool, cls, ref):
+        unit = _unit(name)
+        out.append({
+            "name_label": name,
+            "name_description": DESCRIPTIONS.get(name) or (f"CPU{name[3:]} usage" if name[3:].isdigit() else name), "enabled": True, "standard": True, "units": unit,
+            "min": 0.0, "max": 1.0 if unit == "(fraction)" else math.inf, "value": float(fn(t)),
+        })
+    return out
+
+
+def query_data_source(pool: XapiPool, cls: str, ref: str, name: str) -> float:
+    """The latest value of one source; NaN when the object has no such source (yet)."""
+    t = int(pool.clock())
+    for source, fn in _sources_of(pool, cls, ref):
+        if source == name:
+            return float(fn(t - t % 5))
+    return math.nan

@@ -176,10 +176,16 @@ def add_host(store: Store, name: str, address: str, index: int) -> str:
     )
 
 
-def seed_pool(store: Store, addresses: tuple[str, str]) -> Seeded:
+def seed_hosts(store: Store, addresses: tuple[str, str]) -> Seeded:
+    """The pool object and its two hosts (host 0 master), no VMs."""
     hosts = [add_host(store, name, address, i) for i, (name, address) in enumerate(zip(HOST_NAMES, addresses, strict=True))]
     pool = store.add("pool", {"name_label": "vfleet-test-pool", "master": hosts[0], "name_description": "two-host test pool"})
-    seeded = Seeded(pool, hosts)
+    return Seeded(pool, hosts)
+
+
+def seed_pool(store: Store, addresses: tuple[str, str]) -> Seeded:
+    seeded = seed_hosts(store, addresses)
+    hosts = seeded.hosts
 
     def vm(name: str, state: str, host: int | None, load: str = "idle", **kw: Any) -> str:
         ref = add_vm(store, name, state, hosts[host] if host is not None else None, **kw)

@@ -106,10 +106,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             result = calls.call(self.pool, method, _plain(list(params)), self.server.host_index)
+            answer = wire.xml_success(result)
         except XapiError as error:
-            self._send(200, wire.xml_failure(error.description), "text/xml")
-            return
-        self._send(200, wire.xml_success(result), "text/xml")
+            answer = wire.xml_failure(error.description)
+        self.pool.log_wire("xmlrpc", method, len(params), answer)
+        self._send(200, answer, "text/xml")
 
     def _jsonrpc(self, body: bytes) -> None:
         try:
@@ -125,10 +126,11 @@ class _Handler(BaseHTTPRequestHandler):
             return
         try:
             result = calls.call(self.pool, method, params, self.server.host_index)
+            answer = wire.json_success(request_id, version, result)
         except XapiError as error:
-            self._send(200, wire.json_failure(request_id, version, error.description), "application/json")
-            return
-        self._send(200, wire.json_success(request_id, version, result), "application/json")
+            answer = wire.json_failure(request_id, version, error.description)
+        self.pool.log_wire("json" + version, method, len(params), answer)
+        self._send(200, answer, "application/json")
 
     def do_GET(self) -> None:
         parts = urlsplit(self.path)
@@ -166,9 +168,11 @@ def _plain(value: Any) -> Any:
 class XapiServer:
     """A two-host XAPI pool on 127.0.0.1 / 127.0.0.2, one random port, TLS or plain HTTP."""
 
-    def __init__(self, workdir: Path, *, tls: bool = True, user: str = "root", password: str = "vfleet-test") -> None:
+    def __init__(
+        self, workdir: Path, *, tls: bool = True, user: str = "root", password: str = "vfleet-test", seed: bool = True
+    ) -> None:
         self.workdir = workdir
-        self.pool = XapiPool(ADDRESSES, user, password)
+        self.pool = XapiPool(ADDRESSES, user, password, seed)
         self.cert: CertFiles | None = make_cert(workdir, ADDRESSES) if tls else None
         self.tls_context: ssl.SSLContext | None = None
         if self.cert is not None:

@@ -93,6 +93,22 @@ class Store:
             del self.objects[cls][ref]
             self._log(cls, "del", ref, record)
 
+    def rekey(self, old: str, new: str) -> None:
+        """Rename a reference everywhere (seeding objects under the refs a fixture expects)."""
+
+        def swap(value: Any) -> Any:
+            if isinstance(value, str):
+                return new if value == old else value
+            if isinstance(value, list):
+                return [swap(v) for v in value]
+            if isinstance(value, dict):
+                return {swap(k): swap(v) for k, v in value.items()}
+            return value
+
+        with self.lock:
+            for cls, objects in self.objects.items():
+                self.objects[cls] = {swap(ref): swap(record) for ref, record in objects.items()}
+
     def get(self, cls: str, ref: str) -> dict[str, Any]:
         """The live record (callers copy before handing it out); HANDLE_INVALID if absent."""
         with self.lock:
