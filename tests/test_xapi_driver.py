@@ -266,3 +266,34 @@ async def test_with_a_pin_each_member_is_checked_against_the_fingerprint_the_mas
     refused, trusted = gauges["00" * 32], gauges[pool.cert.sha256]
     assert refused["web-01"] is not None and refused["db-01"] is None  # xcp-b's metrics were not trusted
     assert trusted["db-01"] is not None and trusted["db-01"].contention_percent is not None
+
+
+async def test_while_the_feed_runs_polls_read_only_metrics_and_still_see_changes(driver: Driver, pool: XapiServer) -> None:
+    events: list[DomainEvent] = []
+
+    async def pump() -> None:
+        async for event in driver.events():
+            events.append(event)
+
+    def full_reads() -> int:
+        return pool.pool.calls.count("VM.get_all_records")
+
+    task = asyncio.create_task(pump())
+    try:
+        deadline = time.monotonic() + 10
+        while driver._cache.current() is None:  # type: ignore[attr-defined]  # the feed's baseline
+            assert time.monotonic() < deadline, "the feed never filled the record cache"
+            await asyncio.sleep(0.05)
+        before = full_reads()
+        await driver.poll()
+        pool.pool.store.modify("VM", pool.pool.vm("db-01"), power_state="Paused")
+        while not any(e.domain == "db-01" for e in events):
+            assert time.monotonic() < deadline, "no event for db-01"
+            await asyncio.sleep(0.05)
+        states = {d.name: d.state for d in (await driver.poll()).domains}
+        assert states["db-01"] is PowerState.PAUSED and full_reads() == before  # from the feed, not a full read
+    finally:
+        task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+    await driver.poll()
+    assert full_reads() == before + 1  # the feed is gone: polls read everything again

@@ -13,6 +13,7 @@ poll or an action), as a client of the driver's session.
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -26,6 +27,11 @@ from vfleet.drivers.xapi.records import is_guest
 
 log = logging.getLogger(__name__)
 LONG_POLL_S = 15.0  # how long one event.from waits for a change
+FULL_READ_S = 60.0  # the feed reads every object afresh this often (the empty token)
+# event.from class names -> the record sets a poll reads (records.assemble)
+CACHED: Mapping[str, str] = {
+    "vm": "VM", "vm_metrics": "VM_metrics", "host": "host", "host_metrics": "host_metrics", "pool": "pool",
+}
 MARGIN_S = 10.0  # beyond the long poll: the answer's transfer
 # The errors that mean "your token is no longer valid": re-sync, not a failure.
 TOKEN_LOST = frozenset(
@@ -93,16 +99,60 @@ def resync(
     return changes(host, known, [*fresh, *gone], now)
 
 
+class RecordCache:
+    """The records a poll reads, kept current by the feed: while the feed runs, a poll reads
+    only /rrd_updates. Only the feed writes it, in the order xapi sent the changes; a full
+    read (the empty token) refills it every FULL_READ_S and after a lost token."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._sets: dict[str, dict[str, Any]] | None = None
+
+    def fill(self, events: Iterable[Mapping[str, Any]]) -> None:
+        sets: dict[str, dict[str, Any]] = {name: {} for name in CACHED.values()}
+        _apply(sets, events)
+        with self._lock:
+            self._sets = sets
+
+    def apply(self, events: Iterable[Mapping[str, Any]]) -> None:
+        with self._lock:
+            if self._sets is not None:
+                _apply(self._sets, events)
+
+    def current(self) -> dict[str, dict[str, Any]] | None:
+        """A copy of every record set, or None when the feed is not running."""
+        with self._lock:
+            return None if self._sets is None else {name: dict(records) for name, records in self._sets.items()}
+
+    def detach(self) -> None:
+        with self._lock:
+            self._sets = None
+
+
+def _apply(sets: dict[str, dict[str, Any]], events: Iterable[Mapping[str, Any]]) -> None:
+    for event in events:
+        name = CACHED.get(str(event.get("class", "")).lower())
+        if name is None:
+            continue
+        ref, record = str(event.get("ref", "")), event.get("snapshot")
+        if event.get("operation") == "del":
+            sets[name].pop(ref, None)
+        elif isinstance(record, Mapping):
+            sets[name][ref] = record
+
+
 class EventFeed:
     def __init__(
         self, host: str, client: Callable[[], Any], translate: Callable[[Exception, str], DriverError | None],
-        pool: BlockingPool, long_poll: float = LONG_POLL_S,
+        pool: BlockingPool, long_poll: float = LONG_POLL_S, cache: RecordCache | None = None,
     ) -> None:
         self.host = host
         self._client = client
         self._translate = translate
         self._pool = pool
         self._long_poll = long_poll
+        self._cache = cache
+        self._classes = sorted(CACHED) if cache is not None else ["vm"]
         self.resyncs = 0  # how often a lost token was recovered (tests, diagnostics)
 
     def _keep_token_errors(self, exc: Exception, what: str) -> DriverError | None:
@@ -111,8 +161,10 @@ class EventFeed:
         return self._translate(exc, what)
 
     async def _from(self, session: Any, token: str, timeout: float) -> Mapping[str, Any]:
+        classes = self._classes
+
         def ask() -> Mapping[str, Any]:
-            answer = wire.call(lambda: getattr(session.xenapi.event, "from")(["vm"], token, timeout))
+            answer = wire.call(lambda: getattr(session.xenapi.event, "from")(classes, token, timeout))
             if not isinstance(answer, Mapping):
                 raise ValueError(f"event.from answered {type(answer).__name__}, not a struct")
             return answer
@@ -121,32 +173,44 @@ class EventFeed:
         return await self._pool.call(Lane.CONTROL, "event.from", ask, deadline=deadline,
                                      translate=self._keep_token_errors)
 
+    async def _full(self, session: Any) -> tuple[list[Mapping[str, Any]], str]:
+        """Every object of the classes (the empty token): the cache refilled; the events and the next token."""
+        answer = await self._from(session, "", 0.0)
+        events = [e for e in answer.get("events") or [] if isinstance(e, Mapping)]
+        if self._cache is not None:
+            self._cache.fill(events)
+        return events, str(answer.get("token", ""))
+
     async def follow(self) -> AsyncIterator[DomainEvent]:
         session = self._client()
         known: dict[str, _Seen] = {}
         try:
-            first = await self._from(session, "", 0.0)
-            changes(self.host, known, _as_adds(first), time.time())  # the baseline: no events
-            token = str(first.get("token", ""))
+            events, token = await self._full(session)
+            changes(self.host, known, [{**e, "operation": "mod"} for e in events], time.time())  # the baseline
+            full_at = time.monotonic()
             while True:
-                try:
-                    answer = await self._from(session, token, self._long_poll)
-                except wire.XapiFailure as lost:
-                    self.resyncs += 1
-                    log.info("%s: event.from token lost (%s); re-syncing", self.host, lost.code)
-                    fresh = await self._from(session, "", 0.0)
-                    records = {str(e.get("ref")): e["snapshot"] for e in fresh.get("events") or []
+                answer = None
+                if time.monotonic() - full_at < FULL_READ_S:  # else: a full read heals any drift
+                    try:
+                        answer = await self._from(session, token, self._long_poll)
+                    except wire.XapiFailure as lost:
+                        self.resyncs += 1
+                        log.info("%s: event.from token lost (%s); re-syncing", self.host, lost.code)
+                if answer is None:
+                    events, token = await self._full(session)
+                    full_at = time.monotonic()
+                    records = {str(e.get("ref")): e["snapshot"] for e in events
                                if isinstance(e.get("snapshot"), Mapping) and str(e.get("class", "")).lower() == "vm"}
                     for event in resync(self.host, known, records, time.time()):
                         yield event
-                    token = str(fresh.get("token", ""))
                     continue
                 token = str(answer.get("token", token))
-                for event in changes(self.host, known, answer.get("events") or [], time.time()):
+                batch = [e for e in answer.get("events") or [] if isinstance(e, Mapping)]
+                if self._cache is not None:
+                    self._cache.apply(batch)
+                for event in changes(self.host, known, batch, time.time()):
                     yield event
         finally:
+            if self._cache is not None:
+                self._cache.detach()  # polls read everything again until the feed is back
             wire.close_transport(session)
-
-
-def _as_adds(answer: Mapping[str, Any]) -> list[Mapping[str, Any]]:
-    return [{**e, "operation": "mod"} for e in answer.get("events") or [] if isinstance(e, Mapping)]
