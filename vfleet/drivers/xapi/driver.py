@@ -116,7 +116,6 @@ class XapiDriver(Driver):
         self._session: Any = None
         self._ref = ""
         self._context: ssl.SSLContext | None = None
-        self._vms: dict[str, dict[str, Any]] = {}  # the last poll's VM records by ref
         self._by_uuid: dict[str, str] = {}
         self._by_name: dict[str, list[str]] = {}
         self._nodes: dict[str, str] = {}  # node name -> host ref
@@ -285,15 +284,15 @@ class XapiDriver(Driver):
             self._raw[recording.POLL_FILE] = recording.poll_text(now)
         rrd = self._read_metrics(session, hosts, raw["host_metrics"], pool.get("master"), deadline) if metrics else {}
         pairs, facts = assemble(raw, rrd, now)
-        self._index(raw["VM"], pairs)
+        self._index(pairs)
         return tuple(d for _ref, d in pairs), facts, taken_at
 
-    def _index(self, vms: dict[str, dict[str, Any]], pairs: list[tuple[str, Domain]]) -> None:
+    def _index(self, pairs: list[tuple[str, Domain]]) -> None:
         by_name: dict[str, list[str]] = {}
         for ref, domain in pairs:
             by_name.setdefault(domain.name, []).append(ref)
         # swapped whole: actions read them from other threads
-        self._vms, self._by_name = vms, by_name
+        self._by_name = by_name
         self._by_uuid = {d.uuid: ref for ref, d in pairs if d.uuid}
 
     def _read_metrics(
@@ -354,7 +353,7 @@ class XapiDriver(Driver):
         if update.end is not None:
             # ask again from one step before the last row: the newest row is always in the answer
             node.start = max(0, update.end - (update.step or 5))
-        if update.vms or node.last is None:
+        if update.vms or update.hosts or node.last is None:  # no row at all: the last one stands a while
             node.last, node.last_at = update, time.monotonic()
 
     # -- actions ------------------------------------------------------------------
