@@ -128,7 +128,7 @@ def _typed(pool: XapiPool, cls: str, field_name: str, value: Any) -> Any:
 def _async(pool: XapiPool, method: str, params: list[Any], host_index: int) -> str:
     message = _message(pool, method)
     _check_count(method, message, params)
-    session = pool.store.check_session(params[0])
+    pool.store.check_session(params[0])
     task = pool.store.add(
         "task",
         {
@@ -138,14 +138,17 @@ def _async(pool: XapiPool, method: str, params: list[Any], host_index: int) -> s
             "progress": 0.0,
             "resident_on": pool.master_ref(),
             "allowed_operations": ["cancel"],
-            "other_config": {},
         },
     )
-    del session  # tasks are pool-wide here; xapi also lists them on the session
+    busy_vm = _mark_busy(pool, method, params, task)
 
     def run() -> None:
         if pool.task_delay:
             pool.stopping.wait(pool.task_delay)
+        if busy_vm:
+            _mark_done(pool, busy_vm, task)
+        if pool.store.get("task", task)["status"] == "cancelled":
+            return
         try:
             result = call(pool, method, params, host_index)
         except XapiError as error:
@@ -156,6 +159,31 @@ def _async(pool: XapiPool, method: str, params: list[Any], host_index: int) -> s
 
     threading.Thread(target=run, name=f"xapi-task {method}", daemon=True).start()
     return task
+
+
+def _mark_busy(pool: XapiPool, method: str, params: list[Any], task: str) -> str | None:
+    """While an Async VM call is pending, the VM shows it in current_operations and allows
+    nothing else (other calls get OTHER_OPERATION_IN_PROGRESS), as in xapi."""
+    cls, _, op = method.partition(".")
+    if cls != "VM" or len(params) < 2 or op not in pool.store.api.enums["vm_operations"]:
+        return None
+    vm = params[1]
+    with pool.store.lock:
+        if vm not in pool.store.objects.get("VM", {}):
+            return None
+        record = pool.store.get("VM", vm)
+        pool.store.modify("VM", vm, current_operations={**record["current_operations"], task: op}, allowed_operations=[])
+    return str(vm)
+
+
+def _mark_done(pool: XapiPool, vm: str, task: str) -> None:
+    with pool.store.lock:
+        record = pool.store.objects.get("VM", {}).get(vm)
+        if record is None:
+            return
+        operations = {t: op for t, op in record["current_operations"].items() if t != task}
+        allowed = record["allowed_operations"] if operations else lifecycle.allowed_operations_of(record)
+        pool.store.modify("VM", vm, current_operations=operations, allowed_operations=allowed)
 
 
 def _task_cancel(pool: XapiPool, task: str) -> str:
