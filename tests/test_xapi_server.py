@@ -255,6 +255,11 @@ def test_async_calls_return_tasks(xapi_server: XapiServer) -> None:
     assert x.VM.get_power_state(web) == "Paused"
     failed = wait_task(x, x.Async.VM.pause(web))
     assert failed["status"] == "failure" and failed["error_info"][0] == "VM_BAD_POWER_STATE"
+    pending = x.Async.VM.unpause(web)
+    x.task.cancel(pending)
+    assert wait_task(x, pending)["status"] == "cancelled"
+    assert x.VM.get_power_state(web) == "Paused"  # the cancelled call never ran
+    assert failure(x.task.cancel, pending)[0] == "OPERATION_NOT_ALLOWED"
     snap_task = wait_task(x, x.Async.VM.snapshot(web, "async snap"))
     snap = snap_task["result"].removeprefix("<value>").removesuffix("</value>")
     assert x.VM.get_is_a_snapshot(snap) is True

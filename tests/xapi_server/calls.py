@@ -8,6 +8,7 @@ get_by_name_label are generic over every class of the definition; the rest is ex
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -187,10 +188,17 @@ def _mark_done(pool: XapiPool, vm: str, task: str) -> None:
 
 
 def _task_cancel(pool: XapiPool, task: str) -> str:
-    record = pool.store.get("task", task)
-    if record["status"] == "pending":
+    with pool.store.lock:
+        record = pool.store.get("task", task)
+        if "cancel" not in record["allowed_operations"]:
+            raise XapiError("OPERATION_NOT_ALLOWED", f"task {record['status']}: it can no longer be cancelled")
         pool.store.modify("task", task, status="cancelled", finished=now(), allowed_operations=[])
     return ""
+
+
+def _server_time(pool: XapiPool, host: str) -> Any:
+    pool.store.get("host", host)
+    return dt.datetime.fromtimestamp(int(pool.clock()), dt.UTC)
 
 
 HANDLERS: dict[str, Callable[..., Any]] = {
@@ -213,6 +221,9 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "VM.query_data_source": lambda pool, vm, name: rrd.query_data_source(pool, "VM", vm, name),
     "host.get_data_sources": lambda pool, host: rrd.data_sources(pool, "host", host),
     "host.query_data_source": lambda pool, host, name: rrd.query_data_source(pool, "host", host, name),
+    # the pool's clock, as clients use it to ask /rrd_updates for "since" in server time
+    "host.get_servertime": lambda pool, host: _server_time(pool, host),
+    "host.get_server_localtime": lambda pool, host: _server_time(pool, host),
     "event.get_current_id": lambda pool: pool.store.last_event_id(),
     "task.cancel": _task_cancel,
     "task.destroy": lambda pool, task: pool.store.remove("task", task) or "",
