@@ -6,6 +6,7 @@ driver or `vfleet status` against it)."""
 from __future__ import annotations
 
 import argparse
+import contextlib
 import tempfile
 import threading
 from pathlib import Path
@@ -24,10 +25,8 @@ def main() -> None:
         print(f"user     {server.pool.user}\npassword {server.pool.password}")
         if server.cert:
             print(f"ca_file  {server.cert.cert}\nsha256   {server.cert.thumbprint}")
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             threading.Event().wait()
-        except KeyboardInterrupt:
-            pass
 
 
 if __name__ == "__main__":
