@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import http.client
 import json
+import re
 import socket
 import ssl
 import threading
@@ -86,7 +88,7 @@ def test_rrd_updates_json_has_contention_for_busy_and_idle_vms(xapi_server: Xapi
     legend = doc["meta"]["legend"]
     web = s.xenapi.VM.get_uuid(vm_named(s.xenapi, "web-01"))
     assert f"AVERAGE:vm:{web}:runstate_full_contention" in legend
-    assert doc["meta"]["rows"] == len(doc["data"]) == 12
+    assert doc["meta"]["rows"] == len(doc["data"]) == 13  # t >= start, both ends included
     assert doc["data"][0]["t"] == now
     assert client.get(xapi_server, path)[2] == body  # deterministic for one window
 
@@ -209,7 +211,8 @@ def test_control_domains_templates_snapshots_are_flagged(xapi_server: XapiServer
     dom0 = [r for r in records.values() if r["is_control_domain"]]
     assert sorted(r["resident_on"] for r in dom0) == sorted(xapi_server.pool.hosts)
     assert {r["domid"] for r in dom0} == {"0"}
-    assert [r["name_label"] for r in records.values() if r["is_a_template"]] == ["debian-12"]
+    templates = [r["name_label"] for r in records.values() if r["is_a_template"]]
+    assert sorted(templates) == ["debian-12", "web-01 before upgrade"]  # xapi: snapshots are templates
     assert [r["name_label"] for r in records.values() if r["is_a_snapshot"]] == ["web-01 before upgrade"]
     guests = [r for r in records.values() if not (r["is_control_domain"] or r["is_a_template"] or r["is_a_snapshot"])]
     assert len(guests) == 7
@@ -242,11 +245,21 @@ def test_async_calls_return_tasks(xapi_server: XapiServer) -> None:
     web = vm_named(x, "web-01")
     task = x.Async.VM.pause(web)
     assert x.task.get_status(task) == "pending"
+    assert x.VM.get_current_operations(web) == {task: "pause"}
+    assert x.VM.get_allowed_operations(web) == []
+    assert failure(x.VM.clean_shutdown, web) == ["OTHER_OPERATION_IN_PROGRESS", "VM", web, task]
     done = wait_task(x, task)
+    assert x.VM.get_current_operations(web) == {}
+    assert "unpause" in x.VM.get_allowed_operations(web)
     assert (done["status"], done["result"], done["error_info"]) == ("success", "", [])
     assert x.VM.get_power_state(web) == "Paused"
     failed = wait_task(x, x.Async.VM.pause(web))
     assert failed["status"] == "failure" and failed["error_info"][0] == "VM_BAD_POWER_STATE"
+    pending = x.Async.VM.unpause(web)
+    x.task.cancel(pending)
+    assert wait_task(x, pending)["status"] == "cancelled"
+    assert x.VM.get_power_state(web) == "Paused"  # the cancelled call never ran
+    assert failure(x.task.cancel, pending)[0] == "OPERATION_NOT_ALLOWED"
     snap_task = wait_task(x, x.Async.VM.snapshot(web, "async snap"))
     snap = snap_task["result"].removeprefix("<value>").removesuffix("</value>")
     assert x.VM.get_is_a_snapshot(snap) is True
@@ -355,7 +368,8 @@ def test_rrd_updates_contention_busy_versus_idle(xapi_server: XapiServer) -> Non
     host = x.host.get_uuid(xapi_server.pool.hosts[1])
     assert f"AVERAGE:host:{host}:memory_free_kib" in doc["meta"]["legend"]
     assert len(doc["meta"]["legend"]) == doc["meta"]["columns"] == len(doc["data"][0]["values"])
-    assert [row["t"] for row in doc["data"]] == list(range(NOW, NOW - 60, -5))
+    assert [row["t"] for row in doc["data"]] == list(range(NOW, NOW - 61, -5))  # newest first
+    assert doc["meta"]["start"] == NOW - 55  # xapi: the first sample slot after start
 
 
 def test_rrd_updates_advance_with_time_and_pause_stops_cpu(xapi_server: XapiServer) -> None:
@@ -374,12 +388,35 @@ def test_rrd_updates_numbers_as_strings(xapi_server: XapiServer) -> None:
     s = client.session(xapi_server)
     xapi_server.pool.rrd_numbers_as_strings = True
     doc = rrd_json(xapi_server, s)
-    assert isinstance(doc["meta"]["end"], str) and isinstance(doc["data"][0]["t"], str)
     values = doc["data"][0]["values"]
     assert values and all(isinstance(v, str) for v in values)
+    assert isinstance(doc["meta"]["end"], int) and isinstance(doc["data"][0]["t"], int)  # as xapi: only values
     xapi_server.pool.rrd_numbers_as_strings = False
     as_numbers = rrd_json(xapi_server, s)["data"][0]["values"]
-    assert [float(v) for v in values] == pytest.approx(as_numbers, abs=1e-4)
+    assert all(isinstance(v, float) for v in as_numbers)
+    assert [float(v) for v in values] == as_numbers
+
+
+def test_rrd_updates_legacy_json_and_nan_before_start(xapi_server: XapiServer) -> None:
+    s = client.session(xapi_server)
+    web = xapi_server.pool.vm("web-01")
+    metrics = xapi_server.pool.store.record("VM", web)["metrics"]
+    xapi_server.pool.store.modify("VM_metrics", metrics, start_time=dt.datetime.fromtimestamp(NOW - 20, dt.UTC))
+    entry = f"AVERAGE:vm:{s.xenapi.VM.get_uuid(web)}:cpu0"
+    xapi_server.pool.rrd_numbers_as_strings = True
+    strict = rrd_json(xapi_server, s)
+    started = column(strict, entry)
+    assert started[:5] != ["NaN"] * 5 and started[5:] == ["NaN"] * 8  # no samples before the domain started
+    xapi_server.pool.rrd_legacy_json = True
+    status, _, body = client.get(xapi_server, f"/rrd_updates?start={NOW - 60}&host=true&json=true&session_id={s._session}")
+    assert status == 200 and body.startswith(b"{meta: {start:")
+    with pytest.raises(json.JSONDecodeError):
+        json.loads(body)
+    quoted = re.sub(rb"([{,])(meta|start|step|end|rows|columns|legend|data|t|values):", rb'\1"\2":', body)
+    legacy = json.loads(quoted)  # bare NaN is what Python's json accepts too
+    assert legacy["meta"]["legend"] == strict["meta"]["legend"]
+    assert [str(v) if v == v else "NaN" for v in column(legacy, entry)][5:] == ["NaN"] * 8
+    assert b"e+09" in body  # memory in xcp-rrdd's %0.5g form
 
 
 def test_rrd_updates_xml_form_and_auth(xapi_server: XapiServer) -> None:
@@ -391,7 +428,7 @@ def test_rrd_updates_xml_form_and_auth(xapi_server: XapiServer) -> None:
     root = ElementTree.fromstring(body)
     legend = [e.text for e in root.iter("entry")]
     rows = root.findall("./data/row")
-    assert len(rows) == int(root.findtext("./meta/rows") or 0) == 6
+    assert len(rows) == int(root.findtext("./meta/rows") or 0) == 7
     assert all(len(row.findall("v")) == len(legend) == int(root.findtext("./meta/columns") or 0) for row in rows)
     assert client.get(xapi_server, query.replace(s._session, "OpaqueRef:bad"))[0] == 401
     assert client.get(xapi_server, "/rrd_updates?host=true&session_id=" + s._session)[0] == 400

@@ -85,6 +85,11 @@ def exercise_xmlrpc(server: XapiServer) -> None:
         (x.host.get_data_sources, (pool.hosts[0],)),
         (x.host.query_data_source, (pool.hosts[0], "cpu_avg")),
         (x.event.get_current_id, ()),
+        (x.host.get_servertime, (pool.hosts[0],)),
+        (x.host.get_server_localtime, (pool.hosts[1],)),
+        (x.VM.start_on, (paused, pool.hosts[1], False, False)),
+        (x.VM.suspend, (web,)),
+        (x.VM.resume_on, (web, pool.hosts[0], False, False)),
     ]:
         attempt(call, *args)
     snap = x.VM.snapshot(web, "conformance snapshot")
@@ -97,6 +102,8 @@ def exercise_xmlrpc(server: XapiServer) -> None:
         x.task.get_status(task)
         x.task.get_result(task)
         x.task.get_error_info(task)
+        x.task.cancel(task)
+        x.task.destroy(task)
     event_from = getattr(x.event, "from")
     batch = event_from(["*"], "", 1.0)
     x.VM.set_name_description(web, "changed")

@@ -28,7 +28,10 @@ The pool (`srv.pool`, an `XapiPool`) — see seed.py for the VMs and their names
     pool.seeded.load           vm uuid -> "busy" | "idle" (how its rrd numbers move)
     pool.calls                 every method called, in order ("/rrd_updates" for metrics)
     pool.clock = lambda: T     the time /rrd_updates samples up to (default time.time)
-    pool.rrd_numbers_as_strings = True    numbers in rrd_updates JSON as strings (newer xapi)
+    pool.rrd_numbers_as_strings = True    rrd_updates JSON values as strings ("0.5", as current
+                                          xapi writes them; t and meta stay numbers)
+    pool.rrd_legacy_json = True           rrd_updates "JSON" as older xapi wrote it: unquoted
+                                          keys, bare values ({meta: {start:..},data:[{t:..,values:[..]}]})
     pool.task_delay = 0.5      Async tasks stay "pending" this long
     pool.make_master(1)        host 1 becomes master: logins at host 0 get HOST_IS_SLAVE [127.0.0.2]
     pool.store.expire_event_tokens()   every event.from token so far -> EVENTS_LOST

@@ -8,6 +8,7 @@ get_by_name_label are generic over every class of the definition; the rest is ex
 
 from __future__ import annotations
 
+import datetime as dt
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -128,7 +129,7 @@ def _typed(pool: XapiPool, cls: str, field_name: str, value: Any) -> Any:
 def _async(pool: XapiPool, method: str, params: list[Any], host_index: int) -> str:
     message = _message(pool, method)
     _check_count(method, message, params)
-    session = pool.store.check_session(params[0])
+    pool.store.check_session(params[0])
     task = pool.store.add(
         "task",
         {
@@ -138,14 +139,17 @@ def _async(pool: XapiPool, method: str, params: list[Any], host_index: int) -> s
             "progress": 0.0,
             "resident_on": pool.master_ref(),
             "allowed_operations": ["cancel"],
-            "other_config": {},
         },
     )
-    del session  # tasks are pool-wide here; xapi also lists them on the session
+    busy_vm = _mark_busy(pool, method, params, task)
 
     def run() -> None:
         if pool.task_delay:
             pool.stopping.wait(pool.task_delay)
+        if busy_vm:
+            _mark_done(pool, busy_vm, task)
+        if pool.store.get("task", task)["status"] == "cancelled":
+            return
         try:
             result = call(pool, method, params, host_index)
         except XapiError as error:
@@ -158,11 +162,43 @@ def _async(pool: XapiPool, method: str, params: list[Any], host_index: int) -> s
     return task
 
 
+def _mark_busy(pool: XapiPool, method: str, params: list[Any], task: str) -> str | None:
+    """While an Async VM call is pending, the VM shows it in current_operations and allows
+    nothing else (other calls get OTHER_OPERATION_IN_PROGRESS), as in xapi."""
+    cls, _, op = method.partition(".")
+    if cls != "VM" or len(params) < 2 or op not in pool.store.api.enums["vm_operations"]:
+        return None
+    vm = params[1]
+    with pool.store.lock:
+        if vm not in pool.store.objects.get("VM", {}):
+            return None
+        record = pool.store.get("VM", vm)
+        pool.store.modify("VM", vm, current_operations={**record["current_operations"], task: op}, allowed_operations=[])
+    return str(vm)
+
+
+def _mark_done(pool: XapiPool, vm: str, task: str) -> None:
+    with pool.store.lock:
+        record = pool.store.objects.get("VM", {}).get(vm)
+        if record is None:
+            return
+        operations = {t: op for t, op in record["current_operations"].items() if t != task}
+        allowed = record["allowed_operations"] if operations else lifecycle.allowed_operations_of(record)
+        pool.store.modify("VM", vm, current_operations=operations, allowed_operations=allowed)
+
+
 def _task_cancel(pool: XapiPool, task: str) -> str:
-    record = pool.store.get("task", task)
-    if record["status"] == "pending":
+    with pool.store.lock:
+        record = pool.store.get("task", task)
+        if "cancel" not in record["allowed_operations"]:
+            raise XapiError("OPERATION_NOT_ALLOWED", f"task {record['status']}: it can no longer be cancelled")
         pool.store.modify("task", task, status="cancelled", finished=now(), allowed_operations=[])
     return ""
+
+
+def _server_time(pool: XapiPool, host: str) -> Any:
+    pool.store.get("host", host)
+    return dt.datetime.fromtimestamp(int(pool.clock()), dt.UTC)
 
 
 HANDLERS: dict[str, Callable[..., Any]] = {
@@ -185,6 +221,9 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "VM.query_data_source": lambda pool, vm, name: rrd.query_data_source(pool, "VM", vm, name),
     "host.get_data_sources": lambda pool, host: rrd.data_sources(pool, "host", host),
     "host.query_data_source": lambda pool, host, name: rrd.query_data_source(pool, "host", host, name),
+    # the pool's clock, as clients use it to ask /rrd_updates for "since" in server time
+    "host.get_servertime": lambda pool, host: _server_time(pool, host),
+    "host.get_server_localtime": lambda pool, host: _server_time(pool, host),
     "event.get_current_id": lambda pool: pool.store.last_event_id(),
     "task.cancel": _task_cancel,
     "task.destroy": lambda pool, task: pool.store.remove("task", task) or "",

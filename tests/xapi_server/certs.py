@@ -19,6 +19,13 @@ class CertFiles:
     cert: Path  # PEM; also the CA file a client trusts (it signs itself)
     key: Path
     sha256: str  # hex digest of the DER certificate, for certificate pinning
+    sha1: str
+
+    @property
+    def thumbprint(self) -> str:
+        """SHA-256 as openssl and XCP-ng print it: AB:CD:..."""
+        digest = self.sha256.upper()
+        return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
 
     def der(self) -> bytes:
         return x509.load_pem_x509_certificate(self.cert.read_bytes()).public_bytes(serialization.Encoding.DER)
@@ -48,5 +55,5 @@ def make_cert(directory: Path, addresses: tuple[str, ...], common_name: str = "x
     key_path.write_bytes(
         key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption())
     )
-    digest = hashlib.sha256(cert.public_bytes(serialization.Encoding.DER)).hexdigest()
-    return CertFiles(cert_path, key_path, digest)
+    der = cert.public_bytes(serialization.Encoding.DER)
+    return CertFiles(cert_path, key_path, hashlib.sha256(der).hexdigest(), hashlib.sha1(der).hexdigest())

@@ -36,6 +36,8 @@ def check(pool: XapiPool, vm: str, op: str, states: tuple[str, ...]) -> dict[str
         raise XapiError("OPERATION_NOT_ALLOWED", f"Operation '{op}' is not allowed on a control domain")
     if op in record["blocked_operations"]:
         raise XapiError("OPERATION_BLOCKED", vm, record["blocked_operations"][op])
+    if record["current_operations"]:
+        raise XapiError("OTHER_OPERATION_IN_PROGRESS", "VM", vm, next(iter(record["current_operations"])))
     if record["power_state"] not in states:
         raise XapiError("VM_BAD_POWER_STATE", vm, states[0].lower(), record["power_state"].lower())
     return record
@@ -157,6 +159,7 @@ def snapshot(pool: XapiPool, vm: str, new_name: str, ignore_vdis: list[str] | No
             uuid=str(uuid.uuid4()),
             name_label=new_name,
             is_a_snapshot=True,
+            is_a_template=True,
             snapshot_of=vm,
             snapshot_time=now(),
             power_state="Halted",

@@ -67,6 +67,7 @@ class XapiPool:
         self.faults = Faults()
         self.clock: Callable[[], float] = time.time
         self.rrd_numbers_as_strings = False  # newer xapi sends rrd_updates numbers as strings
+        self.rrd_legacy_json = False  # older xapi: rrd_updates JSON with unquoted keys ({meta: ...})
         self.task_delay = 0.0  # seconds an Async task stays pending before it runs
         self.max_event_wait = 30.0  # cap on event.from timeouts (keeps test teardown short)
         self._domid = 100

@@ -6,7 +6,9 @@ same window gives the same numbers, and they move as time passes. Busy VMs (web-
 hostile-name VM) run hot with contention; idle ones sit near zero. Units as xapi: cpuN and
 runstate_* are fractions of time (0..1); memory, memory_target bytes; memory_internal_free
 KiB; vbd_<dev>_read/write and vif_<n>_rx/tx bytes/s; vbd latencies ms; host memory_*_kib KiB.
-Rows come newest first, as xapi sends them.
+Rows come newest first and values are written as xcp-rrdd writes them (%0.5g, NaN,
+Infinity): XML, strict JSON (values as numbers, or as strings like current xapi with
+`rrd_numbers_as_strings`), or the older unquoted-key JSON (`rrd_legacy_json`).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ import math
 import zlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from xml.sax.saxutils import escape
 
 if TYPE_CHECKING:
     from .pool import XapiPool
@@ -47,7 +50,18 @@ def _wave(key: str, t: int, low: float, high: float) -> float:
 
 
 def _vm_sources(pool: XapiPool, record: dict[str, Any]) -> list[tuple[str, Any]]:
-    """(data source name, t -> value) of one resident VM."""
+    """(data source name, t -> value) of one resident VM; NaN for samples from before its
+    domain started (its RRD did not exist yet), as xcp-rrdd writes them."""
+    metrics = pool.store.objects.get("VM_metrics", {}).get(record["metrics"])
+    started = metrics["start_time"].timestamp() if metrics else 0.0
+
+    def since_start(fn: Any) -> Any:
+        return lambda t: math.nan if t < started else fn(t)
+
+    return [(name, since_start(fn)) for name, fn in _live_vm_sources(pool, record)]
+
+
+def _live_vm_sources(pool: XapiPool, record: dict[str, Any]) -> list[tuple[str, Any]]:
     uuid = record["uuid"]
     profile = PROFILES[pool.seeded.load.get(uuid, "idle")]
     paused = record["power_state"] != "Running"
@@ -130,18 +144,19 @@ def parse_query(params: dict[str, list[str]], accept: str) -> Query:
 
 
 def updates(pool: XapiPool, host_index: int, query: Query) -> tuple[str, bytes]:
-    """(content type, body) of one /rrd_updates answer."""
+    """(content type, body) of one /rrd_updates answer, laid out as xcp-rrdd's
+    Rrd_updates: rows from the latest sample back to `start` (inclusive; a negative start
+    counts back from now), at most the archive's row count; meta.start is the first
+    sample slot after start, as xapi computes it."""
     step = min(ARCHIVES, key=lambda s: (s < query.interval, abs(s - query.interval)))
     now = int(pool.clock())
+    start = query.start + now if query.start < 0 else query.start
     end = now - now % step
-    oldest = end - (ARCHIVES[step] - 1) * step
-    first = max(oldest, query.start - query.start % step + step) if query.start > oldest else oldest
-    times = list(range(end, first - 1, -step)) if end >= first else []
+    times = [t for t in (end - i * step for i in range(ARCHIVES[step])) if t >= start]
     store = pool.store
-    host_ref = pool.hosts[host_index]
     columns: list[tuple[str, Any]] = []
     with store.lock:
-        host = store.record("host", host_ref)
+        host = store.record("host", pool.hosts[host_index])
         if query.host:
             columns += [(f"{query.cf}:host:{host['uuid']}:{name}", fn) for name, fn in _host_sources(pool, host)]
         for vm_ref in host["resident_VMs"]:
@@ -149,42 +164,55 @@ def updates(pool: XapiPool, host_index: int, query: Query) -> tuple[str, bytes]:
             if query.vm_uuids and vm["uuid"] not in query.vm_uuids:
                 continue
             columns += [(f"{query.cf}:vm:{vm['uuid']}:{name}", fn) for name, fn in _vm_sources(pool, vm)]
-    rows = [(t, [fn(t) for _, fn in columns]) for t in times]
+    rows = [(t, [f_to_s(float(fn(t))) for _, fn in columns]) for t in times]
     meta = {
-        "start": times[-1] if times else query.start,
+        "start": start - start % step + step,
         "step": step,
         "end": end,
         "rows": len(rows),
         "columns": len(columns),
         "legend": [name for name, _ in columns],
     }
-    if query.json:
-        return "application/json", _json(meta, rows, pool.rrd_numbers_as_strings)
-    return "text/xml", _xml(meta, rows)
+    if not query.json:
+        return "text/xml", _xml(meta, rows)
+    if pool.rrd_legacy_json:
+        return "application/json", _legacy_json(meta, rows)
+    return "application/json", _json(meta, rows, pool.rrd_numbers_as_strings)
 
 
-def _number(v: float) -> str:
-    return "NaN" if math.isnan(v) else f"{v:.4f}"
+def f_to_s(v: float) -> str:
+    """xcp-rrdd's float text (Rrd_utils.f_to_s): %0.5g, NaN, Infinity, 0.0."""
+    if math.isnan(v):
+        return "NaN"
+    if math.isinf(v):
+        return "Infinity" if v > 0 else "-Infinity"
+    return "0.0" if v == 0 else f"{v:.5g}"
 
 
-def _json(meta: dict[str, Any], rows: list[tuple[int, list[float]]], as_strings: bool) -> bytes:
-    def num(v: float) -> Any:
-        return _number(v) if as_strings else round(v, 4)
+def _json(meta: dict[str, Any], rows: list[tuple[int, list[str]]], as_strings: bool) -> bytes:
+    """Strict JSON. Current xapi (Yojson) writes each value as a string; as_strings=False
+    writes them as JSON numbers instead (NaN as Python's json does, bare)."""
 
-    def whole(v: int) -> Any:
-        return str(v) if as_strings else v
+    def value(text: str) -> Any:
+        return text if as_strings else float(text)
 
-    body = {
-        "meta": {**{k: whole(v) for k, v in meta.items() if k != "legend"}, "legend": meta["legend"]},
-        "data": [{"t": whole(t), "values": [num(v) for v in values]} for t, values in rows],
-    }
+    body = {"meta": meta, "data": [{"t": t, "values": [value(v) for v in values]} for t, values in rows]}
     return json.dumps(body).encode()
 
 
-def _xml(meta: dict[str, Any], rows: list[tuple[int, list[float]]]) -> bytes:
-    legend = "".join(f"<entry>{name}</entry>" for name in meta["legend"])
+def _legacy_json(meta: dict[str, Any], rows: list[tuple[int, list[str]]]) -> bytes:
+    """xapi before the Yojson rewrite: a JavaScript object literal, keys unquoted, values
+    bare (NaN and Infinity included), e.g. {meta: {start:1,...,legend:["..."]},data:[{t:..,values:[..]}]}."""
+    legend = ",".join(json.dumps(name) for name in meta["legend"])
+    head = ",".join(f"{k}:{meta[k]}" for k in ("start", "step", "end", "rows", "columns"))
+    data = ",".join(f"{{t:{t},values:[{','.join(values)}]}}" for t, values in rows)
+    return f"{{meta: {{{head},legend:[{legend}]}},data:[{data}]}}".encode()
+
+
+def _xml(meta: dict[str, Any], rows: list[tuple[int, list[str]]]) -> bytes:
+    legend = "".join(f"<entry>{escape(name)}</entry>" for name in meta["legend"])
     head = "".join(f"<{k}>{meta[k]}</{k}>" for k in ("start", "step", "end", "rows", "columns"))
-    data = "".join(f"<row><t>{t}</t>{''.join(f'<v>{_number(v)}</v>' for v in values)}</row>" for t, values in rows)
+    data = "".join(f"<row><t>{t}</t>{''.join(f'<v>{v}</v>' for v in values)}</row>" for t, values in rows)
     return f'<?xml version="1.0" encoding="UTF-8"?><xport><meta>{head}<legend>{legend}</legend></meta><data>{data}</data></xport>'.encode()
 
 

@@ -10,7 +10,7 @@ VM names (the tests and the driver's tests find VMs by them):
   protected-01  Running on host 1; clean_shutdown, hard_shutdown and destroy blocked
   HOSTILE_NAME  Running on host 1 (control characters, bidi override, 300+ characters)
   debian-12     template (is_a_template, is_default_template)
-  web-01 before upgrade   snapshot of web-01 (is_a_snapshot)
+  web-01 before upgrade   snapshot of web-01 (is_a_snapshot; also is_a_template, as in xapi)
   Control domain on host xcp-a / xcp-b   dom0 of each host (is_control_domain)
 """
 
@@ -205,7 +205,8 @@ def seed_pool(store: Store, addresses: tuple[str, str]) -> Seeded:
     vm("protected-01", "Running", 1, blocked=protected, guest_ip="10.0.0.14", domid=14)
     vm(HOSTILE_NAME, "Running", 1, load="busy", vcpus=1, memory=1 * GIB, domid=15)
     vm("debian-12", "Halted", None, is_a_template=True, is_default_template=True, allowed_operations=["clone", "copy", "export", "provision"])
-    snap = vm("web-01 before upgrade", "Halted", None, is_a_snapshot=True, snapshot_of=web,
+    # xapi's snapshots are templates too (is_a_template and is_a_snapshot both true)
+    snap = vm("web-01 before upgrade", "Halted", None, is_a_snapshot=True, is_a_template=True, snapshot_of=web,
               snapshot_time=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC), allowed_operations=["revert", "destroy", "clone", "copy", "export"])
     store.modify("VM", web, snapshots=[snap])
     return seeded
