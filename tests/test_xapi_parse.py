@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import xmlrpc.client
 from pathlib import Path
 from typing import Any
@@ -30,7 +31,9 @@ from vfleet.drivers.xapi.records import (
     timestamp,
 )
 
-SPEC = Path("/work/shared/reference/xapi/sdk-component-test/spec/xapi-24")
+# as the test server finds it: $VFLEET_XAPI_REFERENCE, else ../shared/reference/xapi beside the checkout
+SPEC = Path(os.environ.get("VFLEET_XAPI_REFERENCE", Path(__file__).resolve().parents[2] / "shared" / "reference" / "xapi"),
+            "sdk-component-test", "spec", "xapi-24")
 UUID = "ecd8d7a0-1be3-4d91-bd0e-4888c0e30ab3"
 HOST = "b3f1c0de-0000-4000-8000-000000000001"
 GIB = 1 << 30
