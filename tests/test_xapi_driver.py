@@ -6,7 +6,11 @@ and pool_migrate."""
 from __future__ import annotations
 
 import asyncio
+import os
 import re
+import subprocess
+import sys
+import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
@@ -297,3 +301,61 @@ async def test_while_the_feed_runs_polls_read_only_metrics_and_still_see_changes
         await asyncio.gather(task, return_exceptions=True)
     await driver.poll()
     assert full_reads() == before + 1  # the feed is gone: polls read everything again
+
+
+def _open_sessions(pool: XapiServer) -> set[str]:
+    return {ref for ref, s in pool.pool.store.sessions.items() if s.valid}
+
+
+async def test_close_after_a_stuck_call_still_logs_out(pool: XapiServer) -> None:
+    drv = registry.create_driver(config(pool))
+    assert isinstance(drv, XapiDriver)
+    before = _open_sessions(pool)
+    await drv.connect()
+    assert len(_open_sessions(pool) - before) == 1
+    pool.pool.faults.hang("VM.get_all_records")
+    with pytest.raises(TimeoutError):  # the engine gives up on a poll the same way: it cancels it
+        await asyncio.wait_for(drv.poll(), 0.5)
+    closing = asyncio.ensure_future(drv.close())  # the logout queues behind the stuck poll
+    await asyncio.sleep(0.2)
+    assert len(_open_sessions(pool) - before) == 1  # not yet: the poll still holds the lane
+    pool.pool.faults.release()
+    await asyncio.wait_for(closing, 10)
+    assert _open_sessions(pool) == before  # logged out: no session left on the pool
+
+
+@pytest.fixture
+def black_hole() -> Iterator[int]:
+    """A TCP port, served by another process, that accepts connections and never answers (TLS never starts)."""
+    code = ("import socket\ns = socket.socket(); s.bind(('127.0.0.1', 0)); s.listen(64)\n"
+            "print(s.getsockname()[1], flush=True)\nheld = []\nwhile True: held.append(s.accept()[0])\n")
+    hole = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True)
+    try:
+        assert hole.stdout is not None
+        yield int(hole.stdout.readline())
+    finally:
+        hole.kill()
+        hole.wait()
+
+
+async def test_a_tls_black_hole_times_out_and_leaks_no_threads_or_sockets(
+    black_hole: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv(PASSWORD_ENV, "x")
+    hole = HostConfig(name="hole", driver="xapi", address="127.0.0.1", port=black_hole, user="root",
+                      password_env=PASSWORD_ENV, tls=TlsSettings(thumbprint="AB" * 32), call_timeout=1.0)
+    threads, fds = threading.active_count(), len(os.listdir("/proc/self/fd"))
+    for _ in range(3):
+        drv = registry.create_driver(hole)
+        started = time.monotonic()
+        with pytest.raises(DriverTimeout):
+            await drv.connect(deadline=time.monotonic() + 0.4)
+        assert time.monotonic() - started < 1.0
+        await drv.close()
+    stuck = drv._pool.stuck_futures()  # type: ignore[attr-defined]
+    if stuck:  # the socket timeout (2 x call_timeout) ends each abandoned login
+        await asyncio.wait({asyncio.wrap_future(f) for f in stuck}, timeout=10)
+    deadline = time.monotonic() + 5
+    while threading.active_count() > threads + 1 or len(os.listdir("/proc/self/fd")) > fds:
+        assert time.monotonic() < deadline, (threading.active_count(), threads)
+        await asyncio.sleep(0.05)
