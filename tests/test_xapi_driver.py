@@ -14,10 +14,19 @@ import threading
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 
-from vfleet.core.errors import ActionFailed, AuthFailed, DomainNotFound, DriverTimeout, NoConsole, PolicyRefused
+from vfleet.core.errors import (
+    ActionFailed,
+    AuthFailed,
+    DomainNotFound,
+    DriverTimeout,
+    ExitCode,
+    NoConsole,
+    PolicyRefused,
+)
 from vfleet.core.models import DomainEvent, DomainRef, HostConfig, MigrateParams, PowerState, TlsSettings, Verb
 from vfleet.drivers import registry
 from vfleet.drivers.base import Driver
@@ -359,3 +368,27 @@ async def test_a_tls_black_hole_times_out_and_leaks_no_threads_or_sockets(
     while threading.active_count() > threads + 1 or len(os.listdir("/proc/self/fd")) > fds:
         assert time.monotonic() < deadline, (threading.active_count(), threads)
         await asyncio.sleep(0.05)
+
+
+def test_without_xenapi_the_error_says_what_to_install(tmp_path: Path) -> None:
+    inv = tmp_path / "inv.yaml"
+    inv.write_text("hosts:\n  - {name: xcp, driver: xapi, address: 127.0.0.1, user: u, password_env: P}\n")
+    code = ("import sys; sys.modules['XenAPI'] = None; from vfleet.cli import main;"
+            f"sys.exit(main(['-i', {str(inv)!r}, 'status']))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False)
+    assert run.returncode == ExitCode.MISSING_DEPENDENCY
+    assert run.stderr == "vfleet: the xapi driver needs the Python module 'XenAPI': pip install 'vfleet[xapi]'\n"
+
+
+async def test_metrics_and_events_can_be_switched_off(pool: XapiServer) -> None:
+    drv = registry.create_driver(config(pool, metrics=False, events=False))
+    await drv.connect()
+    try:
+        domains = {d.name: d for d in (await drv.poll()).domains}
+        stream = drv.events().__aiter__()
+        with pytest.raises(TimeoutError):  # a feed that is off never yields (and never asks event.from)
+            await asyncio.wait_for(stream.__anext__(), 0.3)
+    finally:
+        await drv.close()
+    assert domains["web-01"].state is PowerState.RUNNING and domains["web-01"].gauges is None
+    assert "/rrd_updates" not in pool.pool.calls and "event.from" not in pool.pool.calls
