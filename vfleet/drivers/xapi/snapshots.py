@@ -90,11 +90,16 @@ def _delete(session: Any, host: str, snap: str, what: str) -> str:
     for vbd in record.get("VBDs") or []:
         try:
             attachment = wire.call(lambda vbd=vbd: api.VBD.get_record(vbd))
+            vdi = str(attachment.get("VDI") or _NULL)
+            if attachment.get("type") != "Disk" or vdi == _NULL:
+                continue  # a CD drive, an empty slot
+            # only a disk snapshot: never a live disk, whatever the VBD says
+            if wire.call(lambda vdi=vdi: api.VDI.get_record(vdi)).get("is_a_snapshot") is True:
+                disks.append(vdi)
+            else:
+                log.warning("%s: %s: VBD %s names a disk that is not a snapshot; left alone", host, what, vbd)
         except wire.XapiFailure as failure:
             log.info("%s: %s: cannot read VBD %s: %s", host, what, vbd, failure.details)
-            continue
-        if attachment.get("type") == "Disk" and str(attachment.get("VDI") or _NULL) != _NULL:
-            disks.append(str(attachment["VDI"]))
     wire.call(lambda: api.VM.destroy(snap))
     left = []
     for vdi in disks:
