@@ -18,6 +18,8 @@ from pathlib import Path
 
 import pytest
 
+from vfleet.core.audit import AuditLog
+from vfleet.core.engine import Fleet
 from vfleet.core.errors import (
     ActionFailed,
     AuthFailed,
@@ -37,6 +39,7 @@ from vfleet.core.models import (
     TlsSettings,
     Verb,
 )
+from vfleet.core.operations import Operations, Target, always
 from vfleet.drivers import registry
 from vfleet.drivers.base import Driver
 from vfleet.drivers.xapi import recording, wire
@@ -432,3 +435,25 @@ async def test_snapshot_round_and_delete_removes_only_disk_snapshots(driver: Dri
     assert pool.pool.calls.count("VDI.destroy") == 1  # the snapshot's disk only, never the live one
     assert (await driver.perform(Verb.SNAPSHOT_DELETE, target, params=SnapshotParams("s1"))).message == "deleted"
     assert await driver.snapshots(target) == ()
+
+
+async def test_pool_migrate_through_the_core(pool: XapiServer, tmp_path: Path) -> None:
+    """Pre-flight (a pool's nodes are its servers), audit, the driver, and the next poll's node."""
+    async with Fleet([config(pool, name="xcp")]) as fleet:
+        assert await fleet.wait_until(lambda v: v[0].health.polls >= 1, timeout=20), fleet.views()[0].health
+        web = next(r.domain for r in fleet.views()[0].rows if r.domain.name == "web-01")
+        ops = Operations(fleet, AuditLog(tmp_path / "audit.jsonl"), face="test")
+        target = Target("xcp", web.name, web.key)
+        same = ops.plan(Verb.MIGRATE, [target], params=MigrateParams("xcp", "xcp-a"))
+        assert same.decisions[0].refused == "web-01 already runs on xcp/xcp-a"
+        plan = ops.plan(Verb.MIGRATE, [target], params=MigrateParams("xcp", "xcp-b"))
+        assert plan.decisions[0].dispatch and "checked by the pool" in plan.decisions[0].notes
+        result = (await ops.run(plan, always)).results[0]
+        assert result.ok and result.message == "now on xcp-b", result
+        assert await fleet.wait_until(
+            lambda v: any(r.domain.key == web.key and r.domain.node == "xcp-b" for r in v[0].rows), timeout=20
+        )
+        halted = next(r.domain for r in fleet.views()[0].rows if r.domain.name == "halted-01")
+        refused = (await ops.run(ops.plan(Verb.MIGRATE, [Target("xcp", halted.name, halted.key)],
+                                          params=MigrateParams("xcp", "xcp-b")), always)).results[0]
+        assert not refused.ok and "pool_migrate moves a running VM" in refused.message

@@ -11,8 +11,9 @@ Decisions made here (README "Migration"):
 - a running or paused domain moves live; it is never shut down implicitly. `--offline`
   (live=False) accepts only domains that are off, as virsh's --offline and govc's cold
   migration do; a domain that is shutting down, crashed or suspended is refused;
-- inside a vCenter the destination is one of its servers (`--to vc1/esx-2`); vCenter's own
-  admission control checks that server's capacity (the poll has no per-server figures).
+- inside a vCenter or an XCP-ng/XenServer pool the destination is one of its servers
+  (`--to vc1/esx-2`, `--to pool1/xcp-b`); the manager's own admission control checks that
+  server's capacity (the poll has no per-server figures).
 """
 
 from __future__ import annotations
@@ -27,7 +28,8 @@ from vfleet.core.models import Domain, HostStatus, MigrateParams, PowerState
 from vfleet.core.policy import Decision, find_domain
 from vfleet.drivers.base import Capability
 
-NODE_DRIVERS = frozenset({"esxi_api"})  # drivers whose host is a cluster manager with servers (nodes)
+# drivers whose host is a cluster manager with servers (nodes): a vCenter, a XAPI pool
+NODE_DRIVERS = frozenset({"esxi_api", "xapi"})
 MOVABLE = frozenset({PowerState.RUNNING, PowerState.PAUSED, PowerState.OFF, PowerState.UNKNOWN})
 GIB = 1024**3
 
@@ -83,7 +85,7 @@ class Preflight:
             if source.config.driver not in NODE_DRIVERS:
                 return f"{source.name}: the {source.config.driver} driver has no servers to move between (--to HOST)"
             if dest.name != source.name:
-                return f"a vCenter moves VMs between its own servers only: {domain.name} is on {source.name}"
+                return f"a vCenter or pool moves VMs between its own servers only: {domain.name} is on {source.name}"
             if domain.node == p.node:
                 return f"{domain.name} already runs on {p.destination}"
         elif dest.name == source.name:
@@ -121,7 +123,8 @@ class Preflight:
 
     def _capacity(self, dest: HostView, domain: Domain, notes: list[str]) -> str | None:
         if self.params.node is not None:
-            notes.append("capacity: checked by vCenter (no per-server figures in the poll)")
+            manager = "the pool" if dest.config.driver == "xapi" else "vCenter"
+            notes.append(f"capacity: checked by {manager} (no per-server figures in the poll)")
             return None
         if self._room is None:
             summary = summarize_host(dest, time.monotonic())
@@ -148,7 +151,8 @@ class Preflight:
 
     def _storage_note(self, source: HostView) -> str:
         if self.params.node is not None:
-            return "storage: stays on its datastore (shared by the servers)"
+            where = "storage repository" if source.config.driver == "xapi" else "datastore"
+            return f"storage: stays on its {where} (shared by the servers)"
         if self.params.copy_storage:
             return "storage: copied (--copy-storage-all)" if source.config.driver == "libvirt" else "storage: copied"
         return "storage: must be shared by both hosts (else --copy-storage)"
