@@ -26,6 +26,7 @@ from vfleet.core.errors import (
     DomainNotFound,
     DriverTimeout,
     ExitCode,
+    HostUnreachable,
     NoConsole,
     PolicyRefused,
 )
@@ -457,3 +458,12 @@ async def test_pool_migrate_through_the_core(pool: XapiServer, tmp_path: Path) -
         refused = (await ops.run(ops.plan(Verb.MIGRATE, [Target("xcp", halted.name, halted.key)],
                                           params=MigrateParams("xcp", "xcp-b")), always)).results[0]
         assert not refused.ok and "pool_migrate moves a running VM" in refused.message
+
+
+async def test_a_master_address_that_is_no_address_is_not_followed(pool: XapiServer) -> None:
+    pool.pool.make_master(1)
+    pool.pool.addresses = ("127.0.0.1", "evil/host?x=\u202e")  # what the member names as its master
+    drv = registry.create_driver(config(pool))
+    with pytest.raises(HostUnreachable, match=r"names no usable master \('evil/host\?x=\\\\u202e'\)"):
+        await drv.connect()
+    await drv.close()

@@ -25,6 +25,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import re
 import ssl
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
@@ -76,6 +77,7 @@ from vfleet.drivers.xapi.rrd import parse as parse_rrd
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+_ADDRESS = re.compile(r"[A-Za-z0-9._:-]{1,253}")  # a host name, IPv4 or IPv6 address
 LOGOUT_WAIT = 5.0
 RRD_HISTORY_S = 60  # the first /rrd_updates asks this far back; later ones start at the last answer's end
 RRD_KEEP_S = 30.0  # a node's last metrics stand in for this long when a read brings no row
@@ -201,6 +203,10 @@ class XapiDriver(Driver):
             if failure.code != "HOST_IS_SLAVE" or not failure.params or self.redirected_from is not None:
                 raise
             master = failure.params[0]
+            if not _ADDRESS.fullmatch(master):  # remote text that becomes a URL: an address, nothing else
+                raise HostUnreachable(
+                    self.host, f"{cfg.address} is a pool member and names no usable master ({printable(master)!r})"
+                ) from failure
             note = (
                 f"{cfg.address} is a pool member; following HOST_IS_SLAVE to the pool master {master} "
                 f"(set address: {master} in the inventory)"
