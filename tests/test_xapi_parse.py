@@ -266,3 +266,43 @@ def test_event_batches_become_domain_events_and_resync_finds_what_was_missed() -
     assert changes("p", known, [{"class": "vm", "operation": "add", "ref": "t", "snapshot": template}], 2.0) == []
     missed = resync("p", known, {"r2": {"name_label": "new", "uuid": "u2", "power_state": "Running"}}, 3.0)
     assert sorted((e.domain, e.kind) for e in missed) == [("new", "defined"), ("web", "undefined")]
+
+
+def _stringified(value: object) -> object:
+    """A value as XML-RPC carries xapi's 64-bit ints (decimal strings); maps and lists deep."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, dict):
+        return {k: _stringified(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_stringified(v) for v in value]
+    return value
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    state=st.sampled_from(["Running", "Halted", "Paused", "Suspended"]),
+    vcpus=st.integers(min_value=1, max_value=256),
+    memory=st.integers(min_value=1, max_value=2**50),
+    domid=st.integers(min_value=-1, max_value=2**31),
+    free_kib=st.integers(min_value=0, max_value=2**40),
+    values=st.dictionaries(st.sampled_from(["cpu0", "cpu1", "runstate_full_contention", "vbd_xvda_read", "vif_0_tx"]),
+                           st.floats(min_value=0, max_value=1e12, allow_nan=False)),
+)
+def test_a_record_reads_the_same_with_ints_as_strings(
+    state: str, vcpus: int, memory: int, domid: int, free_kib: int, values: dict[str, float]
+) -> None:
+    vm = {"name_label": "v", "uuid": "u", "power_state": state, "domid": domid, "VCPUs_at_startup": vcpus,
+          "memory_static_max": memory, "blocked_operations": {}}
+    metrics = {"VCPUs_number": vcpus, "memory_actual": memory, "start_time": "20240420T12:00:00Z"}
+    rrd_values = {**values, "memory": float(memory), "memory_internal_free": float(free_kib)}
+    as_ints = domain_from_records(vm, metrics, rrd_values, node="n", now=1.8e9)
+    # (rrd values arrive parsed: test_any_rendering_of_the_same_numbers... covers their strings)
+    as_strings = domain_from_records(_stringified(vm), _stringified(metrics),  # type: ignore[arg-type]
+                                     rrd_values, node="n", now=1.8e9)
+    assert as_ints == as_strings
+    assert as_ints.memory_used_bytes is None or 0 <= as_ints.memory_used_bytes <= memory
+    gauges = as_ints.gauges
+    assert gauges is None or all(p is None or 0 <= p <= 100 for p in (gauges.cpu_percent, gauges.contention_percent))
