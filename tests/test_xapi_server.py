@@ -21,6 +21,7 @@ from xml.etree import ElementTree
 
 import pytest
 import XenAPI
+from cryptography import x509
 
 from xapi_server import client
 from xapi_server.certs import make_cert
@@ -181,6 +182,27 @@ def test_snapshot_revert_and_destroy(xapi_server: XapiServer) -> None:
     assert snap not in x.VM.get_snapshots(web)
     assert failure(x.VM.get_record, snap) == ["HANDLE_INVALID", "VM", snap]
     assert failure(x.VM.destroy, vm_named(x, "protected-01"))[0] == "OPERATION_BLOCKED"
+
+
+def test_snapshot_tree_and_checkpoints(xapi_server: XapiServer) -> None:
+    """xapi's snapshot tree: a new snapshot hangs under the VM's parent and becomes it;
+    revert moves the VM under the snapshot; a checkpoint reverts to Suspended."""
+    x = client.session(xapi_server).xenapi
+    vm = vm_named(x, "halted-01")
+    a = x.VM.snapshot(vm, "a")
+    b = x.VM.snapshot(vm, "b")
+    assert (x.VM.get_parent(a), x.VM.get_parent(b), x.VM.get_parent(vm)) == ("OpaqueRef:NULL", a, b)
+    assert x.VM.get_children(a) == [b] and x.VM.get_children(b) == [vm]
+    x.VM.revert(a)
+    assert x.VM.get_parent(vm) == a and sorted(x.VM.get_children(a)) == sorted([b, vm])
+    x.VM.destroy(a)
+    assert x.VM.get_parent(b) == x.VM.get_parent(vm) == "OpaqueRef:NULL"
+    assert failure(x.VM.checkpoint, vm, "c")[0] == "VM_BAD_POWER_STATE"  # a checkpoint needs memory
+    x.VM.start(vm, False, False)
+    c = x.VM.checkpoint(vm, "c")
+    assert x.VM.get_power_state(c) == "Suspended"
+    x.VM.revert(c)
+    assert x.VM.get_power_state(vm) == "Suspended" and x.VM.get_resident_on(vm) == "OpaqueRef:NULL"
 
 
 def test_pool_migrate_moves_the_vm_and_its_metrics(xapi_server: XapiServer) -> None:
@@ -446,11 +468,34 @@ def test_tls_needs_the_right_ca_and_the_pin_matches(xapi_server: XapiServer, tmp
     assert xapi_server.cert is not None
     served = ssl.get_server_certificate(("127.0.0.1", xapi_server.port))
     assert hashlib.sha256(ssl.PEM_cert_to_DER_cert(served)).hexdigest() == xapi_server.cert.sha256
-    client.session(xapi_server, host_index=1, login=False)  # the cert names both host addresses
+    # the member presents its own certificate, the one its Certificate record lists
+    member = ssl.get_server_certificate(("127.0.0.2", xapi_server.port))
+    member_sha = hashlib.sha256(ssl.PEM_cert_to_DER_cert(member)).hexdigest()
+    assert member_sha == xapi_server.cert.hosts[1].sha256 != xapi_server.cert.sha256
+    x = client.session(xapi_server).xenapi
+    [listed] = x.host.get_certificates(xapi_server.pool.hosts[1])
+    record = x.Certificate.get_record(listed)
+    assert (record["type"], record["fingerprint"]) == ("host", xapi_server.cert.hosts[1].thumbprint)
     context = client.tls_context(xapi_server)
     assert context is not None
     with socket.create_connection(("127.0.0.2", xapi_server.port)) as raw, context.wrap_socket(raw, server_hostname="127.0.0.2"):
         pass
+
+
+def test_ca_signed_host_certificates(tmp_path: Path) -> None:
+    with XapiServer(tmp_path, ca_signed=True) as server:
+        assert server.cert is not None
+        leaf = x509.load_pem_x509_certificate(server.cert.hosts[1].cert.read_bytes())
+        assert leaf.issuer.rfc4514_string() == "CN=vfleet test pool CA" != leaf.subject.rfc4514_string()
+        for index in (0, 1):  # the CA file alone verifies every host
+            with socket.create_connection((f"127.0.0.{index + 1}", server.port)) as raw:
+                context = client.tls_context(server)
+                assert context is not None
+                with context.wrap_socket(raw, server_hostname=f"127.0.0.{index + 1}") as tls:
+                    der = tls.getpeercert(binary_form=True)
+            assert der is not None and hashlib.sha256(der).hexdigest() == server.cert.hosts[index].sha256
+        x = client.session(server).xenapi
+        assert x.pool.get_all()
 
 
 class DeadlineTransport(xmlrpc.client.SafeTransport):

@@ -16,7 +16,7 @@ from xapi_server.fixture import xapi_server_fixture, xapi_server_http_fixture  #
 from xapi_server.schema import check_record, load_api
 from xapi_server.server import XapiServer
 
-SERVED_CLASSES = ["VM", "VM_metrics", "VM_guest_metrics", "host", "host_metrics", "pool", "session", "task"]
+SERVED_CLASSES = ["VM", "VM_metrics", "VM_guest_metrics", "host", "host_metrics", "pool", "Certificate", "session", "task"]
 
 
 def attempt(call: Any, *args: Any) -> Any:

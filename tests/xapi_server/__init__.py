@@ -7,7 +7,10 @@ Start one (or the pytest fixtures of `xapi_server.fixture`: `xapi_server` over T
     with XapiServer(tmp_path, tls=True) as srv:
         srv.url(0)            # "https://127.0.0.1:PORT": host 0, the master
         srv.url(1)            # "https://127.0.0.2:PORT": host 1, a slave (same port)
-        srv.port, srv.cert    # srv.cert.cert = CA/cert PEM path, .key, .sha256 (pin, DER hex)
+        srv.port, srv.cert    # srv.cert.cert = CA file trusting every host; .sha256, .sha1,
+                              # .thumbprint (AB:CD:..) = the master's pin; srv.cert.hosts[i] =
+                              # host i's own self-signed cert (.cert, .sha256, .thumbprint), as
+                              # XCP-ng hosts each have one; each host's Certificate record lists it
         srv.pool.user, srv.pool.password       # "root", "vfleet-test"
 
 Client side (only the unmodified XenAPI package):

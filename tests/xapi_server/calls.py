@@ -214,6 +214,7 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "VM.resume": lifecycle.resume,
     "VM.resume_on": lambda pool, vm, host, paused, force: lifecycle.resume(pool, vm, paused, force, host),
     "VM.snapshot": lifecycle.snapshot,
+    "VM.checkpoint": lifecycle.checkpoint,
     "VM.revert": lifecycle.revert,
     "VM.destroy": lifecycle.destroy,
     "VM.pool_migrate": lifecycle.pool_migrate,

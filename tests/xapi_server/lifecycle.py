@@ -151,9 +151,21 @@ def pool_migrate(pool: XapiPool, vm: str, host: str, options: dict[str, str]) ->
 
 
 def snapshot(pool: XapiPool, vm: str, new_name: str, ignore_vdis: list[str] | None = None) -> str:
+    """A disk snapshot: a halted copy of the VM's record (is_a_snapshot and is_a_template)."""
+    return _take(pool, vm, new_name, "snapshot", ("Running", "Halted", "Paused", "Suspended"), "Halted")
+
+
+def checkpoint(pool: XapiPool, vm: str, new_name: str) -> str:
+    """Disks and memory: the snapshot is Suspended, and reverting to it resumes there."""
+    return _take(pool, vm, new_name, "checkpoint", ("Running", "Paused", "Suspended"), "Suspended")
+
+
+def _take(pool: XapiPool, vm: str, new_name: str, op: str, states: tuple[str, ...], snap_state: str) -> str:
+    # The snapshot tree as xapi keeps it: the new snapshot's parent is the VM's parent (the
+    # snapshot it last came from), and the VM's parent becomes the new snapshot.
     store = pool.store
     with store.lock:
-        record = check(pool, vm, "snapshot", ("Running", "Halted", "Paused", "Suspended"))
+        record = check(pool, vm, op, states)
         snap = copy.deepcopy(record)
         snap.update(
             uuid=str(uuid.uuid4()),
@@ -162,11 +174,11 @@ def snapshot(pool: XapiPool, vm: str, new_name: str, ignore_vdis: list[str] | No
             is_a_template=True,
             snapshot_of=vm,
             snapshot_time=now(),
-            power_state="Halted",
+            power_state=snap_state,
             resident_on=NULL,
             domid=-1,
             snapshots=[],
-            children=[],
+            children=[vm],
             blocked_operations={},
             allowed_operations=sorted(SNAPSHOT_OPERATIONS - {"snapshot_destroy"}),
             memory_target=0,
@@ -174,8 +186,23 @@ def snapshot(pool: XapiPool, vm: str, new_name: str, ignore_vdis: list[str] | No
             guest_metrics=NULL,
         )
         ref = store.add("VM", snap)
+        if snap["parent"] in store.objects.get("VM", {}):
+            store.modify("VM", snap["parent"], children=[*store.get("VM", snap["parent"])["children"], ref])
+        _reparent(pool, vm, ref)
         store.modify("VM", vm, snapshots=[*record["snapshots"], ref])
     return ref
+
+
+def _reparent(pool: XapiPool, vm: str, new_parent: str) -> None:
+    """Move a VM (or snapshot) under new_parent in the snapshot tree (children kept in step)."""
+    store = pool.store
+    old_parent = store.get("VM", vm)["parent"]
+    if old_parent in store.objects.get("VM", {}):
+        store.modify("VM", old_parent, children=[c for c in store.get("VM", old_parent)["children"] if c != vm])
+    if new_parent in store.objects.get("VM", {}):
+        children = store.get("VM", new_parent)["children"]
+        store.modify("VM", new_parent, children=children if vm in children else [*children, vm])
+    store.modify("VM", vm, parent=new_parent)
 
 
 def revert(pool: XapiPool, snap: str) -> str:
@@ -187,9 +214,9 @@ def revert(pool: XapiPool, snap: str) -> str:
         target = record["snapshot_of"]
         store.get("VM", target)
         check(pool, target, "revert", ("Running", "Halted", "Paused", "Suspended"))
-        # a disk snapshot brings the VM back halted, as it was when the disks were taken
-        set_power(pool, target, "Halted")
-        store.modify("VM", target, parent=snap)
+        # the VM comes back as the snapshot was taken: halted (disks) or suspended (checkpoint)
+        set_power(pool, target, record["power_state"])
+        _reparent(pool, target, snap)
     return ""
 
 
@@ -209,6 +236,11 @@ def destroy(pool: XapiPool, vm: str) -> str:
         for snap in record["snapshots"]:
             if snap in store.objects.get("VM", {}):
                 store.modify("VM", snap, snapshot_of=NULL)
+        for child in record["children"]:  # the tree closes over a deleted snapshot
+            if child in store.objects.get("VM", {}):
+                _reparent(pool, child, record["parent"])
+        if record["parent"] in store.objects.get("VM", {}):
+            _reparent(pool, vm, NULL)
         for cls, field_name in (("VM_metrics", "metrics"), ("VM_guest_metrics", "guest_metrics")):
             if record[field_name] in store.objects.get(cls, {}):
                 store.remove(cls, record[field_name])

@@ -3,6 +3,7 @@ credentials, the clock that drives /rrd_updates, and the fault hooks."""
 
 from __future__ import annotations
 
+import datetime as dt
 import fnmatch
 import threading
 import time
@@ -103,6 +104,15 @@ class XapiPool:
         seeded.hosts = [new if h == old else h for h in seeded.hosts]
         seeded.pool = new if seeded.pool == old else seeded.pool
         seeded.vms = {name: new if r == old else r for name, r in seeded.vms.items()}
+
+    def add_certificate(self, host: str, fingerprint: str, not_before: dt.datetime, not_after: dt.datetime) -> str:
+        """A host's TLS certificate, as xapi lists it (Certificate of type host)."""
+        cert = self.store.add(
+            "Certificate",
+            {"type": "host", "host": host, "fingerprint": fingerprint, "not_before": not_before, "not_after": not_after},
+        )
+        self.store.modify("host", host, certificates=[*self.store.get("host", host)["certificates"], cert])
+        return cert
 
     def record_call(self, method: str) -> None:
         with self.store.lock:

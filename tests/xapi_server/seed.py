@@ -208,5 +208,6 @@ def seed_pool(store: Store, addresses: tuple[str, str]) -> Seeded:
     # xapi's snapshots are templates too (is_a_template and is_a_snapshot both true)
     snap = vm("web-01 before upgrade", "Halted", None, is_a_snapshot=True, is_a_template=True, snapshot_of=web,
               snapshot_time=dt.datetime(2026, 1, 2, 3, 4, 5, tzinfo=dt.UTC), allowed_operations=["revert", "destroy", "clone", "copy", "export"])
-    store.modify("VM", web, snapshots=[snap])
+    store.modify("VM", web, snapshots=[snap], parent=snap)
+    store.modify("VM", snap, children=[web])
     return seeded

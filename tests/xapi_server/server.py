@@ -1,5 +1,6 @@
 """The HTTP(S) front: one listener per host of the pool, same port, own loopback address
-(127.0.0.1 = host 0, 127.0.0.2 = host 1), as a real pool whose hosts share port 443.
+(127.0.0.1 = host 0, 127.0.0.2 = host 1), as a real pool whose hosts share port 443; each
+host presents its own self-signed certificate (listed in its Certificate records).
 
 Routes: POST / (XML-RPC), POST /jsonrpc (JSON-RPC 1.0 / 2.0), GET /rrd_updates.
 Malformed requests get xapi's HTTP 500 page; a bad session on /rrd_updates gets 401.
@@ -19,8 +20,9 @@ from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 from . import calls, rrd, wire
-from .certs import CertFiles, make_cert
+from .certs import PoolCerts, make_pool_certs
 from .pool import XapiPool
+from .seed import HOST_NAMES
 from .store import XapiError
 
 ADDRESSES = ("127.0.0.1", "127.0.0.2")
@@ -37,8 +39,9 @@ class _Listener(ThreadingHTTPServer):
 
     def finish_request(self, request: Any, client_address: Any) -> None:
         # the TLS handshake runs in the connection's thread, never in the accept loop
-        context = self.owner.tls_context
-        if context is not None:
+        contexts = self.owner.tls_contexts
+        if contexts:
+            context = contexts[self.host_index]
             try:
                 request = context.wrap_socket(request, server_side=True)
             except (ssl.SSLError, OSError):
@@ -174,15 +177,27 @@ class XapiServer:
     """A two-host XAPI pool on 127.0.0.1 / 127.0.0.2, one random port, TLS or plain HTTP."""
 
     def __init__(
-        self, workdir: Path, *, tls: bool = True, user: str = "root", password: str = "vfleet-test", seed: bool = True
+        self,
+        workdir: Path,
+        *,
+        tls: bool = True,
+        user: str = "root",
+        password: str = "vfleet-test",
+        seed: bool = True,
+        ca_signed: bool = False,
     ) -> None:
+        """ca_signed: host certificates signed by one test CA instead of self-signed each."""
         self.workdir = workdir
         self.pool = XapiPool(ADDRESSES, user, password, seed)
-        self.cert: CertFiles | None = make_cert(workdir, ADDRESSES) if tls else None
-        self.tls_context: ssl.SSLContext | None = None
-        if self.cert is not None:
-            self.tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-            self.tls_context.load_cert_chain(self.cert.cert, self.cert.key)
+        self.cert: PoolCerts | None = None
+        self.tls_contexts: list[ssl.SSLContext] = []  # host index -> its listener's context
+        if tls:
+            self.cert = make_pool_certs(workdir, tuple(zip(HOST_NAMES, ADDRESSES, strict=True)), ca_signed)
+            for host_ref, host_cert in zip(self.pool.hosts, self.cert.hosts, strict=True):
+                context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+                context.load_cert_chain(host_cert.cert, host_cert.key)
+                self.tls_contexts.append(context)
+                self.pool.add_certificate(host_ref, host_cert.thumbprint, host_cert.not_before, host_cert.not_after)
         self.listeners: list[_Listener] = []
         self.threads: list[threading.Thread] = []
         self.port = 0
