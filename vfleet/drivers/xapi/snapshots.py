@@ -5,8 +5,9 @@ takes the disks, VM.checkpoint the disks and the running guest's memory. VM.pare
 snapshot the VM runs from (the last one taken or reverted to): "current" here; a
 snapshot's own `parent` is the snapshot before it. xapi allows two snapshots of the same
 name; vfleet names snapshots, so it refuses to create a duplicate. Deleting a snapshot
-destroys its record and the disk snapshots (VDIs) it held, as Xen Orchestra does; the
-disks are not left behind to fill the storage.
+destroys its record (a checkpoint is shut down first, which drops its memory image) and
+the disk snapshots (VDIs) it held, as Xen Orchestra does; the disks are not left behind
+to fill the storage.
 """
 
 from __future__ import annotations
@@ -100,6 +101,10 @@ def _delete(session: Any, host: str, snap: str, what: str) -> str:
                 log.warning("%s: %s: VBD %s names a disk that is not a snapshot; left alone", host, what, vbd)
         except wire.XapiFailure as failure:
             log.info("%s: %s: cannot read VBD %s: %s", host, what, vbd, failure.details)
+    if record.get("power_state") != "Halted":
+        # a checkpoint is a suspended VM record: shutting it down drops its memory image,
+        # and only a halted VM can be destroyed (Xen Orchestra does the same)
+        wire.call(lambda: api.VM.hard_shutdown(snap))
     wire.call(lambda: api.VM.destroy(snap))
     left = []
     for vdi in disks:
