@@ -420,7 +420,7 @@ async def test_pool_migrate_through_the_core(pool: XapiServer, tmp_path: Path) -
         same = ops.plan(Verb.MIGRATE, [target], params=MigrateParams("xcp", "xcp-a"))
         assert same.decisions[0].refused == "web-01 already runs on xcp/xcp-a"
         plan = ops.plan(Verb.MIGRATE, [target], params=MigrateParams("xcp", "xcp-b"))
-        assert plan.decisions[0].dispatch and "checked by the pool" in plan.decisions[0].notes
+        assert plan.decisions[0].dispatch and "server xcp-b" in plan.decisions[0].notes, plan.decisions[0]
         result = (await ops.run(plan, always)).results[0]
         assert result.ok and result.message == "now on xcp-b", result
         assert await fleet.wait_until(

@@ -11,9 +11,8 @@ Decisions made here (README "Migration"):
 - a running or paused domain moves live; it is never shut down implicitly. `--offline`
   (live=False) accepts only domains that are off, as virsh's --offline and govc's cold
   migration do; a domain that is shutting down, crashed or suspended is refused;
-- inside a vCenter or an XCP-ng/XenServer pool the destination is one of its servers
-  (`--to vc1/esx-2`, `--to pool1/xcp-b`); the manager's own admission control checks that
-  server's capacity (the poll has no per-server figures).
+- inside a vCenter the destination is one of its servers (`--to vc1/esx-2`); vCenter's own
+  admission control checks that server's capacity (the poll has no per-server figures).
 """
 
 from __future__ import annotations
@@ -123,8 +122,7 @@ class Preflight:
 
     def _capacity(self, dest: HostView, domain: Domain, notes: list[str]) -> str | None:
         if self.params.node is not None:
-            manager = "the pool" if dest.config.driver == "xapi" else "vCenter"
-            notes.append(f"capacity: checked by {manager} (no per-server figures in the poll)")
+            notes.append("capacity: checked by vCenter (no per-server figures in the poll)")
             return None
         if self._room is None:
             summary = summarize_host(dest, time.monotonic())
