@@ -24,6 +24,7 @@ from vfleet.drivers.xapi.records import (
     facts_from_pool,
     gauges_from_rrd,
     is_guest,
+    node_capacity,
     not_allowed,
     operation_for,
     power_state,
@@ -248,6 +249,8 @@ def test_snapshot_facts_and_pool_facts() -> None:
         "h2": {"name_label": "xcp-b", "cpu_info": {"cpu_count": 4}},
     }
     metrics = {"m1": {"memory_total": "68719476736"}, "m2": {"memory_total": 34359738368}}
+    hosts["h1"]["metrics"], hosts["h2"]["metrics"] = "m1", "m2"
+    assert node_capacity(hosts, metrics) == [("xcp-a", 8, 64 * GIB), ("xcp-b", 4, 32 * GIB)]
     facts = facts_from_pool(hosts, metrics, "h1", "pool-1")
     assert (facts.hypervisor, facts.version, facts.hostname, facts.cpus) == ("xen", "XCP-ng 8.3.0", "pool-1", 12)
     assert facts.memory_bytes == 96 * GIB and facts.cpu_model == "EPYC"

@@ -259,6 +259,22 @@ def facts_from_pool(
     )
 
 
+def node_capacity(
+    hosts: Mapping[str, Mapping[str, Any]], host_metrics: Mapping[str, Mapping[str, Any]]
+) -> list[tuple[str, int | None, int | None]]:
+    """(node name, CPUs, memory bytes) of each pool member, for per-node aggregates
+    (HostFacts.nodes once the core has it: NodeFacts(name, cpus, memory_bytes))."""
+    names = node_names(hosts)
+    return [
+        (
+            names[ref],
+            whole(_get(record, "cpu_info", "cpu_count")),
+            whole(host_metrics.get(str(record.get("metrics")), {}).get("memory_total")),
+        )
+        for ref, record in hosts.items()
+    ]
+
+
 def node_names(hosts: Mapping[str, Mapping[str, Any]]) -> dict[str, str]:
     """host ref -> its name_label (the node name vfleet shows and migrate targets)."""
     return {ref: str(h.get("name_label") or h.get("hostname") or ref) for ref, h in hosts.items()}
