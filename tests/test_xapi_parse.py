@@ -309,3 +309,11 @@ def test_a_record_reads_the_same_with_ints_as_strings(
     assert as_ints.memory_used_bytes is None or 0 <= as_ints.memory_used_bytes <= memory
     gauges = as_ints.gauges
     assert gauges is None or all(p is None or 0 <= p <= 100 for p in (gauges.cpu_percent, gauges.contention_percent))
+
+
+def test_allocation_falls_back_to_the_balloon_target_then_vm_metrics() -> None:
+    vm = {"name_label": "x", "uuid": "u", "power_state": "Running", "domid": 3, "VCPUs_at_startup": 1}
+    assert domain_from_records(vm, None, {"memory_target": GIB}, node=None, now=0).memory_current_bytes == GIB
+    metrics = {"memory_actual": str(2 * GIB)}
+    assert domain_from_records(vm, metrics, {"cpu0": 0.1}, node=None, now=0).memory_current_bytes == 2 * GIB
+    assert domain_from_records(vm, metrics, {"memory": 3 * GIB}, node=None, now=0).memory_current_bytes == 3 * GIB

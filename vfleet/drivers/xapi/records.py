@@ -159,7 +159,10 @@ def domain_from_records(
     metrics = metrics or {}
     rrd = rrd if live and rrd else {}
     vcpus = (whole(metrics.get("VCPUs_number")) if live else None) or whole(vm.get("VCPUs_at_startup"))
-    current = _positive(rrd.get("memory")) or (_positive(whole(metrics.get("memory_actual"))) if live else None)
+    # allocated now: rrd `memory`, else the balloon target, else VM_metrics' memory_actual
+    current = _positive(rrd.get("memory")) or _positive(rrd.get("memory_target"))
+    if current is None and live:
+        current = _positive(whole(metrics.get("memory_actual")))
     free_kib = rrd.get("memory_internal_free")
     used = None
     if current is not None and free_kib is not None and 0 <= free_kib * KIB <= current:
