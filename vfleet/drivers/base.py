@@ -113,6 +113,14 @@ class Driver(ABC):
     async def poll(self, *, deadline: float | None = None) -> HostSnapshot:
         """Read every domain of the host, in as few round trips as the backend allows, by `deadline`."""
 
+    async def record_poll(self, *, deadline: float | None = None) -> dict[str, str]:
+        """The raw backend answers ONE poll reads, unscrubbed: artifact file name -> text (`vfleet debug record`).
+
+        File names are plain (letters, digits, `.`, `-`, `_`); the core scrubs the texts before
+        anything is written. A recording must parse back into the same domains the poll gives.
+        """
+        raise UnsupportedAction(self.host, f"the {self.kind} driver cannot record its polls")
+
     async def events(self) -> AsyncIterator[DomainEvent]:
         """Lifecycle events as they happen; drivers without EVENTS never yield."""
         await asyncio.Event().wait()

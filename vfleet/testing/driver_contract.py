@@ -25,6 +25,7 @@ group). Needs pytest and pytest-asyncio; the vfleet runtime never imports this m
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, fields
 
@@ -34,6 +35,7 @@ from vfleet.core.errors import DriverError, DriverTimeout, PolicyRefused, Unsupp
 from vfleet.core.models import DomainCounters, DomainRef, HostConfig, PowerState, SnapshotInfo, SnapshotParams, Verb
 from vfleet.drivers import registry
 from vfleet.drivers.base import Capability, Driver, capability_for
+from vfleet.drivers.replay import replay
 
 MISSING_DOMAIN = "no-such-domain-4711"
 
@@ -93,6 +95,30 @@ class DriverContract:
                 a, b = getattr(old, field.name), getattr(dom.counters, field.name)
                 if field.name != "taken_at" and a is not None and b is not None:
                     assert b >= a, (dom.name, field.name, a, b)
+
+    @pytest.mark.asyncio
+    async def test_a_recording_replays_into_the_polled_domains(self, subject: Subject) -> None:
+        """record_poll (`vfleet debug record`) is optional; a driver that has it hands over plain file names
+        and, where vfleet can replay the recording, the domains a poll gives."""
+        driver = subject.driver(read_only=True)
+        await driver.connect()
+        try:
+            try:
+                files = await driver.record_poll()
+            except UnsupportedAction:
+                return
+            polled = await driver.poll()
+        finally:
+            await driver.close()
+        assert files, "a recording holds at least one file"
+        for name, text in files.items():
+            assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name) and name != "manifest.json", name
+            assert isinstance(text, str) and text, name
+        try:
+            replayed = await replay(subject.config, files)
+        except UnsupportedAction:
+            return  # a recording vfleet cannot read back yet: still useful in a bug report
+        assert {d.name: d.state for d in replayed.domains} == {d.name: d.state for d in polled.domains}
 
     @pytest.mark.asyncio
     async def test_a_deadline_is_honoured_even_when_it_has_passed(self, subject: Subject) -> None:

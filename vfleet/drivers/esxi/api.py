@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import logging
 import os
 import socket
@@ -31,7 +32,6 @@ import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -69,15 +69,19 @@ from vfleet.drivers.esxi.login import NotVimServer, login, service_version
 from vfleet.drivers.esxi.vsphere_map import (
     HOST_PROPERTIES,
     REALTIME_INTERVAL_S,
+    RECORDING_FILE,
     VM_PROPERTIES,
     PerfSample,
     domain_from_props,
     facts_from_hosts,
     fingerprint,
+    on_node,
     parse_thumbprint,
+    perf_samples,
     pin_matches,
     power_state,
     resolve_counters,
+    vsphere_json,
 )
 from vfleet.drivers.threaded import Lane, pool_for
 
@@ -187,6 +191,7 @@ class EsxiApiDriver(Driver):
         self._nodes: dict[str, Any] = {}  # server name -> HostSystem, from the last poll
         self.warnings: list[str] = []  # shown as a badge: e.g. TLS verification is off
         self.calls: Counter[str] = Counter()  # SOAP round trips by method, for diagnostics and tests
+        self._recording: dict[str, Any] | None = None  # the raw answers of a poll, while recording
 
     @property
     def endpoint(self) -> str:
@@ -373,6 +378,8 @@ class EsxiApiDriver(Driver):
             for item in result.objects:
                 props = {p.name: p.val for p in item.propSet}
                 (vms if isinstance(item.obj, vim.VirtualMachine) else hosts)[item.obj] = props
+                if self._recording is not None:
+                    self._recording["objects"].append({"obj": vsphere_json(item.obj), "props": vsphere_json(props)})
             if result.token and deadline is not None and time.monotonic() > deadline:
                 with contextlib.suppress(Exception):  # let the server free the rest of the answer
                     collector.CancelRetrievePropertiesEx(result.token)
@@ -392,10 +399,33 @@ class EsxiApiDriver(Driver):
         if self._vcenter:
             self._nodes = {str(p.get("name")): h for h, p in hosts.items() if p.get("name")}
             names = {h._moId: name for name, h in self._nodes.items()}
-            pairs = [(vm, _on_node(d, names, vms[vm].get("runtime.host"))) for vm, d in pairs]
+            pairs = [(vm, on_node(d, names, getattr(vms[vm].get("runtime.host"), "_moId", ""))) for vm, d in pairs]
         self._index(pairs)
         facts = facts_from_hosts(self._about, hosts.values(), self.config.address or self.host)
         return HostSnapshot(self.host, taken_at, tuple(d for _vm, d in pairs if d is not None), facts)
+
+    async def record_poll(self, *, deadline: float | None = None) -> dict[str, str]:
+        """One poll's PropertyCollector objects and QueryPerf answer (asked for afresh), as JSON."""
+        deadline = self.due(deadline)
+        self._connected()
+        recording: dict[str, Any] = {
+            "about": {"fullName": self._about, "apiType": "VirtualCenter" if self._vcenter else "HostAgent"},
+            "counters": {str(key): name for key, name in self._counters.items()},
+            "objects": [],
+            "perf": None,
+        }
+        self._perf_at, self._perf_asked = float("-inf"), set()  # a recording holds a perf answer too
+
+        def read() -> HostSnapshot:
+            self._recording = recording
+            try:
+                recording["now"] = datetime.now(UTC).isoformat()
+                return self._read_snapshot(deadline)
+            finally:
+                self._recording = None
+
+        await self._call(Lane.CONTROL, "poll", read, deadline)
+        return {RECORDING_FILE: json.dumps(recording, indent=1, ensure_ascii=False)}
 
     def _index(self, pairs: Iterable[tuple[Any, Domain | None]]) -> None:
         """Names and UUIDs -> VM objects, for actions."""
@@ -427,14 +457,10 @@ class EsxiApiDriver(Driver):
         except vmodl.MethodFault as exc:  # no statistics is not a failed poll: gauges stay None
             log.info("%s: QueryPerf failed (%s); no realtime metrics this interval", self.host, type(exc).__name__)
             return
-        for entity_metric in answer or ():
-            interval = entity_metric.sampleInfo[-1].interval if entity_metric.sampleInfo else REALTIME_INTERVAL_S
-            values = {
-                self._counters[s.id.counterId]: int(s.value[-1])
-                for s in entity_metric.value
-                if s.id.counterId in self._counters and s.value
-            }
-            self._perf[entity_metric.entity._moId] = PerfSample(values, int(interval or REALTIME_INTERVAL_S))
+        plain = [vsphere_json(entity_metric) for entity_metric in answer or ()]
+        if self._recording is not None:
+            self._recording["perf"] = plain
+        self._perf.update(perf_samples(plain, self._counters))
 
     # -- actions ------------------------------------------------------------------
 
@@ -559,11 +585,6 @@ class EsxiApiDriver(Driver):
         if len(matches) > 1:  # vCenter allows the same name in different folders
             raise ActionFailed(self.host, f"{len(matches)} VMs are named {domain!r}; name the VM by its UUID instead")
         return matches[0] if matches else None
-
-
-def _on_node(domain: Domain | None, names: dict[str, str], host: Any) -> Domain | None:
-    name = names.get(getattr(host, "_moId", ""))
-    return domain if domain is None or name is None else replace(domain, node=name)
 
 
 def _wait_for_task(task: Any, timeout: float, host: str, what: str) -> Any:

@@ -50,6 +50,7 @@ from vfleet.drivers.esxi.sshsnap import (
     revert_command,
 )
 from vfleet.drivers.ssh.batch import join, split_sections
+from vfleet.drivers.ssh.record import COMMANDS_FILE, write_blocks
 from vfleet.drivers.ssh.transport import MAX_OUTPUT, CommandResult, SshTransport, first_line, raise_for
 
 log = logging.getLogger(__name__)
@@ -101,6 +102,9 @@ class EsxiSshDriver(Driver):
     async def connect(self, *, deadline: float | None = None) -> HostFacts:
         deadline = self.due(deadline, self.config.connect_timeout)
         await self.ssh.connect(deadline=deadline)
+        return await self._facts(deadline)
+
+    async def _facts(self, deadline: float) -> HostFacts:
         result = await self.ssh.run(batch(list(FACTS)), deadline=deadline)
         sections = split_sections(result.stdout, len(FACTS), self.host)
         for (status, _text), command in zip(sections, FACTS, strict=True):
@@ -114,6 +118,15 @@ class EsxiSshDriver(Driver):
 
     async def close(self) -> None:
         await self.ssh.close()
+
+    async def record_poll(self, *, deadline: float | None = None) -> dict[str, str]:
+        """What connect() reads for the host facts and one poll's commands (snapshot facts too), verbatim."""
+        deadline = self.due(deadline)
+        self._polls_to_facts = 0  # a recording holds every kind of answer a poll can read
+        with self.ssh.recorded() as commands:
+            await self._facts(deadline)
+            await self.poll(deadline=deadline)
+        return {COMMANDS_FILE: write_blocks(commands)}
 
     async def _summaries(self, deadline: float) -> list[VmSummary]:
         """Two round trips under one deadline: the VM ids, then every summary."""
