@@ -207,6 +207,6 @@ def translate(exc: Exception, what: str, *, host: str, endpoint: str, user: str 
         return HostUnreachable(host, f"{what}: TLS with {endpoint} failed: {exc}")
     if isinstance(exc, (OSError, http.client.HTTPException)):
         return HostUnreachable(host, f"{what}: cannot reach {endpoint}: {printable(str(exc))}")
-    if isinstance(exc, (xml.parsers.expat.ExpatError, ValueError)):
+    if isinstance(exc, (xml.parsers.expat.ExpatError, xmlrpc.client.ResponseError)):
         return HostUnreachable(host, f"{what}: {endpoint} is not a XAPI server (unreadable answer: {exc})")
     return HostUnreachable(host, f"{what}: {endpoint}: {printable(str(exc))}")
