@@ -205,6 +205,38 @@ def test_snapshot_tree_and_checkpoints(xapi_server: XapiServer) -> None:
     assert x.VM.get_power_state(vm) == "Suspended" and x.VM.get_resident_on(vm) == "OpaqueRef:NULL"
 
 
+def test_devices_disks_nics_consoles_follow_the_lifecycle(xapi_server: XapiServer) -> None:
+    x = client.session(xapi_server).xenapi
+    web, halted = vm_named(x, "web-01"), vm_named(x, "halted-01")
+    [vbd] = x.VM.get_VBDs(web)
+    attachment = x.VBD.get_record(vbd)
+    assert (attachment["device"], attachment["type"], attachment["currently_attached"]) == ("xvda", "Disk", True)
+    disk = x.VDI.get_record(attachment["VDI"])
+    assert disk["SR"] in x.SR.get_all() and disk["is_a_snapshot"] is False
+    [vif] = x.VM.get_VIFs(web)
+    assert x.VIF.get_device(vif) == "0" and vif in x.network.get_VIFs(x.VIF.get_network(vif))
+    [console] = x.VM.get_consoles(web)
+    assert x.console.get_protocol(console) == "rfb"
+    assert x.console.get_location(console).startswith("https://127.0.0.1/console?uuid=")
+    dom0 = x.VM.get_by_name_label("Control domain on host: xcp-b")[0]
+    assert [x.console.get_protocol(c) for c in x.VM.get_consoles(dom0)] == ["vt100"]
+    assert x.VM.get_consoles(halted) == [] and x.VBD.get_currently_attached(x.VM.get_VBDs(halted)[0]) is False
+    x.VM.start(halted, False, False)
+    assert len(x.VM.get_consoles(halted)) == 1 and x.VBD.get_currently_attached(x.VM.get_VBDs(halted)[0]) is True
+    # a snapshot owns snapshots of the disks; destroying it leaves them, VDI.destroy removes them
+    snap = x.VM.snapshot(web, "disks")
+    [snap_vbd] = x.VM.get_VBDs(snap)
+    snap_disk = x.VBD.get_VDI(snap_vbd)
+    assert x.VDI.get_is_a_snapshot(snap_disk) is True and x.VDI.get_snapshot_of(snap_disk) == attachment["VDI"]
+    assert x.VM.get_VIFs(snap) == [] and x.VM.get_consoles(snap) == []
+    x.VM.destroy(snap)
+    assert failure(x.VBD.get_record, snap_vbd)[0] == "HANDLE_INVALID"
+    assert x.VDI.get_VBDs(snap_disk) == []
+    x.VDI.destroy(snap_disk)
+    assert snap_disk not in x.VDI.get_all()
+    assert failure(x.VDI.destroy, attachment["VDI"]) == ["VDI_IN_USE", attachment["VDI"], "destroy"]
+
+
 def test_pool_migrate_moves_the_vm_and_its_metrics(xapi_server: XapiServer) -> None:
     s = client.session(xapi_server)
     x = s.xenapi

@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import events, lifecycle, rrd
+from . import devices, events, lifecycle, rrd
 from .pool import XapiPool
 from .schema import Message, parse_type
 from .store import XapiError, now
@@ -215,6 +215,7 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "VM.resume_on": lambda pool, vm, host, paused, force: lifecycle.resume(pool, vm, paused, force, host),
     "VM.snapshot": lifecycle.snapshot,
     "VM.checkpoint": lifecycle.checkpoint,
+    "VDI.destroy": devices.destroy_vdi,
     "VM.revert": lifecycle.revert,
     "VM.destroy": lifecycle.destroy,
     "VM.pool_migrate": lifecycle.pool_migrate,

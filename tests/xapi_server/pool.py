@@ -10,6 +10,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from . import devices
 from .seed import Seeded, seed_hosts, seed_pool
 from .store import Store
 
@@ -65,6 +66,9 @@ class XapiPool:
         self.password = password
         # seed=False: the pool and its hosts only (spec replays bring their own VMs)
         self.seeded: Seeded = seed_pool(self.store, addresses) if seed else seed_hosts(self.store, addresses)
+        self.sr = self.network = "OpaqueRef:NULL"
+        devices.seed_storage(self)
+        self._seed_devices()
         self.faults = Faults()
         self.clock: Callable[[], float] = time.time
         self.rrd_numbers_as_strings = False  # newer xapi sends rrd_updates numbers as strings
@@ -77,6 +81,17 @@ class XapiPool:
         self.wire_log: list[tuple[str, str, int, bytes]] = []
         self.keep_wire = False
         self.stopping = threading.Event()
+
+    def _seed_devices(self) -> None:
+        vms = self.store.all_records("VM")
+        for ref, record in vms.items():
+            if record["is_control_domain"]:
+                devices.set_live(self, ref, True)  # dom0: a text console, no disks of its own
+            elif not record["is_a_snapshot"]:
+                devices.attach_new_devices(self, ref, record["power_state"] in {"Running", "Paused"})
+        for ref, record in vms.items():
+            if record["is_a_snapshot"]:
+                devices.snapshot_disks(self, record["snapshot_of"], ref)
 
     @property
     def hosts(self) -> list[str]:
