@@ -555,6 +555,29 @@ def test_hang_and_drop_faults(xapi_server: XapiServer) -> None:
     assert len(s2.xenapi.host.get_all()) == 2  # one drop: the client's resend succeeds
 
 
+def test_a_host_that_is_down(xapi_server: XapiServer) -> None:
+    s = client.session(xapi_server)
+    xapi_server.pool.host_down(1)
+    metrics = s.xenapi.host.get_metrics(xapi_server.pool.hosts[1])
+    assert s.xenapi.host_metrics.get_live(metrics) is False
+    with pytest.raises(OSError):  # reset before the TLS handshake
+        client.get(xapi_server, f"/rrd_updates?start=0&session_id={s._session}", host_index=1)
+    xapi_server.pool.host_down(1, False)
+    assert client.get(xapi_server, f"/rrd_updates?start=0&session_id={s._session}", host_index=1)[0] == 200
+
+
+def test_a_large_pool_for_scale(tmp_path: Path) -> None:
+    with XapiServer(tmp_path, tls=False, extra_vms=300) as server:
+        s = client.session(server)
+        started = time.perf_counter()
+        records = s.xenapi.VM.get_all_records()
+        elapsed = time.perf_counter() - started
+        assert len(records) == 11 + 300  # the seeded VMs (dom0s, template, snapshot too) and the bulk
+        doc = json.loads(client.get(server, f"/rrd_updates?start=-30&json=true&session_id={s._session}", 1)[2])
+        assert sum(":vm:" in e and e.endswith(":cpu0") for e in doc["meta"]["legend"]) >= 150
+        assert elapsed < 20  # a sanity bound on a shared machine, not a benchmark
+
+
 def test_jsonrpc_envelopes_and_malformed_requests(xapi_server: XapiServer) -> None:
     v2 = client.jsonrpc(xapi_server, "session.login_with_password", ["root", "vfleet-test", "1.0", "t"], "2.0", 7)
     assert set(v2) == {"jsonrpc", "result", "id"} and v2["id"] == 7

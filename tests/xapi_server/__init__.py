@@ -41,6 +41,9 @@ The pool (`srv.pool`, an `XapiPool`) — see seed.py for the VMs and their names
     pool.store.expire_sessions()       every session -> SESSION_INVALID (also ends event.from waits)
     pool.faults.hang("VM.get_all_records")   matching calls block until faults.release(...)
     pool.faults.drop("event.from", times=1)  matching calls get the connection closed
+    pool.host_down(1)          host 1 closes every connection, host_metrics.live false
+    pool.add_guests(500)       more running guests (also XapiServer(..., extra_vms=500))
+    XapiServer(..., ca_signed=True)   host certificates signed by one CA (srv.cert.cert)
     (patterns are fnmatch patterns over method names; "/rrd_updates" for the metrics URL)
 
 Errors as xapi: SESSION_AUTHENTICATION_FAILED, SESSION_INVALID, HOST_IS_SLAVE [master IP],

@@ -11,7 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from . import devices
-from .seed import Seeded, seed_hosts, seed_pool
+from .seed import Seeded, add_vm, seed_hosts, seed_pool
 from .store import Store
 
 
@@ -22,6 +22,7 @@ class Faults:
 
     hung: dict[str, threading.Event] = field(default_factory=dict)
     drops: dict[str, int] = field(default_factory=dict)
+    down_hosts: set[int] = field(default_factory=set)  # their listeners close every connection
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def hang(self, pattern: str) -> threading.Event:
@@ -106,6 +107,25 @@ class XapiPool:
     def make_master(self, index: int) -> None:
         """Designate another host as master: the old master now answers HOST_IS_SLAVE."""
         self.store.modify("pool", self.seeded.pool, master=self.hosts[index])
+
+    def host_down(self, index: int, down: bool = True) -> None:
+        """A host that stopped answering: its connections close before TLS, and xapi marks
+        it not live (host_metrics.live); `host_down(i, False)` brings it back."""
+        with self.faults.lock:
+            (self.faults.down_hosts.add if down else self.faults.down_hosts.discard)(index)
+        metrics = self.store.get("host", self.hosts[index])["metrics"]
+        self.store.modify("host_metrics", metrics, live=not down)
+
+    def add_guests(self, count: int, prefix: str = "bulk") -> list[str]:
+        """count more running guests, alternately on each host, one in three busy (for scale)."""
+        refs = []
+        for i in range(count):
+            ref = add_vm(self.store, f"{prefix}-{i:05d}", "Running", self.hosts[i % 2], domid=self.next_domid(),
+                         guest_ip=f"10.1.{i // 250}.{i % 250 + 1}")
+            devices.attach_new_devices(self, ref, live=True)
+            self.seeded.load[self.store.get("VM", ref)["uuid"]] = "busy" if i % 3 == 0 else "idle"
+            refs.append(ref)
+        return refs
 
     def next_domid(self) -> int:
         with self.store.lock:

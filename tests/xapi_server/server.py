@@ -38,6 +38,9 @@ class _Listener(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.host_index in self.owner.pool.faults.down_hosts:
+            request.close()  # a host that is down: the connection ends before any answer
+            return
         # the TLS handshake runs in the connection's thread, never in the accept loop
         contexts = self.owner.tls_contexts
         if contexts:
@@ -185,10 +188,13 @@ class XapiServer:
         password: str = "vfleet-test",
         seed: bool = True,
         ca_signed: bool = False,
+        extra_vms: int = 0,
     ) -> None:
-        """ca_signed: host certificates signed by one test CA instead of self-signed each."""
+        """ca_signed: host certificates signed by one test CA instead of self-signed each;
+        extra_vms: that many more running guests (bulk-00000..), for scale tests."""
         self.workdir = workdir
         self.pool = XapiPool(ADDRESSES, user, password, seed)
+        self.pool.add_guests(extra_vms)
         self.cert: PoolCerts | None = None
         self.tls_contexts: list[ssl.SSLContext] = []  # host index -> its listener's context
         if tls:
