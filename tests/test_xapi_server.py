@@ -258,6 +258,8 @@ def test_parameter_count_and_handles(xapi_server: XapiServer) -> None:
     assert failure(x.VM.start, web) == ["MESSAGE_PARAMETER_COUNT_MISMATCH", "VM.start", "4", "2"]
     assert failure(x.VM.get_record, "OpaqueRef:nothing") == ["HANDLE_INVALID", "VM", "OpaqueRef:nothing"]
     assert failure(x.VM.frobnicate, web)[0] == "MESSAGE_METHOD_UNKNOWN"
+    assert failure(x.Async.VM.get_record, web) == ["MESSAGE_METHOD_UNKNOWN", "Async.VM.get_record"]
+    assert failure(x.Async.session.logout) == ["MESSAGE_METHOD_UNKNOWN", "Async.session.logout"]
 
 
 def test_control_domains_templates_snapshots_are_flagged(xapi_server: XapiServer) -> None:

@@ -128,6 +128,10 @@ def _typed(pool: XapiPool, cls: str, field_name: str, value: Any) -> Any:
 
 def _async(pool: XapiPool, method: str, params: list[Any], host_index: int) -> str:
     message = _message(pool, method)
+    cls = method.partition(".")[0]
+    # xapi has no Async form of session and task calls, nor of field getters and setters
+    if cls in {"session", "task"} or (message.implicit and message.name not in {"create", "destroy"}):
+        raise XapiError("MESSAGE_METHOD_UNKNOWN", f"Async.{method}")
     _check_count(method, message, params)
     pool.store.check_session(params[0])
     task = pool.store.add(
