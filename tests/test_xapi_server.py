@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import http.client
@@ -487,6 +488,11 @@ def test_rrd_updates_xml_form_and_auth(xapi_server: XapiServer) -> None:
     assert len(rows) == int(root.findtext("./meta/rows") or 0) == 7
     assert all(len(row.findall("v")) == len(legend) == int(root.findtext("./meta/columns") or 0) for row in rows)
     assert client.get(xapi_server, query.replace(s._session, "OpaqueRef:bad"))[0] == 401
+    basic = "Basic " + base64.b64encode(b"root:vfleet-test").decode()
+    no_session = query.replace(f"&session_id={s._session}", "")
+    assert client.get(xapi_server, no_session, headers={"Authorization": basic})[0] == 200
+    wrong = "Basic " + base64.b64encode(b"root:nope").decode()
+    assert client.get(xapi_server, no_session, headers={"Authorization": wrong})[0] == 401
     assert client.get(xapi_server, "/rrd_updates?host=true&session_id=" + s._session)[0] == 400
 
 
@@ -546,6 +552,16 @@ def test_hang_and_drop_faults(xapi_server: XapiServer) -> None:
     with pytest.raises(TimeoutError):
         s.xenapi.VM.get_all_records()
     xapi_server.pool.faults.release("VM.get_all_records")
+    xapi_server.pool.faults.hang("/rrd_updates")
+    request = urllib.request.Request(f"{xapi_server.url()}/rrd_updates?start=0&session_id={s._session}")
+    with pytest.raises(TimeoutError):
+        urllib.request.urlopen(request, context=client.tls_context(xapi_server), timeout=0.5)
+    xapi_server.pool.faults.release()
+    xapi_server.pool.faults.delay("host.get_all", 0.3)  # under the 0.5 s deadline
+    started = time.monotonic()
+    s.xenapi.host.get_all()
+    assert time.monotonic() - started >= 0.3
+    xapi_server.pool.faults.delay("host.get_all", 0)
     s2 = client.session(xapi_server)
     assert s2.xenapi.VM.get_all_records()
     # xmlrpc.client resends once when a kept-alive connection drops: drop both tries

@@ -22,7 +22,8 @@ Client side (only the unmodified XenAPI package):
 Wire: XML-RPC at / (ints as decimal strings, datetimes as <dateTime.iso8601>
 YYYYMMDDTHH:MM:SSZ, Status/Value/ErrorDescription), JSON-RPC 1.0 and 2.0 at /jsonrpc,
 GET /rrd_updates?session_id=..&start=..&host=true&cf=AVERAGE&interval=5&json=true (XML
-without json); only the VMs resident on the host asked (host 1's at srv.url(1)).
+without json; HTTP basic auth with the pool's credentials also works); only the VMs
+resident on the host asked (host 1's at srv.url(1)).
 
 The pool (`srv.pool`, an `XapiPool`) — see seed.py for the VMs and their names:
     pool.store                 the database: .record(cls, ref), .modify(cls, ref, **fields),
@@ -41,6 +42,7 @@ The pool (`srv.pool`, an `XapiPool`) — see seed.py for the VMs and their names
     pool.store.expire_sessions()       every session -> SESSION_INVALID (also ends event.from waits)
     pool.faults.hang("VM.get_all_records")   matching calls block until faults.release(...)
     pool.faults.drop("event.from", times=1)  matching calls get the connection closed
+    pool.faults.delay("VM.*", 2.0)           matching calls answer 2 s late (0 removes it)
     pool.host_down(1)          host 1 closes every connection, host_metrics.live false
     pool.add_guests(500)       more running guests (also XapiServer(..., extra_vms=500))
     XapiServer(..., ca_signed=True)   host certificates signed by one CA (srv.cert.cert)

@@ -23,6 +23,7 @@ class Faults:
     hung: dict[str, threading.Event] = field(default_factory=dict)
     drops: dict[str, int] = field(default_factory=dict)
     down_hosts: set[int] = field(default_factory=set)  # their listeners close every connection
+    delays: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def hang(self, pattern: str) -> threading.Event:
@@ -37,14 +38,25 @@ class Faults:
                 if event:
                     event.set()
 
+    def delay(self, pattern: str, seconds: float) -> None:
+        """Calls matching pattern answer only after `seconds` (0 removes the delay)."""
+        with self.lock:
+            if seconds > 0:
+                self.delays[pattern] = seconds
+            else:
+                self.delays.pop(pattern, None)
+
     def drop(self, pattern: str, times: int = 1) -> None:
         """The next `times` calls matching pattern get their connection closed, no answer."""
         with self.lock:
             self.drops[pattern] = self.drops.get(pattern, 0) + times
 
-    def wait_if_hung(self, method: str) -> None:
+    def wait_if_hung(self, method: str, stopping: threading.Event) -> None:
         with self.lock:
             events = [e for p, e in self.hung.items() if fnmatch.fnmatchcase(method, p)]
+            delay = max((d for p, d in self.delays.items() if fnmatch.fnmatchcase(method, p)), default=0.0)
+        if delay:
+            stopping.wait(delay)
         for event in events:
             event.wait()
 
