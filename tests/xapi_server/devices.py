@@ -177,6 +177,7 @@ def destroy_vdi(pool: XapiPool, vdi: str) -> str:
         parent = record["snapshot_of"]
         if parent in store.objects.get("VDI", {}):
             store.modify("VDI", parent, snapshots=[s for s in store.get("VDI", parent)["snapshots"] if s != vdi])
-        store.modify("SR", record["SR"], VDIs=[v for v in store.get("SR", record["SR"])["VDIs"] if v != vdi])
+        if record["SR"] in store.objects.get("SR", {}):
+            store.modify("SR", record["SR"], VDIs=[v for v in store.get("SR", record["SR"])["VDIs"] if v != vdi])
         store.remove("VDI", vdi)
     return ""
