@@ -53,7 +53,16 @@ HANDLE_INVALID [class, ref], MESSAGE_PARAMETER_COUNT_MISMATCH [method, expected,
 MESSAGE_METHOD_UNKNOWN, VM_BAD_POWER_STATE [vm, expected, actual], VM_IS_TEMPLATE,
 VM_IS_SNAPSHOT, OPERATION_NOT_ALLOWED (control domains), OPERATION_BLOCKED [vm, reason]
 (blocked_operations: xapi's error for them; xenapi.json lists only OPERATION_NOT_ALLOWED),
-EVENTS_LOST, EVENT_FROM_TOKEN_PARSE_FAILURE [token].
+OTHER_OPERATION_IN_PROGRESS [VM, vm, task] (while an Async call on the VM is pending),
+VDI_IN_USE, MAP_DUPLICATE_KEY, EVENTS_LOST, EVENT_FROM_TOKEN_PARSE_FAILURE [token].
+
+Also as xapi: snapshots are templates too (is_a_template and is_a_snapshot), VM.parent /
+children form the snapshot tree, checkpoints are Suspended snapshots; each guest has a disk
+(VBD xvda -> VDI on a shared SR), a VIF and, while running, a console; VM.destroy leaves
+the VDIs (VDI.destroy removes them); tasks go pending -> success / failure / cancelled
+with result "<value>ref</value>". XapiServer(..., seed=False) serves the pool and its hosts
+only (for fixtures that bring their own objects). xapi_server.client has helpers: a
+verifying XenAPI session, raw GET, raw JSON-RPC.
 
 Records are built from ../shared/reference/xapi/xenapi.json (every field of the class,
 xapi's defaults); set VFLEET_XAPI_REFERENCE to its folder if it lives elsewhere.
