@@ -258,6 +258,11 @@ def test_parameter_count_and_handles(xapi_server: XapiServer) -> None:
     web = vm_named(x, "web-01")
     assert failure(x.VM.start, web) == ["MESSAGE_PARAMETER_COUNT_MISMATCH", "VM.start", "4", "2"]
     assert failure(x.VM.get_record, "OpaqueRef:nothing") == ["HANDLE_INVALID", "VM", "OpaqueRef:nothing"]
+    halted = vm_named(x, "halted-01")
+    assert failure(x.VM.start_on, halted, "OpaqueRef:no-host", False, False) == ["HANDLE_INVALID", "host", "OpaqueRef:no-host"]
+    assert x.VM.get_power_state(halted) == "Halted"
+    x.VM.start_on(halted, xapi_server.pool.hosts[1], False, False)
+    assert x.VM.get_resident_on(halted) == xapi_server.pool.hosts[1]
     assert failure(x.VM.frobnicate, web)[0] == "MESSAGE_METHOD_UNKNOWN"
     assert failure(x.Async.VM.get_record, web) == ["MESSAGE_METHOD_UNKNOWN", "Async.VM.get_record"]
     assert failure(x.Async.session.logout) == ["MESSAGE_METHOD_UNKNOWN", "Async.session.logout"]

@@ -85,6 +85,8 @@ def set_power(pool: XapiPool, vm: str, state: str, host: str | None = None) -> N
 
 
 def start(pool: XapiPool, vm: str, start_paused: bool, force: bool, host: str | None = None) -> str:
+    if host is not None:
+        pool.store.get("host", host)  # HANDLE_INVALID before anything moves
     check(pool, vm, "start", ("Halted",))
     set_power(pool, vm, "Paused" if start_paused else "Running", host)
     return ""
@@ -140,6 +142,8 @@ def suspend(pool: XapiPool, vm: str) -> str:
 
 
 def resume(pool: XapiPool, vm: str, start_paused: bool, force: bool, host: str | None = None) -> str:
+    if host is not None:
+        pool.store.get("host", host)
     check(pool, vm, "resume", ("Suspended",))
     set_power(pool, vm, "Paused" if start_paused else "Running", host)
     return ""
