@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 import hashlib
 import http.client
@@ -205,6 +206,38 @@ def test_snapshot_tree_and_checkpoints(xapi_server: XapiServer) -> None:
     assert x.VM.get_power_state(vm) == "Suspended" and x.VM.get_resident_on(vm) == "OpaqueRef:NULL"
 
 
+def test_devices_disks_nics_consoles_follow_the_lifecycle(xapi_server: XapiServer) -> None:
+    x = client.session(xapi_server).xenapi
+    web, halted = vm_named(x, "web-01"), vm_named(x, "halted-01")
+    [vbd] = x.VM.get_VBDs(web)
+    attachment = x.VBD.get_record(vbd)
+    assert (attachment["device"], attachment["type"], attachment["currently_attached"]) == ("xvda", "Disk", True)
+    disk = x.VDI.get_record(attachment["VDI"])
+    assert disk["SR"] in x.SR.get_all() and disk["is_a_snapshot"] is False
+    [vif] = x.VM.get_VIFs(web)
+    assert x.VIF.get_device(vif) == "0" and vif in x.network.get_VIFs(x.VIF.get_network(vif))
+    [console] = x.VM.get_consoles(web)
+    assert x.console.get_protocol(console) == "rfb"
+    assert x.console.get_location(console).startswith("https://127.0.0.1/console?uuid=")
+    dom0 = x.VM.get_by_name_label("Control domain on host: xcp-b")[0]
+    assert [x.console.get_protocol(c) for c in x.VM.get_consoles(dom0)] == ["vt100"]
+    assert x.VM.get_consoles(halted) == [] and x.VBD.get_currently_attached(x.VM.get_VBDs(halted)[0]) is False
+    x.VM.start(halted, False, False)
+    assert len(x.VM.get_consoles(halted)) == 1 and x.VBD.get_currently_attached(x.VM.get_VBDs(halted)[0]) is True
+    # a snapshot owns snapshots of the disks; destroying it leaves them, VDI.destroy removes them
+    snap = x.VM.snapshot(web, "disks")
+    [snap_vbd] = x.VM.get_VBDs(snap)
+    snap_disk = x.VBD.get_VDI(snap_vbd)
+    assert x.VDI.get_is_a_snapshot(snap_disk) is True and x.VDI.get_snapshot_of(snap_disk) == attachment["VDI"]
+    assert x.VM.get_VIFs(snap) == [] and x.VM.get_consoles(snap) == []
+    x.VM.destroy(snap)
+    assert failure(x.VBD.get_record, snap_vbd)[0] == "HANDLE_INVALID"
+    assert x.VDI.get_VBDs(snap_disk) == []
+    x.VDI.destroy(snap_disk)
+    assert snap_disk not in x.VDI.get_all()
+    assert failure(x.VDI.destroy, attachment["VDI"]) == ["VDI_IN_USE", attachment["VDI"], "destroy"]
+
+
 def test_pool_migrate_moves_the_vm_and_its_metrics(xapi_server: XapiServer) -> None:
     s = client.session(xapi_server)
     x = s.xenapi
@@ -225,7 +258,14 @@ def test_parameter_count_and_handles(xapi_server: XapiServer) -> None:
     web = vm_named(x, "web-01")
     assert failure(x.VM.start, web) == ["MESSAGE_PARAMETER_COUNT_MISMATCH", "VM.start", "4", "2"]
     assert failure(x.VM.get_record, "OpaqueRef:nothing") == ["HANDLE_INVALID", "VM", "OpaqueRef:nothing"]
+    halted = vm_named(x, "halted-01")
+    assert failure(x.VM.start_on, halted, "OpaqueRef:no-host", False, False) == ["HANDLE_INVALID", "host", "OpaqueRef:no-host"]
+    assert x.VM.get_power_state(halted) == "Halted"
+    x.VM.start_on(halted, xapi_server.pool.hosts[1], False, False)
+    assert x.VM.get_resident_on(halted) == xapi_server.pool.hosts[1]
     assert failure(x.VM.frobnicate, web)[0] == "MESSAGE_METHOD_UNKNOWN"
+    assert failure(x.Async.VM.get_record, web) == ["MESSAGE_METHOD_UNKNOWN", "Async.VM.get_record"]
+    assert failure(x.Async.session.logout) == ["MESSAGE_METHOD_UNKNOWN", "Async.session.logout"]
 
 
 def test_control_domains_templates_snapshots_are_flagged(xapi_server: XapiServer) -> None:
@@ -453,6 +493,11 @@ def test_rrd_updates_xml_form_and_auth(xapi_server: XapiServer) -> None:
     assert len(rows) == int(root.findtext("./meta/rows") or 0) == 7
     assert all(len(row.findall("v")) == len(legend) == int(root.findtext("./meta/columns") or 0) for row in rows)
     assert client.get(xapi_server, query.replace(s._session, "OpaqueRef:bad"))[0] == 401
+    basic = "Basic " + base64.b64encode(b"root:vfleet-test").decode()
+    no_session = query.replace(f"&session_id={s._session}", "")
+    assert client.get(xapi_server, no_session, headers={"Authorization": basic})[0] == 200
+    wrong = "Basic " + base64.b64encode(b"root:nope").decode()
+    assert client.get(xapi_server, no_session, headers={"Authorization": wrong})[0] == 401
     assert client.get(xapi_server, "/rrd_updates?host=true&session_id=" + s._session)[0] == 400
 
 
@@ -512,6 +557,16 @@ def test_hang_and_drop_faults(xapi_server: XapiServer) -> None:
     with pytest.raises(TimeoutError):
         s.xenapi.VM.get_all_records()
     xapi_server.pool.faults.release("VM.get_all_records")
+    xapi_server.pool.faults.hang("/rrd_updates")
+    request = urllib.request.Request(f"{xapi_server.url()}/rrd_updates?start=0&session_id={s._session}")
+    with pytest.raises(TimeoutError):
+        urllib.request.urlopen(request, context=client.tls_context(xapi_server), timeout=0.5)
+    xapi_server.pool.faults.release()
+    xapi_server.pool.faults.delay("host.get_all", 0.3)  # under the 0.5 s deadline
+    started = time.monotonic()
+    s.xenapi.host.get_all()
+    assert time.monotonic() - started >= 0.3
+    xapi_server.pool.faults.delay("host.get_all", 0)
     s2 = client.session(xapi_server)
     assert s2.xenapi.VM.get_all_records()
     # xmlrpc.client resends once when a kept-alive connection drops: drop both tries
@@ -521,6 +576,29 @@ def test_hang_and_drop_faults(xapi_server: XapiServer) -> None:
     assert len(s2.xenapi.host.get_all()) == 2  # only those two were dropped
     xapi_server.pool.faults.drop("host.get_all", times=1)
     assert len(s2.xenapi.host.get_all()) == 2  # one drop: the client's resend succeeds
+
+
+def test_a_host_that_is_down(xapi_server: XapiServer) -> None:
+    s = client.session(xapi_server)
+    xapi_server.pool.host_down(1)
+    metrics = s.xenapi.host.get_metrics(xapi_server.pool.hosts[1])
+    assert s.xenapi.host_metrics.get_live(metrics) is False
+    with pytest.raises(OSError):  # reset before the TLS handshake
+        client.get(xapi_server, f"/rrd_updates?start=0&session_id={s._session}", host_index=1)
+    xapi_server.pool.host_down(1, False)
+    assert client.get(xapi_server, f"/rrd_updates?start=0&session_id={s._session}", host_index=1)[0] == 200
+
+
+def test_a_large_pool_for_scale(tmp_path: Path) -> None:
+    with XapiServer(tmp_path, tls=False, extra_vms=300) as server:
+        s = client.session(server)
+        started = time.perf_counter()
+        records = s.xenapi.VM.get_all_records()
+        elapsed = time.perf_counter() - started
+        assert len(records) == 11 + 300  # the seeded VMs (dom0s, template, snapshot too) and the bulk
+        doc = json.loads(client.get(server, f"/rrd_updates?start=-30&json=true&session_id={s._session}", 1)[2])
+        assert sum(":vm:" in e and e.endswith(":cpu0") for e in doc["meta"]["legend"]) >= 150
+        assert elapsed < 20  # a sanity bound on a shared machine, not a benchmark
 
 
 def test_jsonrpc_envelopes_and_malformed_requests(xapi_server: XapiServer) -> None:

@@ -16,7 +16,10 @@ from xapi_server.fixture import xapi_server_fixture, xapi_server_http_fixture  #
 from xapi_server.schema import check_record, load_api
 from xapi_server.server import XapiServer
 
-SERVED_CLASSES = ["VM", "VM_metrics", "VM_guest_metrics", "host", "host_metrics", "pool", "Certificate", "session", "task"]
+SERVED_CLASSES = [
+    "VM", "VM_metrics", "VM_guest_metrics", "host", "host_metrics", "pool", "Certificate", "VBD", "VDI", "VIF", "SR",
+    "network", "console", "session", "task",
+]
 
 
 def attempt(call: Any, *args: Any) -> Any:
@@ -94,7 +97,11 @@ def exercise_xmlrpc(server: XapiServer) -> None:
         attempt(call, *args)
     snap = x.VM.snapshot(web, "conformance snapshot")
     x.VM.revert(snap)
+    snap_disks = [x.VBD.get_VDI(vbd) for vbd in x.VM.get_VBDs(snap)]
     x.VM.destroy(snap)
+    for vdi in snap_disks:
+        x.VDI.destroy(vdi)
+    attempt(x.VDI.destroy, x.VBD.get_VDI(x.VM.get_VBDs(pool.vm("db-01"))[0]))  # VDI_IN_USE
     ok_task = x.Async.VM.start(halted, False, False)
     bad_task = x.Async.VM.unpause(halted)
     for task in (ok_task, bad_task):
@@ -158,7 +165,7 @@ def test_every_answer_matches_the_definition(recorded: XapiServer) -> None:
     for code in (b"VM_BAD_POWER_STATE", b"OPERATION_BLOCKED", b"VM_IS_TEMPLATE", b"HANDLE_INVALID",
                  b"MESSAGE_PARAMETER_COUNT_MISMATCH", b"MESSAGE_METHOD_UNKNOWN", b"SESSION_INVALID",
                  b"HOST_IS_SLAVE", b"SESSION_AUTHENTICATION_FAILED", b"EVENTS_LOST", b"MAP_DUPLICATE_KEY",
-                 b"OPERATION_NOT_ALLOWED", b"EVENT_FROM_TOKEN_PARSE_FAILURE"):
+                 b"OPERATION_NOT_ALLOWED", b"EVENT_FROM_TOKEN_PARSE_FAILURE", b"VDI_IN_USE"):
         assert code in bodies, code
 
 

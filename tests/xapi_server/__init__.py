@@ -22,7 +22,8 @@ Client side (only the unmodified XenAPI package):
 Wire: XML-RPC at / (ints as decimal strings, datetimes as <dateTime.iso8601>
 YYYYMMDDTHH:MM:SSZ, Status/Value/ErrorDescription), JSON-RPC 1.0 and 2.0 at /jsonrpc,
 GET /rrd_updates?session_id=..&start=..&host=true&cf=AVERAGE&interval=5&json=true (XML
-without json); only the VMs resident on the host asked (host 1's at srv.url(1)).
+without json; HTTP basic auth with the pool's credentials also works); only the VMs
+resident on the host asked (host 1's at srv.url(1)).
 
 The pool (`srv.pool`, an `XapiPool`) — see seed.py for the VMs and their names:
     pool.store                 the database: .record(cls, ref), .modify(cls, ref, **fields),
@@ -41,6 +42,10 @@ The pool (`srv.pool`, an `XapiPool`) — see seed.py for the VMs and their names
     pool.store.expire_sessions()       every session -> SESSION_INVALID (also ends event.from waits)
     pool.faults.hang("VM.get_all_records")   matching calls block until faults.release(...)
     pool.faults.drop("event.from", times=1)  matching calls get the connection closed
+    pool.faults.delay("VM.*", 2.0)           matching calls answer 2 s late (0 removes it)
+    pool.host_down(1)          host 1 closes every connection, host_metrics.live false
+    pool.add_guests(500)       more running guests (also XapiServer(..., extra_vms=500))
+    XapiServer(..., ca_signed=True)   host certificates signed by one CA (srv.cert.cert)
     (patterns are fnmatch patterns over method names; "/rrd_updates" for the metrics URL)
 
 Errors as xapi: SESSION_AUTHENTICATION_FAILED, SESSION_INVALID, HOST_IS_SLAVE [master IP],
@@ -48,7 +53,16 @@ HANDLE_INVALID [class, ref], MESSAGE_PARAMETER_COUNT_MISMATCH [method, expected,
 MESSAGE_METHOD_UNKNOWN, VM_BAD_POWER_STATE [vm, expected, actual], VM_IS_TEMPLATE,
 VM_IS_SNAPSHOT, OPERATION_NOT_ALLOWED (control domains), OPERATION_BLOCKED [vm, reason]
 (blocked_operations: xapi's error for them; xenapi.json lists only OPERATION_NOT_ALLOWED),
-EVENTS_LOST, EVENT_FROM_TOKEN_PARSE_FAILURE [token].
+OTHER_OPERATION_IN_PROGRESS [VM, vm, task] (while an Async call on the VM is pending),
+VDI_IN_USE, MAP_DUPLICATE_KEY, EVENTS_LOST, EVENT_FROM_TOKEN_PARSE_FAILURE [token].
+
+Also as xapi: snapshots are templates too (is_a_template and is_a_snapshot), VM.parent /
+children form the snapshot tree, checkpoints are Suspended snapshots; each guest has a disk
+(VBD xvda -> VDI on a shared SR), a VIF and, while running, a console; VM.destroy leaves
+the VDIs (VDI.destroy removes them); tasks go pending -> success / failure / cancelled
+with result "<value>ref</value>". XapiServer(..., seed=False) serves the pool and its hosts
+only (for fixtures that bring their own objects). xapi_server.client has helpers: a
+verifying XenAPI session, raw GET, raw JSON-RPC.
 
 Records are built from ../shared/reference/xapi/xenapi.json (every field of the class,
 xapi's defaults); set VFLEET_XAPI_REFERENCE to its folder if it lives elsewhere.

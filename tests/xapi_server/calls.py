@@ -13,7 +13,7 @@ import threading
 from collections.abc import Callable
 from typing import Any
 
-from . import events, lifecycle, rrd
+from . import devices, events, lifecycle, rrd
 from .pool import XapiPool
 from .schema import Message, parse_type
 from .store import XapiError, now
@@ -128,6 +128,10 @@ def _typed(pool: XapiPool, cls: str, field_name: str, value: Any) -> Any:
 
 def _async(pool: XapiPool, method: str, params: list[Any], host_index: int) -> str:
     message = _message(pool, method)
+    cls = method.partition(".")[0]
+    # xapi has no Async form of session and task calls, nor of field getters and setters
+    if cls in {"session", "task"} or (message.implicit and message.name not in {"create", "destroy"}):
+        raise XapiError("MESSAGE_METHOD_UNKNOWN", f"Async.{method}")
     _check_count(method, message, params)
     pool.store.check_session(params[0])
     task = pool.store.add(
@@ -215,6 +219,7 @@ HANDLERS: dict[str, Callable[..., Any]] = {
     "VM.resume_on": lambda pool, vm, host, paused, force: lifecycle.resume(pool, vm, paused, force, host),
     "VM.snapshot": lifecycle.snapshot,
     "VM.checkpoint": lifecycle.checkpoint,
+    "VDI.destroy": devices.destroy_vdi,
     "VM.revert": lifecycle.revert,
     "VM.destroy": lifecycle.destroy,
     "VM.pool_migrate": lifecycle.pool_migrate,

@@ -32,6 +32,8 @@ def decode(protocol: str, body: bytes) -> tuple[bool, Any]:
     """(succeeded, value or [code, *params]) of an answer body; problems raise ValueError."""
     if protocol == "xmlrpc":
         (answer,), _ = xmlrpc.client.loads(body)
+        if not isinstance(answer, dict):
+            raise ValueError(f"not an xapi XML-RPC answer: {answer!r}")
         if answer.get("Status") == "Success" and "Value" in answer:
             return True, answer["Value"]
         if answer.get("Status") == "Failure" and "ErrorDescription" in answer:

@@ -11,6 +11,7 @@ import copy
 import uuid
 from typing import TYPE_CHECKING, Any
 
+from . import devices
 from .seed import allowed_operations
 from .store import XapiError, now
 
@@ -80,9 +81,12 @@ def set_power(pool: XapiPool, vm: str, state: str, host: str | None = None) -> N
             if live and not was_live:
                 changes["start_time"] = now()
             store.modify("VM_metrics", metrics, **changes)
+        devices.set_live(pool, vm, live)
 
 
 def start(pool: XapiPool, vm: str, start_paused: bool, force: bool, host: str | None = None) -> str:
+    if host is not None:
+        pool.store.get("host", host)  # HANDLE_INVALID before anything moves
     check(pool, vm, "start", ("Halted",))
     set_power(pool, vm, "Paused" if start_paused else "Running", host)
     return ""
@@ -138,6 +142,8 @@ def suspend(pool: XapiPool, vm: str) -> str:
 
 
 def resume(pool: XapiPool, vm: str, start_paused: bool, force: bool, host: str | None = None) -> str:
+    if host is not None:
+        pool.store.get("host", host)
     check(pool, vm, "resume", ("Suspended",))
     set_power(pool, vm, "Paused" if start_paused else "Running", host)
     return ""
@@ -186,6 +192,7 @@ def _take(pool: XapiPool, vm: str, new_name: str, op: str, states: tuple[str, ..
             guest_metrics=NULL,
         )
         ref = store.add("VM", snap)
+        devices.snapshot_disks(pool, vm, ref)
         if snap["parent"] in store.objects.get("VM", {}):
             store.modify("VM", snap["parent"], children=[*store.get("VM", snap["parent"])["children"], ref])
         _reparent(pool, vm, ref)
@@ -216,6 +223,7 @@ def revert(pool: XapiPool, snap: str) -> str:
         check(pool, target, "revert", ("Running", "Halted", "Paused", "Suspended"))
         # the VM comes back as the snapshot was taken: halted (disks) or suspended (checkpoint)
         set_power(pool, target, record["power_state"])
+        devices.revert_disks(pool, target, snap)
         _reparent(pool, target, snap)
     return ""
 
@@ -241,6 +249,7 @@ def destroy(pool: XapiPool, vm: str) -> str:
                 _reparent(pool, child, record["parent"])
         if record["parent"] in store.objects.get("VM", {}):
             _reparent(pool, vm, NULL)
+        devices.forget_vm_devices(pool, vm)
         for cls, field_name in (("VM_metrics", "metrics"), ("VM_guest_metrics", "guest_metrics")):
             if record[field_name] in store.objects.get(cls, {}):
                 store.remove(cls, record[field_name])

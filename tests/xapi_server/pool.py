@@ -10,7 +10,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from .seed import Seeded, seed_hosts, seed_pool
+from . import devices
+from .seed import Seeded, add_vm, seed_hosts, seed_pool
 from .store import Store
 
 
@@ -21,6 +22,8 @@ class Faults:
 
     hung: dict[str, threading.Event] = field(default_factory=dict)
     drops: dict[str, int] = field(default_factory=dict)
+    down_hosts: set[int] = field(default_factory=set)  # their listeners close every connection
+    delays: dict[str, float] = field(default_factory=dict)
     lock: threading.Lock = field(default_factory=threading.Lock)
 
     def hang(self, pattern: str) -> threading.Event:
@@ -35,14 +38,25 @@ class Faults:
                 if event:
                     event.set()
 
+    def delay(self, pattern: str, seconds: float) -> None:
+        """Calls matching pattern answer only after `seconds` (0 removes the delay)."""
+        with self.lock:
+            if seconds > 0:
+                self.delays[pattern] = seconds
+            else:
+                self.delays.pop(pattern, None)
+
     def drop(self, pattern: str, times: int = 1) -> None:
         """The next `times` calls matching pattern get their connection closed, no answer."""
         with self.lock:
             self.drops[pattern] = self.drops.get(pattern, 0) + times
 
-    def wait_if_hung(self, method: str) -> None:
+    def wait_if_hung(self, method: str, stopping: threading.Event) -> None:
         with self.lock:
             events = [e for p, e in self.hung.items() if fnmatch.fnmatchcase(method, p)]
+            delay = max((d for p, d in self.delays.items() if fnmatch.fnmatchcase(method, p)), default=0.0)
+        if delay:
+            stopping.wait(delay)
         for event in events:
             event.wait()
 
@@ -65,6 +79,9 @@ class XapiPool:
         self.password = password
         # seed=False: the pool and its hosts only (spec replays bring their own VMs)
         self.seeded: Seeded = seed_pool(self.store, addresses) if seed else seed_hosts(self.store, addresses)
+        self.sr = self.network = "OpaqueRef:NULL"
+        devices.seed_storage(self)
+        self._seed_devices()
         self.faults = Faults()
         self.clock: Callable[[], float] = time.time
         self.rrd_numbers_as_strings = False  # newer xapi sends rrd_updates numbers as strings
@@ -77,6 +94,17 @@ class XapiPool:
         self.wire_log: list[tuple[str, str, int, bytes]] = []
         self.keep_wire = False
         self.stopping = threading.Event()
+
+    def _seed_devices(self) -> None:
+        vms = self.store.all_records("VM")
+        for ref, record in vms.items():
+            if record["is_control_domain"]:
+                devices.set_live(self, ref, True)  # dom0: a text console, no disks of its own
+            elif not record["is_a_snapshot"]:
+                devices.attach_new_devices(self, ref, record["power_state"] in {"Running", "Paused"})
+        for ref, record in vms.items():
+            if record["is_a_snapshot"]:
+                devices.snapshot_disks(self, record["snapshot_of"], ref)
 
     @property
     def hosts(self) -> list[str]:
@@ -91,6 +119,25 @@ class XapiPool:
     def make_master(self, index: int) -> None:
         """Designate another host as master: the old master now answers HOST_IS_SLAVE."""
         self.store.modify("pool", self.seeded.pool, master=self.hosts[index])
+
+    def host_down(self, index: int, down: bool = True) -> None:
+        """A host that stopped answering: its connections close before TLS, and xapi marks
+        it not live (host_metrics.live); `host_down(i, False)` brings it back."""
+        with self.faults.lock:
+            (self.faults.down_hosts.add if down else self.faults.down_hosts.discard)(index)
+        metrics = self.store.get("host", self.hosts[index])["metrics"]
+        self.store.modify("host_metrics", metrics, live=not down)
+
+    def add_guests(self, count: int, prefix: str = "bulk") -> list[str]:
+        """count more running guests, alternately on each host, one in three busy (for scale)."""
+        refs = []
+        for i in range(count):
+            ref = add_vm(self.store, f"{prefix}-{i:05d}", "Running", self.hosts[i % 2], domid=self.next_domid(),
+                         guest_ip=f"10.1.{i // 250}.{i % 250 + 1}")
+            devices.attach_new_devices(self, ref, live=True)
+            self.seeded.load[self.store.get("VM", ref)["uuid"]] = "busy" if i % 3 == 0 else "idle"
+            refs.append(ref)
+        return refs
 
     def next_domid(self) -> int:
         with self.store.lock:

@@ -25,10 +25,19 @@ if TYPE_CHECKING:
 
 # seconds per row -> rows kept (5 s for 10 min, 1 min for 2 h, 1 h for a week, 1 day for a year)
 ARCHIVES = {5: 120, 60: 120, 3600: 168, 86400: 366}
-# (low, high) of each profile's fraction-of-time sources
+
+
+@dataclass(frozen=True)
+class Profile:
+    cpu: tuple[float, float]  # (low, high) of the fraction-of-time sources
+    full_contention: tuple[float, float]
+    partial_contention: tuple[float, float]
+    io: float  # bytes/s scale of disk and network rates
+
+
 PROFILES = {
-    "busy": {"cpu": (0.55, 0.95), "full_contention": (0.03, 0.09), "partial_contention": (0.01, 0.04), "io": 4e6},
-    "idle": {"cpu": (0.005, 0.03), "full_contention": (0.0, 0.0004), "partial_contention": (0.0, 0.0002), "io": 2e3},
+    "busy": Profile(cpu=(0.55, 0.95), full_contention=(0.03, 0.09), partial_contention=(0.01, 0.04), io=4e6),
+    "idle": Profile(cpu=(0.005, 0.03), full_contention=(0.0, 0.0004), partial_contention=(0.0, 0.0002), io=2e3),
 }
 
 
@@ -74,14 +83,14 @@ def _live_vm_sources(pool: XapiPool, record: dict[str, Any]) -> list[tuple[str, 
     def rate(name: str, scale: float) -> Any:
         return lambda t: 0.0 if paused else round(_wave(f"{uuid}:{name}", t, 0.1, 1.0) * scale)
 
-    sources: list[tuple[str, Any]] = [(f"cpu{i}", frac(f"cpu{i}", profile["cpu"])) for i in range(vcpus)]
+    sources: list[tuple[str, Any]] = [(f"cpu{i}", frac(f"cpu{i}", profile.cpu)) for i in range(vcpus)]
     sources += [
         ("memory", lambda t: memory),
         ("memory_target", lambda t: memory),
     ]
     if record["guest_metrics"] != "OpaqueRef:NULL":
         sources.append(("memory_internal_free", lambda t: round(memory / 1024 * _wave(f"{uuid}:free", t, 0.3, 0.6))))
-    io = profile["io"]
+    io = profile.io
     sources += [
         ("vbd_xvda_read", rate("vbd_read", io)),
         ("vbd_xvda_write", rate("vbd_write", io / 2)),
@@ -91,12 +100,12 @@ def _live_vm_sources(pool: XapiPool, record: dict[str, Any]) -> list[tuple[str, 
         ("vbd_xvda_iops_write", rate("iops_write", io / 8192)),
         ("vif_0_rx", rate("vif_rx", io / 3)),
         ("vif_0_tx", rate("vif_tx", io / 5)),
-        ("runstate_fullrun", frac("fullrun", profile["cpu"])),
-        ("runstate_full_contention", frac("full_contention", profile["full_contention"])),
+        ("runstate_fullrun", frac("fullrun", profile.cpu)),
+        ("runstate_full_contention", frac("full_contention", profile.full_contention)),
         ("runstate_concurrency_hazard", frac("hazard", (0.0, 0.001))),
-        ("runstate_blocked", lambda t: 0.0 if paused else 1.0 - _wave(f"{uuid}:fullrun", t, *profile["cpu"])),
+        ("runstate_blocked", lambda t: 0.0 if paused else 1.0 - _wave(f"{uuid}:fullrun", t, *profile.cpu)),
         ("runstate_partial_run", frac("partial_run", (0.0, 0.05))),
-        ("runstate_partial_contention", frac("partial_contention", profile["partial_contention"])),
+        ("runstate_partial_contention", frac("partial_contention", profile.partial_contention)),
     ]
     return sources
 

@@ -8,6 +8,7 @@ Malformed requests get xapi's HTTP 500 page; a bad session on /rrd_updates gets 
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import socket
@@ -38,6 +39,9 @@ class _Listener(ThreadingHTTPServer):
         super().__init__(address, _Handler)
 
     def finish_request(self, request: Any, client_address: Any) -> None:
+        if self.host_index in self.owner.pool.faults.down_hosts:
+            request.close()  # a host that is down: the connection ends before any answer
+            return
         # the TLS handshake runs in the connection's thread, never in the accept loop
         contexts = self.owner.tls_contexts
         if contexts:
@@ -82,7 +86,7 @@ class _Handler(BaseHTTPRequestHandler):
     def _faulted(self, method: str) -> bool:
         """Apply the fault hooks; True when the connection was dropped."""
         self.pool.record_call(method)
-        self.pool.faults.wait_if_hung(method)
+        self.pool.faults.wait_if_hung(method, self.pool.stopping)
         if self.pool.faults.take_drop(method):
             self.close_connection = True
             with contextlib.suppress(OSError):
@@ -148,9 +152,7 @@ class _Handler(BaseHTTPRequestHandler):
         if self._faulted("/rrd_updates"):
             return
         params = parse_qs(parts.query)
-        try:
-            self.pool.store.check_session((params.get("session_id") or [""])[0])
-        except XapiError:
+        if not self._authorised(params):
             self._send(401, b"Unauthorised", "text/plain")
             return
         try:
@@ -160,6 +162,22 @@ class _Handler(BaseHTTPRequestHandler):
             return
         content_type, body = rrd.updates(self.pool, self.server.host_index, query)
         self._send(200, body, content_type)
+
+
+    def _authorised(self, params: dict[str, list[str]]) -> bool:
+        """A session_id query parameter, or HTTP basic auth with the pool's credentials."""
+        header = self.headers.get("Authorization", "")
+        if header.startswith("Basic "):
+            try:
+                user, _, password = base64.b64decode(header[6:]).decode().partition(":")
+            except (ValueError, UnicodeDecodeError):
+                return False
+            return (user, password) == (self.pool.user, self.pool.password)
+        try:
+            self.pool.store.check_session((params.get("session_id") or [""])[0])
+        except XapiError:
+            return False
+        return True
 
 
 def _plain(value: Any) -> Any:
@@ -185,10 +203,13 @@ class XapiServer:
         password: str = "vfleet-test",
         seed: bool = True,
         ca_signed: bool = False,
+        extra_vms: int = 0,
     ) -> None:
-        """ca_signed: host certificates signed by one test CA instead of self-signed each."""
+        """ca_signed: host certificates signed by one test CA instead of self-signed each;
+        extra_vms: that many more running guests (bulk-00000..), for scale tests."""
         self.workdir = workdir
         self.pool = XapiPool(ADDRESSES, user, password, seed)
+        self.pool.add_guests(extra_vms)
         self.cert: PoolCerts | None = None
         self.tls_contexts: list[ssl.SSLContext] = []  # host index -> its listener's context
         if tls:
