@@ -32,6 +32,10 @@ async def replay(config: HostConfig, files: Mapping[str, str]) -> HostSnapshot:
         from vfleet.drivers.esxi import vsphere_map
 
         return vsphere_map.replay(config.name, _file(config, files, vsphere_map.RECORDING_FILE), config.address or "")
+    if kind == "xapi":
+        from vfleet.drivers.xapi import recording
+
+        return recording.replay(config.name, files)
     if kind == "sim":
         from vfleet.drivers import sim
 

@@ -1,0 +1,49 @@
+"""Test-side helpers: an unmodified XenAPI session to the test server, raw HTTP calls."""
+
+from __future__ import annotations
+
+import json
+import ssl
+import urllib.request
+import xmlrpc.client
+from typing import Any
+
+import XenAPI
+
+from .server import XapiServer
+
+
+def tls_context(server: XapiServer) -> ssl.SSLContext | None:
+    return ssl.create_default_context(cafile=str(server.cert.cert)) if server.cert else None
+
+
+def session(server: XapiServer, host_index: int = 0, login: bool = True) -> Any:
+    """A XenAPI.Session verifying the server's certificate against its CA file."""
+    context = tls_context(server)
+    transport = xmlrpc.client.SafeTransport(context=context) if context else None
+    client = XenAPI.Session(server.url(host_index), transport=transport)
+    if login:
+        client.xenapi.login_with_password(server.pool.user, server.pool.password, "1.0", "vfleet-tests")
+    return client
+
+
+def get(server: XapiServer, path: str, host_index: int = 0, headers: dict[str, str] | None = None) -> tuple[int, str, bytes]:
+    """(status, content type, body) of a GET."""
+    request = urllib.request.Request(server.url(host_index) + path, headers=headers or {})
+    try:
+        with urllib.request.urlopen(request, context=tls_context(server), timeout=10) as answer:
+            return answer.status, answer.headers.get("Content-Type", ""), answer.read()
+    except urllib.error.HTTPError as error:
+        return error.code, error.headers.get("Content-Type", ""), error.read()
+
+
+def jsonrpc(server: XapiServer, method: str, params: list[Any], version: str = "2.0", request_id: Any = 1) -> Any:
+    """The decoded JSON-RPC answer (result or error object), raw."""
+    body: dict[str, Any] = {"method": method, "params": params, "id": request_id}
+    if version == "2.0":
+        body["jsonrpc"] = "2.0"
+    request = urllib.request.Request(
+        server.url() + "/jsonrpc", data=json.dumps(body).encode(), headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(request, context=tls_context(server), timeout=10) as answer:
+        return json.loads(answer.read())
