@@ -249,6 +249,8 @@ def test_jsonrpc_envelopes_and_malformed_requests(xapi_server: XapiServer) -> No
     assert bad == {"jsonrpc": "2.0", "error": {"code": 1, "message": "HANDLE_INVALID", "data": ["VM", "OpaqueRef:x"]}, "id": 8}
     ints = client.jsonrpc(xapi_server, "VM.get_domid", [v2["result"], xapi_server.pool.vm("web-01")])
     assert ints["result"] == 11  # JSON-RPC carries ints as numbers
+    xml_session = client.session(xapi_server)._session  # one session serves both protocols
+    assert client.jsonrpc(xapi_server, "VM.get_domid", [xml_session, xapi_server.pool.vm("web-01")])["result"] == 11
     request = urllib.request.Request(xapi_server.url() + "/jsonrpc", data=b'{"jsonrpc": "2.0", "method": "session.logout", "id": 0}')
     with pytest.raises(urllib.error.HTTPError) as caught:
         urllib.request.urlopen(request, context=client.tls_context(xapi_server), timeout=10)
