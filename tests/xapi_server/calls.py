@@ -42,7 +42,7 @@ def call(pool: XapiPool, method: str, params: list[Any], host_index: int) -> Any
     handler = HANDLERS.get(method)
     if handler is not None:
         return handler(pool, *params[1:])
-    return _generic(pool, cls, name, message, params[1:])
+    return _generic(pool, cls, name, params[1:])
 
 
 def _message(pool: XapiPool, method: str) -> Message:
@@ -70,7 +70,7 @@ def _login(pool: XapiPool, params: list[Any], host_index: int) -> str:
     return pool.store.open_session(str(user), str(originator), pool.hosts[host_index])
 
 
-def _generic(pool: XapiPool, cls: str, name: str, message: Message, args: list[Any]) -> Any:
+def _generic(pool: XapiPool, cls: str, name: str, args: list[Any]) -> Any:
     store = pool.store
     fields = store.api.cls(cls).fields
     if name == "get_record":

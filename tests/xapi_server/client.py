@@ -1,4 +1,5 @@
-"""Test-side helpers: an unmodified XenAPI session to the test server, raw HTTP calls."""
+"""Test-side helpers: an unmodified XenAPI session to the test server, raw HTTP calls,
+the error of a XenAPI call, a VM by name, /rrd_updates as JSON at a fixed pool clock."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ import urllib.request
 import xmlrpc.client
 from typing import Any
 
+import pytest
 import XenAPI
 
 from .server import XapiServer
@@ -47,3 +49,33 @@ def jsonrpc(server: XapiServer, method: str, params: list[Any], version: str = "
     )
     with urllib.request.urlopen(request, context=tls_context(server), timeout=10) as answer:
         return json.loads(answer.read())
+
+
+def failure(call: Any, *args: Any) -> list[str]:
+    """The ErrorDescription of a call that must fail."""
+    with pytest.raises(XenAPI.Failure) as caught:
+        call(*args)
+    return list(caught.value.details)
+
+
+def vm_named(x: Any, name: str) -> str:
+    """The one VM of this name_label, asked through the client."""
+    refs = x.VM.get_by_name_label(name)
+    assert len(refs) == 1, name
+    return str(refs[0])
+
+# the pool clock rrd_json pins: /rrd_updates windows end exactly here
+NOW = 1_800_000_000
+
+
+def rrd_json(server: XapiServer, s: Any, host_index: int = 0, start: int = NOW - 60) -> dict[str, Any]:
+    server.pool.clock = lambda: NOW
+    path = f"/rrd_updates?start={start}&host=true&cf=AVERAGE&interval=5&json=true&session_id={s._session}"
+    status, content_type, body = get(server, path, host_index)
+    assert status == 200 and content_type == "application/json"
+    return dict(json.loads(body))
+
+
+def column(doc: dict[str, Any], entry: str) -> list[Any]:
+    i = doc["meta"]["legend"].index(entry)
+    return [row["values"][i] for row in doc["data"]]

@@ -54,7 +54,7 @@ def _matcher(pool: XapiPool, classes: list[str]) -> Any:
     return matches
 
 
-def _event_record(pool: XapiPool, event_id: int, cls: str, operation: str, ref: str, snapshot: dict[str, Any] | None) -> dict[str, Any]:
+def _event_record(event_id: int, cls: str, operation: str, ref: str, snapshot: dict[str, Any] | None) -> dict[str, Any]:
     record: dict[str, Any] = {
         "id": event_id,
         "timestamp": now(),
@@ -77,7 +77,7 @@ def event_from(pool: XapiPool, session: str, classes: list[str], token: str, tim
         if token == "":
             last = store.last_event_id()
             found = [
-                _event_record(pool, last, cls, "add", ref, rec)
+                _event_record(last, cls, "add", ref, copy.deepcopy(rec))
                 for cls, objects in store.objects.items()
                 for ref, rec in objects.items()
                 if matches(cls, ref)
@@ -107,10 +107,10 @@ def _coalesce(pool: XapiPool, fresh: list[Event]) -> list[dict[str, Any]]:
     for (cls, ref), event in sorted(latest.items(), key=lambda item: item[1].id):
         current = pool.store.objects.get(cls, {}).get(ref)
         if current is None:
-            out.append(_event_record(pool, event.id, cls, "del", ref, None))
+            out.append(_event_record(event.id, cls, "del", ref, None))
         else:
             operation = "add" if (cls, ref) in added else "mod"
-            out.append(_event_record(pool, event.id, cls, operation, ref, copy.deepcopy(current)))
+            out.append(_event_record(event.id, cls, operation, ref, copy.deepcopy(current)))
     return out
 
 
