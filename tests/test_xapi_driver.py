@@ -454,9 +454,6 @@ async def test_a_memory_snapshot_of_a_running_vm_is_a_checkpoint(driver: Driver,
     assert live.memory is True and live.current
 
 
-@pytest.mark.xfail(strict=True, raises=ActionFailed, reason="the test server refuses hard_shutdown on a snapshot "
-                   "(VM_IS_SNAPSHOT); xapi allows it (xapi_vm_lifecycle.ml check_snapshot: revert, clone, copy, "
-                   "export, destroy, hard_shutdown), and a checkpoint must be halted before VM.destroy")
 async def test_a_checkpoint_can_be_deleted(driver: Driver) -> None:
     web = DomainRef.named("web-01")
     await driver.poll()

@@ -19,8 +19,9 @@ if TYPE_CHECKING:
     from .pool import XapiPool
 
 NULL = "OpaqueRef:NULL"
-# operations a snapshot or template allows (everything else: VM_IS_SNAPSHOT / VM_IS_TEMPLATE)
-SNAPSHOT_OPERATIONS = {"revert", "destroy", "clone", "copy", "export", "snapshot_destroy"}
+# operations a snapshot or template allows (everything else: VM_IS_SNAPSHOT / VM_IS_TEMPLATE); as
+# xapi_vm_lifecycle.ml's check_snapshot: a checkpoint (a suspended snapshot) is halted before destroy
+SNAPSHOT_OPERATIONS = {"revert", "destroy", "clone", "copy", "export", "snapshot_destroy", "hard_shutdown"}
 
 
 def allowed_operations_of(record: dict[str, Any]) -> list[str]:
