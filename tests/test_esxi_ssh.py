@@ -94,6 +94,8 @@ async def test_lifecycle(driver: EsxiSshDriver, esx: EsxiHost) -> None:
         (Verb.RESET, "web01", PowerState.RUNNING, "vim-cmd vmsvc/power.reset 1"),
         (Verb.PAUSE, "web01", PowerState.SUSPENDED, "vim-cmd vmsvc/power.suspend 1"),
         (Verb.RESUME, "web01", PowerState.RUNNING, "vim-cmd vmsvc/power.on 1"),
+        (Verb.SUSPEND, "web01", PowerState.SUSPENDED, "vim-cmd vmsvc/power.suspend 1"),
+        (Verb.RESUME, "web01", PowerState.RUNNING, "vim-cmd vmsvc/power.on 1"),
         (Verb.FORCE_OFF, "web01", PowerState.OFF, "vim-cmd vmsvc/power.off 1"),
         (Verb.RESUME, "win #2", PowerState.RUNNING, "vim-cmd vmsvc/power.on 4"),
     ]

@@ -6,6 +6,7 @@ and pool_migrate."""
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 import subprocess
@@ -15,6 +16,7 @@ import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import replace
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -460,3 +462,30 @@ async def test_a_checkpoint_can_be_deleted(driver: Driver) -> None:
     await driver.perform(Verb.SNAPSHOT_CREATE, web, params=SnapshotParams("live", memory=True))
     assert (await driver.perform(Verb.SNAPSHOT_DELETE, web, params=SnapshotParams("live"))).ok
     assert [s.name for s in await driver.snapshots(web)] == ["web-01 before upgrade"]
+
+
+def test_act_suspends_and_resumes_a_pool_vm_and_a_second_suspend_is_a_no_op(pool: XapiServer, tmp_path: Path) -> None:
+    """`vfleet act suspend` through the operations core on the pool (VM.suspend), then `resume` (VM.resume)."""
+    inventory = tmp_path / "fleet.yaml"
+    inventory.write_text(
+        f"hosts:\n  - name: xcp\n    driver: xapi\n    address: 127.0.0.1\n    port: {pool.port}\n"
+        f"    user: {pool.pool.user}\n    password_env: {PASSWORD_ENV}\n    tls: {{thumbprint: '{pool.cert.sha256}'}}\n"
+    )
+    env = {**os.environ, PASSWORD_ENV: pool.pool.password, "PYTHONPATH": str(Path(__file__).resolve().parent.parent)}
+
+    def act(verb: str) -> dict[str, Any]:
+        run = subprocess.run(
+            [sys.executable, "-m", "vfleet", "-i", str(inventory), "act", verb, "web-01", "--yes", "-o", "json",
+             "--audit-log", str(tmp_path / "audit.jsonl")],
+            capture_output=True, text=True, timeout=120, env=env, stdin=subprocess.DEVNULL,
+        )
+        assert run.returncode == 0, run.stderr
+        result: dict[str, Any] = json.loads(run.stdout)["results"][0]
+        return result
+
+    assert act("suspend")["state_after"] == "suspended"
+    assert pool.pool.store.get("VM", pool.pool.store.by_name("VM", "web-01"))["power_state"] == "Suspended"
+    assert act("suspend")["result"] == "no-op"
+    assert act("resume")["state_after"] == "running"
+    verbs = [json.loads(line).get("verb") for line in (tmp_path / "audit.jsonl").read_text().splitlines()]
+    assert "suspend" in verbs and "resume" in verbs  # audited like every action

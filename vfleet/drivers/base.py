@@ -42,13 +42,15 @@ class Capability(Enum):
     REBOOT = Verb.REBOOT.value
     PAUSE = Verb.PAUSE.value
     RESUME = Verb.RESUME.value
+    SUSPEND = Verb.SUSPEND.value  # not every hypervisor saves a running domain to disk: declared apart
     FORCE_OFF = Verb.FORCE_OFF.value
     RESET = Verb.RESET.value
     SNAPSHOT = "snapshot"  # create, revert, delete and list snapshots
     MIGRATION = "migration"  # move a domain to another host (or another server of a vCenter)
 
 
-LIFECYCLE = frozenset(Capability(v.value) for v in LIFECYCLE_VERBS)
+# The power verbs every hypervisor has; SUSPEND is declared by the drivers that have it.
+LIFECYCLE = frozenset(Capability(v.value) for v in LIFECYCLE_VERBS if v is not Verb.SUSPEND)
 # The parameters each verb that takes some requires (a verb not listed takes none).
 PARAMS: dict[Verb, type[ActionParams]] = {verb: SnapshotParams for verb in SNAPSHOT_VERBS}
 PARAMS[Verb.MIGRATE] = MigrateParams

@@ -127,7 +127,9 @@ class SimDriver(Driver):
 
     def __new__(cls, config: HostConfig, *, read_only: bool = False) -> SimDriver:
         # A xen-flavoured host does what xen_xl does: no snapshots, and the menu says why.
-        chosen = SimXenDriver if cls is SimDriver and config.options.get("flavour") == "xen" else cls
+        flavour = config.options.get("flavour")
+        chosen = SimXenDriver if flavour == "xen" else SimSavingDriver if flavour == "esxi" else cls
+        chosen = chosen if cls is SimDriver else cls
         return super().__new__(chosen)
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
@@ -326,6 +328,7 @@ class SimDriver(Driver):
             Verb.REBOOT: (PowerState.RUNNING,),
             Verb.PAUSE: (PowerState.RUNNING,),
             Verb.RESUME: (PowerState.PAUSED, PowerState.SUSPENDED),
+            Verb.SUSPEND: (PowerState.RUNNING,),
             Verb.FORCE_OFF: (PowerState.RUNNING, PowerState.PAUSED, PowerState.SHUTTING_DOWN, PowerState.CRASHED),
             Verb.RESET: (PowerState.RUNNING,),
         }[verb]
@@ -340,6 +343,9 @@ class SimDriver(Driver):
         elif verb is Verb.RESUME:
             dom.state = PowerState.RUNNING
             self._emit(dom, "resumed", "unpaused")
+        elif verb is Verb.SUSPEND:
+            dom.state = PowerState.SUSPENDED
+            self._emit(dom, "suspended", "saved to disk")
         elif verb is Verb.FORCE_OFF:
             self._power_off(dom, "destroyed")
         elif verb is Verb.RESET:
@@ -422,3 +428,9 @@ class SimXenDriver(SimDriver):
     capabilities = SimDriver.capabilities - {Capability.SNAPSHOT, Capability.MIGRATION}
 
     unsupported = {c: UNSUPPORTED[c] for c in (Capability.SNAPSHOT, Capability.MIGRATION)}
+
+
+class SimSavingDriver(SimDriver):
+    """The sim driver as a host that suspends domains to disk (ESXi, XAPI): it offers suspend."""
+
+    capabilities = SimDriver.capabilities | {Capability.SUSPEND}

@@ -157,6 +157,23 @@ class DriverContract:
         assert Capability.START in type(driver).capabilities and Capability.FORCE_OFF in type(driver).capabilities
 
     @pytest.mark.asyncio
+    async def test_suspend_saves_a_running_domain_and_resume_runs_it_again(self, subject: Subject) -> None:
+        """Drivers that declare SUSPEND: a running domain goes to SUSPENDED and RESUME brings it back."""
+        driver = subject.driver()
+        if Capability.SUSPEND not in type(driver).capabilities:
+            pytest.skip(f"{subject.config.driver} does not suspend domains")
+        await driver.connect()
+        try:
+            running = next(d for d in (await driver.poll()).domains if d.state is PowerState.RUNNING)
+            for verb, state in ((Verb.SUSPEND, PowerState.SUSPENDED), (Verb.RESUME, PowerState.RUNNING)):
+                result = await driver.perform(verb, DomainRef.of(running))
+                assert result.ok and result.state_after is state, result
+                polled = {d.key: d.state for d in (await driver.poll()).domains}
+                assert polled[running.key] is state, verb
+        finally:
+            await driver.close()
+
+    @pytest.mark.asyncio
     async def test_unknown_domain_is_a_one_line_typed_error(self, subject: Subject) -> None:
         driver = subject.driver()
         await driver.connect()

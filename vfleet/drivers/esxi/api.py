@@ -160,7 +160,7 @@ class _Untrusted(Exception):
 
 class EsxiApiDriver(Driver):
     kind = "esxi_api"
-    capabilities = LIFECYCLE | {Capability.SNAPSHOT, Capability.MIGRATION}
+    capabilities = LIFECYCLE | {Capability.SUSPEND, Capability.SNAPSHOT, Capability.MIGRATION}
     # Verb -> (vSphere method, whether it returns a Task). PAUSE has no vSphere
     # equivalent: it suspends (memory to disk); RESUME powers a suspended VM on.
     METHODS: ClassVar[dict[Verb, tuple[str, bool]]] = {
@@ -170,6 +170,7 @@ class EsxiApiDriver(Driver):
         Verb.REBOOT: ("RebootGuest", False),
         Verb.RESET: ("ResetVM_Task", True),
         Verb.PAUSE: ("SuspendVM_Task", True),
+        Verb.SUSPEND: ("SuspendVM_Task", True),
         Verb.RESUME: ("PowerOnVM_Task", True),
     }
 

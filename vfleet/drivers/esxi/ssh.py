@@ -83,12 +83,14 @@ _POWER = {
     Verb.REBOOT: "power.reboot",
     Verb.RESET: "power.reset",
     Verb.PAUSE: "power.suspend",  # ESXi has no pause: suspend to disk is the nearest
+    Verb.SUSPEND: "power.suspend",
     Verb.FORCE_OFF: "power.off",
 }
 _TARGET = {
     Verb.START: "poweredOn",
     Verb.RESUME: "poweredOn",
     Verb.PAUSE: "suspended",
+    Verb.SUSPEND: "suspended",
     Verb.FORCE_OFF: "poweredOff",
     Verb.SHUTDOWN: "poweredOff",
 }
@@ -180,7 +182,7 @@ class EsxtopSampler:
 
 class EsxiSshDriver(Driver):
     kind = "esxi_ssh"
-    capabilities = LIFECYCLE | {Capability.SNAPSHOT}
+    capabilities = LIFECYCLE | {Capability.SUSPEND, Capability.SNAPSHOT}
     unsupported = {Capability.MIGRATION: "vMotion needs vCenter; a single ESXi host has nowhere to move a VM to"}
     max_output = MAX_OUTPUT  # bytes per command; a poll's get.summary batch is about 4 KiB per VM
 

@@ -109,6 +109,10 @@ class LibvirtDriver(Driver):
         Capability.SNAPSHOT,
         Capability.MIGRATION,
     }
+    unsupported = {
+        Capability.SUSPEND: "libvirt saves a domain to disk with managedsave, which it reports as shut off: "
+        "not offered, pause keeps the memory in RAM",
+    }
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
         super().__init__(config, read_only=read_only)

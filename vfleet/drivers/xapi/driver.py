@@ -92,6 +92,7 @@ _CALLS: Mapping[str, tuple[str, tuple[object, ...]]] = {
     "hard_reboot": ("VM.hard_reboot", ()),
     "pause": ("VM.pause", ()),
     "unpause": ("VM.unpause", ()),
+    "suspend": ("VM.suspend", ()),
 }
 
 
@@ -109,7 +110,7 @@ class _Node:
 
 class XapiDriver(Driver):
     kind = "xapi"
-    capabilities = LIFECYCLE | {Capability.SNAPSHOT, Capability.MIGRATION, Capability.EVENTS}
+    capabilities = LIFECYCLE | {Capability.SUSPEND, Capability.SNAPSHOT, Capability.MIGRATION, Capability.EVENTS}
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
         super().__init__(config, read_only=read_only)

@@ -43,6 +43,7 @@ OPERATIONS: Mapping[Verb, str] = {
     Verb.RESET: "hard_reboot",
     Verb.PAUSE: "pause",
     Verb.RESUME: "unpause",
+    Verb.SUSPEND: "suspend",
     Verb.SNAPSHOT_CREATE: "snapshot",
     Verb.SNAPSHOT_REVERT: "revert",
     Verb.SNAPSHOT_DELETE: "destroy",
