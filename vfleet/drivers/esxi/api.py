@@ -60,7 +60,6 @@ from vfleet.core.models import (
     MigrateParams,
     PowerState,
     SnapshotInfo,
-    TlsSettings,
     Verb,
 )
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
@@ -74,16 +73,14 @@ from vfleet.drivers.esxi.vsphere_map import (
     PerfSample,
     domain_from_props,
     facts_from_hosts,
-    fingerprint,
     on_node,
-    parse_thumbprint,
     perf_samples,
-    pin_matches,
     power_state,
     resolve_counters,
     vsphere_json,
 )
 from vfleet.drivers.threaded import Lane, pool_for
+from vfleet.drivers.tls import PinMismatch, presented_fingerprint, tls_context
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -95,58 +92,6 @@ vim: Any = _vim
 vmodl: Any = _vmodl
 Disconnect: Any = _connect.Disconnect
 PC = vmodl.query.PropertyCollector
-
-
-# -- TLS --------------------------------------------------------------------------
-
-
-class PinMismatch(ssl.SSLCertVerificationError):
-    def __init__(self, expected: str, actual: str) -> None:
-        super().__init__(f"certificate fingerprint {actual} does not match the pinned {expected}")
-        self.expected, self.actual = expected, actual
-
-
-class _PinnedSocket(ssl.SSLSocket):
-    """Checks the peer certificate against the context's pin right after each handshake."""
-
-    def do_handshake(self, block: bool = False) -> None:
-        super().do_handshake(block)
-        algorithm, digest = self.context.vfleet_pin  # type: ignore[attr-defined]
-        der = self.getpeercert(binary_form=True) or b""
-        if not pin_matches(der, algorithm, digest):
-            self.close()
-            expected = ":".join(digest[i : i + 2] for i in range(0, len(digest), 2)).upper()
-            raise PinMismatch(f"{algorithm.upper()} {expected}", f"{algorithm.upper()} {fingerprint(der, algorithm)}")
-
-
-class _PinnedContext(ssl.SSLContext):
-    sslsocket_class = _PinnedSocket
-    vfleet_pin: tuple[str, str]
-
-
-def tls_context(tls: TlsSettings) -> tuple[ssl.SSLContext, list[str]]:
-    """The SSL context for these settings, and the warnings to show. A pin wins over insecure."""
-    if tls.thumbprint:
-        pinned = _PinnedContext(ssl.PROTOCOL_TLS_CLIENT)
-        pinned.check_hostname = False  # the pin names exactly one certificate; names add nothing
-        pinned.verify_mode = ssl.CERT_NONE
-        pinned.vfleet_pin = parse_thumbprint(tls.thumbprint)
-        return pinned, []
-    if tls.insecure:
-        loose = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        loose.check_hostname = False
-        loose.verify_mode = ssl.CERT_NONE
-        return loose, ["TLS certificate verification is OFF (tls.insecure: true)"]
-    return ssl.create_default_context(cafile=tls.ca_file), []
-
-
-def _presented_fingerprint(address: str, port: int, timeout: float) -> str:
-    """The SHA-256 fingerprint the server shows, for the error message (never trusted)."""
-    try:
-        pem = ssl.get_server_certificate((address, port), timeout=timeout)
-        return fingerprint(ssl.PEM_cert_to_DER_cert(pem))
-    except (OSError, ValueError):
-        return "unknown"
 
 
 class _Untrusted(Exception):
@@ -312,7 +257,7 @@ class EsxiApiDriver(Driver):
             raise
         except ssl.SSLCertVerificationError as exc:
             reason = exc.verify_message or str(exc)
-            presented = _presented_fingerprint(cfg.address, self._port, max(0.1, self.seconds_left(deadline)))
+            presented = presented_fingerprint(cfg.address, self._port, max(0.1, self.seconds_left(deadline)))
             raise _Untrusted(reason, presented) from exc
         try:
             return si, self._setup(si)

@@ -14,9 +14,7 @@ quickStats are populated at all (uptimeSeconds > 0 or hostMemoryUsage > 0).
 
 from __future__ import annotations
 
-import hashlib
 import json
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
@@ -319,32 +317,3 @@ def replay(host: str, text: str, address: str) -> HostSnapshot:
             domains.append(domain)
     facts = facts_from_hosts(data.get("about", {}).get("fullName"), hosts.values(), address or host)
     return HostSnapshot(host, 0.0, tuple(domains), facts)
-
-
-# -- certificate pins ------------------------------------------------------------
-
-_HEX = re.compile(r"^[0-9a-f]+$")
-_DIGESTS = {40: "sha1", 64: "sha256"}
-
-
-def parse_thumbprint(text: str) -> tuple[str, str]:
-    """'AB:CD:..' or 'abcd..' (SHA-256, or SHA-1 for older tooling) -> (algorithm, lower hex)."""
-    digest = re.sub(r"[\s:]", "", text).lower()
-    if "=" in digest:  # "sha256=..." / "SHA1 Fingerprint=..." as openssl prints it
-        digest = digest.split("=", 1)[1]
-    algorithm = _DIGESTS.get(len(digest))
-    if algorithm is None or not _HEX.match(digest):
-        raise ValueError(
-            f"tls.thumbprint {text!r} is neither a SHA-256 (64 hex digits) nor a SHA-1 (40 hex digits) fingerprint"
-        )
-    return algorithm, digest
-
-
-def fingerprint(der: bytes, algorithm: str = "sha256") -> str:
-    """The usual colon-separated upper-case form, as ESXi and openssl print it."""
-    digest = hashlib.new(algorithm, der).hexdigest().upper()
-    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
-
-
-def pin_matches(der: bytes, algorithm: str, digest: str) -> bool:
-    return hashlib.new(algorithm, der).hexdigest() == digest
