@@ -27,6 +27,7 @@ from vfleet.core.models import ActionResult, DomainRef, HostConfig, HostFacts, H
 from vfleet.drivers.base import Capability, Driver
 from vfleet.drivers.ssh.batch import SEPARATOR, join, split_sections
 from vfleet.drivers.ssh.console import SshPtyConsole
+from vfleet.drivers.ssh.record import COMMANDS_FILE, write_blocks
 from vfleet.drivers.ssh.transport import MAX_OUTPUT, CommandResult, SshTransport, first_line, raise_for
 from vfleet.drivers.xen import UNSUPPORTED
 from vfleet.drivers.xen.parse import (
@@ -95,6 +96,9 @@ class XenXlDriver(Driver):
     async def connect(self, *, deadline: float | None = None) -> HostFacts:
         deadline = self.due(deadline, self.config.connect_timeout)
         await self.ssh.connect(deadline=deadline)
+        return await self._facts(deadline)
+
+    async def _facts(self, deadline: float) -> HostFacts:
         # One round trip: the facts, and whether this xentop prints full names (-f, Xen 4.3+).
         result = await self.ssh.run(join(["xl info", "xentop -h 2>/dev/null"]), deadline=deadline)
         if SEPARATOR not in result.stdout:  # the shell itself failed (no sh, a forced command)
@@ -103,6 +107,14 @@ class XenXlDriver(Driver):
         raise_for(self.host, CommandResult("xl info", status, info, result.stderr))
         self.full_names = xentop_has_full_names(usage)
         return parse_xl_info(info, self.host)
+
+    async def record_poll(self, *, deadline: float | None = None) -> dict[str, str]:
+        """What connect() reads for the host facts and one poll's command line, verbatim."""
+        deadline = self.due(deadline)
+        with self.ssh.recorded() as commands:
+            await self._facts(deadline)
+            await self.poll(deadline=deadline)
+        return {COMMANDS_FILE: write_blocks(commands)}
 
     async def close(self) -> None:
         await self.ssh.close()
