@@ -109,6 +109,11 @@ def test_nameless_dying_domains_and_a_rebooted_one_get_distinct_keys() -> None:
     keys = [d.key for d in domains]
     assert keys == ["Domain-0", "(null)#5", "(null)#6", "tiny"]  # `tiny` is configured and running: no OFF row
     assert [d.uuid for d in domains] == [ZERO, U1, U2, U1]  # the UUIDs are shown, not keyed on: see below
+    # xentop a moment later: `tiny` gone, one nameless domain, and nothing says it is the one xl saw
+    rows = [XlListRow("Domain-0", 0, 1024, 2, "r-----", 80, ZERO), XlListRow("(null)", 5, 128, 1, "--ps--", 3, U1),
+            XlListRow("tiny", 7, 128, 1, "-b----", 1, U1)]
+    top = parse_xentop((TOP_HEADER + top_line("Domain-0", stats(vcpus=2)) + top_line("(null)", stats())) * 2)
+    assert [d.gauges is not None for d in build_domains(rows, top, [], 1.0)] == [True, False, False]
 
 
 def test_two_null_domains_do_not_share_counters_or_show_an_impossible_cpu() -> None:

@@ -367,7 +367,7 @@ def _match_xentop(rows: Sequence[XlListRow], top: Sequence[XentopRow], full_name
         top_by_name.setdefault(item.name, []).append(item)
     for name, indices in by_shown.items():
         candidates = top_by_name.get(name, [])
-        if len(indices) == 1 and len(candidates) == 1:
+        if len(indices) == 1 and len(candidates) == 1 and name != NAMELESS:  # `(null)` is no name to match by
             matched[indices[0]] = candidates[0]
     return matched
 
