@@ -329,7 +329,7 @@ async def test_xl_full_names_uuids_and_uptime(xen: dict[str, str], xl_driver: An
     assert xl_driver.full_names  # Xen 4.17's xentop has -f
     try:
         for name in names:
-            rc, out = await dom0(xen, f"xl create /etc/xen/tiny.cfg 'name=\"{name}\"'")
+            rc, out = await dom0(xen, f"xl create /etc/xen/tiny.cfg 'name=\"{name}\"'", timeout=300)  # TCG, loaded
             assert rc == 0, out
 
         def measured(s: HostSnapshot) -> bool:
@@ -343,7 +343,8 @@ async def test_xl_full_names_uuids_and_uptime(xen: dict[str, str], xl_driver: An
             assert domain.counters is not None and domain.counters.net_rx_bytes is None  # tiny.cfg has no vif
             assert domain.uptime_s is not None and 0 <= domain.uptime_s < 600
         first_uuid = by_name(snapshot)[names[1]].uuid
-        rc, out = await dom0(xen, f"xl destroy '{names[1]}' && xl create /etc/xen/tiny.cfg 'name=\"{names[1]}\"'")
+        rc, out = await dom0(xen, f"xl destroy '{names[1]}' && xl create /etc/xen/tiny.cfg 'name=\"{names[1]}\"'",
+                             timeout=300)
         assert rc == 0, out
         again = by_name(await poll_until(xl_driver, lambda s: names[1] in by_name(s), 30))[names[1]]
         assert again.uuid not in (None, first_uuid) and again.key == names[1]
