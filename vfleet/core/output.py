@@ -20,6 +20,7 @@ from vfleet.core.sanitize import display_width, pad, printable
 
 _TABLE_COLUMNS = (
     ("HOST", "host"),
+    ("NODE", "node"),  # only when some domain has one (a pool or a vCenter)
     ("HV", "hypervisor"),
     ("NAME", "name"),
     ("STATE", "state"),
@@ -47,6 +48,7 @@ _EXTRA_COLUMNS = (
 _FIELD_COLUMNS = {
     "host": ("host",),
     "hv": ("hypervisor",),
+    "node": ("node",),
     "name": ("name",),
     "state": ("state",),
     "cpu": ("cpu_pct",),
@@ -129,7 +131,8 @@ def _cell(record: dict[str, Any], key: str) -> str:
 def table(records: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
     """The records as text; `columns` (the console's column keys, as a view names them) picks which."""
     if columns is None:
-        keys = [key for _, key in _TABLE_COLUMNS]
+        with_node = any(r.get("node") is not None for r in records)
+        keys = [key for _, key in _TABLE_COLUMNS if key != "node" or with_node]
     else:
         wanted = {*columns, *ALWAYS_SHOWN}
         keys = [key for field in KEYS if field in wanted for key in _FIELD_COLUMNS[field]]

@@ -18,8 +18,10 @@ from vfleet.core.aggregates import (
     HostSummary,
     fleet_summary_record,
     host_summary_record,
+    node_summary_record,
     summarize_fleet,
     summarize_host,
+    summarize_nodes,
 )
 from vfleet.core.engine import DriverFactory, Fleet, HostView, default_driver_factory
 from vfleet.core.metrics import DomainRow
@@ -173,6 +175,8 @@ def host_record(view: HostView, now: float, summary: HostSummary | None = None) 
         "groups": list(view.config.groups),
         "tags": sorted(view.config.tags),
         "summary": host_summary_record(summary),
+        # A pool's or cluster's servers, each with the summary's fields; [] for a single host.
+        "nodes": [node_summary_record(node) for node in summarize_nodes(view, now)],
     }
 
 

@@ -331,7 +331,7 @@ class EsxiApiDriver(Driver):
             (c.groupInfo.key, c.nameInfo.key, str(c.rollupType), c.key) for c in content.perfManager.perfCounter
         )
         _vms, hosts = self._retrieve()
-        return facts_from_hosts(self._about, hosts.values(), cfg.address or self.host)
+        return facts_from_hosts(self._about, hosts.values(), cfg.address or self.host, vcenter=self._vcenter)
 
     async def close(self) -> None:
         """Log out; behind a stuck call the logout is queued, never skipped (a leaked session stays on vCenter)."""
@@ -394,7 +394,7 @@ class EsxiApiDriver(Driver):
             names = {h._moId: name for name, h in self._nodes.items()}
             pairs = [(vm, _on_node(d, names, vms[vm].get("runtime.host"))) for vm, d in pairs]
         self._index(pairs)
-        facts = facts_from_hosts(self._about, hosts.values(), self.config.address or self.host)
+        facts = facts_from_hosts(self._about, hosts.values(), self.config.address or self.host, vcenter=self._vcenter)
         return HostSnapshot(self.host, taken_at, tuple(d for _vm, d in pairs if d is not None), facts)
 
     def _index(self, pairs: Iterable[tuple[Any, Domain | None]]) -> None:
