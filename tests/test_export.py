@@ -15,6 +15,7 @@ from prometheus_client import CollectorRegistry, generate_latest
 from promstack import wait_for
 
 from vfleet.cli.export import _Snapshot
+from vfleet.core.demo import demo_inventory
 from vfleet.core.engine import HostView
 from vfleet.core.errors import UsageError
 from vfleet.core.exposition import (
@@ -146,7 +147,7 @@ def test_textfile_mode_writes_atomically_and_stops_cleanly_on_sigint(tmp_path: P
         wait_for(
             "the textfile has every demo host up",
             lambda: (
-                target.read_text().count("vfleet_host_up{") == 6
+                target.read_text().count("vfleet_host_up{") == len(demo_inventory().hosts)
                 and " 0.0\n"
                 not in "".join(ln for ln in target.read_text().splitlines(True) if ln.startswith("vfleet_host_up"))
             ),

@@ -15,6 +15,7 @@ from typing import Any
 from vfleet.core.engine import HostView
 from vfleet.core.metrics import DomainRow
 from vfleet.core.models import HostStatus, PowerState
+from vfleet.core.sanitize import display_width, pad, printable
 
 # Domains that hold host memory: an off or suspended (to disk) domain holds none.
 MEMORY_HOLDING = frozenset({PowerState.RUNNING, PowerState.PAUSED, PowerState.SHUTTING_DOWN})
@@ -390,4 +391,22 @@ def fleet_lines(s: FleetSummary) -> list[str]:
         f"cpu {pct_text(s.cpu_pct)}%{cpus} · vCPU {vcpus} ({ratio_text(s.vcpu_ratio)})"
         f" · mem {short_bytes(s.mem_used_bytes)} used/{short_bytes(s.mem_allocated_bytes)} alloc"
         f"/{short_bytes(s.memory_total_bytes)} total · contention {contention}",
+    ]
+
+
+def node_rows(nodes: Sequence[HostSummary]) -> list[list[str]]:
+    """A row of cells per node: its name (escaped), then the summary's cells."""
+    return [[printable(n.node or "-"), *summary_cells(n)] for n in nodes]
+
+
+def node_lines(nodes: Sequence[HostSummary]) -> list[str]:
+    """A pool's or cluster's servers as aligned lines under a header (the host screen's "nodes")."""
+    if not nodes:
+        return []
+    headers = ["NODE", *(title for _, title in SUMMARY_COLUMNS)]
+    rows = node_rows(nodes)
+    widths = [max(display_width(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    return [
+        "  ".join(pad(cell, width, right=i > 0) for i, (cell, width) in enumerate(zip(row, widths, strict=True)))
+        for row in [headers, *rows]
     ]
