@@ -207,7 +207,7 @@ class HostsPane(LiveTable[Text]):
     ) -> list[Text]:
         colour = self.colours.get(STATUS_COLOURS.get(status, ""), Style()) if status is not None else Style()
         base = Style(bold=True) if bold else Style()
-        first = _Ordered(texts[0], style=base, no_wrap=True, end="")
+        first = _Ordered(texts[0], style=base, justify="left", no_wrap=True, end="")
         first.order = order
         return [first] + [
             Text(
