@@ -13,7 +13,7 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from vfleet.core.aggregates import SUMMARY_COLUMNS, fleet_lines, hypervisor_family, summary_cells
+from vfleet.core.aggregates import SUMMARY_COLUMNS, fleet_lines, hypervisor_family, node_rows, summary_cells
 from vfleet.core.fields import ALWAYS_SHOWN, KEYS
 from vfleet.core.report import DOMAIN_FIELDS, Report
 from vfleet.core.sanitize import display_width, pad, printable
@@ -201,7 +201,7 @@ def as_csv(records: Sequence[dict[str, Any]]) -> str:
 
 
 def hosts_table(report: Report) -> str:
-    """One line per host with its aggregates (`top -o table`)."""
+    """One line per host with its aggregates, and one per server of a pool or cluster (`top -o table`)."""
     headers = ["HOST", "STATUS", *(title for _, title in SUMMARY_COLUMNS), "HV", "AGE", "PROBLEM"]
     rows = []
     for record, summary in zip(report.hosts, report.host_summaries, strict=True):
@@ -215,6 +215,11 @@ def hosts_table(report: Report) -> str:
                 "-" if age is None else f"{age:.1f}s",
                 printable(report.problems.get(record["name"], "")),
             ]
+        )
+        # a pool's or cluster's servers, each on a line under it
+        rows.extend(
+            [f" └ {name}", "", *cells, "", "", ""]
+            for name, *cells in node_rows(report.node_summaries.get(record["name"], ()))
         )
     right = [False, False, *(True for _ in SUMMARY_COLUMNS), False, True, False]
     return grid(headers, rows, right)
