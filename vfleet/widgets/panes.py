@@ -112,6 +112,7 @@ class HostsPane(LiveTable[Text]):
         self._shown: dict[str, tuple[str, ...]] = {}  # host name -> its texts on screen
         self._summaries: dict[str, tuple[HostView, HostSummary]] = {}
         self._node_summaries: dict[str, tuple[HostSummary, ...]] = {}  # host -> its servers (pools, clusters)
+        self._node_rows: dict[str, set[str]] = {}  # host -> the row keys of its servers' lines
         self._places: dict[str, int] = {}  # host -> its place (the order hosts were first seen)
         self._order: dict[str, tuple[int, int, int]] = {FLEET_ROW: (0, 0, 0)}  # row key -> its place
         self._fleet: tuple[str, ...] = ()
@@ -160,6 +161,9 @@ class HostsPane(LiveTable[Text]):
     def _show_nodes(self, host: str, place: int) -> bool:
         """The lines of a host's servers, under it; True when one was added."""
         nodes = self._node_summaries.get(host, ())
+        shown = self._node_rows.get(host)
+        if not nodes and not shown:  # a single host: nothing to do (the pane runs this for every host each second)
+            return False
         keys = {node_row_key(host, n.node or ""): n for n in nodes}
         added = False
         for index, (key, node) in enumerate(keys.items(), start=1):
@@ -170,11 +174,12 @@ class HostsPane(LiveTable[Text]):
                 self._shown[key] = texts
                 self._show(key, old, texts, None)
                 added |= old is None
-        prefix = node_row_key(host, "")
-        for gone in [k for k in self._shown if k.startswith(prefix) and k not in keys]:
+        for gone in (shown or set()) - keys.keys():
             del self._shown[gone]
             self.remove_row(gone)
+        self._node_rows[host] = set(keys)
         return added
+
     def _summarize(self, view: HostView, now: float) -> HostSummary:
         # The health tick re-applies every host each second: reuse a summary while its data is the same.
         cached = self._summaries.get(view.name)
@@ -262,6 +267,7 @@ class HostsPane(LiveTable[Text]):
 
     def restyle(self) -> None:
         self._shown.clear()
+        self._node_rows.clear()
         self._node_summaries.clear()
         self._summaries.clear()
         self.clear()
