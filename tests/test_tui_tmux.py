@@ -143,7 +143,7 @@ def test_demo_in_a_terminal_filter_mark_confirm_an_action_and_choose_columns(tmu
     tmux.keys("Escape")  # clears the filter
     tmux.wait_for(lambda s: "filter '" not in s, "the filter cleared")
     tmux.text("/db01\r")
-    screen = tmux.wait_for(lambda s: "filter 'db01': 6 shown" in s, "the typed-ahead filter (a db01 per host)")
+    screen = tmux.wait_for(lambda s: "filter 'db01': 7 shown" in s, "the typed-ahead filter (a db01 per host)")
     assert "cpu % of its vCPUs" not in screen  # not the detail screen
 
     # the column chooser: untick HOST; the table drops the column
