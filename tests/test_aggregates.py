@@ -246,3 +246,11 @@ def test_node_lines_align_a_header_and_a_line_per_server() -> None:
     assert lines[3].split() == ["n3", "0.0", "0B/0B/32G", "0.00x", "-", "0/0"]
     assert len({len(line) for line in lines}) == 1  # aligned
     assert node_lines(()) == []
+
+
+def test_a_hostile_server_name_is_escaped_in_node_lines() -> None:
+    base = pool()
+    rows = (row("p", "x", node="esx\x1b]0;PWNED\x07-1"),)
+    hostile = HostView(base.config, base.health, base.facts, rows, False, frozenset(), 1)
+    lines = node_lines(summarize_nodes(hostile, NOW))
+    assert "\x1b" not in "".join(lines) and "esx\\x1b]0;PWNED\\x07-1" in lines[-1]

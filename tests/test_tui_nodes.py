@@ -116,6 +116,7 @@ async def test_the_host_screen_of_a_pool_lists_each_servers_aggregates_and_a_nod
         await until(pilot, lambda: table.row_count == 12, what="the pool's domains")
         facts = str(app.screen.query_one("#host-facts", Static).content).splitlines()
         at = next(i for i, line in enumerate(facts) if line.startswith("nodes"))
+        assert any(line.startswith("hypervisor  xen XCP-ng") and "in 2 servers" in line for line in facts)
         assert facts[at].split()[1:] == ["NODE", "CPU%", "MEM", "use/alloc/tot", "COMMIT", "CONT%", "DOMS"]
         view = app.fleet.view(POOL)
         for line, node in zip(facts[at + 1 : at + 3], ("xcp-01", "xcp-02"), strict=True):

@@ -102,6 +102,7 @@ class HostScreen(Screen[None]):
                 printable(
                     f"hypervisor  {facts.hypervisor} {facts.version or ''}   hostname {facts.hostname or '-'}"
                     f"   cpus {facts.cpus or '-'} {facts.cpu_model or ''}   memory {human_bytes(facts.memory_bytes)}"
+                    + (f"   in {len(facts.nodes)} servers" if facts.nodes else "")
                 )
             )
         else:
