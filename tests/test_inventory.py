@@ -136,7 +136,7 @@ def test_example_inventory_is_valid_and_mixes_hypervisors() -> None:
     example = Path(__file__).parent.parent / "inventory.example.yaml"
     inv = inventory.load(example)
     drivers = {h.driver for h in inv.hosts}
-    assert {"libvirt", "xen_xl", "esxi_api", "esxi_ssh"} <= drivers
+    assert {"libvirt", "xen_xl", "xapi", "esxi_api", "esxi_ssh"} <= drivers
 
 
 def _run_cli(

@@ -8,12 +8,10 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tmuxterm import TmuxPane
 
 from conftest import need_backend
 
@@ -25,32 +23,8 @@ def _tmux_installed() -> None:
     need_backend("tmux", shutil.which("tmux") is not None)
 
 
-class Tmux:
-    def __init__(self) -> None:
-        self.session = f"vfleet-test-{uuid.uuid4().hex[:8]}"
-
-    def run(self, *args: str) -> str:
-        return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True, timeout=10).stdout
-
-    def screen(self, escapes: bool = False) -> str:
-        return self.run("capture-pane", "-p", *(["-e"] if escapes else []), "-t", self.session)
-
-    def keys(self, *keys: str) -> None:
-        self.run("send-keys", "-t", self.session, *keys)
-
-    def text(self, text: str) -> None:
-        self.run("send-keys", "-t", self.session, "-l", text)
-
-    def wait_for(self, check: Callable[[str], bool], what: str, timeout: float = 20.0) -> str:
-        """Poll the pane until check(screen) holds; fail with the screen after the deadline."""
-        deadline = time.monotonic() + timeout
-        while True:
-            screen = self.screen()
-            if check(screen):
-                return screen
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; the screen was:\n{screen}")
-            time.sleep(0.1)  # the pane is another process's output: there is nothing to await
+class Tmux(TmuxPane):
+    """The demo (or any vfleet command) in a 120x40 pane."""
 
 
 def start(no_color: bool = False, args: str = "demo") -> Tmux:
@@ -75,14 +49,14 @@ def start(no_color: bool = False, args: str = "demo") -> Tmux:
 def tmux() -> object:
     term = start()
     yield term
-    subprocess.run(["tmux", "kill-session", "-t", term.session], check=False, capture_output=True, timeout=10)
+    term.kill()
 
 
 @pytest.fixture
 def tmux_no_color() -> object:
     term = start(no_color=True)
     yield term
-    subprocess.run(["tmux", "kill-session", "-t", term.session], check=False, capture_output=True, timeout=10)
+    term.kill()
 
 
 def test_no_color_renders_in_greys_only(tmux: Tmux, tmux_no_color: Tmux) -> None:
@@ -185,4 +159,4 @@ def test_escape_sequences_in_names_neither_retitle_the_terminal_nor_show_raw(tmp
         term.wait_for(lambda s: "hostname evil\\x1b]0;PWNED-HOST\\x07.demo" in s, "the escaped facts")
         assert "PWNED" not in pane_title(term)
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", term.session], check=False, capture_output=True, timeout=10)
+        term.kill()

@@ -27,7 +27,8 @@ from vfleet.core.models import Domain, HostStatus, MigrateParams, PowerState
 from vfleet.core.policy import Decision, find_domain
 from vfleet.drivers.base import Capability
 
-NODE_DRIVERS = frozenset({"esxi_api"})  # drivers whose host is a cluster manager with servers (nodes)
+# drivers whose host is a cluster manager with servers (nodes): a vCenter, a XAPI pool
+NODE_DRIVERS = frozenset({"esxi_api", "xapi"})
 MOVABLE = frozenset({PowerState.RUNNING, PowerState.PAUSED, PowerState.OFF, PowerState.UNKNOWN})
 GIB = 1024**3
 
@@ -83,7 +84,7 @@ class Preflight:
             if source.config.driver not in NODE_DRIVERS:
                 return f"{source.name}: the {source.config.driver} driver has no servers to move between (--to HOST)"
             if dest.name != source.name:
-                return f"a vCenter moves VMs between its own servers only: {domain.name} is on {source.name}"
+                return f"a vCenter or pool moves VMs between its own servers only: {domain.name} is on {source.name}"
             if domain.node == p.node:
                 return f"{domain.name} already runs on {p.destination}"
         elif dest.name == source.name:
@@ -152,7 +153,8 @@ class Preflight:
 
     def _storage_note(self, source: HostView) -> str:
         if self.params.node is not None:
-            return "storage: stays on its datastore (shared by the servers)"
+            where = "storage repository" if source.config.driver == "xapi" else "datastore"
+            return f"storage: stays on its {where} (shared by the servers)"
         if self.params.copy_storage:
             return "storage: copied (--copy-storage-all)" if source.config.driver == "libvirt" else "storage: copied"
         return "storage: must be shared by both hosts (else --copy-storage)"

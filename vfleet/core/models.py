@@ -45,6 +45,7 @@ class Verb(Enum):
     REBOOT = "reboot"
     PAUSE = "pause"
     RESUME = "resume"
+    SUSPEND = "suspend"  # memory to disk, the domain stops running (XAPI, ESXi)
     FORCE_OFF = "force-off"
     RESET = "reset"
     SNAPSHOT_CREATE = "snapshot-create"
@@ -60,6 +61,7 @@ LIFECYCLE_VERBS = (
     Verb.REBOOT,
     Verb.PAUSE,
     Verb.RESUME,
+    Verb.SUSPEND,
     Verb.FORCE_OFF,
     Verb.RESET,
 )
@@ -99,6 +101,8 @@ class DomainGauges:
     disk_write_bps: float | None = None
     net_rx_bps: float | None = None
     net_tx_bps: float | None = None
+    disk_read_iops: float | None = None  # operations per second (esxtop gives rates, not counters)
+    disk_write_iops: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

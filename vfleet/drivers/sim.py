@@ -7,20 +7,23 @@ Its options are declared in SPEC below.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
-from typing import ClassVar
+from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
+from typing import Any, ClassVar
 
-from vfleet.core.errors import ActionFailed, DomainNotFound, DriverTimeout, HostUnreachable
+from vfleet.core.errors import ActionFailed, DomainNotFound, DriverTimeout, GarbledOutput, HostUnreachable
 from vfleet.core.models import (
     ActionParams,
     ActionResult,
     Domain,
     DomainCounters,
     DomainEvent,
+    DomainGauges,
     DomainRef,
     HostConfig,
     HostFacts,
@@ -138,7 +141,9 @@ class SimDriver(Driver):
 
     def __new__(cls, config: HostConfig, *, read_only: bool = False) -> SimDriver:
         # A xen-flavoured host does what xen_xl does: no snapshots, and the menu says why.
-        chosen = SimXenDriver if cls is SimDriver and config.options.get("flavour") == "xen" else cls
+        flavour = config.options.get("flavour")
+        chosen = SimXenDriver if flavour == "xen" else SimSavingDriver if flavour == "esxi" else cls
+        chosen = chosen if cls is SimDriver else cls
         return super().__new__(chosen)
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
@@ -203,6 +208,9 @@ class SimDriver(Driver):
         for dom in self._domains.values():
             if dom.state is not PowerState.OFF and dom.domain_id is None:
                 dom.domain_id = self._take_id()
+        return self._facts()
+
+    def _facts(self) -> HostFacts:
         version = _VERSION[self.flavour]
         hostname, cpu_model = f"{self.host}.demo", "Simulated Xeon"
         if self.hostile:
@@ -244,6 +252,12 @@ class SimDriver(Driver):
         return HostSnapshot(
             self.host, now, tuple(self._observe(d, elapsed, now, waits) for d in self._domains.values())
         )
+
+    async def record_poll(self, *, deadline: float | None = None) -> dict[str, str]:
+        """A simulated host has no backend: its raw answer is one poll's domains and its facts, as JSON."""
+        snapshot = await self.poll(deadline=deadline)
+        document = {"facts": asdict(self._facts()), "domains": [asdict(d) for d in snapshot.domains]}
+        return {RECORDING_FILE: json.dumps(document, indent=1, ensure_ascii=False, default=_enum_value)}
 
     def _wait_factors(self) -> dict[str | None, float]:
         """How much a busy vCPU waits for a CPU, per server: more the more its CPUs are committed
@@ -356,6 +370,7 @@ class SimDriver(Driver):
             Verb.REBOOT: (PowerState.RUNNING,),
             Verb.PAUSE: (PowerState.RUNNING,),
             Verb.RESUME: (PowerState.PAUSED, PowerState.SUSPENDED),
+            Verb.SUSPEND: (PowerState.RUNNING,),
             Verb.FORCE_OFF: (PowerState.RUNNING, PowerState.PAUSED, PowerState.SHUTTING_DOWN, PowerState.CRASHED),
             Verb.RESET: (PowerState.RUNNING,),
         }[verb]
@@ -373,6 +388,9 @@ class SimDriver(Driver):
         elif verb is Verb.RESUME:
             dom.state = PowerState.RUNNING
             self._emit(dom, "resumed", "unpaused")
+        elif verb is Verb.SUSPEND:
+            dom.state = PowerState.SUSPENDED
+            self._emit(dom, "suspended", "saved to disk")
         elif verb is Verb.FORCE_OFF:
             self._power_off(dom, "destroyed")
         elif verb is Verb.RESET:
@@ -415,9 +433,49 @@ class SimDriver(Driver):
         task.add_done_callback(self._transitions.discard)
 
 
+RECORDING_FILE = "sim-poll.json"
+
+
+def _enum_value(value: object) -> object:
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def replay(host: str, text: str) -> HostSnapshot:
+    """A sim recording back into the poll it came from."""
+    try:
+        document = json.loads(text)
+        domains = tuple(_domain(d) for d in document["domains"])
+        facts = HostFacts(**document["facts"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise GarbledOutput(host, f"{RECORDING_FILE}: not a sim poll recording ({exc})") from exc
+    return HostSnapshot(host, 0.0, domains, facts)
+
+
+def _domain(fields: dict[str, Any]) -> Domain:
+    source = fields.get("memory_used_source")
+    counters, gauges = fields.get("counters"), fields.get("gauges")
+    return Domain(
+        **{
+            **fields,
+            "state": PowerState(fields["state"]),
+            "memory_used_source": MemorySource(source) if source is not None else None,
+            "counters": DomainCounters(**counters) if counters is not None else None,
+            "gauges": DomainGauges(**gauges) if gauges is not None else None,
+        }
+    )
+
+
 class SimXenDriver(SimDriver):
     """The sim driver as a Xen host: xen_xl's capabilities (no snapshots, no migration) and its reasons."""
 
     capabilities = SimDriver.capabilities - {Capability.SNAPSHOT, Capability.MIGRATION}
 
     unsupported = {c: UNSUPPORTED[c] for c in (Capability.SNAPSHOT, Capability.MIGRATION)}
+
+
+class SimSavingDriver(SimDriver):
+    """The sim driver as a host that suspends domains to disk (ESXi, XAPI): it offers suspend."""
+
+    capabilities = SimDriver.capabilities | {Capability.SUSPEND}

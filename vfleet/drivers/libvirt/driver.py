@@ -51,7 +51,15 @@ from vfleet.core.models import (
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
 from vfleet.drivers.libvirt import snapshots
 from vfleet.drivers.libvirt.console import LibvirtConsole, console_flags, open_error
-from vfleet.drivers.libvirt.parse import RecordCache, event_words, hypervisor_name, power_state, version_string
+from vfleet.drivers.libvirt.parse import (
+    CALLS_FILE,
+    HOST_CALLS,
+    RecordCache,
+    calls_json,
+    event_words,
+    host_facts,
+    power_state,
+)
 from vfleet.drivers.libvirt.sshcmd import SshLaunch
 from vfleet.drivers.threaded import Lane, pool_for
 
@@ -100,6 +108,10 @@ class LibvirtDriver(Driver):
         Capability.CONSOLE,
         Capability.SNAPSHOT,
         Capability.MIGRATION,
+    }
+    unsupported = {
+        Capability.SUSPEND: "libvirt saves a domain to disk with managedsave, which it reports as shut off: "
+        "not offered, pause keeps the memory in RAM",
     }
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
@@ -187,20 +199,27 @@ class LibvirtDriver(Driver):
         assert conn is not None
         if events:
             await self._call(Lane.CONTROL, "keepalive", lambda: self._setup_connection(conn), deadline)
-        info, conn_type, version, hostname = await self._call(
+        return host_facts(*await self._host_calls(conn, deadline))
+
+    async def _host_calls(self, conn: libvirt.virConnect, deadline: float) -> tuple[list[Any], str, int, str | None]:
+        """getInfo, getType, getVersion and getHostname: the host facts, in one job."""
+        return await self._call(
             Lane.CONTROL,
-            "host facts",
+            HOST_CALLS,
             lambda: (conn.getInfo(), conn.getType(), conn.getVersion(), self._hostname(conn)),
             deadline,
         )
-        return HostFacts(
-            hypervisor=hypervisor_name(conn_type),
-            version=version_string(version) if version else None,
-            hostname=hostname,
-            cpus=int(info[2]),
-            memory_bytes=int(info[1]) * 1024 * 1024,
-            cpu_model=str(info[0]),
-        )
+
+    async def record_poll(self, *, deadline: float | None = None) -> dict[str, str]:
+        """The host calls connect() makes and the calls of one poll (bulk stats or their per-domain
+        equivalent, snapshot facts), as the blocking pool saw them return."""
+        deadline = self.due(deadline)
+        conn = self._connection()
+        self._polls_to_facts = 0  # a recording holds every kind of answer a poll can read
+        with self._pool.recorded() as calls:
+            await self._host_calls(conn, deadline)
+            await self.poll(deadline=deadline)
+        return {CALLS_FILE: calls_json(calls)}
 
     @staticmethod
     def _hostname(conn: libvirt.virConnect) -> str | None:
