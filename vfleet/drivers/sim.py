@@ -142,7 +142,7 @@ class SimDriver(Driver):
     def __new__(cls, config: HostConfig, *, read_only: bool = False) -> SimDriver:
         # A xen-flavoured host does what xen_xl does: no snapshots, and the menu says why.
         flavour = config.options.get("flavour")
-        chosen = SimXenDriver if flavour == "xen" else SimSavingDriver if flavour == "esxi" else cls
+        chosen = SimXenDriver if flavour == "xen" else SimSavingDriver if flavour in ("esxi", "xapi") else cls
         chosen = chosen if cls is SimDriver else cls
         return super().__new__(chosen)
 
