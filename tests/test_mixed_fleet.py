@@ -112,6 +112,17 @@ async def test_status_lists_every_kind_of_host_in_one_table(mixed: Mixed) -> Non
     assert {d["node"] for d in xcp.values() if d["state"] == "running"} == {"xcp-a", "xcp-b"}
     assert all(d["contention_pct"] is not None for d in xcp.values() if d["state"] == "running")
     assert xcp["halted-01"]["node"] is None and xcp["halted-01"]["cpu_pct"] is None
+    # per-node summaries: each pool member with its own capacity and the VMs resident on it
+    hosts = {h["name"]: h for h in doc["hosts"]}
+    nodes = {n["node"]: n for n in hosts["xcp"]["nodes"]}
+    assert set(nodes) == {"xcp-a", "xcp-b"}
+    for name, node in nodes.items():
+        mine = [d for d in xcp.values() if d["node"] == name]
+        assert node["domains"]["total"] == len(mine)
+        assert node["domains"]["running"] == sum(d["state"] == "running" for d in mine)
+        assert node["cpus"] and node["mem_total_bytes"] and node["contention_max_pct"] is not None
+    assert sum(n["cpus"] for n in nodes.values()) == hosts["xcp"]["summary"]["cpus"]
+    assert all(h["nodes"] == [] for name, h in hosts.items() if name != "xcp")  # single hosts and a lone ESXi
 
 
 async def test_one_lifecycle_action_on_each_kind_through_the_core(mixed: Mixed, tmp_path: Path) -> None:

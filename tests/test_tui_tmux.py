@@ -67,8 +67,8 @@ def test_no_color_renders_in_greys_only(tmux: Tmux, tmux_no_color: Tmux) -> None
         codes = {int(c) for c in re.findall(r"\[(?:[0-9;]*;)?[34]8;5;(\d+)m", screen)}
         return {c for c in codes if not 232 <= c <= 255 and c not in (0, 7, 8, 15, 16, 59, 102, 145, 188, 231)}
 
-    tmux.wait_for(lambda s: "60 domains" in s, "the coloured demo")  # any rows: which are in view varies
-    tmux_no_color.wait_for(lambda s: "60 domains" in s, "the NO_COLOR demo")
+    tmux.wait_for(lambda s: "72 domains" in s, "the coloured demo")  # any rows: which are in view varies
+    tmux_no_color.wait_for(lambda s: "72 domains" in s, "the NO_COLOR demo")
     coloured = tmux.screen(escapes=True)
     plain = tmux_no_color.screen(escapes=True)
     assert hues(coloured), "the check must see colours when there are some"
@@ -79,7 +79,7 @@ def test_no_color_renders_in_greys_only(tmux: Tmux, tmux_no_color: Tmux) -> None
 def test_demo_in_a_terminal_filter_mark_confirm_an_action_and_choose_columns(tmux: Tmux) -> None:
     # Every host, not a given row: the cursor keeps its domain as rows arrive, so which
     # rows are in view depends on which host answered first.
-    tmux.wait_for(lambda s: "DEMO" in s and "6 hosts" in s and "60 domains" in s, "the demo")
+    tmux.wait_for(lambda s: "DEMO" in s and "7 hosts" in s and "72 domains" in s, "the demo")
 
     # `/` and the terms in one write, as a fast typist's keys arrive: none may be lost; and
     # the table follows the box as it is typed, with no Enter.
@@ -117,7 +117,7 @@ def test_demo_in_a_terminal_filter_mark_confirm_an_action_and_choose_columns(tmu
     tmux.keys("Escape")  # clears the filter
     tmux.wait_for(lambda s: "filter '" not in s, "the filter cleared")
     tmux.text("/db01\r")
-    screen = tmux.wait_for(lambda s: "filter 'db01': 6 shown" in s, "the typed-ahead filter (a db01 per host)")
+    screen = tmux.wait_for(lambda s: "filter 'db01': 7 shown" in s, "the typed-ahead filter (a db01 per host)")
     assert "cpu % of its vCPUs" not in screen  # not the detail screen
 
     # the column chooser: untick HOST; the table drops the column

@@ -169,7 +169,10 @@ async def test_event_feed_follows_changes_and_resyncs_after_token_expiry(driver:
     task = asyncio.create_task(pump())
     try:
         halted = next(d for d in (await driver.poll()).domains if d.name == "halted-01")
-        await asyncio.sleep(0.3)  # let the feed take its baseline
+        deadline = time.monotonic() + 10
+        while pool.pool.calls.count("event.from") < 2:  # the feed took its baseline and waits for changes
+            assert time.monotonic() < deadline, pool.pool.calls[-5:]
+            await asyncio.sleep(0.02)
         await driver.perform(Verb.START, DomainRef.of(halted))
         assert (await next_event("halted-01")).kind == "started"
         pool.pool.store.expire_event_tokens()  # the feed's next event.from gets EVENTS_LOST

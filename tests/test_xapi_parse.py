@@ -1,6 +1,6 @@
 """The xapi driver's pure parsers: records -> Domain, rrd_updates (JSON, old bare-key JSON,
 XML) -> values, numbers and datetimes in every spelling xapi uses. Fixtures come from xapi's
-own SDK component-test data (../shared/reference/xapi) and the xport layout of metrics.md."""
+own SDK component-test data (tests/fixtures/xapi, vendored) and the xport layout of metrics.md."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from vfleet.core.models import MemorySource, PowerState, Verb
+from vfleet.core.models import MemorySource, NodeFacts, PowerState, Verb
 from vfleet.drivers.xapi import rrd
 from vfleet.drivers.xapi.events import changes, resync
 from vfleet.drivers.xapi.records import (
@@ -32,8 +32,8 @@ from vfleet.drivers.xapi.records import (
     timestamp,
 )
 
-# as the test server finds it: $VFLEET_XAPI_REFERENCE, else ../shared/reference/xapi beside the checkout
-SPEC = Path(os.environ.get("VFLEET_XAPI_REFERENCE", Path(__file__).resolve().parents[2] / "shared" / "reference" / "xapi"),
+# as the test server finds it: $VFLEET_XAPI_REFERENCE, else the vendored copy (tests/fixtures/xapi)
+SPEC = Path(os.environ.get("VFLEET_XAPI_REFERENCE", Path(__file__).resolve().parent / "fixtures" / "xapi"),
             "sdk-component-test", "spec", "xapi-24")
 UUID = "ecd8d7a0-1be3-4d91-bd0e-4888c0e30ab3"
 HOST = "b3f1c0de-0000-4000-8000-000000000001"
@@ -254,6 +254,7 @@ def test_snapshot_facts_and_pool_facts() -> None:
     facts = facts_from_pool(hosts, metrics, "h1", "pool-1")
     assert (facts.hypervisor, facts.version, facts.hostname, facts.cpus) == ("xen", "XCP-ng 8.3.0", "pool-1", 12)
     assert facts.memory_bytes == 96 * GIB and facts.cpu_model == "EPYC"
+    assert facts.nodes == (NodeFacts("xcp-a", 8, 64 * GIB), NodeFacts("xcp-b", 4, 32 * GIB))  # per-node capacity
 
 
 # -- event.from -------------------------------------------------------------------

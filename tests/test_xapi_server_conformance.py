@@ -4,7 +4,11 @@ recorded at the wire and each answer goes through xapi_server.conformance.check_
 
 from __future__ import annotations
 
+import importlib.util
+import json
+import os
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -191,3 +195,25 @@ def test_the_checker_catches_a_wrong_answer(xapi_server: XapiServer) -> None:
     assert check_answer(api, "json2.0", "VM.get_record", 2, bad_error) == ["json2.0 VM.get_record: error NO_SUCH_ERROR is not in the definition"]
     batch = {"events": [{"id": "1", "class": "vm", "operation": "mod", "ref": "OpaqueRef:x"}], "valid_ref_counts": {}, "token": ""}
     assert any("without a snapshot" in p for p in check_event_batch(api, batch, "xmlrpc", "e"))
+
+
+def test_the_vendored_reference_is_the_upstream_one() -> None:
+    """tests/fixtures/xapi is xapi's definition minus its prose and its SDK pairs unchanged (when the full
+    reference is on this machine: ../shared/reference/xapi or $VFLEET_XAPI_UPSTREAM)."""
+    root = Path(__file__).resolve().parents[1]
+    upstream = Path(os.environ.get("VFLEET_XAPI_UPSTREAM", root.parent / "shared" / "reference" / "xapi"))
+    if not (upstream / "xenapi.json").exists():
+        pytest.skip(f"no upstream XAPI reference at {upstream}")
+    vendored = root / "tests" / "fixtures" / "xapi"
+    spec = importlib.util.spec_from_file_location("xapi_reference", root / "testbed" / "xapi-reference.py")
+    assert spec is not None and spec.loader is not None
+    vendor = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(vendor)
+    assert json.loads((vendored / "xenapi.json").read_text()) == vendor.shape(
+        json.loads((upstream / "xenapi.json").read_text())
+    )
+    pairs = Path("sdk-component-test", "spec", "xapi-24")
+    names = sorted(p.name for p in (upstream / pairs).glob("*.json"))
+    assert names and names == sorted(p.name for p in (vendored / pairs).glob("*.json"))
+    for name in names:
+        assert (vendored / pairs / name).read_bytes() == (upstream / pairs / name).read_bytes(), name

@@ -1,5 +1,5 @@
 """Replay xapi's own SDK component-test request/response pairs
-(../shared/reference/xapi/sdk-component-test/spec/xapi-24/*.json) through the test server
+(tests/fixtures/xapi/sdk-component-test/spec/xapi-24/*.json, vendored) through the test server
 over JSON-RPC 2.0, the protocol those pairs were written for.
 
 Each case seeds the server with the objects its requests name (under the spec's refs), sends

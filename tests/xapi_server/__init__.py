@@ -64,6 +64,6 @@ with result "<value>ref</value>". XapiServer(..., seed=False) serves the pool an
 only (for fixtures that bring their own objects). xapi_server.client has helpers: a
 verifying XenAPI session, raw GET, raw JSON-RPC.
 
-Records are built from ../shared/reference/xapi/xenapi.json (every field of the class,
+Records are built from tests/fixtures/xapi/xenapi.json (the shape of xapi's definition; every field of the class,
 xapi's defaults); set VFLEET_XAPI_REFERENCE to its folder if it lives elsewhere.
 """

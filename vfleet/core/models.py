@@ -126,7 +126,7 @@ class Domain:
     # Snapshot facts, where the driver reads them (some only every few polls); None: not known.
     snapshot_count: int | None = None
     oldest_snapshot_at: float | None = None  # wall time (time.time()) the oldest snapshot was taken
-    node: str | None = None  # the server it runs on inside a cluster manager (vCenter's ESXi host)
+    node: str | None = None  # the server it runs on inside a pool or cluster (HostFacts.nodes); None: none/not running
     # The key where neither the UUID nor the name is the stable identity: xl gives a domain a
     # new UUID at every `xl create`, so xen_xl keys by name, and a nameless dying domain by its id.
     identity: str | None = None
@@ -231,13 +231,24 @@ class SnapshotInfo:
 
 
 @dataclass(frozen=True, slots=True)
+class NodeFacts:
+    """One server inside a pool or cluster (an ESXi host of a vCenter, an XCP-ng pool member):
+    what Domain.node names, with its own capacity for per-node aggregates."""
+
+    name: str
+    cpus: int | None = None
+    memory_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class HostFacts:
     hypervisor: str  # "kvm", "qemu", "xen", "esxi", "test", "sim"
     version: str | None = None
     hostname: str | None = None
-    cpus: int | None = None
+    cpus: int | None = None  # a pool or cluster: the sum over its nodes
     memory_bytes: int | None = None
     cpu_model: str | None = None
+    nodes: tuple[NodeFacts, ...] = ()  # a pool's or cluster's servers; () for a single host
 
 
 @dataclass(frozen=True, slots=True)

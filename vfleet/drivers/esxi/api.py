@@ -282,7 +282,7 @@ class EsxiApiDriver(Driver):
             (c.groupInfo.key, c.nameInfo.key, str(c.rollupType), c.key) for c in content.perfManager.perfCounter
         )
         _vms, hosts = self._retrieve()
-        return facts_from_hosts(self._about, hosts.values(), cfg.address or self.host)
+        return facts_from_hosts(self._about, hosts.values(), cfg.address or self.host, vcenter=self._vcenter)
 
     async def close(self) -> None:
         """Log out; behind a stuck call the logout is queued, never skipped (a leaked session stays on vCenter)."""
@@ -347,7 +347,7 @@ class EsxiApiDriver(Driver):
             names = {h._moId: name for name, h in self._nodes.items()}
             pairs = [(vm, on_node(d, names, getattr(vms[vm].get("runtime.host"), "_moId", ""))) for vm, d in pairs]
         self._index(pairs)
-        facts = facts_from_hosts(self._about, hosts.values(), self.config.address or self.host)
+        facts = facts_from_hosts(self._about, hosts.values(), self.config.address or self.host, vcenter=self._vcenter)
         return HostSnapshot(self.host, taken_at, tuple(d for _vm, d in pairs if d is not None), facts)
 
     async def record_poll(self, *, deadline: float | None = None) -> dict[str, str]:

@@ -22,7 +22,7 @@ from types import SimpleNamespace
 from typing import Any
 
 from vfleet.core.errors import GarbledOutput
-from vfleet.core.models import Domain, DomainGauges, HostFacts, HostSnapshot, MemorySource, PowerState
+from vfleet.core.models import Domain, DomainGauges, HostFacts, HostSnapshot, MemorySource, NodeFacts, PowerState
 
 MIB = 1024 * 1024
 KIB = 1024
@@ -197,9 +197,26 @@ def snapshot_facts(roots: Any) -> dict[str, Any]:
     return {"snapshot_count": count, "oldest_snapshot_at": min(times, default=None)}
 
 
-def facts_from_hosts(about_full_name: str | None, hosts: Iterable[Mapping[str, Any]], hostname: str) -> HostFacts:
-    """One inventory host may be a vCenter of many ESXi hosts: sum their capacity."""
+def facts_from_hosts(
+    about_full_name: str | None, hosts: Iterable[Mapping[str, Any]], hostname: str, *, vcenter: bool = False
+) -> HostFacts:
+    """One inventory host may be a vCenter of many ESXi hosts: sum their capacity, and list each
+    one as a node (the servers its VMs run on, for per-node aggregates)."""
     hosts = list(hosts)
+    nodes = tuple(
+        sorted(
+            (
+                NodeFacts(
+                    str(h["name"]),
+                    _positive(h.get("summary.hardware.numCpuThreads")),
+                    _positive(h.get("summary.hardware.memorySize")),
+                )
+                for h in hosts
+                if vcenter and h.get("name")
+            ),
+            key=lambda n: n.name,
+        )
+    )
     cpus = [_positive(h.get("summary.hardware.numCpuThreads")) for h in hosts]
     memory = [_positive(h.get("summary.hardware.memorySize")) for h in hosts]
     models = {str(h.get("summary.hardware.cpuModel")) for h in hosts if h.get("summary.hardware.cpuModel")}
@@ -212,6 +229,7 @@ def facts_from_hosts(about_full_name: str | None, hosts: Iterable[Mapping[str, A
         cpus=sum(c for c in cpus if c) if cpus and all(cpus) else None,
         memory_bytes=sum(m for m in memory if m) if memory and all(memory) else None,
         cpu_model=models.pop() if len(models) == 1 else None,
+        nodes=nodes,
     )
 
 
@@ -315,5 +333,5 @@ def replay(host: str, text: str, address: str) -> HostSnapshot:
             domain = on_node(domain, names, getattr(props.get("runtime.host"), "_moId", ""))
         if domain is not None:
             domains.append(domain)
-    facts = facts_from_hosts(data.get("about", {}).get("fullName"), hosts.values(), address or host)
+    facts = facts_from_hosts(data.get("about", {}).get("fullName"), hosts.values(), address or host, vcenter=vcenter)
     return HostSnapshot(host, 0.0, tuple(domains), facts)

@@ -21,7 +21,7 @@ from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from typing import Any
 
-from vfleet.core.models import Domain, DomainGauges, HostFacts, MemorySource, PowerState, Verb
+from vfleet.core.models import Domain, DomainGauges, HostFacts, MemorySource, NodeFacts, PowerState, Verb
 from vfleet.drivers.xapi.rrd import number, whole
 
 KIB = 1024
@@ -260,14 +260,15 @@ def facts_from_pool(
         cpus=_sum_known(cpus),
         memory_bytes=_sum_known(memory),
         cpu_model=str(_get(head, "cpu_info", "modelname") or "") or None,
+        # each member with its own capacity, for per-node aggregates (by name: a stable order)
+        nodes=tuple(sorted((NodeFacts(*node) for node in node_capacity(hosts, host_metrics)), key=lambda n: n.name)),
     )
 
 
 def node_capacity(
     hosts: Mapping[str, Mapping[str, Any]], host_metrics: Mapping[str, Mapping[str, Any]]
 ) -> list[tuple[str, int | None, int | None]]:
-    """(node name, CPUs, memory bytes) of each pool member, for per-node aggregates
-    (HostFacts.nodes once the core has it: NodeFacts(name, cpus, memory_bytes))."""
+    """(node name, CPUs, memory bytes) of each pool member, for per-node aggregates (HostFacts.nodes)."""
     names = node_names(hosts)
     return [
         (
