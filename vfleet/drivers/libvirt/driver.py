@@ -38,6 +38,7 @@ from vfleet.core.errors import (
 from vfleet.core.models import (
     ActionParams,
     ActionResult,
+    Domain,
     DomainEvent,
     DomainRef,
     HostConfig,
@@ -223,7 +224,9 @@ class LibvirtDriver(Driver):
 
     def _on_lifecycle(self, _conn: object, dom: libvirt.virDomain, event: int, detail: int, _opaque: object) -> None:
         kind, words = event_words(event, detail)
-        record = DomainEvent(self.host, dom.name(), kind, words, dom.UUIDString(), time.time())
+        name = dom.name()
+        self._records.forget(name)  # a define or a start may give it a new uuid or id
+        record = DomainEvent(self.host, name, kind, words, dom.UUIDString(), time.time())
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._events.put_nowait, record)
 
@@ -262,18 +265,20 @@ class LibvirtDriver(Driver):
         """One budget for the bulk call and, where it is unsupported, the per-domain fallback."""
         deadline = self.due(deadline)
         conn = self._connection()
+        # Facts first: the records below are made with them (and in the poll's thread).
+        await self._refresh_snapshot_facts(conn, deadline)
         if self._bulk:
             try:
-                records = await self._call(Lane.CONTROL, "getAllDomainStats", lambda: self._read_bulk(conn), deadline)
+                taken_at, domains = await self._call(
+                    Lane.CONTROL, "getAllDomainStats", lambda: self._read_bulk(conn), deadline
+                )
             except UnsupportedAction:
                 log.info("%s: no bulk stats (VIR_ERR_NO_SUPPORT); polling domain by domain", self.host)
                 self._bulk = False
-        if not self._bulk:
-            records = await self._call(
-                Lane.CONTROL, "per-domain stats", lambda: self._read_each(conn, deadline), deadline
-            )
+            else:
+                return HostSnapshot(self.host, taken_at, domains)
+        records = await self._call(Lane.CONTROL, "per-domain stats", lambda: self._read_each(conn, deadline), deadline)
         taken_at = records[0][4] if records else time.monotonic()
-        await self._refresh_snapshot_facts(conn, deadline)
         return HostSnapshot(self.host, taken_at, self._records.domains(records, self._snapshot_facts))
 
     async def _refresh_snapshot_facts(self, conn: libvirt.virConnect, deadline: float) -> None:
@@ -294,15 +299,11 @@ class LibvirtDriver(Driver):
             return
         self._snapshot_facts = found if complete else {**self._snapshot_facts, **found}
 
-    @staticmethod
-    def _read_bulk(conn: libvirt.virConnect) -> list[Record]:
+    def _read_bulk(self, conn: libvirt.virConnect) -> tuple[float, tuple[Domain, ...]]:
         raw = conn.getAllDomainStats(STATS_GROUPS, STATS_FLAGS)
         now = time.monotonic()
-        # A shut-off domain has no id (-1): one C call fewer per off domain and poll.
-        return [
-            (dom.name(), dom.UUIDString(), -1 if stats.get("state.state") == SHUTOFF else dom.ID(), stats, now)
-            for dom, stats in raw
-        ]
+        # With lifecycle events registered, a domain's uuid and id are known by its name.
+        return now, self._records.from_bulk(raw, now, self._snapshot_facts, trust_names=bool(self._callbacks))
 
     def _read_each(self, conn: libvirt.virConnect, deadline: float) -> list[Record]:
         """The per-domain equivalent of getAllDomainStats, in its key format.
@@ -421,7 +422,10 @@ class LibvirtDriver(Driver):
             Verb.FORCE_OFF: dom.destroy,
             Verb.RESET: lambda: dom.reset(0),
         }
-        await self._call(Lane.ACTION, f"{verb.value} {domain}", calls[verb], deadline)
+        try:
+            await self._call(Lane.ACTION, f"{verb.value} {domain}", calls[verb], deadline)
+        finally:
+            self._records.forget(domain)  # its id may change: read it at the next poll, event or not
         code, _reason = await self._call(Lane.ACTION, f"state of {domain}", dom.state, deadline)
         state, raw = power_state(code)
         return ActionResult(self.host, domain, verb, ok=True, state_after=state, message=raw)
