@@ -143,9 +143,11 @@ def test_a_domain_standing_still_shows_zero_then_the_next_change_over_its_own_in
     assert data.rows[0].rates.cpu_percent == 50.0
     poll(4.0, 1_000_000_000)  # unchanged: the driver hands back the same Domain
     assert data.rows[0].rates.cpu_percent == 0.0, "a stand-still is 0 %, not the last change's rate"
-    assert data.rows[0].taken_at == 4.0
+    still = data.rows[0]
+    assert still.taken_at == 4.0 and data.taken_at == 4.0
     poll(6.0, 1_000_000_000)
-    assert data.rows[0].rates.cpu_percent == 0.0 and data.rows[0].taken_at == 6.0
+    assert data.rows[0] is still, "standing still again: the same row (no new object per poll)"
+    assert data.rows[0].rates.cpu_percent == 0.0 and data.taken_at == 6.0
     poll(8.0, 1_500_000_000)  # 0.5 s of CPU since the values were last known current (6.0)
     assert data.rows[0].rates.cpu_percent == 25.0, "over the last interval (2 s), not since the values first appeared"
 

@@ -77,6 +77,7 @@ class HostView:
     capabilities: frozenset[Capability]
     attempts: int  # connection attempts so far; lets callers tell "not tried yet"
     unsupported: Mapping[Capability, str] = field(default_factory=dict)  # why the driver lacks a capability
+    polled_at: float | None = None  # the driver's time of the last poll absorbed (rows keep their own)
 
     @property
     def name(self) -> str:
@@ -292,6 +293,7 @@ class Fleet:
             capabilities=driver_caps,
             attempts=state.attempts,
             unsupported=type(state.driver).unsupported if state.driver else {},
+            polled_at=state.data.taken_at,
         )
 
     def _health_now(self, state: _HostState) -> HostHealth:

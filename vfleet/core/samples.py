@@ -87,10 +87,11 @@ def check_snapshot(host: str, snapshot: HostSnapshot) -> None:
 
 
 # Per domain key: (the Domain last absorbed, the counters its next rates start from,
-# the time those counters were last known current, the rates it was given, and the
+# the time those counters were last known current, the rates it was given, the
 # counters whose stand-still those rates are, or None when they are the rates of a
-# change), so a domain that keeps standing still reuses its zero rates.
-_Seen = tuple[Domain, DomainCounters | None, float, DomainRates, DomainCounters | None]
+# change, and its row), so a domain that keeps standing still reuses its zero rates
+# and its row.
+_Seen = tuple[Domain, DomainCounters | None, float, DomainRates, DomainCounters | None, DomainRow]
 
 
 class HostData:
@@ -100,6 +101,7 @@ class HostData:
         self.config = config
         self.facts: HostFacts | None = None
         self.rows: tuple[DomainRow, ...] = ()
+        self.taken_at: float | None = None  # of the last snapshot absorbed (a kept row keeps its own time)
         self.seen: dict[str, _Seen] = {}
         self.history: HostHistory | None = None  # kept only for a face that draws it (Fleet.keep_history)
         self._host_cpus: int | None = None
@@ -114,7 +116,9 @@ class HostData:
 
         A driver that hands back last poll's Domain object says "nothing changed":
         it was checked then, and its rates are those of unchanged counters, so the
-        check and the arithmetic are skipped (most of a large fleet idles or is off).
+        check and the arithmetic are skipped (most of a large fleet idles or is off),
+        and from its second still poll on it keeps its row where no history is kept
+        (taken_at: when its values were read; the host's last poll is self.taken_at).
         """
         config = self.config
         check_facts(config.name, snapshot.facts)
@@ -123,6 +127,9 @@ class HostData:
         hypervisor = facts.hypervisor if facts else config.driver
         name, tags, taken = config.name, config.tags, snapshot.taken_at
         last = self.seen if host_cpus == self._host_cpus else {}
+        # With history kept, a console draws a sparkline that moves on every poll: it
+        # redraws the rows that are new objects, so each poll's rows are new there.
+        keep_rows = self.history is None
         seen: dict[str, _Seen] = {}
         rows: list[DomainRow] = []
         for domain in snapshot.domains:
@@ -132,6 +139,9 @@ class HostData:
             if prev is not None and prev[0] is domain:  # unchanged since the last poll
                 if counters is None or prev[4] is counters:
                     rates = prev[3]
+                    row = prev[5]
+                    if not keep_rows or row.rates is not rates or row.hypervisor != hypervisor:
+                        row = DomainRow(name, hypervisor, domain, rates, tags, taken)
                 else:  # the first poll it stood still: zero deltas from its own values
                     rates = compute_rates(
                         counters,
@@ -141,7 +151,8 @@ class HostData:
                         gauges=domain.gauges,
                         seconds=taken - prev[2],
                     )
-                entry: _Seen = (domain, prev[1], taken if counters is not None else prev[2], rates, counters)
+                    row = DomainRow(name, hypervisor, domain, rates, tags, taken)
+                entry: _Seen = (domain, prev[1], taken if counters is not None else prev[2], rates, counters, row)
             else:
                 problem = _problem(domain)
                 if problem is not None:
@@ -155,12 +166,13 @@ class HostData:
                     gauges=domain.gauges,
                     seconds=None if before is None or counters is None else counters.taken_at - at,
                 )
+                row = DomainRow(name, hypervisor, domain, rates, tags, taken)
                 if counters is None:  # off: the last counters stay, as they were
-                    entry = (domain, before, at, rates, None)
+                    entry = (domain, before, at, rates, None, row)
                 else:
-                    entry = (domain, counters, counters.taken_at, rates, None)  # rates of a change
+                    entry = (domain, counters, counters.taken_at, rates, None, row)  # rates of a change
             seen[key] = entry
-            rows.append(DomainRow(name, hypervisor, domain, rates, tags, taken))
+            rows.append(row)
         # Commit: nothing above changed self, so a sample that raised left the host as it was.
         self.seen = seen
         self._host_cpus = host_cpus
@@ -168,3 +180,4 @@ class HostData:
             self.history.record(rows)
         self.facts = facts
         self.rows = tuple(rows)
+        self.taken_at = taken
