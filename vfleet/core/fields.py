@@ -13,9 +13,14 @@ from dataclasses import dataclass
 from typing import Any
 
 from vfleet.core.metrics import DomainRow
-from vfleet.core.thresholds import memory_used_percent
 
 Record = dict[str, Any]  # one domain record of vfleet.core.report
+
+
+def _memory_used_percent(row: DomainRow) -> float | None:
+    from vfleet.core.thresholds import memory_used_percent  # here: `status` loads no thresholds
+
+    return memory_used_percent(row.domain)
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +64,7 @@ FIELDS: tuple[Field, ...] = (
         lambda r: r.domain.memory_used_bytes,
         lambda r: r["mem_used_bytes"],
     ),
-    Field("mem_pct", "memory used, % of the maximum", True, lambda r: memory_used_percent(r.domain), _record_mem_pct),
+    Field("mem_pct", "memory used, % of the maximum", True, _memory_used_percent, _record_mem_pct),
     Field(
         "disk",
         "disk read/write bytes/s",

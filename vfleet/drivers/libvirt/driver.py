@@ -19,13 +19,12 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import libvirt
 import libvirtaio
 
-from vfleet.core.console import ConsoleStream
 from vfleet.core.errors import (
     ActionFailed,
     AuthFailed,
@@ -51,10 +50,12 @@ from vfleet.core.models import (
 )
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
 from vfleet.drivers.libvirt import snapshots
-from vfleet.drivers.libvirt.console import LibvirtConsole, console_flags, open_error
 from vfleet.drivers.libvirt.parse import RecordCache, event_words, hypervisor_name, power_state, version_string
 from vfleet.drivers.libvirt.sshcmd import SshLaunch
 from vfleet.drivers.threaded import Lane, pool_for
+
+if TYPE_CHECKING:
+    from vfleet.core.console import ConsoleStream
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -435,6 +436,8 @@ class LibvirtDriver(Driver):
     async def open_console(
         self, target: DomainRef, *, force: bool = False, safe: bool = False, deadline: float | None = None
     ) -> ConsoleStream:
+        from vfleet.drivers.libvirt.console import LibvirtConsole, console_flags, open_error  # polls never need it
+
         deadline = self.due(deadline)
         domain = target.name
         conn = self._connection()
