@@ -20,7 +20,7 @@ def test_every_value_class_uses_the_shared_methods() -> None:
     classes = [c for c in vars(models).values() if isinstance(c, type) and hasattr(c, "__dataclass_fields__")]
     assert len(classes) >= 16
     for cls in classes:
-        assert cls.__eq__ is models._Value.__eq__ and cls.__repr__ is models._Value.__repr__, cls
+        assert cls.__eq__ is models.Value.__eq__ and cls.__repr__ is models.Value.__repr__, cls
 
 
 def test_equality_hash_and_repr_match_the_generated_ones() -> None:

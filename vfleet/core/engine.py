@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from vfleet.core.errors import AuthFailed, DataStale, GarbledOutput, HostUnreachable, VFleetError
 from vfleet.core.history import History, HostHistory, capacity_for
 from vfleet.core.metrics import DomainRow
-from vfleet.core.models import DomainEvent, HostConfig, HostFacts, HostHealth, HostSnapshot, HostStatus
+from vfleet.core.models import DomainEvent, HostConfig, HostFacts, HostHealth, HostSnapshot, HostStatus, Value
 from vfleet.core.samples import HostData, check_facts
 from vfleet.drivers.base import Capability, Driver
 from vfleet.drivers.registry import create_driver
@@ -65,8 +65,8 @@ class Backoff:
         self.failures = 0
 
 
-@dataclass(frozen=True, slots=True)
-class HostView:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class HostView(Value):
     """Everything the faces know about one host at one moment."""
 
     config: HostConfig

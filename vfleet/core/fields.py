@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from vfleet.core.metrics import DomainRow
+from vfleet.core.models import Value
 
 Record = dict[str, Any]  # one domain record of vfleet.core.report
 
@@ -23,8 +24,8 @@ def _memory_used_percent(row: DomainRow) -> float | None:
     return memory_used_percent(row.domain)
 
 
-@dataclass(frozen=True, slots=True)
-class Field:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class Field(Value):
     key: str
     doc: str
     numeric: bool

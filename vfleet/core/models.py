@@ -15,13 +15,14 @@ from enum import Enum
 from operator import attrgetter
 
 
-class _Value:
-    """Equality, hash and repr of the frozen value classes below, written once.
+class Value:
+    """Equality, hash and repr of vfleet's frozen value classes, written once.
 
     @dataclass compiles these three for every class at import, and every command
     imports these classes: shared, they cost nothing at start-up. They mean what the
     generated ones do: same class and equal fields (in order), a hash of the fields,
-    `Name(field=value, ...)`.
+    `Name(field=value, ...)`. Use: `@dataclass(frozen=True, slots=True, repr=False,
+    eq=False)` on a subclass.
     """
 
     __slots__ = ()
@@ -120,7 +121,7 @@ class MemorySource(Enum):
 
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
-class DomainCounters(_Value):
+class DomainCounters(Value):
     """Cumulative counters at one instant; the core turns two of them into rates."""
 
     taken_at: float  # time.monotonic() when the sample was read
@@ -135,7 +136,7 @@ class DomainCounters(_Value):
 
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
-class DomainGauges(_Value):
+class DomainGauges(Value):
     """Instant values, for backends that report rates rather than counters."""
 
     cpu_percent: float | None = None
@@ -147,7 +148,7 @@ class DomainGauges(_Value):
 
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
-class Domain(_Value):
+class Domain(Value):
     """One VM as a driver saw it in one poll."""
 
     name: str
@@ -182,7 +183,7 @@ class Domain(_Value):
 
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
-class DomainRef(_Value):
+class DomainRef(Value):
     """What an action aims at: the domain's key (its UUID where the backend has one) and,
     for messages and for backends that only know names, its name as last polled."""
 
@@ -204,7 +205,7 @@ class DomainRef(_Value):
 
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
-class SnapshotParams(_Value):
+class SnapshotParams(Value):
     """What a snapshot verb needs: the snapshot's name and, for create, whether to save the RAM too.
 
     The parameters of an action are typed values like this one (migration adds its own);
@@ -220,7 +221,7 @@ class SnapshotParams(_Value):
 
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
-class MigrateParams(_Value):
+class MigrateParams(Value):
     """Where a migration goes and how: `to_host` is an inventory host; `node` a server inside it
     (an ESXi host of a vCenter: `--to vc1/esx-2`), or None to move between inventory hosts.
 
@@ -255,7 +256,7 @@ ActionParams = SnapshotParams | MigrateParams
 
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
-class SnapshotInfo(_Value):
+class SnapshotInfo(Value):
     """One snapshot of one domain as the backend lists it."""
 
     name: str
@@ -269,7 +270,7 @@ class SnapshotInfo(_Value):
 
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
-class HostFacts(_Value):
+class HostFacts(Value):
     hypervisor: str  # "kvm", "qemu", "xen", "esxi", "test", "sim"
     version: str | None = None
     hostname: str | None = None
@@ -279,7 +280,7 @@ class HostFacts(_Value):
 
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
-class HostSnapshot(_Value):
+class HostSnapshot(Value):
     """Everything one poll of one host returned."""
 
     host: str
@@ -290,7 +291,7 @@ class HostSnapshot(_Value):
 
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
-class DomainEvent(_Value):
+class DomainEvent(Value):
     """A lifecycle event as the backend announced it."""
 
     host: str
@@ -302,7 +303,7 @@ class DomainEvent(_Value):
 
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
-class ActionResult(_Value):
+class ActionResult(Value):
     host: str
     domain: str
     verb: Verb
@@ -324,7 +325,7 @@ class ActionResult(_Value):
 
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
-class DomainRates(_Value):
+class DomainRates(Value):
     """Per-second rates and percentages derived by the core (None = unknown)."""
 
     cpu_percent: float | None = None  # of the domain's own vCPUs (100 = all busy)
@@ -339,7 +340,7 @@ class DomainRates(_Value):
 
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
-class HostHealth(_Value):
+class HostHealth(Value):
     status: HostStatus
     last_error: str | None = None
     last_error_at: float | None = None  # monotonic time of last_error
@@ -354,7 +355,7 @@ class HostHealth(_Value):
 
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
-class SshSettings(_Value):
+class SshSettings(Value):
     """How to reach an SSH host; credentials are references, never secrets."""
 
     agent: bool = True  # offer keys from $SSH_AUTH_SOCK
@@ -364,14 +365,14 @@ class SshSettings(_Value):
 
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
-class TlsSettings(_Value):
+class TlsSettings(Value):
     insecure: bool = False  # skip certificate checks: only when asked, and always shown as a warning
     ca_file: str | None = None
     thumbprint: str | None = None  # pin a certificate by its SHA-1/SHA-256 fingerprint
 
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
-class HostConfig(_Value):
+class HostConfig(Value):
     """One inventory host after defaults and groups were applied."""
 
     name: str

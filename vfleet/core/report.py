@@ -23,7 +23,7 @@ from vfleet.core.aggregates import (
 )
 from vfleet.core.engine import DriverFactory, Fleet, HostView, default_driver_factory
 from vfleet.core.metrics import DomainRow
-from vfleet.core.models import HostConfig, HostStatus
+from vfleet.core.models import HostConfig, HostStatus, Value
 from vfleet.core.selector import Selector
 
 STATUS_SCHEMA = "vfleet.status/2"
@@ -61,8 +61,8 @@ DOMAIN_FIELDS = (
 )
 
 
-@dataclass(frozen=True)
-class Report:
+@dataclass(frozen=True, repr=False, eq=False)
+class Report(Value):
     hosts: list[dict[str, Any]]
     domains: list[dict[str, Any]]
     unreachable: list[str]  # hosts that are not UP, for the exit code and stderr
