@@ -147,9 +147,10 @@ class RecordCache:
                 and prev[2] == hypervisor
                 and prev[3] is stale
             ):
-                record = prev[4]
-            else:
-                record = domain_record(row, stale)
+                new[key] = prev  # as it was: no new entry either
+                out.append(prev[4])
+                continue
+            record = domain_record(row, stale)
             new[key] = (domain, rates, hypervisor, stale, record)
             out.append(record)
         self._hosts[host] = new

@@ -87,11 +87,11 @@ def check_snapshot(host: str, snapshot: HostSnapshot) -> None:
 
 
 # Per domain key: (the Domain last absorbed, the counters its next rates start from,
-# the time those counters were last known current, the rates it was given, the
-# counters whose stand-still those rates are, or None when they are the rates of a
-# change, and its row), so a domain that keeps standing still reuses its zero rates
-# and its row.
-_Seen = tuple[Domain, DomainCounters | None, float, DomainRates, DomainCounters | None, DomainRow]
+# the time those counters were last known current (None: at the last poll absorbed,
+# HostData.taken_at), the rates it was given, the counters whose stand-still those
+# rates are, or None when they are the rates of a change, and its row), so a domain
+# that keeps standing still reuses its zero rates, its row and this very entry.
+_Seen = tuple[Domain, DomainCounters | None, float | None, DomainRates, DomainCounters | None, DomainRow]
 
 
 class HostData:
@@ -130,6 +130,7 @@ class HostData:
         # With history kept, a console draws a sparkline that moves on every poll: it
         # redraws the rows that are new objects, so each poll's rows are new there.
         keep_rows = self.history is None
+        last_poll = self.taken_at if self.taken_at is not None else 0.0
         seen: dict[str, _Seen] = {}
         rows: list[DomainRow] = []
         for domain in snapshot.domains:
@@ -140,7 +141,11 @@ class HostData:
                 if counters is None or prev[4] is counters:
                     rates = prev[3]
                     row = prev[5]
-                    if not keep_rows or row.rates is not rates or row.hypervisor != hypervisor:
+                    if keep_rows and row.hypervisor == hypervisor and (counters is None or prev[2] is None):
+                        seen[key] = prev  # standing still again: all as it was
+                        rows.append(row)
+                        continue
+                    if not keep_rows or row.hypervisor != hypervisor:
                         row = DomainRow(name, hypervisor, domain, rates, tags, taken)
                 else:  # the first poll it stood still: zero deltas from its own values
                     rates = compute_rates(
@@ -149,15 +154,16 @@ class HostData:
                         vcpus=domain.vcpus,
                         host_cpus=host_cpus,
                         gauges=domain.gauges,
-                        seconds=taken - prev[2],
+                        seconds=taken - (prev[2] if prev[2] is not None else last_poll),
                     )
                     row = DomainRow(name, hypervisor, domain, rates, tags, taken)
-                entry: _Seen = (domain, prev[1], taken if counters is not None else prev[2], rates, counters, row)
+                # Its counters are current as of this poll (None says so without a new time per poll).
+                entry: _Seen = (domain, prev[1], None if counters is not None else prev[2], rates, counters, row)
             else:
                 problem = _problem(domain)
                 if problem is not None:
                     raise GarbledOutput(name, f"bad sample: domain {domain.name!r:.60}: {problem}")
-                before, at = (prev[1], prev[2]) if prev is not None else (None, 0.0)
+                before, at = (None, 0.0) if prev is None else (prev[1], last_poll if prev[2] is None else prev[2])
                 rates = compute_rates(
                     before,
                     counters,

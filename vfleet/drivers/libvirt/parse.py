@@ -268,7 +268,7 @@ class RecordCache:
             else:
                 uuid = dom.UUIDString()
                 domain_id = -1 if state == _SHUTOFF else dom.ID()  # one C call fewer per off domain
-            snaps = facts.get(uuid)
+            snaps = facts.get(uuid) if facts else None
             small = stats if len(stats) <= SMALL_RECORD else None
             if (
                 prev is not None
@@ -278,11 +278,12 @@ class RecordCache:
                 and prev[1] == domain_id
                 and prev[4] == snaps
             ):
-                domain = prev[5]
+                kept[name] = prev  # all as it was: no new entry either
+                out.append(prev[5])
             else:
                 domain = domain_from_stats(name, uuid, domain_id, stats, taken_at, snaps)
-            kept[name] = (uuid, domain_id, state, small, snaps, domain)
-            out.append(domain)
+                kept[name] = (uuid, domain_id, state, small, snaps, domain)
+                out.append(domain)
         self._last = kept
         return tuple(out)
 
