@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import re
 import shlex
+import shutil
 import signal
 import time
 from collections.abc import Awaitable, Callable
@@ -325,6 +326,9 @@ class EsxiHost:
     snapshots: dict[int, list[EsxiSnap]] = field(default_factory=dict)  # vmid -> its snapshots, oldest first
     current: dict[int, int] = field(default_factory=dict)  # vmid -> current snapshot id
     next_snapshot: int = 1
+    # What `esxtop -b` prints (None: not installed): a real capture, see tests/fixtures/esxi/README.md.
+    esxtop: str | None = field(default_factory=lambda: (ESXI_FIXTURES / "esxtop-batch.csv").read_text())
+    esxtop_runs: list[str] = field(default_factory=list)  # the esxtop command lines, pipe included
 
     def __post_init__(self) -> None:
         self.shell = Shell(self.answer, join=shlex.join)
@@ -362,6 +366,8 @@ class EsxiHost:
                  "vim-cmd vmsvc/getallvms": "getallvms.txt"}
         if command in facts:
             return self.fixture(facts[command]), "", 0
+        if command.startswith("TERM=xterm esxtop "):
+            return await self._esxtop(command)
         if command == "esxcli vm process list":
             return self.processes(), "", 0
         kill = re.fullmatch(r"esxcli vm process kill --type (\w+) --world-id (\d+)", command)
@@ -383,6 +389,15 @@ class EsxiHost:
         if verb == "get.summary":
             return self.summary(vmid), "", 0
         return self._power(verb, vmid)
+
+    async def _esxtop(self, command: str) -> Answer:
+        """`esxtop ... | awk PROGRAM`: the driver's filter runs here on the capture, with busybox
+        awk (ESXi's) where installed, else the system's awk."""
+        self.esxtop_runs.append(command)
+        missing = "" if self.esxtop is not None else "sh: esxtop: not found\n"
+        stages = pipeline(command)
+        out, err, status = await run_filters(stages[1:], self.esxtop or "")
+        return out, missing + err, status
 
     def _power(self, verb: str, vmid: int) -> Answer:
         state = self.power[vmid]
@@ -484,6 +499,34 @@ class EsxiHost:
             if snap.parent is not None:
                 self.current[vmid] = snap.parent
         return self._tree(vmid, "Remove Snapshot"), "", 0
+
+
+def pipeline(command: str) -> list[list[str]]:
+    """`a x | b y` -> [["a", "x"], ["b", "y"]] (quoted words stay whole)."""
+    stages: list[list[str]] = [[]]
+    for word in shlex.split(command):
+        if word == "|":
+            stages.append([])
+        else:
+            stages[-1].append(word)
+    return stages
+
+
+async def run_filters(stages: list[list[str]], text: str) -> Answer:
+    """Run the filter stages of a host pipeline on `text` (awk: as busybox where installed, as on ESXi)."""
+    data, errors = text.encode(), ""
+    for stage in stages:
+        if stage[0] != "awk":
+            return "", f"sh: {stage[0]}: not found\n", 127
+        argv = ["busybox", *stage] if shutil.which("busybox") else stage
+        process = await asyncio.create_subprocess_exec(
+            *argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        )
+        data, err = await process.communicate(data)
+        errors += err.decode()
+        if process.returncode:
+            return data.decode(), errors, process.returncode
+    return data.decode(), errors, 0
 
 
 @dataclass

@@ -6,11 +6,15 @@ import pytest
 
 from vfleet.core.aggregates import (
     fleet_summary_record,
+    has_nodes,
     host_summary_record,
     memory_text,
+    node_lines,
+    node_summary_record,
     short_bytes,
     summarize_fleet,
     summarize_host,
+    summarize_nodes,
     summary_cells,
 )
 from vfleet.core.engine import HostView
@@ -23,6 +27,7 @@ from vfleet.core.models import (
     HostHealth,
     HostStatus,
     MemorySource,
+    NodeFacts,
     PowerState,
 )
 
@@ -40,8 +45,10 @@ def row(
     used: int | None = GIB,
     host_cpu: float | None = 10.0,
     contention: float | None = None,
+    node: str | None = None,
 ) -> DomainRow:
     domain = Domain(
+        node=node,
         name=name,
         state=state,
         raw_state=state.value,
@@ -186,3 +193,64 @@ def test_an_empty_or_silent_fleet_has_unknown_totals() -> None:
 def test_short_bytes_keeps_the_unit_within_five_characters(value: float | None, text: str) -> None:
     assert short_bytes(value) == text
     assert len(text) <= 5
+
+
+def pool() -> HostView:
+    """A pool of 32 CPUs: n1 16 CPUs, n2 and n3 8 each; CPU shares are of the whole pool's 32."""
+    nodes = (NodeFacts("n1", 16, 64 * GIB), NodeFacts("n2", 8, 32 * GIB), NodeFacts("n3", 8, 32 * GIB))
+    rows = [
+        row("p", "a", vcpus=4, host_cpu=10.0, contention=2.0, node="n1"),  # 20 % of n1
+        row("p", "b", vcpus=8, used=2 * GIB, host_cpu=5.0, contention=6.0, node="n1"),  # 10 % of n1
+        row("p", "c", vcpus=2, host_cpu=2.5, node="n2"),  # 10 % of n2
+        row("p", "halted", PowerState.OFF, used=None, host_cpu=None),  # runs nowhere
+        row("p", "e", host_cpu=5.0, node="n9"),  # on a server the facts do not list
+    ]
+    base = view("p", rows, cpus=32, memory=128 * GIB)
+    return HostView(base.config, base.health, HostFacts("xen", cpus=32, memory_bytes=128 * GIB, nodes=nodes),
+                    base.rows, False, frozenset(), 1)
+
+
+def test_each_node_of_a_pool_is_summarized_on_its_own_capacity() -> None:
+    host = summarize_host(pool(), NOW)
+    assert host.domains == 5 and host.cpu_pct == pytest.approx(22.5)
+    n1, n2, n3, n9 = summarize_nodes(pool(), NOW)
+    assert [n.node for n in (n1, n2, n3, n9)] == ["n1", "n2", "n3", "n9"]  # the facts' order, then the rest
+    assert (n1.domains, n1.running, n1.cpus, n1.memory_total_bytes) == (2, 2, 16, 64 * GIB)
+    assert n1.cpu_pct == pytest.approx(30.0)  # (10 + 5) % of 32 CPUs is 30 % of 16
+    assert n1.vcpus == 12 and n1.vcpu_ratio == pytest.approx(0.75)
+    assert n1.mem_used_bytes == 3 * GIB and n1.mem_allocated_bytes == 8 * GIB
+    assert n1.contention_max_pct == 6.0 and n1.contention_avg_pct == 4.0
+    assert n2.cpu_pct == pytest.approx(10.0) and n2.vcpu_ratio == pytest.approx(0.25)
+    assert n2.contention_max_pct is None  # nobody reported it: unknown, not 0
+    assert n3.domains == 0 and n3.cpu_pct == 0.0 and n3.vcpus == 0  # an idle server: known zeros
+    assert n9.cpus is None and n9.cpu_pct is None and n9.cpu_reporting == 1 and n9.vcpu_ratio is None
+    assert sum(n.domains or 0 for n in (n1, n2, n3, n9)) == 4  # the halted VM counts in no node
+    record = node_summary_record(n1)
+    assert next(iter(record)) == "node" and record["node"] == "n1"
+    assert {k: v for k, v in record.items() if k != "node"} == host_summary_record(n1)
+    assert record["cpu_pct"] == 30.0 and record["domains"]["running"] == 2
+
+
+def test_a_single_host_has_no_nodes_and_a_silent_pool_none_yet() -> None:
+    assert summarize_nodes(kvm1(), NOW) == () and not has_nodes(kvm1())
+    assert has_nodes(pool())
+    silent = pool()
+    silent = HostView(silent.config, HostHealth(HostStatus.CONNECTING), silent.facts, (), False, frozenset(), 1)
+    assert summarize_nodes(silent, NOW) == ()
+
+
+def test_node_lines_align_a_header_and_a_line_per_server() -> None:
+    lines = node_lines(summarize_nodes(pool(), NOW))
+    assert lines[0].split() == ["NODE", "CPU%", "MEM", "use/alloc/tot", "COMMIT", "CONT%", "DOMS"]
+    assert lines[1].split() == ["n1", "30.0", "3.0G/8.0G/64G", "0.75x", "6.0", "2/2"]
+    assert lines[3].split() == ["n3", "0.0", "0B/0B/32G", "0.00x", "-", "0/0"]
+    assert len({len(line) for line in lines}) == 1  # aligned
+    assert node_lines(()) == []
+
+
+def test_a_hostile_server_name_is_escaped_in_node_lines() -> None:
+    base = pool()
+    rows = (row("p", "x", node="esx\x1b]0;PWNED\x07-1"),)
+    hostile = HostView(base.config, base.health, base.facts, rows, False, frozenset(), 1)
+    lines = node_lines(summarize_nodes(hostile, NOW))
+    assert "\x1b" not in "".join(lines) and "esx\\x1b]0;PWNED\\x07-1" in lines[-1]

@@ -76,6 +76,26 @@ def test_ok_with_perfdata_per_host_and_per_domain() -> None:
     assert {perf[label]["warn"] for label in perf if label.endswith(" disk")} == {"5000000000000"}  # no exponent
 
 
+def test_per_node_judges_each_pool_server_and_a_single_host_as_itself() -> None:
+    run = check("--demo", "check", "--host", "xcp-pool-1", "--host", "kvm-ams-1", "--per", "node",
+                "-m", "cpu", "-m", "contention", "-m", "net", "-w", "cpu=0:100", "-c", "cpu=0:100", "-o", "json")
+    doc = json.loads(run.stdout)
+    labels = {p["label"] for p in doc["perfdata"]}
+    assert {"xcp-pool-1/xcp-01 cpu", "xcp-pool-1/xcp-02 cpu", "kvm-ams-1 cpu"} <= labels
+    assert "xcp-pool-1 cpu" not in labels  # the pool is judged by its servers, not as one
+    contention = {p["label"]: p["value"] for p in doc["perfdata"] if p["label"].endswith(" contention")}
+    assert set(contention) >= {"xcp-pool-1/xcp-01 contention", "xcp-pool-1/xcp-02 contention"}  # both report it
+    assert {p["label"].split(" ")[0] for p in doc["perfdata"] if p["label"].endswith(" net")} == {
+        "xcp-pool-1/xcp-01", "xcp-pool-1/xcp-02", "kvm-ams-1"}  # rates: the sum over each server's domains
+    run = check("--demo", "check", "--host", "xcp-pool-1", "--per", "node", "-m", "contention",
+                "-w", "contention=~:0", "-o", "json")
+    doc = json.loads(run.stdout)
+    assert doc["status"] == "WARNING" and run.returncode == 1
+    assert {(p["host"], p["node"], p["domain"]) for p in doc["problems"]} <= {
+        ("xcp-pool-1", "xcp-01", None), ("xcp-pool-1", "xcp-02", None)}
+    assert doc["problems"][0]["message"].startswith("contention ")
+
+
 def test_warning_from_an_inside_range_and_its_long_output() -> None:
     run = check("--demo", "check", "--host", "kvm-ams-1", "--per", "domain", "--state", "running",
                 "-m", "cpu", "-w", "@0:100", "-c", "~:")

@@ -118,3 +118,34 @@ def test_top_table_frames_open_with_the_fleet_and_host_aggregates(inventory: Pat
         assert s1[6] == "6/8" and s2[6] == "4/5"
         assert dead[:8] == ["dead", "down", "-", "-/-/-", "-", "-", "-", "xen"]  # xen, not its driver's name
         assert any(line.split()[:3] == ["HOST", "HV", "NAME"] for line in lines[header + 4 :])
+
+
+def test_a_pool_reports_each_servers_summary_against_its_domain_records(tmp_path: Path) -> None:
+    path = tmp_path / "pool.yaml"
+    path.write_text("hosts:\n  - {name: pool, driver: sim, options: {flavour: xapi, nodes: 3, domains: 12, seed: 3}}\n")
+    run = vfleet("-i", str(path), "status", "-o", "json", "--interval", "0.5")
+    assert run.returncode == 0, run.stderr
+    doc = json.loads(run.stdout)
+    (host,) = doc["hosts"]
+    nodes = {n["node"]: n for n in host["nodes"]}
+    assert list(nodes) == ["pool-01", "pool-02", "pool-03"]
+    assert host["summary"]["cpus"] == sum(n["cpus"] for n in nodes.values())
+    for name, node in nodes.items():
+        mine = [d for d in doc["domains"] if d["node"] == name]
+        running = [d for d in mine if d["state"] == "running"]
+        assert node["domains"]["total"] == len(mine) and node["domains"]["running"] == len(running)
+        assert node["vcpus"] == sum(d["vcpus"] for d in running)
+        assert node["vcpu_ratio"] == round(node["vcpus"] / node["cpus"], 2)
+        # each domain's share is of the whole pool's CPUs: on one server it weighs pool/server times more
+        scale = host["summary"]["cpus"] / node["cpus"]
+        assert node["cpu_pct"] == pytest.approx(sum(d["cpu_host_pct"] for d in running) * scale, abs=0.2)
+        assert node["contention_max_pct"] == max((d["contention_pct"] for d in running), default=None)
+    halted = [d for d in doc["domains"] if d["state"] == "off"]
+    assert halted and all(d["node"] is None for d in halted)  # XAPI: a halted VM runs on no server
+    assert sum(n["domains"]["total"] for n in nodes.values()) == len(doc["domains"]) - len(halted)
+
+    run = vfleet("-i", str(path), "top", "-b", "-n", "1", "-d", "0.3", "-o", "table")
+    lines = run.stdout.splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith("pool "))
+    assert [lines[at + i].split()[:2] for i in (1, 2, 3)] == [["└", f"pool-0{i}"] for i in (1, 2, 3)]
+    assert any(line.split()[:3] == ["HOST", "NODE", "HV"] for line in lines)  # the domains' NODE column

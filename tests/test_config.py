@@ -72,7 +72,7 @@ def test_an_empty_file_is_every_default() -> None:
         ("interval: 0.05\n", 1, "interval", "must be at least 0.2"),
         ("interval: soon\n", 1, "interval", "expected a number"),
         ("sort: {direction: asc}\n", 1, "sort.column", "missing required key"),
-        ("sort: {column: spark}\n", 1, "sort.column", "expected one of: host, hv, name"),
+        ("sort: {column: spark}\n", 1, "sort.column", "expected one of: host, hv, node, name"),
         ("sort:\n  column: cpu\n  direction: up\n", 3, "sort.direction", "expected one of: asc, desc"),
         ("columns: []\n", 1, "columns", "expected a non-empty list of columns"),
         ("columns:\n  - host\n  - cpuu\n", 3, "columns[1]", "unknown column 'cpuu'"),

@@ -15,11 +15,11 @@ import shlex
 import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from tmuxterm import TmuxPane
 
 from conftest import ROOT, need_backend
 
@@ -79,9 +79,11 @@ def con_guest(_con_connection: object, testbed: dict[str, str]) -> str:
     return CON
 
 
-class Term:
+class Term(TmuxPane):
+    patience = 60.0  # a guest may still be booting
+
     def __init__(self, command: str, tmp: Path) -> None:
-        self.session = f"vfleet-con-{uuid.uuid4().hex[:8]}"
+        super().__init__("vfleet-con")
         self.tmp = tmp
         # stty -g before and after: the terminal settings must come back exactly
         script = f"stty -g > {tmp}/before; {command}; echo EXIT=$?; stty -g > {tmp}/after; sleep 600"
@@ -91,37 +93,12 @@ class Term:
             timeout=10,
         )
 
-    def run(self, *args: str) -> str:
-        return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True, timeout=10).stdout
-
-    def screen(self) -> str:
-        return self.run("capture-pane", "-p", "-t", self.session)
-
-    def keys(self, *keys: str) -> None:
-        self.run("send-keys", "-t", self.session, *keys)
-
-    def text(self, text: str) -> None:
-        self.run("send-keys", "-t", self.session, "-l", text)
-
-    def wait_for(self, check: Callable[[str], bool], what: str, timeout: float = 60.0) -> str:
-        deadline = time.monotonic() + timeout
-        while True:
-            screen = self.screen()
-            if check(screen):
-                return screen
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; the screen was:\n{screen}")
-            time.sleep(0.1)  # another process's output: nothing to await
-
     def stty_restored(self) -> bool:
         before, after = self.tmp / "before", self.tmp / "after"
         deadline = time.monotonic() + 10
         while not (after.exists() and after.read_text()) and time.monotonic() < deadline:
             time.sleep(0.05)
         return before.read_text() == after.read_text() != ""
-
-    def kill(self) -> None:
-        subprocess.run(["tmux", "kill-session", "-t", self.session], check=False, capture_output=True, timeout=10)
 
 
 def vfleet(inventory: Path, audit: Path, *args: str) -> str:
@@ -275,7 +252,10 @@ def test_the_tui_hands_the_terminal_over_and_comes_back_as_it_was(
     term.text("/vfleet-\r")
     term.wait_for(lambda s: "filter 'vfleet-': 3 shown" in s, "the filter")
     term.keys("Down", "Down")
-    time.sleep(0.5)  # two key presses to be taken in; nothing on screen says they were
+    deadline = time.monotonic() + 30
+    while not term.cursor_on(con_guest, "vfleet-t1", "vfleet-t2"):
+        assert time.monotonic() < deadline, term.screen()
+        time.sleep(0.1)  # another process's screen: nothing to await
     term.keys("o")
     _session(term)
     term.keys("C-]")

@@ -17,6 +17,8 @@ from sshhost import EsxiHost, Keys, SshTestServer, XenHost
 from toy_plugin import installed
 from vcsim_fixture import PASSWORD, USER, VCSIM_BIN, start_vcsim
 from vfleet.core.models import HostConfig, TlsSettings
+from vfleet.drivers import registry
+from vfleet.drivers.base import Capability
 from vfleet.testing.driver_contract import DriverContract, Subject
 
 PASSWORD_ENV = "VFLEET_CONTRACT_ESX_PASSWORD"
@@ -62,3 +64,12 @@ class TestThirdPartyDriver(DriverContract):
     def subject(self, tmp_path: Path) -> Iterator[Subject]:
         with installed(tmp_path):
             yield Subject(HostConfig(name="toy1", driver="toy", options={"domains": 5, "latency": 0.001}))
+
+
+def test_sim_hosts_suspend_where_the_hypervisor_they_play_does() -> None:
+    """The demo's ESXi and XCP-ng hosts offer suspend; its KVM and Xen (xl) hosts say why not, as the real drivers."""
+    def capabilities(flavour: str) -> frozenset[Capability]:
+        driver = registry.create_driver(HostConfig(name=f"s-{flavour}", driver="sim", options={"flavour": flavour}))
+        return type(driver).capabilities
+
+    assert {f for f in ("kvm", "xen", "esxi", "xapi") if Capability.SUSPEND in capabilities(f)} == {"esxi", "xapi"}

@@ -31,6 +31,7 @@ from vfleet.core.errors import (
 )
 from vfleet.core.models import Domain, DomainRef, HostConfig, HostStatus, MemorySource, PowerState, TlsSettings, Verb
 from vfleet.drivers.esxi import vsphere_map as vm_map
+from vfleet.drivers.tls import parse_thumbprint
 
 PASSWORD_ENV = "VFLEET_TEST_VCSIM_PASSWORD"
 WRONG_PASSWORD = "Wr0ng-Secret-4711"
@@ -468,9 +469,9 @@ def test_perf_gauges_units() -> None:
     [("AB:" * 31 + "AB", "sha256"), ("ab" * 20, "sha1"), ("SHA256 Fingerprint=" + "0F:" * 31 + "0F", "sha256")],
 )
 def test_thumbprint_forms(text: str, algorithm: str) -> None:
-    assert vm_map.parse_thumbprint(text)[0] == algorithm
+    assert parse_thumbprint(text)[0] == algorithm
 
 
 def test_bad_thumbprint_is_rejected() -> None:
     with pytest.raises(ValueError, match="neither"):
-        vm_map.parse_thumbprint("ab" * 19)
+        parse_thumbprint("ab" * 19)

@@ -1,10 +1,15 @@
 """The esxi_ssh driver over real SSH against a test host serving the hand-written
-ESXi outputs in tests/fixtures/esxi (no real ESXi captures exist here: see its README)."""
+ESXi outputs in tests/fixtures/esxi (no real vim-cmd captures exist here: see its README),
+and a real esxtop batch capture, cut down by the driver's own awk program."""
 
 from __future__ import annotations
 
+import asyncio
+import json
+import logging
+import sys
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -13,8 +18,9 @@ import pytest
 from sshhost import EsxiHost, Keys, SshTestServer
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.errors import ActionFailed, AuthFailed, DomainNotFound, DriverTimeout, GarbledOutput
-from vfleet.core.models import DomainRef, HostSnapshot, HostStatus, MemorySource, PowerState, Verb
-from vfleet.drivers.esxi.ssh import EsxiSshDriver
+from vfleet.core.models import Domain, DomainRef, HostSnapshot, HostStatus, MemorySource, PowerState, Verb
+from vfleet.drivers.esxi.esxtop import MEBI
+from vfleet.drivers.esxi.ssh import ESXTOP_MAX_AGE_S, EsxiSshDriver
 from vfleet.drivers.registry import create_driver
 
 MIB = 1024 * 1024
@@ -61,8 +67,9 @@ async def test_poll_batches_all_summaries_into_one_command(driver: EsxiSshDriver
                                                            server: SshTestServer) -> None:
     before = len(esx.shell.lines)
     snapshot = await driver.poll()
-    lines = esx.shell.lines[before:]
-    # two round trips, and on the first poll (then every 10th) a third for the snapshot facts
+    lines = [line for line in esx.shell.lines[before:] if not line.startswith("TERM=xterm esxtop")]
+    # two round trips, and on the first poll (then every 10th) a third for the snapshot facts;
+    # esxtop runs on a channel of its own beside them (test_esxtop_* below)
     assert len(lines) == 3 and lines[1].count("vim-cmd vmsvc/get.summary") == 4
     assert lines[2].count("vim-cmd vmsvc/snapshot.get") == 4
     by_name = {d.name: d for d in snapshot.domains}
@@ -86,6 +93,8 @@ async def test_lifecycle(driver: EsxiSshDriver, esx: EsxiHost) -> None:
         (Verb.REBOOT, "web01", PowerState.RUNNING, "vim-cmd vmsvc/power.reboot 1"),
         (Verb.RESET, "web01", PowerState.RUNNING, "vim-cmd vmsvc/power.reset 1"),
         (Verb.PAUSE, "web01", PowerState.SUSPENDED, "vim-cmd vmsvc/power.suspend 1"),
+        (Verb.RESUME, "web01", PowerState.RUNNING, "vim-cmd vmsvc/power.on 1"),
+        (Verb.SUSPEND, "web01", PowerState.SUSPENDED, "vim-cmd vmsvc/power.suspend 1"),
         (Verb.RESUME, "web01", PowerState.RUNNING, "vim-cmd vmsvc/power.on 1"),
         (Verb.FORCE_OFF, "web01", PowerState.OFF, "vim-cmd vmsvc/power.off 1"),
         (Verb.RESUME, "win #2", PowerState.RUNNING, "vim-cmd vmsvc/power.on 4"),
@@ -251,3 +260,120 @@ async def test_snapshot_facts_every_tenth_poll_and_right_after_an_operation(driv
     await driver.perform(Verb.SNAPSHOT_CREATE, DomainRef.named("web01"), params=SnapshotParams("new"))
     assert web(await driver.poll())[0] == 2  # no waiting for the cadence after our own operation
     assert sum("snapshot.get" in line for line in esx.shell.lines) == reads + 2  # the create's own read, the poll's
+
+
+def by_name(snapshot: HostSnapshot) -> dict[str, Domain]:
+    return {d.name: d for d in snapshot.domains}
+
+
+async def test_esxtop_fills_disk_net_and_contention(driver: EsxiSshDriver, esx: EsxiHost) -> None:
+    domains = by_name(await driver.poll())
+    (run,) = [line for line in esx.shell.lines if "esxtop" in line]
+    assert run.startswith("TERM=xterm esxtop -b -n 2 -d 2 | awk 'function whole(")
+    web = domains["web01"].gauges
+    assert web is not None  # the values of the capture's last sample (tests/test_esxtop.py reads them)
+    assert web.cpu_percent == pytest.approx(100 * 523 / 4788)  # still from get.summary
+    assert web.contention_percent == pytest.approx(2.15 / 2)
+    assert (web.disk_read_bps, web.disk_write_bps) == (0.32 * MEBI, 0.05 * MEBI)
+    assert (web.disk_read_iops, web.disk_write_iops) == (4.02, 9.24)
+    assert (web.net_rx_bps, web.net_tx_bps) == (pytest.approx(10.44 * 174), pytest.approx(10.44 * 600))
+    vcls = domains["vCLS-4c4c4544-0033-4b10 (1)"].gauges
+    assert vcls is not None and vcls.net_tx_bps == pytest.approx(2.61 * 54 + 25.50 * 335)  # two vNICs
+    assert domains["db server (primary)"].gauges is None and domains["win #2"].gauges is None  # not running
+
+
+async def test_esxtop_missing_keeps_the_poll_and_says_so_once(driver: EsxiSshDriver, esx: EsxiHost,
+                                                              caplog: pytest.LogCaptureFixture) -> None:
+    esx.esxtop = None
+    with caplog.at_level(logging.WARNING, logger="vfleet.drivers.esxi.ssh"):
+        polls = [by_name(await driver.poll()) for _ in range(3)]
+    for domains in polls:
+        web = domains["web01"].gauges
+        assert web is not None and web.cpu_percent is not None
+        assert (web.contention_percent, web.disk_read_bps, web.net_rx_bps) == (None, None, None)
+    said = [r.getMessage() for r in caplog.records if "esxtop" in r.getMessage()]
+    assert said == ["esx1: esxtop is not on this host (disk, network and contention stay empty)"]
+    assert len(esx.esxtop_runs) == 1  # not asked again
+
+
+async def test_a_failing_esxtop_is_reported_once_and_retried(driver: EsxiSshDriver, esx: EsxiHost,
+                                                             caplog: pytest.LogCaptureFixture) -> None:
+    lines = esx.fixture("esxtop-batch.csv").splitlines(keepends=True)
+    esx.esxtop = lines[0] + lines[1].replace('","', '","x","', 1)  # a row wider than its header
+    with caplog.at_level(logging.WARNING, logger="vfleet.drivers.esxi.ssh"):
+        first = by_name(await driver.poll())
+        await poll_until(driver, lambda _: len(esx.esxtop_runs) >= 3)
+    assert first["web01"].gauges is not None and first["web01"].gauges.net_rx_bps is None
+    said = [r.getMessage() for r in caplog.records if "esxtop" in r.getMessage()]
+    assert said == ["esx1: esxtop's sample has a different column count from its header (a VM name with a quote?) "
+                    "(disk, network and contention stay empty)"]
+    esx.esxtop = esx.fixture("esxtop-batch.csv")  # esxtop recovers: so do the fields
+    await poll_until(driver, lambda domains: domains["web01"].gauges.net_rx_bps is not None)  # type: ignore[union-attr]
+
+
+async def poll_until(driver: EsxiSshDriver, ready: Callable[[dict[str, Domain]], bool], timeout: float = 10.0) -> None:
+    """Poll (as the engine would) until `ready` holds for the domains; a poll every 0.1 s inside a deadline."""
+    deadline = time.monotonic() + timeout
+    while not ready(by_name(await driver.poll())):
+        assert time.monotonic() < deadline, "condition not reached"
+        await asyncio.sleep(0.1)
+
+
+async def test_a_slow_esxtop_holds_only_the_first_poll(driver: EsxiSshDriver, esx: EsxiHost) -> None:
+    esx.delays = {"TERM=xterm esxtop": 1.5}  # about what -n 2 -d 2 takes on a host, less the first sample
+    started = time.monotonic()
+    first = by_name(await driver.poll())
+    assert time.monotonic() - started >= 1.5 and first["web01"].gauges is not None
+    assert first["web01"].gauges.net_rx_bps is not None  # one `vfleet status` shows the fields
+    for _ in range(3):
+        started = time.monotonic()
+        later = by_name(await driver.poll())
+        assert time.monotonic() - started < 1.0  # later polls take the newest finished sample
+        assert later["web01"].gauges is not None and later["web01"].gauges.net_rx_bps is not None
+    assert driver.esxtop.runs == 2  # one run in flight at a time
+
+
+async def test_an_old_esxtop_sample_is_not_shown_as_current(driver: EsxiSshDriver, esx: EsxiHost) -> None:
+    assert by_name(await driver.poll())["web01"].gauges.net_rx_bps is not None  # type: ignore[union-attr]
+    esx.delays = {"TERM=xterm esxtop": 30}  # the next run hangs
+    later = time.monotonic() + ESXTOP_MAX_AGE_S + 1
+    driver.esxtop.clock = lambda: later
+    web = by_name(await driver.poll())["web01"].gauges
+    assert web is not None and web.cpu_percent is not None and web.net_rx_bps is None
+
+
+async def test_status_json_shows_disk_net_and_contention(server: SshTestServer, tmp_path: Path) -> None:
+    """`vfleet status -o json` in a process of its own: one poll, the esxtop fields filled."""
+    inventory = tmp_path / "fleet.yaml"
+    inventory.write_text(
+        "hosts:\n  - name: esx1\n    driver: esxi_ssh\n    address: 127.0.0.1\n"
+        f"    port: {server.port}\n    user: root\n"
+        f"    ssh: {{agent: false, config: false, key_file: '{server.key_file}', known_hosts: '{server.known_hosts}'}}\n"
+    )
+
+    # an async subprocess: the SSH test host answers from this very event loop
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "vfleet", "-i", str(inventory), "status", "-o", "json",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE)
+    out, err = await asyncio.wait_for(proc.communicate(), 60)
+    assert proc.returncode == 0, err.decode()
+    rows = {d["name"]: d for d in json.loads(out)["domains"]}
+    web = rows["web01"]
+    assert web["contention_pct"] == pytest.approx(2.15 / 2, abs=0.01)
+    assert (web["disk_read_iops"], web["disk_write_iops"]) == (4.0, 9.2)  # the report rounds to 0.1
+    assert web["disk_read_bps"] == pytest.approx(0.32 * MEBI, abs=1) and web["net_tx_bps"] == pytest.approx(6264, abs=1)
+    assert rows["db server (primary)"]["net_rx_bps"] is None
+
+
+async def test_a_recording_holds_esxtop_and_replays_its_figures(driver: EsxiSshDriver) -> None:
+    """`vfleet debug record`: the esxtop run (one command line, as recordings need) and its answer are in
+    the recording, and the replay through the driver's own parsing gives the same figures."""
+    from vfleet.drivers.replay import replay
+
+    await driver.poll()  # a run may be in flight when the recording starts: the recording gets its own
+    files = await driver.record_poll()
+    assert files["commands.txt"].count("### host$ TERM=xterm esxtop -b -n 2 -d 2 | awk ") == 1
+    polled = by_name(await driver.poll())
+    replayed = by_name(await replay(driver.config, files))
+    for name in ("web01", "vCLS-4c4c4544-0033-4b10 (1)"):
+        assert replayed[name].gauges == polled[name].gauges and replayed[name].gauges is not None

@@ -9,12 +9,14 @@ import socket
 import subprocess
 import sys
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, generate_latest
 from promstack import wait_for
 
 from vfleet.cli.export import _Snapshot
+from vfleet.core.demo import demo_inventory
 from vfleet.core.engine import HostView
 from vfleet.core.errors import UsageError
 from vfleet.core.exposition import (
@@ -26,7 +28,16 @@ from vfleet.core.exposition import (
     shard_of,
 )
 from vfleet.core.metrics import DomainRow
-from vfleet.core.models import Domain, DomainRates, HostConfig, HostFacts, HostHealth, HostStatus, PowerState
+from vfleet.core.models import (
+    Domain,
+    DomainRates,
+    HostConfig,
+    HostFacts,
+    HostHealth,
+    HostStatus,
+    NodeFacts,
+    PowerState,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -134,6 +145,39 @@ def test_health_families_and_a_down_host_has_no_domain_series() -> None:
     assert written <= METRIC_NAMES | {n + "_total" for n in METRIC_NAMES}
 
 
+def test_a_pool_exports_a_node_label_on_domain_info_and_a_series_per_server() -> None:
+    doms = [
+        Domain(name="a", state=PowerState.RUNNING, raw_state="Running", uuid="ka", vcpus=2, node="xcp-01"),
+        Domain(name="b", state=PowerState.RUNNING, raw_state="Running", uuid="kb", vcpus=2, node="xcp-01"),
+        Domain(name="halted", state=PowerState.OFF, raw_state="Halted", uuid="kh", vcpus=2),  # on no server
+        Domain(name="c", state=PowerState.RUNNING, raw_state="Running", uuid="kc", vcpus=2, node="odd\x1b"),
+    ]
+    plain = view("pool", HostStatus.UP, doms, last_ok=99.5)
+    nodes = (NodeFacts("xcp-01", 16, 64 << 30), NodeFacts("xcp-02", 8, None))
+    pool = replace(plain, facts=replace(plain.facts, nodes=nodes))
+    text = exposition_text([pool])
+    lines = {
+        line.rsplit(" ", 1)[0]: float(line.rsplit(" ", 1)[1]) for line in text.splitlines() if not line.startswith("#")
+    }
+    base = 'driver="libvirt",host="pool",hypervisor="kvm"'
+    for node, cpus, domains in (("xcp-01", 16.0, 2.0), ("xcp-02", 8.0, 0.0)):
+        assert lines[f'vfleet_node_info{{{base},node="{node}"}}'] == 1.0
+        assert lines[f'vfleet_node_cpus{{{base},node="{node}"}}'] == cpus
+        assert lines[f'vfleet_node_domains{{{base},node="{node}"}}'] == domains
+    assert lines[f'vfleet_node_memory_bytes{{{base},node="xcp-01"}}'] == float(64 << 30)
+    assert not any(k.startswith("vfleet_node_memory_bytes") and "xcp-02" in k for k in lines)  # unknown: left out
+    odd = 'node="odd\\\\x1b"'  # a server the facts do not list, its name escaped like every label value
+    assert lines[f"vfleet_node_domains{{{base},{odd}}}"] == 1.0
+    assert not any(k.startswith("vfleet_node_cpus") and "odd" in k for k in lines)
+    info = {k.split('domain="')[1].split('"')[0]: k for k in lines if k.startswith("vfleet_domain_info{")}
+    assert 'node="xcp-01"' in info["a"] and "node=" not in info["halted"]
+    # only the info series carries it: a domain's other series keep their identity when it moves
+    others = [k for k in lines if k.startswith("vfleet_domain_") and not k.startswith("vfleet_domain_info")]
+    assert others and not any("node=" in k for k in others)
+    single = view("single", HostStatus.UP, [doms[2]], last_ok=99.5)
+    assert not any(k.startswith("vfleet_node_") for k in exposition_text([single]).splitlines())  # no pool, no nodes
+
+
 def test_textfile_mode_writes_atomically_and_stops_cleanly_on_sigint(tmp_path: Path) -> None:
     target = tmp_path / "vfleet.prom"
     proc = subprocess.Popen(
@@ -146,7 +190,7 @@ def test_textfile_mode_writes_atomically_and_stops_cleanly_on_sigint(tmp_path: P
         wait_for(
             "the textfile has every demo host up",
             lambda: (
-                target.read_text().count("vfleet_host_up{") == 6
+                target.read_text().count("vfleet_host_up{") == len(demo_inventory().hosts)
                 and " 0.0\n"
                 not in "".join(ln for ln in target.read_text().splitlines(True) if ln.startswith("vfleet_host_up"))
             ),

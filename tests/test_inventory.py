@@ -100,7 +100,7 @@ def test_good_inventory_applies_defaults_then_groups_then_host() -> None:
         ("nodes: []\n", 1, "nodes", "unknown key"),
         ("defaults: &d {poll_interval: 2}\nhosts:\n  - {<<: *d, name: a, driver: sim}\n", 3, "hosts[a].<<", "merge keys"),
         # Driver options come from the driver's spec: types, choices and bounds.
-        ("hosts:\n  - name: a\n    driver: sim\n    options: {flavour: vmware}\n", 4, "hosts[a].options.flavour", "expected one of: kvm, xen, esxi"),
+        ("hosts:\n  - name: a\n    driver: sim\n    options: {flavour: vmware}\n", 4, "hosts[a].options.flavour", "expected one of: kvm, xen, esxi, xapi"),
         ("hosts:\n  - name: a\n    driver: sim\n    options: {domains: -1}\n", 4, "hosts[a].options.domains", "must be at least 0"),
         ("hosts:\n  - name: a\n    driver: sim\n    options: {latency: fast}\n", 4, "hosts[a].options.latency", "expected a number"),
         # YAML that PyYAML accepts but an inventory must not: each a one-line error, never exit 70.
@@ -136,7 +136,7 @@ def test_example_inventory_is_valid_and_mixes_hypervisors() -> None:
     example = Path(__file__).parent.parent / "inventory.example.yaml"
     inv = inventory.load(example)
     drivers = {h.driver for h in inv.hosts}
-    assert {"libvirt", "xen_xl", "esxi_api", "esxi_ssh"} <= drivers
+    assert {"libvirt", "xen_xl", "xapi", "esxi_api", "esxi_ssh"} <= drivers
 
 
 def _run_cli(

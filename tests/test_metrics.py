@@ -51,6 +51,18 @@ def test_first_sample_has_no_rates_but_keeps_gauges() -> None:
     assert rates.cpu_percent == 40.0 and rates.cpu_host_percent == 20.0 and rates.net_rx_bps == 7.0
 
 
+def test_iops_gauges_fill_in_where_there_are_no_request_counters() -> None:
+    """esxi_ssh's esxtop gives IOPS as rates: shown from the first poll; counters, where a driver has them, win."""
+    gauges = DomainGauges(disk_read_iops=4.02, disk_write_iops=9.24)
+    first = compute_rates(None, DomainCounters(1.0), vcpus=2, host_cpus=4, gauges=gauges)
+    assert (first.disk_read_iops, first.disk_write_iops) == (4.02, 9.24)
+    later = compute_rates(DomainCounters(1.0), DomainCounters(3.0), vcpus=2, host_cpus=4, gauges=gauges)
+    assert (later.disk_read_iops, later.disk_write_iops) == (4.02, 9.24)
+    counted = compute_rates(DomainCounters(1.0, disk_read_reqs=10), DomainCounters(3.0, disk_read_reqs=30),
+                            vcpus=2, host_cpus=4, gauges=gauges)
+    assert (counted.disk_read_iops, counted.disk_write_iops) == (10.0, 9.24)
+
+
 counter = st.one_of(st.none(), st.integers(min_value=0, max_value=2**64 - 1))
 
 

@@ -163,3 +163,30 @@ def test_params_and_progress_line_on_a_terminal() -> None:
     text = stream.getvalue()
     assert text.count("\r\x1b[2K") == 2 and text.endswith("2/2 done, 1 not moved; last a/db1\n")
     assert "\x1b[2J" not in text  # remote names are escaped
+
+
+def test_a_move_inside_a_vcenter_is_checked_against_the_servers_own_room() -> None:
+    from vfleet.core.engine import HostView
+    from vfleet.core.metrics import DomainRow
+    from vfleet.core.migration import Preflight
+    from vfleet.core.models import Domain, DomainRates, HostFacts, HostHealth, HostStatus, NodeFacts
+
+    gib = 1 << 30
+
+    def vm(name: str, node: str, memory: int) -> DomainRow:
+        domain = Domain(name, PowerState.RUNNING, "poweredOn", uuid=f"vm-{name}", vcpus=4,
+                        memory_current_bytes=memory * gib, node=node)
+        return DomainRow("vc", "esxi", domain, DomainRates(), frozenset(), 0.0)
+
+    rows = (vm("big", "esx-1", 20), vm("small", "esx-1", 2), vm("resident", "esx-2", 14))
+    # the cluster has 48 GiB free in all, but esx-2 only 2 of its 16
+    facts = HostFacts("esxi", cpus=16, memory_bytes=64 * gib, nodes=(
+        NodeFacts("esx-1", 8, 48 * gib), NodeFacts("esx-2", 8, 16 * gib)))
+    vc = HostView(HostConfig("vc", "esxi_api"), HostHealth(HostStatus.UP, last_ok_at=0.0), facts, rows, False,
+                  frozenset(), 1)
+    check = Preflight({"vc": vc}, MigrateParams("vc", "esx-2"))
+    refused = check.check(vc, rows[0].domain)
+    assert refused.refused == "vc/esx-2 has 2.0G free, big needs 20.0G"
+    fits = check.check(vc, rows[1].domain)
+    assert fits.refused is None and "memory 2.0G, 0.0G free after" in fits.notes
+    assert "vCPU commit 1.00 after" in fits.notes  # resident's 4 and small's 4 on esx-2's 8 (big took none)

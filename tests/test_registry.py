@@ -93,7 +93,7 @@ def test_an_unknown_driver_lists_the_third_party_ones_too(tmp_path: Path) -> Non
         inventory.parse("hosts:\n  - name: t1\n    driver: tooy\n", "f.yaml")
     assert str(caught.value) == (
         "f.yaml:3: hosts[t1].driver: unknown driver 'tooy' "
-        "(expected one of: libvirt, xen_xl, esxi_api, esxi_ssh, sim, toy, toy_broken, toy_needy)"
+        "(expected one of: libvirt, xen_xl, esxi_api, esxi_ssh, sim, xapi, toy, toy_broken, toy_needy)"
     )
 
 

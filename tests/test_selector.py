@@ -17,8 +17,10 @@ HOSTS = {
 HYPERVISOR = {"KVM-Ams-1": "kvm", "esx-fra-1": "esxi", "xen-1": "xen"}
 
 
-def row(host: str, name: str, state: PowerState = PowerState.RUNNING, cpu: float | None = None) -> DomainRow:
-    domain = Domain(name, state, state.value, vcpus=2)
+def row(
+    host: str, name: str, state: PowerState = PowerState.RUNNING, cpu: float | None = None, node: str | None = None
+) -> DomainRow:
+    domain = Domain(name, state, state.value, vcpus=2, node=node)
     return DomainRow(host, HYPERVISOR[host], domain, DomainRates(cpu_percent=cpu), HOSTS[host].tags, 0.0)
 
 
@@ -26,8 +28,8 @@ ROWS = [
     row("KVM-Ams-1", "Web-01", cpu=90.0),
     row("KVM-Ams-1", "web-010", cpu=10.0),
     row("KVM-Ams-1", "db-01", PowerState.OFF),
-    row("esx-fra-1", "WEB-02", PowerState.PAUSED, cpu=0.0),
-    row("esx-fra-1", "ci-01", cpu=50.0),
+    row("esx-fra-1", "WEB-02", PowerState.PAUSED, cpu=0.0, node="esx-01"),  # a vCenter's servers
+    row("esx-fra-1", "ci-01", cpu=50.0, node="ESX-02"),
     row("xen-1", "mail-01", PowerState.CRASHED),
 ]
 
@@ -59,6 +61,12 @@ def names(text: str, bare: str = "text") -> list[str]:
         ("CPU>=50", ["Web-01", "ci-01"]),
         ("re:^(web|db)-01$", ["Web-01", "db-01"]),  # a regex keeps its own `|`
         ("ci|re:^mail", ["ci-01", "mail-01"]),
+        ("node:esx-0*", ["WEB-02", "ci-01"]),  # the server a domain runs on, any case
+        ("node:esx-02", ["ci-01"]),
+        ("node:*", ["WEB-02", "ci-01"]),  # a domain on no server never matches, not even *
+        ("!node:esx-01", ["Web-01", "web-010", "db-01", "ci-01", "mail-01"]),  # ! as for every key
+        ("node:esx-02|state:off", ["db-01", "ci-01"]),
+        ("web node:esx*", ["WEB-02"]),
     ],
 )
 def test_terms(text: str, expected: list[str]) -> None:

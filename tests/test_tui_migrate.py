@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from test_tui_fleet import SIZE
-from test_tui_support import QUIET_AGE, until
+from test_tui_support import QUIET_AGE, goto, rows_of, until
 from textual.pilot import Pilot
 from textual.widgets import Checkbox, Input, OptionList, Static
 
@@ -19,7 +19,6 @@ from vfleet.core.config import Config
 from vfleet.core.demo import demo_inventory
 from vfleet.core.engine import Fleet
 from vfleet.core.models import PowerState, Verb
-from vfleet.core.operations import Target
 from vfleet.screens.commands import parse_command
 from vfleet.screens.migrate import MigrateTo
 from vfleet.screens.modals import ActionMenu, ConfirmPlan
@@ -37,19 +36,6 @@ def demo_app() -> VFleetApp:
 def records(app: VFleetApp) -> list[dict[str, object]]:
     path = app.operations.audit.path
     return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
-
-
-def rows_of(app: VFleetApp, host: str, state: PowerState | None = None) -> list[Target]:
-    table = app.fleet_screen.table
-    rows = [table.rows_by_key[k] for k in table.shown_keys()]
-    return [Target(r.host, r.domain.name, r.domain.key) for r in rows
-            if r.host == host and (state is None or r.domain.state is state)]
-
-
-def goto(app: VFleetApp, target: Target) -> None:
-    table = app.fleet_screen.table
-    key = next(k for k in table.shown_keys() if table.rows_by_key[k].domain.key == target.key)
-    table.move_cursor(row=table.get_row_index(key))
 
 
 def hosts_of(app: VFleetApp, names: set[str]) -> dict[str, str]:

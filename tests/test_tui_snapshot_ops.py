@@ -10,7 +10,7 @@ from pathlib import Path
 
 from test_tui_columns import screen_lines
 from test_tui_fleet import SIZE
-from test_tui_support import QUIET_AGE, until
+from test_tui_support import QUIET_AGE, goto, rows_of, until
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, OptionList
 
@@ -20,7 +20,7 @@ from vfleet.core.config import Config
 from vfleet.core.demo import demo_inventory
 from vfleet.core.engine import Fleet
 from vfleet.core.models import PowerState, SnapshotParams, Verb
-from vfleet.core.operations import Target, always, read_snapshots
+from vfleet.core.operations import always, read_snapshots
 from vfleet.screens.domain import DomainScreen
 from vfleet.screens.modals import ActionMenu, ConfirmPlan
 from vfleet.screens.snapshots import SnapshotName, SnapshotsScreen
@@ -44,19 +44,6 @@ def reverts(app: VFleetApp) -> list[dict[str, object]]:
 
 async def ready(pilot: Pilot[object], app: VFleetApp) -> None:
     await until(pilot, lambda: app.fleet_screen.table.row_count == 24, timeout=20, what="the demo's 24 rows")
-
-
-def rows_of(app: VFleetApp, host: str, state: PowerState | None = None) -> list[Target]:
-    table = app.fleet_screen.table
-    rows = [table.rows_by_key[k] for k in table.shown_keys()]
-    return [Target(r.host, r.domain.name, r.domain.key) for r in rows
-            if r.host == host and (state is None or r.domain.state is state)]
-
-
-def goto(app: VFleetApp, target: Target) -> None:
-    table = app.fleet_screen.table
-    key = next(k for k in table.shown_keys() if table.rows_by_key[k].domain.key == target.key)
-    table.move_cursor(row=table.get_row_index(key))
 
 
 async def open_menu(pilot: Pilot[object], app: VFleetApp) -> OptionList:

@@ -33,6 +33,7 @@ from vfleet.core.models import (
     PowerState,
     Verb,
 )
+from vfleet.core.operations import Target
 from vfleet.core.policy import TARGET_STATE
 from vfleet.core.thresholds import Threshold, Thresholds
 from vfleet.drivers.base import LIFECYCLE, Driver
@@ -167,6 +168,21 @@ def make_app(
     audit = AuditLog(Path(tempfile.mkdtemp(prefix="vfleet-tui-audit-")) / "audit.jsonl")
     config = config if config is not None else Config(thresholds=QUIET_AGE)
     return VFleetApp(fleet, audit=audit, demo=demo, read_only=read_only, config=config), world
+
+
+def rows_of(app: VFleetApp, host: str, state: PowerState | None = None) -> list[Target]:
+    """The fleet table's shown rows of HOST (in STATE), as the targets an operator would aim at."""
+    table = app.fleet_screen.table
+    rows = [table.rows_by_key[k] for k in table.shown_keys()]
+    return [Target(r.host, r.domain.name, r.domain.key) for r in rows
+            if r.host == host and (state is None or r.domain.state is state)]
+
+
+def goto(app: VFleetApp, target: Target) -> None:
+    """Put the fleet table's cursor on TARGET's row."""
+    table = app.fleet_screen.table
+    key = next(k for k in table.shown_keys() if table.rows_by_key[k].domain.key == target.key)
+    table.move_cursor(row=table.get_row_index(key))
 
 
 async def until(pilot: Pilot[object], condition: Callable[[], bool], timeout: float = 5.0, what: str = "") -> None:

@@ -8,12 +8,10 @@ import os
 import shutil
 import subprocess
 import sys
-import time
-import uuid
-from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from tmuxterm import TmuxPane
 
 from conftest import need_backend
 
@@ -25,32 +23,8 @@ def _tmux_installed() -> None:
     need_backend("tmux", shutil.which("tmux") is not None)
 
 
-class Tmux:
-    def __init__(self) -> None:
-        self.session = f"vfleet-test-{uuid.uuid4().hex[:8]}"
-
-    def run(self, *args: str) -> str:
-        return subprocess.run(["tmux", *args], check=True, capture_output=True, text=True, timeout=10).stdout
-
-    def screen(self, escapes: bool = False) -> str:
-        return self.run("capture-pane", "-p", *(["-e"] if escapes else []), "-t", self.session)
-
-    def keys(self, *keys: str) -> None:
-        self.run("send-keys", "-t", self.session, *keys)
-
-    def text(self, text: str) -> None:
-        self.run("send-keys", "-t", self.session, "-l", text)
-
-    def wait_for(self, check: Callable[[str], bool], what: str, timeout: float = 20.0) -> str:
-        """Poll the pane until check(screen) holds; fail with the screen after the deadline."""
-        deadline = time.monotonic() + timeout
-        while True:
-            screen = self.screen()
-            if check(screen):
-                return screen
-            if time.monotonic() > deadline:
-                raise AssertionError(f"timed out waiting for {what}; the screen was:\n{screen}")
-            time.sleep(0.1)  # the pane is another process's output: there is nothing to await
+class Tmux(TmuxPane):
+    """The demo (or any vfleet command) in a 120x40 pane."""
 
 
 def start(no_color: bool = False, args: str = "demo") -> Tmux:
@@ -75,14 +49,14 @@ def start(no_color: bool = False, args: str = "demo") -> Tmux:
 def tmux() -> object:
     term = start()
     yield term
-    subprocess.run(["tmux", "kill-session", "-t", term.session], check=False, capture_output=True, timeout=10)
+    term.kill()
 
 
 @pytest.fixture
 def tmux_no_color() -> object:
     term = start(no_color=True)
     yield term
-    subprocess.run(["tmux", "kill-session", "-t", term.session], check=False, capture_output=True, timeout=10)
+    term.kill()
 
 
 def test_no_color_renders_in_greys_only(tmux: Tmux, tmux_no_color: Tmux) -> None:
@@ -93,8 +67,8 @@ def test_no_color_renders_in_greys_only(tmux: Tmux, tmux_no_color: Tmux) -> None
         codes = {int(c) for c in re.findall(r"\[(?:[0-9;]*;)?[34]8;5;(\d+)m", screen)}
         return {c for c in codes if not 232 <= c <= 255 and c not in (0, 7, 8, 15, 16, 59, 102, 145, 188, 231)}
 
-    tmux.wait_for(lambda s: "60 domains" in s, "the coloured demo")  # any rows: which are in view varies
-    tmux_no_color.wait_for(lambda s: "60 domains" in s, "the NO_COLOR demo")
+    tmux.wait_for(lambda s: "72 domains" in s, "the coloured demo")  # any rows: which are in view varies
+    tmux_no_color.wait_for(lambda s: "72 domains" in s, "the NO_COLOR demo")
     coloured = tmux.screen(escapes=True)
     plain = tmux_no_color.screen(escapes=True)
     assert hues(coloured), "the check must see colours when there are some"
@@ -105,7 +79,7 @@ def test_no_color_renders_in_greys_only(tmux: Tmux, tmux_no_color: Tmux) -> None
 def test_demo_in_a_terminal_filter_mark_confirm_an_action_and_choose_columns(tmux: Tmux) -> None:
     # Every host, not a given row: the cursor keeps its domain as rows arrive, so which
     # rows are in view depends on which host answered first.
-    tmux.wait_for(lambda s: "DEMO" in s and "6 hosts" in s and "60 domains" in s, "the demo")
+    tmux.wait_for(lambda s: "DEMO" in s and "7 hosts" in s and "72 domains" in s, "the demo")
 
     # `/` and the terms in one write, as a fast typist's keys arrive: none may be lost; and
     # the table follows the box as it is typed, with no Enter.
@@ -143,7 +117,7 @@ def test_demo_in_a_terminal_filter_mark_confirm_an_action_and_choose_columns(tmu
     tmux.keys("Escape")  # clears the filter
     tmux.wait_for(lambda s: "filter '" not in s, "the filter cleared")
     tmux.text("/db01\r")
-    screen = tmux.wait_for(lambda s: "filter 'db01': 6 shown" in s, "the typed-ahead filter (a db01 per host)")
+    screen = tmux.wait_for(lambda s: "filter 'db01': 7 shown" in s, "the typed-ahead filter (a db01 per host)")
     assert "cpu % of its vCPUs" not in screen  # not the detail screen
 
     # the column chooser: untick HOST; the table drops the column
@@ -185,4 +159,4 @@ def test_escape_sequences_in_names_neither_retitle_the_terminal_nor_show_raw(tmp
         term.wait_for(lambda s: "hostname evil\\x1b]0;PWNED-HOST\\x07.demo" in s, "the escaped facts")
         assert "PWNED" not in pane_title(term)
     finally:
-        subprocess.run(["tmux", "kill-session", "-t", term.session], check=False, capture_output=True, timeout=10)
+        term.kill()

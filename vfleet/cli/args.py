@@ -21,7 +21,7 @@ CONFIG_ENV = "VFLEET_CONFIG"
 AUDIT_LOG_ENV = "VFLEET_AUDIT_LOG"
 AUDIT_KEY_ENV = "VFLEET_AUDIT_KEY_FILE"
 # Light copies of models' verb names (checked by a test): the lifecycle verbs `act` offers, and every verb.
-VERBS = ("start", "shutdown", "reboot", "pause", "resume", "force-off", "reset")
+VERBS = ("start", "shutdown", "reboot", "pause", "resume", "suspend", "force-off", "reset")
 ALL_VERBS = (*VERBS, "snapshot-create", "snapshot-revert", "snapshot-delete", "migrate")
 
 

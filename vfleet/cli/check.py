@@ -50,7 +50,11 @@ def add_arguments(check: argparse.ArgumentParser) -> None:
         "-c", "--critical", action="append", default=[], metavar="[METRIC=]RANGE", help="critical range (repeatable)"
     )
     check.add_argument(
-        "--per", choices=("host", "domain"), default="host", help="metrics of each host (aggregates, default) or domain"
+        "--per",
+        choices=("host", "node", "domain"),
+        default="host",
+        help="metrics of each host (aggregates, default), each server of a pool or cluster (a single host: itself),"
+        " or each domain",
     )
     check.add_argument(
         "--interval",

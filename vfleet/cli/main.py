@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     cli_args.command(commands, "snapshot", "list, create, revert and delete snapshots of domains")
     cli_args.command(commands, "console", "attach this terminal to a domain's serial console (Ctrl+] leaves)")
     cli_args.command(commands, "migrate", "move domains to another host (live), or evacuate a host with --multiple")
+    cli_args.command(commands, "debug", "tools for bug reports: `debug record HOST --out DIR`")
     return parser
 
 

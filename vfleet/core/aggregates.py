@@ -13,7 +13,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from vfleet.core.engine import HostView
+from vfleet.core.metrics import DomainRow
 from vfleet.core.models import HostStatus, PowerState, Value
+from vfleet.core.sanitize import display_width, pad, printable
 
 # Domains that hold host memory: an off or suspended (to disk) domain holds none.
 MEMORY_HOLDING = frozenset({PowerState.RUNNING, PowerState.PAUSED, PowerState.SHUTTING_DOWN})
@@ -39,6 +41,7 @@ class HostSummary(Value):
     contention_avg_pct: float | None = None
     contention_reporting: int = 0  # running domains whose contention is known
     data_age_s: float | None = None
+    node: str | None = None  # a server of the host (a pool member, a vCenter's ESXi host); None: the whole host
 
     def count(self, state: PowerState) -> int:
         return next((n for s, n in self.states if s is state), 0)
@@ -107,6 +110,52 @@ def summarize_host(view: HostView, now: float) -> HostSummary:
     memory = facts.memory_bytes if facts else None
     if health.last_ok_at is None:  # never polled: nothing about its domains is known, not even "0"
         return HostSummary(view.name, health.status, cpus, memory, None)
+    return _summarize_rows(view.name, None, health.status, cpus, memory, view.rows, health.data_age(now))
+
+
+def has_nodes(view: HostView) -> bool:
+    """A pool or cluster: its facts list servers, or its domains say which server they run on."""
+    return bool(view.facts and view.facts.nodes) or any(row.domain.node is not None for row in view.rows)
+
+
+def summarize_nodes(view: HostView, now: float) -> tuple[HostSummary, ...]:
+    """One summary per server of a pool or cluster: the facts' nodes in order, then any other
+    node a domain names. A domain on no node (an XCP-ng VM that is halted) counts in none.
+    () for a host without nodes, and for one that never answered a poll."""
+    if view.health.last_ok_at is None:
+        return ()
+    facts = view.facts
+    known = {n.name: n for n in facts.nodes} if facts else {}
+    groups: dict[str, list[DomainRow]] = {name: [] for name in known}
+    for row in view.rows:
+        node = row.domain.node
+        if node is not None:
+            groups.setdefault(node, []).append(row)
+    # Domain CPU shares are of the whole host's capacity; a node's is that times host/node.
+    host_cpus = facts.cpus if facts else None
+    age = view.health.data_age(now)
+    summaries = []
+    for name in [*known, *sorted(n for n in groups if n not in known)]:
+        node_facts = known.get(name)
+        cpus = node_facts.cpus if node_facts else None
+        memory = node_facts.memory_bytes if node_facts else None
+        scale = host_cpus / cpus if host_cpus and cpus else None
+        summaries.append(_summarize_rows(view.name, name, view.health.status, cpus, memory, groups[name], age, scale))
+    return tuple(summaries)
+
+
+def _summarize_rows(
+    host: str,
+    node: str | None,
+    status: HostStatus,
+    cpus: int | None,
+    memory: int | None,
+    rows: Sequence[DomainRow],
+    data_age: float | None,
+    cpu_scale: float | None = 1.0,
+) -> HostSummary:
+    """The aggregates of some domains (a host's, or a node's) on `cpus` CPUs; `cpu_scale` turns
+    the sum of their shares of the host into a share of these CPUs (None: unknown)."""
     counts = dict.fromkeys(PowerState, 0)
     # One pass with plain locals: the hosts pane runs this for every host on every poll.
     running = holding = 0
@@ -114,7 +163,7 @@ def summarize_host(view: HostView, now: float) -> HostSummary:
     used, used_known, allocated, allocated_known = 0, 0, 0, 0
     contention: list[float] = []
     is_running = PowerState.RUNNING
-    for row in view.rows:
+    for row in rows:
         domain = row.domain
         state = domain.state
         counts[state] += 1
@@ -139,16 +188,21 @@ def summarize_host(view: HostView, now: float) -> HostSummary:
             vcpus_known += 1
         if rates.contention_percent is not None:
             contention.append(rates.contention_percent)
+    # Nothing running uses no CPU: 0 is known then. Per-domain shares are each capped
+    # at 100; sampling jitter must not push their sum past the host (or node) either.
+    cpu_pct = None
+    if not running:
+        cpu_pct = 0.0
+    elif cpu_known and cpu_scale is not None:
+        cpu_pct = min(100.0, cpu * cpu_scale)
     return HostSummary(
-        host=view.name,
-        status=health.status,
+        host=host,
+        status=status,
         cpus=cpus,
         memory_total_bytes=memory,
-        domains=len(view.rows),
+        domains=len(rows),
         states=tuple(counts.items()),
-        # Nothing running uses no CPU: 0 is known then. Per-domain shares are each
-        # capped at 100; sampling jitter must not push their sum past the host either.
-        cpu_pct=min(100.0, cpu) if cpu_known or not running else None,
+        cpu_pct=cpu_pct,
         cpu_reporting=cpu_known,
         vcpus=vcpus if vcpus_known or not running else None,
         mem_used_bytes=used if used_known or not holding else None,
@@ -157,7 +211,8 @@ def summarize_host(view: HostView, now: float) -> HostSummary:
         contention_max_pct=max(contention) if contention else None,
         contention_avg_pct=sum(contention) / len(contention) if contention else None,
         contention_reporting=len(contention),
-        data_age_s=health.data_age(now),
+        data_age_s=data_age,
+        node=node,
     )
 
 
@@ -236,6 +291,11 @@ def _common_record(s: HostSummary | FleetSummary) -> dict[str, Any]:
 
 def host_summary_record(s: HostSummary) -> dict[str, Any]:
     return _common_record(s)
+
+
+def node_summary_record(s: HostSummary) -> dict[str, Any]:
+    """One node of a host's `nodes` list: its name, then the host summary's fields."""
+    return {"node": s.node, **_common_record(s)}
 
 
 def fleet_summary_record(s: FleetSummary) -> dict[str, Any]:
@@ -331,4 +391,22 @@ def fleet_lines(s: FleetSummary) -> list[str]:
         f"cpu {pct_text(s.cpu_pct)}%{cpus} · vCPU {vcpus} ({ratio_text(s.vcpu_ratio)})"
         f" · mem {short_bytes(s.mem_used_bytes)} used/{short_bytes(s.mem_allocated_bytes)} alloc"
         f"/{short_bytes(s.memory_total_bytes)} total · contention {contention}",
+    ]
+
+
+def node_rows(nodes: Sequence[HostSummary]) -> list[list[str]]:
+    """A row of cells per node: its name (escaped), then the summary's cells."""
+    return [[printable(n.node or "-"), *summary_cells(n)] for n in nodes]
+
+
+def node_lines(nodes: Sequence[HostSummary]) -> list[str]:
+    """A pool's or cluster's servers as aligned lines under a header (the host screen's "nodes")."""
+    if not nodes:
+        return []
+    headers = ["NODE", *(title for _, title in SUMMARY_COLUMNS)]
+    rows = node_rows(nodes)
+    widths = [max(display_width(r[i]) for r in [headers, *rows]) for i in range(len(headers))]
+    return [
+        "  ".join(pad(cell, width, right=i > 0) for i, (cell, width) in enumerate(zip(row, widths, strict=True)))
+        for row in [headers, *rows]
     ]

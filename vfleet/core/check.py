@@ -18,7 +18,7 @@ from dataclasses import dataclass, field, replace
 from enum import IntEnum
 from typing import Any, Literal
 
-from vfleet.core.aggregates import HostSummary, summarize_host
+from vfleet.core.aggregates import HostSummary, summarize_host, summarize_nodes
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.metrics import DomainRow
 from vfleet.core.models import HostConfig, HostStatus, PowerState
@@ -28,7 +28,7 @@ from vfleet.core.selector import Selector
 from vfleet.core.thresholds import memory_used_percent
 
 SCHEMA = "vfleet.check/1"
-Per = Literal["host", "domain"]
+Per = Literal["host", "node", "domain"]
 
 
 class State(IntEnum):
@@ -60,11 +60,11 @@ class Metric:
 METRICS: dict[str, Metric] = {
     m.name: m
     for m in (
-        Metric("cpu", "%", 100.0, True, "CPU %: of the domain's vCPUs; per host, of the host's CPUs"),
-        Metric("memory", "%", 100.0, False, "memory used, % of the domain's maximum; per host, of the host's"),
-        Metric("contention", "%", 100.0, True, "% of time vCPUs waited for a CPU; per host, the worst domain"),
-        Metric("disk", "B", None, True, "disk read + write, bytes/s; per host, the sum"),
-        Metric("net", "B", None, True, "network receive + transmit, bytes/s; per host, the sum"),
+        Metric("cpu", "%", 100.0, True, "CPU %: of the domain's vCPUs; per host (node), of its CPUs"),
+        Metric("memory", "%", 100.0, False, "memory used, % of the domain's maximum; per host (node), of its"),
+        Metric("contention", "%", 100.0, True, "% of time vCPUs waited for a CPU; per host (node), the worst domain"),
+        Metric("disk", "B", None, True, "disk read + write, bytes/s; per host (node), the sum"),
+        Metric("net", "B", None, True, "network receive + transmit, bytes/s; per host (node), the sum"),
         Metric("age", "s", None, False, "seconds since the host's last good poll (always per host)"),
     )
 }
@@ -100,10 +100,11 @@ class Problem:
     domain: str | None
     message: str  # without the host/domain prefix
     value: float | None = None
+    node: str | None = None  # `--per node`: the server of a pool or cluster
 
     @property
     def where(self) -> str:
-        return "/".join(p for p in (self.host, self.domain) if p is not None)
+        return "/".join(p for p in (self.host, self.node, self.domain) if p is not None)
 
     def line(self) -> str:
         where = f"{self.where}: " if self.where else ""
@@ -159,6 +160,7 @@ class Outcome:
                     "check": p.check,
                     "host": p.host,
                     "domain": p.domain,
+                    "node": p.node,
                     "message": p.message,
                     "value": p.value,
                 }
@@ -243,6 +245,15 @@ def evaluate(
             selected = [row for v, row in rows if v is view]
             for metric in metrics:
                 _judge(metric, _host_value(metric, summary, selected), spec, view.name, None, problems, perf)
+    elif spec.per == "node":
+        # Each server of a pool or cluster on its own; a single host is its own only server.
+        for view in answered:
+            selected = [row for v, row in rows if v is view]
+            for summary in summarize_nodes(view, now) or (summarize_host(view, now),):
+                on = [r for r in selected if summary.node is None or r.domain.node == summary.node]
+                for metric in metrics:
+                    value = _host_value(metric, summary, on)
+                    _judge(metric, value, spec, view.name, None, problems, perf, node=summary.node)
     else:
         for view, row in rows:
             for metric in metrics:
@@ -300,12 +311,13 @@ def _judge(
     domain: str | None,
     problems: list[Problem],
     perf: list[Perf],
+    node: str | None = None,
 ) -> None:
     limits = spec.limits.get(metric)
     if limits is None or value is None:
         return
     info = METRICS[metric]
-    where = f"{host}/{domain}" if domain is not None else host
+    where = "/".join(p for p in (host, node, domain) if p is not None)
     perf.append(Perf(f"{where} {metric}", value, info.uom, limits.warn, limits.crit, 0, info.maximum))
     state = limits.state(value)
     if state is not State.OK:
@@ -313,7 +325,7 @@ def _judge(
         outside = "inside" if breached is not None and breached.inside else "outside"
         shown = f"{_number(value)}{'' if info.uom == 'B' else info.uom}{' B/s' if info.uom == 'B' else ''}"
         message = f"{metric} {shown} ({outside} {breached})"
-        problems.append(Problem(state, metric, host, domain, message, value))
+        problems.append(Problem(state, metric, host, domain, message, value, node))
 
 
 def _sum(values: Iterable[float | None]) -> float | None:

@@ -1,11 +1,11 @@
-"""The built-in demo fleet: simulated KVM, Xen and ESXi hosts, about 60 domains."""
+"""The built-in demo fleet: simulated KVM, Xen and ESXi hosts and an XCP-ng pool of two servers, 72 domains."""
 
 from __future__ import annotations
 
 from vfleet.core.inventory import Inventory
 from vfleet.core.models import HostConfig
 
-# name, flavour, domains, groups, tags, flaky
+# name, flavour, domains, groups, tags
 _HOSTS = (
     ("kvm-ams-1", "kvm", 14, ("prod",), ("ams", "kvm")),
     ("kvm-ams-2", "kvm", 12, ("prod",), ("ams", "kvm")),
@@ -13,7 +13,10 @@ _HOSTS = (
     ("xen-lab-1", "xen", 6, ("lab",), ("lab", "xen")),
     ("esx-fra-1", "esxi", 12, ("prod",), ("fra", "esxi")),
     ("esx-lab-1", "esxi", 6, ("lab",), ("lab", "esxi")),
+    # An XCP-ng pool (what the xapi driver reads): its VMs run on two servers, the first overcommitted.
+    ("xcp-pool-1", "xapi", 12, ("prod",), ("fra", "xcp")),
 )
+POOL_NODES = 2
 FLAKY_HOST = "xen-lab-1"
 
 
@@ -34,6 +37,7 @@ def demo_inventory(seed: int = 7, latency: float = 0.05) -> Inventory:
                 "seed": seed,
                 "latency": latency,
                 "flaky": name == FLAKY_HOST,
+                "nodes": POOL_NODES if flavour == "xapi" else 0,
             },
         )
         for name, flavour, count, groups, tags in _HOSTS

@@ -96,6 +96,14 @@ HOST_FAMILIES = (
     "vfleet_host_memory_bytes",
     "vfleet_host_domains",
 )
+# The servers of a pool or cluster (HostFacts.nodes): their capacity and how many domains run
+# there. Per-node use is PromQL over the domain series joined with vfleet_domain_info's `node`.
+NODE_FAMILIES = (
+    "vfleet_node_info",
+    "vfleet_node_cpus",
+    "vfleet_node_memory_bytes",
+    "vfleet_node_domains",
+)
 DOMAIN_FAMILIES = (
     "vfleet_domain_info",
     *(name for name, *_ in _DOMAIN_GAUGES),
@@ -106,7 +114,7 @@ DOMAIN_FAMILIES = (
 )
 SELF_FAMILIES = ("vfleet_exporter_shard_info",)
 # Every sample name the exporter writes (counters with their _total), for dashboards and tests.
-METRIC_NAMES = frozenset((*HOST_FAMILIES, *DOMAIN_FAMILIES, *SELF_FAMILIES))
+METRIC_NAMES = frozenset((*HOST_FAMILIES, *NODE_FAMILIES, *DOMAIN_FAMILIES, *SELF_FAMILIES))
 
 
 # -- sharding ---------------------------------------------------------------------
@@ -237,8 +245,37 @@ class Exposition:
         family("vfleet_host_domains", "gauge", "domains exported for this host").samples.append(
             (base, float(len(rows)))
         )
+        self._nodes(view, rows, base, family)
         for row in rows:
             self._domain(row, base, membership, family, wall_now)
+
+    def _nodes(
+        self, view: HostView, rows: Sequence[DomainRow], base: Labels, family: Callable[[str, str, str], Family]
+    ) -> None:
+        """One series per server of a pool or cluster: as few as the servers, never per domain."""
+        facts = view.facts
+        known = {n.name: n for n in facts.nodes} if facts else {}
+        counts = dict.fromkeys(known, 0)
+        for row in rows:
+            if row.domain.node is not None:
+                counts[row.domain.node] = counts.get(row.domain.node, 0) + 1
+        for name, count in counts.items():
+            labels = {**base, "node": _value(name)}
+            family("vfleet_node_info", "gauge", "one series per server of a pool or cluster").samples.append(
+                (labels, 1.0)
+            )
+            node = known.get(name)
+            if node is not None and node.cpus is not None:
+                family("vfleet_node_cpus", "gauge", "physical CPUs of the server").samples.append(
+                    (labels, float(node.cpus))
+                )
+            if node is not None and node.memory_bytes is not None:
+                family("vfleet_node_memory_bytes", "gauge", "memory of the server").samples.append(
+                    (labels, float(node.memory_bytes))
+                )
+            family("vfleet_node_domains", "gauge", "domains exported that run on the server").samples.append(
+                (labels, float(count))
+            )
 
     def _domain(
         self,
@@ -251,6 +288,8 @@ class Exposition:
         d = row.domain
         labels = {**base, "domain": _value(d.name), "domain_key": _value(d.key)}
         info = {**labels, "state": d.state.value, **membership}
+        if d.node is not None:  # here only: a domain's other series keep their identity when it moves
+            info["node"] = _value(d.node)
         if d.memory_used_source is not None and d.memory_used_bytes is not None:
             info["memory_source"] = d.memory_used_source.value  # what "used" means: guest, host-rss, hypervisor
         family("vfleet_domain_info", "gauge", "one series per domain, with its state, groups and tags").samples.append(

@@ -53,6 +53,13 @@ def _record_mem_pct(record: Record) -> float | None:
 FIELDS: tuple[Field, ...] = (
     Field("host", "host name", False, lambda r: r.host, lambda r: r["host"]),
     Field("hv", "hypervisor (kvm, xen, esxi ...)", False, lambda r: r.hypervisor, lambda r: r["hypervisor"]),
+    Field(
+        "node",
+        "the server it runs on in a pool or cluster (shown when a domain has one)",
+        False,
+        lambda r: r.domain.node,
+        lambda r: r.get("node"),
+    ),
     Field("name", "domain name (always shown)", False, lambda r: r.domain.name.lower(), lambda r: r["name"].lower()),
     Field("state", "power state (always shown)", False, lambda r: r.domain.state.value, lambda r: r["state"]),
     Field("cpu", "CPU % of the domain's vCPUs", True, lambda r: r.rates.cpu_percent, lambda r: r["cpu_pct"]),

@@ -11,8 +11,8 @@ Decisions made here (README "Migration"):
 - a running or paused domain moves live; it is never shut down implicitly. `--offline`
   (live=False) accepts only domains that are off, as virsh's --offline and govc's cold
   migration do; a domain that is shutting down, crashed or suspended is refused;
-- inside a vCenter the destination is one of its servers (`--to vc1/esx-2`); vCenter's own
-  admission control checks that server's capacity (the poll has no per-server figures).
+- inside a vCenter the destination is one of its servers (`--to vc1/esx-2`): its room is
+  that server's own (the per-node aggregates); vCenter's admission control has the last word.
 """
 
 from __future__ import annotations
@@ -21,13 +21,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass, replace
 
-from vfleet.core.aggregates import MEMORY_HOLDING, summarize_host
+from vfleet.core.aggregates import MEMORY_HOLDING, HostSummary, summarize_host, summarize_nodes
 from vfleet.core.engine import HostView
 from vfleet.core.models import Domain, HostStatus, MigrateParams, PowerState
 from vfleet.core.policy import Decision, find_domain
 from vfleet.drivers.base import Capability
 
-NODE_DRIVERS = frozenset({"esxi_api"})  # drivers whose host is a cluster manager with servers (nodes)
+# drivers whose host is a cluster manager with servers (nodes): a vCenter, a XAPI pool
+NODE_DRIVERS = frozenset({"esxi_api", "xapi"})
 MOVABLE = frozenset({PowerState.RUNNING, PowerState.PAUSED, PowerState.OFF, PowerState.UNKNOWN})
 GIB = 1024**3
 
@@ -83,7 +84,7 @@ class Preflight:
             if source.config.driver not in NODE_DRIVERS:
                 return f"{source.name}: the {source.config.driver} driver has no servers to move between (--to HOST)"
             if dest.name != source.name:
-                return f"a vCenter moves VMs between its own servers only: {domain.name} is on {source.name}"
+                return f"a vCenter or pool moves VMs between its own servers only: {domain.name} is on {source.name}"
             if domain.node == p.node:
                 return f"{domain.name} already runs on {p.destination}"
         elif dest.name == source.name:
@@ -120,11 +121,15 @@ class Preflight:
         return f"same driver {source.config.driver} ({kind}); {where}"
 
     def _capacity(self, dest: HostView, domain: Domain, notes: list[str]) -> str | None:
-        if self.params.node is not None:
-            notes.append("capacity: checked by vCenter (no per-server figures in the poll)")
-            return None
+        where = dest.name if self.params.node is None else self.params.destination
         if self._room is None:
-            summary = summarize_host(dest, time.monotonic())
+            summary: HostSummary | None = summarize_host(dest, time.monotonic())
+            if self.params.node is not None:  # the server's own room, not its cluster's
+                nodes = summarize_nodes(dest, time.monotonic())
+                summary = next((n for n in nodes if n.node == self.params.node), None)
+            if summary is None:
+                notes.append(f"capacity: no figures for server {self.params.node} (its cluster checks)")
+                return None
             total, used = summary.memory_total_bytes, summary.mem_allocated_bytes
             free = None if total is None or used is None else total - used
             self._room = _Room(free, summary.vcpus, summary.cpus)
@@ -134,9 +139,9 @@ class Preflight:
             return None
         need = domain.memory_current_bytes or domain.memory_max_bytes
         if room.free is None or need is None:
-            notes.append(f"memory: {'free memory on ' + dest.name if room.free is None else 'its size'} unknown")
+            notes.append(f"memory: {'free memory on ' + where if room.free is None else 'its size'} unknown")
         elif need > room.free:
-            return f"{dest.name} has {_gib(max(0, room.free))} free, {domain.name} needs {_gib(need)}"
+            return f"{where} has {_gib(max(0, room.free))} free, {domain.name} needs {_gib(need)}"
         else:
             room.free -= need
             notes.append(f"memory {_gib(need)}, {_gib(room.free)} free after")
@@ -148,7 +153,8 @@ class Preflight:
 
     def _storage_note(self, source: HostView) -> str:
         if self.params.node is not None:
-            return "storage: stays on its datastore (shared by the servers)"
+            where = "storage repository" if source.config.driver == "xapi" else "datastore"
+            return f"storage: stays on its {where} (shared by the servers)"
         if self.params.copy_storage:
             return "storage: copied (--copy-storage-all)" if source.config.driver == "libvirt" else "storage: copied"
         return "storage: must be shared by both hosts (else --copy-storage)"

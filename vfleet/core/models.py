@@ -91,6 +91,7 @@ class Verb(Enum):
     REBOOT = "reboot"
     PAUSE = "pause"
     RESUME = "resume"
+    SUSPEND = "suspend"  # memory to disk, the domain stops running (XAPI, ESXi)
     FORCE_OFF = "force-off"
     RESET = "reset"
     SNAPSHOT_CREATE = "snapshot-create"
@@ -106,6 +107,7 @@ LIFECYCLE_VERBS = (
     Verb.REBOOT,
     Verb.PAUSE,
     Verb.RESUME,
+    Verb.SUSPEND,
     Verb.FORCE_OFF,
     Verb.RESET,
 )
@@ -145,6 +147,8 @@ class DomainGauges(Value):
     disk_write_bps: float | None = None
     net_rx_bps: float | None = None
     net_tx_bps: float | None = None
+    disk_read_iops: float | None = None  # operations per second (esxtop gives rates, not counters)
+    disk_write_iops: float | None = None
 
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
@@ -168,7 +172,7 @@ class Domain(Value):
     # Snapshot facts, where the driver reads them (some only every few polls); None: not known.
     snapshot_count: int | None = None
     oldest_snapshot_at: float | None = None  # wall time (time.time()) the oldest snapshot was taken
-    node: str | None = None  # the server it runs on inside a cluster manager (vCenter's ESXi host)
+    node: str | None = None  # the server it runs on inside a pool or cluster (HostFacts.nodes); None: none/not running
 
     @property
     def key(self) -> str:
@@ -270,13 +274,24 @@ class SnapshotInfo(Value):
 
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
+class NodeFacts(Value):
+    """One server inside a pool or cluster (an ESXi host of a vCenter, an XCP-ng pool member):
+    what Domain.node names, with its own capacity for per-node aggregates."""
+
+    name: str
+    cpus: int | None = None
+    memory_bytes: int | None = None
+
+
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
 class HostFacts(Value):
     hypervisor: str  # "kvm", "qemu", "xen", "esxi", "test", "sim"
     version: str | None = None
     hostname: str | None = None
-    cpus: int | None = None
+    cpus: int | None = None  # a pool or cluster: the sum over its nodes
     memory_bytes: int | None = None
     cpu_model: str | None = None
+    nodes: tuple[NodeFacts, ...] = ()  # a pool's or cluster's servers; () for a single host
 
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)

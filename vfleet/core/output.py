@@ -13,13 +13,14 @@ import json
 from collections.abc import Sequence
 from typing import Any
 
-from vfleet.core.aggregates import SUMMARY_COLUMNS, fleet_lines, hypervisor_family, summary_cells
+from vfleet.core.aggregates import SUMMARY_COLUMNS, fleet_lines, hypervisor_family, node_rows, summary_cells
 from vfleet.core.fields import ALWAYS_SHOWN, KEYS
 from vfleet.core.report import DOMAIN_FIELDS, Report
 from vfleet.core.sanitize import display_width, pad, printable
 
 _TABLE_COLUMNS = (
     ("HOST", "host"),
+    ("NODE", "node"),  # only when some domain has one (a pool or a vCenter)
     ("HV", "hypervisor"),
     ("NAME", "name"),
     ("STATE", "state"),
@@ -47,6 +48,7 @@ _EXTRA_COLUMNS = (
 _FIELD_COLUMNS = {
     "host": ("host",),
     "hv": ("hypervisor",),
+    "node": ("node",),
     "name": ("name",),
     "state": ("state",),
     "cpu": ("cpu_pct",),
@@ -129,7 +131,8 @@ def _cell(record: dict[str, Any], key: str) -> str:
 def table(records: Sequence[dict[str, Any]], columns: Sequence[str] | None = None) -> str:
     """The records as text; `columns` (the console's column keys, as a view names them) picks which."""
     if columns is None:
-        keys = [key for _, key in _TABLE_COLUMNS]
+        with_node = any(r.get("node") is not None for r in records)
+        keys = [key for _, key in _TABLE_COLUMNS if key != "node" or with_node]
     else:
         wanted = {*columns, *ALWAYS_SHOWN}
         keys = [key for field in KEYS if field in wanted for key in _FIELD_COLUMNS[field]]
@@ -198,7 +201,7 @@ def as_csv(records: Sequence[dict[str, Any]]) -> str:
 
 
 def hosts_table(report: Report) -> str:
-    """One line per host with its aggregates (`top -o table`)."""
+    """One line per host with its aggregates, and one per server of a pool or cluster (`top -o table`)."""
     headers = ["HOST", "STATUS", *(title for _, title in SUMMARY_COLUMNS), "HV", "AGE", "PROBLEM"]
     rows = []
     for record, summary in zip(report.hosts, report.host_summaries, strict=True):
@@ -212,6 +215,11 @@ def hosts_table(report: Report) -> str:
                 "-" if age is None else f"{age:.1f}s",
                 printable(report.problems.get(record["name"], "")),
             ]
+        )
+        # a pool's or cluster's servers, each on a line under it
+        rows.extend(
+            [f" └ {name}", "", *cells, "", "", ""]
+            for name, *cells in node_rows(report.node_summaries.get(record["name"], ()))
         )
     right = [False, False, *(True for _ in SUMMARY_COLUMNS), False, True, False]
     return grid(headers, rows, right)

@@ -46,6 +46,7 @@ ALREADY = {
     Verb.FORCE_OFF: frozenset({PowerState.OFF}),
     Verb.PAUSE: frozenset({PowerState.PAUSED}),
     Verb.RESUME: frozenset({PowerState.RUNNING}),
+    Verb.SUSPEND: frozenset({PowerState.SUSPENDED}),
 }
 # The states a verb can act on; UNKNOWN always passes (the backend decides).
 APPLIES = {
@@ -54,6 +55,7 @@ APPLIES = {
     Verb.REBOOT: frozenset({PowerState.RUNNING}),
     Verb.PAUSE: frozenset({PowerState.RUNNING}),
     Verb.RESUME: frozenset({PowerState.PAUSED, PowerState.SUSPENDED}),
+    Verb.SUSPEND: frozenset({PowerState.RUNNING}),
     Verb.FORCE_OFF: frozenset(
         {PowerState.RUNNING, PowerState.PAUSED, PowerState.SHUTTING_DOWN, PowerState.CRASHED, PowerState.SUSPENDED}
     ),
@@ -67,6 +69,7 @@ TARGET_STATE = {
     Verb.REBOOT: PowerState.RUNNING,
     Verb.PAUSE: PowerState.PAUSED,
     Verb.RESUME: PowerState.RUNNING,
+    Verb.SUSPEND: PowerState.SUSPENDED,
     Verb.FORCE_OFF: PowerState.OFF,
     Verb.RESET: PowerState.RUNNING,
 }

@@ -18,8 +18,10 @@ from vfleet.core.aggregates import (
     HostSummary,
     fleet_summary_record,
     host_summary_record,
+    node_summary_record,
     summarize_fleet,
     summarize_host,
+    summarize_nodes,
 )
 from vfleet.core.engine import DriverFactory, Fleet, HostView, default_driver_factory
 from vfleet.core.metrics import DomainRow
@@ -70,6 +72,7 @@ class Report(Value):
     # Aggregates of the whole host, whatever the domain filters; the fleet's over the hosts listed.
     host_summaries: list[HostSummary] = field(default_factory=list)
     summary: FleetSummary = field(default_factory=lambda: summarize_fleet([]))
+    node_summaries: dict[str, tuple[HostSummary, ...]] = field(default_factory=dict)  # pools and clusters only
 
     def document(self, schema: str = STATUS_SCHEMA, **extra: Any) -> dict[str, Any]:
         return {
@@ -157,10 +160,13 @@ class RecordCache:
         return out
 
 
-def host_record(view: HostView, now: float, summary: HostSummary | None = None) -> dict[str, Any]:
+def host_record(
+    view: HostView, now: float, summary: HostSummary | None = None, nodes: tuple[HostSummary, ...] | None = None
+) -> dict[str, Any]:
     health = view.health
     age = health.data_age(now)
     summary = summary or summarize_host(view, now)
+    nodes = summarize_nodes(view, now) if nodes is None else nodes
     return {
         "name": view.name,
         "driver": view.config.driver,
@@ -174,6 +180,8 @@ def host_record(view: HostView, now: float, summary: HostSummary | None = None) 
         "groups": list(view.config.groups),
         "tags": sorted(view.config.tags),
         "summary": host_summary_record(summary),
+        # A pool's or cluster's servers, each with the summary's fields; [] for a single host.
+        "nodes": [node_summary_record(node) for node in nodes],
     }
 
 
@@ -187,12 +195,16 @@ def build_report(
     unreachable: list[str] = []
     problems: dict[str, str] = {}
     summaries: list[HostSummary] = []
+    node_summaries: dict[str, tuple[HostSummary, ...]] = {}
     for view in views:
         if not selector.host_may_match(view.config):
             continue
         summary = summarize_host(view, now)
         summaries.append(summary)
-        hosts.append(host_record(view, now, summary))
+        nodes = summarize_nodes(view, now)
+        if nodes:
+            node_summaries[view.name] = nodes
+        hosts.append(host_record(view, now, summary, nodes))
         problem = host_problem(view, now)
         if problem is not None:
             unreachable.append(view.name)
@@ -204,7 +216,7 @@ def build_report(
             domains.extend(cache.records(view.name, rows, stale))
         else:
             domains.extend(domain_record(row, stale) for row in rows)
-    return Report(hosts, domains, unreachable, problems, summaries, summarize_fleet(summaries))
+    return Report(hosts, domains, unreachable, problems, summaries, summarize_fleet(summaries), node_summaries)
 
 
 def host_problem(view: HostView, now: float) -> str | None:

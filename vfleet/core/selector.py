@@ -5,6 +5,7 @@ A selector is a list of terms separated by spaces, all of which must match (AND)
   name:GLOB     glob on the domain name          host:GLOB   glob on the host name
   group:GLOB    a group of the host              tag:GLOB    a tag of the host
   hv:GLOB       hypervisor (kvm, xen, esxi ...) or driver name (libvirt, xen_xl ...)
+  node:GLOB     the server the domain runs on in a pool or cluster (a domain on none never matches)
   state:STATE   power state (running, off, paused, ...; "on" = running)
   re:REGEX      regular expression searched in the name (any case); the rest of the term
   FIELD>N, FIELD<N, FIELD>=N, FIELD<=N, FIELD=N   on cpu, mem (used %), vcpus, disk, net, contention
@@ -35,7 +36,7 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
     "=": operator.eq,
 }
-_KEYS = ("name", "host", "group", "tag", "state", "hv", "re")
+_KEYS = ("name", "host", "node", "group", "tag", "state", "hv", "re")
 Predicate = Callable[[DomainRow, HostConfig], bool]
 # What a term says from the host alone: True/False, or None when it depends on the domain.
 HostTest = Callable[[HostConfig], bool | None]
@@ -46,6 +47,7 @@ GRAMMAR: tuple[tuple[str, str], ...] = (
     ("web", "the name contains web (any case)"),
     ("name:GLOB host:GLOB", "globs, any case: name:web-?  host:kvm*"),
     ("group:G tag:T hv:H", "the host's group, tag; hypervisor or driver (globs)"),
+    ("node:GLOB", "the server in a pool or cluster: node:esx-0?"),
     ("state:STATE", "running paused off shutting-down crashed suspended"),
     ("re:REGEX", "regex in the name; takes the rest of the term"),
     ("cpu>80 mem>=90", "> < >= <= = on cpu mem vcpus disk net contention"),
@@ -142,6 +144,8 @@ def _keyed(key: str, value: str) -> _Term:
         return _Term(lambda row, host: glob(row.domain.name), _unknown)
     if key == "host":
         return _Term(lambda row, host: glob(row.host), lambda host: glob(host.name))
+    if key == "node":  # only a domain placed on a node can match one
+        return _Term(lambda row, host: row.domain.node is not None and glob(row.domain.node), _unknown)
     if key == "group":
         return _Term(lambda row, host: any(map(glob, host.groups)), lambda host: any(map(glob, host.groups)))
     if key == "tag":

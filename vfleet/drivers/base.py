@@ -44,13 +44,15 @@ class Capability(Enum):
     REBOOT = Verb.REBOOT.value
     PAUSE = Verb.PAUSE.value
     RESUME = Verb.RESUME.value
+    SUSPEND = Verb.SUSPEND.value  # not every hypervisor saves a running domain to disk: declared apart
     FORCE_OFF = Verb.FORCE_OFF.value
     RESET = Verb.RESET.value
     SNAPSHOT = "snapshot"  # create, revert, delete and list snapshots
     MIGRATION = "migration"  # move a domain to another host (or another server of a vCenter)
 
 
-LIFECYCLE = frozenset(Capability(v.value) for v in LIFECYCLE_VERBS)
+# The power verbs every hypervisor has; SUSPEND is declared by the drivers that have it.
+LIFECYCLE = frozenset(Capability(v.value) for v in LIFECYCLE_VERBS if v is not Verb.SUSPEND)
 # The parameters each verb that takes some requires (a verb not listed takes none).
 PARAMS: dict[Verb, type[ActionParams]] = {verb: SnapshotParams for verb in SNAPSHOT_VERBS}
 PARAMS[Verb.MIGRATE] = MigrateParams
@@ -114,6 +116,14 @@ class Driver(ABC):
     @abstractmethod
     async def poll(self, *, deadline: float | None = None) -> HostSnapshot:
         """Read every domain of the host, in as few round trips as the backend allows, by `deadline`."""
+
+    async def record_poll(self, *, deadline: float | None = None) -> dict[str, str]:
+        """The raw backend answers ONE poll reads, unscrubbed: artifact file name -> text (`vfleet debug record`).
+
+        File names are plain (letters, digits, `.`, `-`, `_`); the core scrubs the texts before
+        anything is written. A recording must parse back into the same domains the poll gives.
+        """
+        raise UnsupportedAction(self.host, f"the {self.kind} driver cannot record its polls")
 
     async def events(self) -> AsyncIterator[DomainEvent]:
         """Lifecycle events as they happen; drivers without EVENTS never yield."""

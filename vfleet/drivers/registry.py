@@ -38,6 +38,7 @@ BUILTIN: Mapping[str, str] = {
     "esxi_api": "vfleet.drivers.esxi:API_SPEC",
     "esxi_ssh": "vfleet.drivers.esxi:SSH_SPEC",
     "sim": "vfleet.drivers.sim:SPEC",
+    "xapi": "vfleet.drivers.xapi:SPEC",
 }
 log = logging.getLogger(__name__)
 

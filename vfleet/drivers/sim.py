@@ -7,26 +7,30 @@ Its options are declared in SPEC below.
 from __future__ import annotations
 
 import asyncio
+import json
 import random
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field, replace
-from typing import ClassVar
+from dataclasses import asdict, dataclass, field, replace
+from enum import Enum
+from typing import Any, ClassVar
 
-from vfleet.core.errors import ActionFailed, DomainNotFound, DriverTimeout, HostUnreachable
+from vfleet.core.errors import ActionFailed, DomainNotFound, DriverTimeout, GarbledOutput, HostUnreachable
 from vfleet.core.models import (
     ActionParams,
     ActionResult,
     Domain,
     DomainCounters,
     DomainEvent,
+    DomainGauges,
     DomainRef,
     HostConfig,
     HostFacts,
     HostSnapshot,
     MemorySource,
     MigrateParams,
+    NodeFacts,
     PowerState,
     SnapshotInfo,
     Verb,
@@ -42,8 +46,10 @@ SPEC = DriverSpec(
     transport=NONE,
     options=(
         KeySpec("flavour", str, "kvm", "raw state words and memory sources follow this backend",
-                choices=("kvm", "xen", "esxi")),
+                choices=("kvm", "xen", "esxi", "xapi")),
         KeySpec("domains", int, 10, "how many domains the host has", minimum=0),
+        KeySpec("nodes", int, 0, "servers of a simulated pool or cluster (0: a single host); domains run on them",
+                minimum=0),
         KeySpec("seed", int, 0, "random seed: the same seed gives the same fleet"),
         KeySpec("flaky", bool, False, "drop the connection now and then"),
         KeySpec("latency", float, 0.05, "seconds per round trip", minimum=0),
@@ -74,8 +80,18 @@ _RAW_STATES = {
         PowerState.SHUTTING_DOWN: "poweredOn",
         PowerState.SUSPENDED: "suspended",
     },
+    "xapi": {  # XAPI's power_state words
+        PowerState.RUNNING: "Running",
+        PowerState.OFF: "Halted",
+        PowerState.PAUSED: "Paused",
+        PowerState.SHUTTING_DOWN: "Running",
+        PowerState.SUSPENDED: "Suspended",
+    },
 }
-_MEMORY_SOURCE = {"kvm": MemorySource.GUEST, "xen": None, "esxi": MemorySource.HYPERVISOR}
+_MEMORY_SOURCE = {"kvm": MemorySource.GUEST, "xen": None, "esxi": MemorySource.HYPERVISOR, "xapi": MemorySource.GUEST}
+_HYPERVISOR = {"kvm": "kvm", "xen": "xen", "esxi": "esxi", "xapi": "xen"}
+_VERSION = {"kvm": "9.0.0", "xen": "4.17.7", "esxi": "8.0.2", "xapi": "XCP-ng 8.3.0"}
+NODE_CPUS, NODE_MEMORY = 16, 128 * 1024**3  # each server of a simulated pool
 # Names a hostile or broken host could report: terminal escapes (OSC title, SGR,
 # clear screen, a C1 CSI), Rich/Textual markup, a leading dash, bidi and zero-width
 # characters, line breaks; and printable non-ASCII names that must stay readable.
@@ -109,6 +125,7 @@ class _SimDomain:
     started_at: float | None = None
     domain_id: int | None = None
     snapshots: list[SnapshotInfo] = field(default_factory=list)
+    node: str | None = None  # the pool server it runs on (pools only)
 
 
 class SimDriver(Driver):
@@ -124,7 +141,9 @@ class SimDriver(Driver):
 
     def __new__(cls, config: HostConfig, *, read_only: bool = False) -> SimDriver:
         # A xen-flavoured host does what xen_xl does: no snapshots, and the menu says why.
-        chosen = SimXenDriver if cls is SimDriver and config.options.get("flavour") == "xen" else cls
+        flavour = config.options.get("flavour")
+        chosen = SimXenDriver if flavour == "xen" else SimSavingDriver if flavour in ("esxi", "xapi") else cls
+        chosen = chosen if cls is SimDriver else cls
         return super().__new__(chosen)
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
@@ -137,6 +156,9 @@ class SimDriver(Driver):
         seed = str(options.get("seed", 0))
         self._rng = random.Random(f"{seed}:{self.host}")
         count = int(str(options.get("domains", 10)))
+        # Servers named as pool members often are: the pool's prefix and a number (xcp-pool-1: xcp-01, xcp-02).
+        prefix = self.host.split("-", 1)[0]
+        self.nodes = tuple(f"{prefix}-{i + 1:02d}" for i in range(int(str(options.get("nodes", 0)))))
         self._domains = {d.name: d for d in (self._make_domain(i) for i in range(count))}
         self._events: asyncio.Queue[DomainEvent] = asyncio.Queue()
         self._connected = False
@@ -152,16 +174,22 @@ class SimDriver(Driver):
         name = f"{self.host}-{role}{index // len(_ROLES) + 1:02d}"
         if self.hostile and index < len(HOSTILE_NAMES):
             name = HOSTILE_NAMES[index]
-        return _SimDomain(
+        dom = _SimDomain(
             name=name,
             uuid=str(uuid.UUID(int=rng.getrandbits(128), version=4)),
-            vcpus=rng.choice((1, 2, 2, 4, 4, 8)),
+            vcpus=rng.choice((2, 4, 4, 8) if self.nodes else (1, 2, 2, 4, 4, 8)),  # pools host the big VMs
             memory=rng.choice((1, 2, 4, 4, 8, 16)) * GIB,
             state=state,
             load=rng.uniform(0.02, 0.6),
             used_fraction=rng.uniform(0.2, 0.8),
             started_at=time.monotonic() - rng.uniform(60, 86400 * 30) if state is not PowerState.OFF else None,
         )
+        if self.nodes:
+            # Two of three on the first server: a pool whose placement drifted, so the first
+            # server is overcommitted and its domains wait for CPUs (contention) while the rest idle.
+            others = self.nodes[1:] or self.nodes
+            dom.node = self.nodes[0] if index % 3 != 2 else others[index % len(others)]
+        return dom
 
     async def _take(self, seconds: float, deadline: float, what: str) -> None:
         """Simulated latency, within the call's deadline like a real backend."""
@@ -180,19 +208,24 @@ class SimDriver(Driver):
         for dom in self._domains.values():
             if dom.state is not PowerState.OFF and dom.domain_id is None:
                 dom.domain_id = self._take_id()
-        version = {"kvm": "9.0.0", "xen": "4.17.7", "esxi": "8.0.2"}[self.flavour]
+        return self._facts()
+
+    def _facts(self) -> HostFacts:
+        version = _VERSION[self.flavour]
         hostname, cpu_model = f"{self.host}.demo", "Simulated Xeon"
         if self.hostile:
             version += "\u202e"
             hostname = f"{self.host}\x1b]0;PWNED-HOST\x07.demo"
             cpu_model = "Simulated\x1b[2J Xeon"
+        nodes = tuple(NodeFacts(name, NODE_CPUS, NODE_MEMORY) for name in self.nodes)
         return HostFacts(
-            hypervisor=self.flavour,
+            hypervisor=_HYPERVISOR[self.flavour],
             version=version,
             hostname=hostname,
-            cpus=32,
-            memory_bytes=256 * GIB,
+            cpus=NODE_CPUS * len(nodes) if nodes else 32,
+            memory_bytes=NODE_MEMORY * len(nodes) if nodes else 256 * GIB,
             cpu_model=cpu_model,
+            nodes=nodes,
         )
 
     def _take_id(self) -> int:
@@ -215,16 +248,37 @@ class SimDriver(Driver):
             raise HostUnreachable(self.host, "connection reset by peer (simulated fault)")
         now = time.monotonic()
         elapsed, self._last_tick = now - self._last_tick, now
-        return HostSnapshot(self.host, now, tuple(self._observe(d, elapsed, now) for d in self._domains.values()))
+        waits = self._wait_factors()
+        return HostSnapshot(
+            self.host, now, tuple(self._observe(d, elapsed, now, waits) for d in self._domains.values())
+        )
 
-    def _observe(self, dom: _SimDomain, elapsed: float, now: float) -> Domain:
+    async def record_poll(self, *, deadline: float | None = None) -> dict[str, str]:
+        """A simulated host has no backend: its raw answer is one poll's domains and its facts, as JSON."""
+        snapshot = await self.poll(deadline=deadline)
+        document = {"facts": asdict(self._facts()), "domains": [asdict(d) for d in snapshot.domains]}
+        return {RECORDING_FILE: json.dumps(document, indent=1, ensure_ascii=False, default=_enum_value)}
+
+    def _wait_factors(self) -> dict[str | None, float]:
+        """How much a busy vCPU waits for a CPU, per server: more the more its CPUs are committed
+        (a pool server at 2 vCPUs per CPU waits about 6 times what one at 0.8 does)."""
+        if not self.nodes:
+            return {None: 0.03}
+        vcpus = dict.fromkeys(self.nodes, 0)
+        for dom in self._domains.values():
+            if dom.node in vcpus and dom.state is PowerState.RUNNING:
+                vcpus[dom.node] += dom.vcpus
+        return {node: 0.05 * (n / NODE_CPUS) ** 2 for node, n in vcpus.items()}
+
+    def _observe(self, dom: _SimDomain, elapsed: float, now: float, waits: dict[str | None, float]) -> Domain:
         running = dom.state in (PowerState.RUNNING, PowerState.SHUTTING_DOWN)
         if running:
             rng = self._rng
             dom.load = min(1.0, max(0.0, dom.load + rng.gauss(0, 0.05)))
             dom.used_fraction = min(0.98, max(0.05, dom.used_fraction + rng.gauss(0, 0.01)))
             dom.cpu_ns += int(dom.load * dom.vcpus * elapsed * 1e9)
-            dom.wait_ns += int(dom.load * 0.03 * dom.vcpus * elapsed * 1e9 * rng.random())
+            wait = waits.get(dom.node if self.nodes else None, 0.03)
+            dom.wait_ns += int(dom.load * wait * dom.vcpus * elapsed * 1e9 * 2 * rng.random())
             for i, scale in enumerate((2e6, 1e6, 120, 80)):
                 dom.disk[i] += int(scale * dom.load * elapsed * rng.random())
             for i, scale in enumerate((3e6, 1.5e6)):
@@ -257,6 +311,8 @@ class SimDriver(Driver):
             else None,
             snapshot_count=len(dom.snapshots) if self.flavour != "xen" else None,
             oldest_snapshot_at=min((s.created for s in dom.snapshots if s.created is not None), default=None),
+            # XAPI: a halted VM is resident on no server (resident_on is NULL)
+            node=None if dom.state is PowerState.OFF and self.flavour == "xapi" else dom.node,
         )
 
     async def events(self) -> AsyncIterator[DomainEvent]:
@@ -314,6 +370,7 @@ class SimDriver(Driver):
             Verb.REBOOT: (PowerState.RUNNING,),
             Verb.PAUSE: (PowerState.RUNNING,),
             Verb.RESUME: (PowerState.PAUSED, PowerState.SUSPENDED),
+            Verb.SUSPEND: (PowerState.RUNNING,),
             Verb.FORCE_OFF: (PowerState.RUNNING, PowerState.PAUSED, PowerState.SHUTTING_DOWN, PowerState.CRASHED),
             Verb.RESET: (PowerState.RUNNING,),
         }[verb]
@@ -321,6 +378,9 @@ class SimDriver(Driver):
             raise ActionFailed(self.host, f"{domain}: cannot {verb.value} a domain that is {dom.state.value}")
         if verb is Verb.START:
             dom.state, dom.started_at, dom.domain_id = PowerState.RUNNING, time.monotonic(), self._take_id()
+            if self.nodes and self.flavour == "xapi":  # XAPI starts a VM on the server with the most room
+                waits = self._wait_factors()
+                dom.node = min(self.nodes, key=lambda n: waits.get(n, 0.0))
             self._emit(dom, "started", "booted")
         elif verb is Verb.PAUSE:
             dom.state = PowerState.PAUSED
@@ -328,6 +388,9 @@ class SimDriver(Driver):
         elif verb is Verb.RESUME:
             dom.state = PowerState.RUNNING
             self._emit(dom, "resumed", "unpaused")
+        elif verb is Verb.SUSPEND:
+            dom.state = PowerState.SUSPENDED
+            self._emit(dom, "suspended", "saved to disk")
         elif verb is Verb.FORCE_OFF:
             self._power_off(dom, "destroyed")
         elif verb is Verb.RESET:
@@ -370,9 +433,49 @@ class SimDriver(Driver):
         task.add_done_callback(self._transitions.discard)
 
 
+RECORDING_FILE = "sim-poll.json"
+
+
+def _enum_value(value: object) -> object:
+    if isinstance(value, Enum):
+        return value.value
+    raise TypeError(f"{type(value).__name__} is not JSON serialisable")
+
+
+def replay(host: str, text: str) -> HostSnapshot:
+    """A sim recording back into the poll it came from."""
+    try:
+        document = json.loads(text)
+        domains = tuple(_domain(d) for d in document["domains"])
+        facts = HostFacts(**document["facts"])
+    except (ValueError, TypeError, KeyError) as exc:
+        raise GarbledOutput(host, f"{RECORDING_FILE}: not a sim poll recording ({exc})") from exc
+    return HostSnapshot(host, 0.0, domains, facts)
+
+
+def _domain(fields: dict[str, Any]) -> Domain:
+    source = fields.get("memory_used_source")
+    counters, gauges = fields.get("counters"), fields.get("gauges")
+    return Domain(
+        **{
+            **fields,
+            "state": PowerState(fields["state"]),
+            "memory_used_source": MemorySource(source) if source is not None else None,
+            "counters": DomainCounters(**counters) if counters is not None else None,
+            "gauges": DomainGauges(**gauges) if gauges is not None else None,
+        }
+    )
+
+
 class SimXenDriver(SimDriver):
     """The sim driver as a Xen host: xen_xl's capabilities (no snapshots, no migration) and its reasons."""
 
     capabilities = SimDriver.capabilities - {Capability.SNAPSHOT, Capability.MIGRATION}
 
     unsupported = {c: UNSUPPORTED[c] for c in (Capability.SNAPSHOT, Capability.MIGRATION)}
+
+
+class SimSavingDriver(SimDriver):
+    """The sim driver as a host that suspends domains to disk (ESXi, XAPI): it offers suspend."""
+
+    capabilities = SimDriver.capabilities | {Capability.SUSPEND}

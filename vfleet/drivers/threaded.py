@@ -23,7 +23,7 @@ import logging
 import threading
 import time
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, TypeVar
@@ -71,6 +71,18 @@ class BlockingPool:
             Lane.CONTROL: _LaneState(1, threading.Condition(self._lock)),
             Lane.ACTION: _LaneState(max(1, size - 1), threading.Condition(self._lock)),
         }
+        self.recording: list[tuple[str, Any]] | None = None  # (what, result) of each call, while recording
+
+    @contextlib.contextmanager
+    def recorded(self) -> Iterator[list[tuple[str, Any]]]:
+        """What each call that succeeds inside the block returned, by its `what` (the recording hook of
+        `vfleet debug record`: the raw answers a poll read, before any parsing)."""
+        calls: list[tuple[str, Any]] = []
+        self.recording = calls
+        try:
+            yield calls
+        finally:
+            self.recording = None
 
     # -- what tests and diagnostics look at ----------------------------------------
 
@@ -135,7 +147,10 @@ class BlockingPool:
             else:  # asyncio.timeout, not wait_for: on 3.11 wait_for can swallow a cancel
                 async with asyncio.timeout(max(0.0, budget)):
                     await waiter
-            return job.future.result()  # type: ignore[no-any-return]
+            result = job.future.result()
+            if self.recording is not None:
+                self.recording.append((what, result))
+            return result  # type: ignore[no-any-return]
         except TimeoutError:
             started = self._give_up(lane, job, on_abandon, discard, cancel=not always)
             if started or always:

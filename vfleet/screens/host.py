@@ -9,7 +9,17 @@ from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
-from vfleet.core.aggregates import HostSummary, memory_text, pct_text, ratio_text, states_text, summarize_host
+from vfleet.core.aggregates import (
+    HostSummary,
+    has_nodes,
+    memory_text,
+    node_lines,
+    pct_text,
+    ratio_text,
+    states_text,
+    summarize_host,
+    summarize_nodes,
+)
 from vfleet.core.engine import Fleet, HostView
 from vfleet.core.models import PowerState
 from vfleet.core.output import human_bytes
@@ -19,8 +29,10 @@ from vfleet.widgets.panes import health_text
 
 # (key, label, width or None to fit the content, right-aligned). Numbers get the width
 # of their widest value up front: a column sized by its first values cut 100.0 to "100.".
-_COLUMNS = (
+_Column = tuple[str, str, int | None, bool]
+_COLUMNS: tuple[_Column, ...] = (
     ("name", "NAME", None, False),
+    ("node", "NODE", None, False),  # only for a pool or cluster
     ("state", "STATE", 13, False),
     ("vcpus", "VCPU", 4, True),
     ("cpu", "CPU%", 5, True),
@@ -41,6 +53,7 @@ class HostScreen(Screen[None]):
         self.fleet = fleet
         self.host = host
         self._shown: dict[str, tuple[str, ...]] = {}
+        self._columns = _COLUMNS  # without NODE until the host turns out to be a pool or cluster
 
     def compose(self) -> ComposeResult:
         yield Static("", id="host-facts", markup=False)
@@ -48,11 +61,20 @@ class HostScreen(Screen[None]):
         yield Footer()
 
     def on_mount(self) -> None:
-        table = self.query_one("#host-domains", DataTable)
-        for key, label, width, right in _COLUMNS:
-            table.add_column(Text(label, justify="right" if right else "left"), width=width, key=key)
         self._render_view(self.fleet.view(self.host))
-        table.focus()
+        self.query_one("#host-domains", DataTable).focus()
+
+    def _lay_out(self, view: HostView) -> DataTable[Text]:
+        """The domain table's columns: NODE only for a pool or cluster (set up again if that changes)."""
+        table: DataTable[Text] = self.query_one("#host-domains", DataTable)
+        columns = _COLUMNS if has_nodes(view) else tuple(c for c in _COLUMNS if c[0] != "node")
+        if columns != self._columns or not table.columns:
+            self._columns = columns
+            self._shown.clear()
+            table.clear(columns=True)
+            for key, label, width, right in columns:
+                table.add_column(Text(label, justify="right" if right else "left"), width=width, key=key)
+        return table
 
     def host_updated(self, view: HostView) -> None:
         """Called by the app whenever this host has a new view."""
@@ -80,13 +102,17 @@ class HostScreen(Screen[None]):
                 printable(
                     f"hypervisor  {facts.hypervisor} {facts.version or ''}   hostname {facts.hostname or '-'}"
                     f"   cpus {facts.cpus or '-'} {facts.cpu_model or ''}   memory {human_bytes(facts.memory_bytes)}"
+                    + (f"   in {len(facts.nodes)} servers" if facts.nodes else "")
                 )
             )
         else:
             lines.append("hypervisor  (not connected yet)")
         lines += summary_lines(summarize_host(view, now))
+        nodes = summarize_nodes(view, now)
+        lines += [f"{'nodes' if i == 0 else '':<12}{line}" for i, line in enumerate(node_lines(nodes))]
         self.query_one("#host-facts", Static).update(Text("\n".join(lines)))
-        table = self.query_one("#host-domains", DataTable)
+        table = self._lay_out(view)
+        with_node = any(c[0] == "node" for c in self._columns)
         seen = set()
         for row in view.rows:
             key = row.domain.key
@@ -94,6 +120,7 @@ class HostScreen(Screen[None]):
             r = row.rates
             texts = (
                 printable(row.domain.name),
+                *((printable(row.domain.node or "-"),) if with_node else ()),
                 row.domain.state.value,
                 str(row.domain.vcpus or "-"),
                 pct_text(r.cpu_percent),
@@ -104,9 +131,9 @@ class HostScreen(Screen[None]):
             old = self._shown.get(key)
             # Text, not str: DataTable reads a str cell as markup, and a name may hold `[red]`
             if old is None:
-                table.add_row(*(_cell(column, t) for column, t in zip(_COLUMNS, texts, strict=True)), key=key)
+                table.add_row(*(_cell(column, t) for column, t in zip(self._columns, texts, strict=True)), key=key)
             elif old != texts:
-                for column, new, before in zip(_COLUMNS, texts, old, strict=True):
+                for column, new, before in zip(self._columns, texts, old, strict=True):
                     if new != before:  # a longer name or memory text widens its column
                         table.update_cell(key, column[0], _cell(column, new), update_width=column[2] is None)
             self._shown[key] = texts
@@ -135,7 +162,7 @@ def _age(age: float | None) -> str:
     return "- (no poll answered yet)" if age is None else f"{age:.1f}s"
 
 
-def _cell(column: tuple[str, str, int | None, bool], text: str) -> Text:
+def _cell(column: _Column, text: str) -> Text:
     return Text(text, justify="right" if column[3] else "left", no_wrap=True, end="")
 
 

@@ -89,7 +89,7 @@ def domain_queries(hosts: Iterable[str]) -> dict[str, str]:
     `max` also merges duplicates from two scrape jobs). One `or`-combined query costs
     the server far more than these (label_replace over every series)."""
     sel = selector(hosts)
-    info = f"max by (host, domain, domain_key, state, memory_source) (vfleet_domain_info{{{sel}}})"
+    info = f"max by (host, domain, domain_key, state, memory_source, node) (vfleet_domain_info{{{sel}}})"
     values = {f"value:{f}": f"max by (host, domain_key) (vfleet_domain_{f}{{{sel}}})" for f in DOMAIN_VALUES}
     return {"domains": info, **values}
 
@@ -327,6 +327,7 @@ def _domain(labels: Mapping[str, str], values: dict[str, float]) -> Domain | Non
         raw_state=raw_state,
         uuid=key if key != name else None,
         gauges=DomainGauges(**gauges) if gauges else None,
+        node=labels.get("node") or None,
         **numbers,  # type: ignore[arg-type]
     )
 

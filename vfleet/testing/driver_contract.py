@@ -25,6 +25,7 @@ group). Needs pytest and pytest-asyncio; the vfleet runtime never imports this m
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, fields
 
@@ -34,6 +35,7 @@ from vfleet.core.errors import DriverError, DriverTimeout, PolicyRefused, Unsupp
 from vfleet.core.models import DomainCounters, DomainRef, HostConfig, PowerState, SnapshotInfo, SnapshotParams, Verb
 from vfleet.drivers import registry
 from vfleet.drivers.base import Capability, Driver, capability_for
+from vfleet.drivers.replay import replay
 
 MISSING_DOMAIN = "no-such-domain-4711"
 
@@ -95,6 +97,30 @@ class DriverContract:
                     assert b >= a, (dom.name, field.name, a, b)
 
     @pytest.mark.asyncio
+    async def test_a_recording_replays_into_the_polled_domains(self, subject: Subject) -> None:
+        """record_poll (`vfleet debug record`) is optional; a driver that has it hands over plain file names
+        and, where vfleet can replay the recording, the domains a poll gives."""
+        driver = subject.driver(read_only=True)
+        await driver.connect()
+        try:
+            try:
+                files = await driver.record_poll()
+            except UnsupportedAction:
+                return
+            polled = await driver.poll()
+        finally:
+            await driver.close()
+        assert files, "a recording holds at least one file"
+        for name, text in files.items():
+            assert re.fullmatch(r"[A-Za-z0-9][A-Za-z0-9._-]{0,99}", name) and name != "manifest.json", name
+            assert isinstance(text, str) and text, name
+        try:
+            replayed = await replay(subject.config, files)
+        except UnsupportedAction:
+            return  # a recording vfleet cannot read back yet: still useful in a bug report
+        assert {d.name: d.state for d in replayed.domains} == {d.name: d.state for d in polled.domains}
+
+    @pytest.mark.asyncio
     async def test_a_deadline_is_honoured_even_when_it_has_passed(self, subject: Subject) -> None:
         """The caller's deadline, not the host's call_timeout, bounds every call: a spent one fails at once."""
         driver = subject.driver()
@@ -129,6 +155,23 @@ class DriverContract:
         finally:
             await driver.close()
         assert Capability.START in type(driver).capabilities and Capability.FORCE_OFF in type(driver).capabilities
+
+    @pytest.mark.asyncio
+    async def test_suspend_saves_a_running_domain_and_resume_runs_it_again(self, subject: Subject) -> None:
+        """Drivers that declare SUSPEND: a running domain goes to SUSPENDED and RESUME brings it back."""
+        driver = subject.driver()
+        if Capability.SUSPEND not in type(driver).capabilities:
+            pytest.skip(f"{subject.config.driver} does not suspend domains")
+        await driver.connect()
+        try:
+            running = next(d for d in (await driver.poll()).domains if d.state is PowerState.RUNNING)
+            for verb, state in ((Verb.SUSPEND, PowerState.SUSPENDED), (Verb.RESUME, PowerState.RUNNING)):
+                result = await driver.perform(verb, DomainRef.of(running))
+                assert result.ok and result.state_after is state, result
+                polled = {d.key: d.state for d in (await driver.poll()).domains}
+                assert polled[running.key] is state, verb
+        finally:
+            await driver.close()
 
     @pytest.mark.asyncio
     async def test_unknown_domain_is_a_one_line_typed_error(self, subject: Subject) -> None:

@@ -121,29 +121,34 @@ class Column:
 COLUMNS: tuple[Column, ...] = (
     Column("mark", " ", " ", False, None, 0),
     Column("host", "HOST", "HOST", False, 8, 1, "age"),
-    Column("hv", "HV", "HV", False, None, 11),
+    # The server inside a pool or cluster: laid out only when some domain has one (AUTO_COLUMNS).
+    Column("node", "NODE", "NODE", False, 8, 5),
+    Column("hv", "HV", "HV", False, None, 12),
     Column("name", "NAME", "NAME", False, 12, 0),
     Column("state", "STATE", "STATE", False, None, 0),
     Column("cpu", "CPU%", "CPU%", True, None, 2, "cpu"),
-    Column("spark", "CPU", "CPU", False, None, 12),
+    Column("spark", "CPU", "CPU", False, None, 13),
     Column("vcpus", "VCPU", "VCPU", True, None, 4),
     Column("mem", "MEM used/alloc", "MEM", True, None, 3, "memory"),
-    Column("mem_pct", "MEM%", "MEM%", True, None, 10, "memory"),
-    Column("disk", "DISK r/w", "DISK", True, None, 7),
-    Column("iops", "IOPS r/w", "IOPS", True, None, 13),
-    Column("net", "NET rx/tx", "NET", True, None, 6),
-    Column("cont", "CONT%", "CONT%", True, None, 5, "contention"),
-    Column("uptime", "UPTIME", "UP", True, None, 9),
-    Column("tags", "TAGS", "TAGS", False, 6, 14),
+    Column("mem_pct", "MEM%", "MEM%", True, None, 11, "memory"),
+    Column("disk", "DISK r/w", "DISK", True, None, 8),
+    Column("iops", "IOPS r/w", "IOPS", True, None, 14),
+    Column("net", "NET rx/tx", "NET", True, None, 7),
+    Column("cont", "CONT%", "CONT%", True, None, 6, "contention"),
+    Column("uptime", "UPTIME", "UP", True, None, 10),
+    Column("tags", "TAGS", "TAGS", False, 6, 15),
     # Last to find room: snapshot facts matter before patching, not while watching load.
-    Column("snaps", "SNAPS", "SNAP", True, None, 15),
-    Column("snap_age", "SNAP AGE", "SNAP AGE", True, None, 16),
+    Column("snaps", "SNAPS", "SNAP", True, None, 16),
+    Column("snap_age", "SNAP AGE", "SNAP AGE", True, None, 17),
 )
 ESSENTIAL = 3  # priorities up to this one are placed before names get their comfortable width
 COMFORTABLE = {"name": 32, "host": 16}  # names this wide tell domains apart; wider only if room is left
 COLUMN_KEYS = tuple(c.key for c in COLUMNS)
 # Not shown unless chosen (`c`, `:columns +snaps`, a view): the table is full without them.
 OFF_BY_DEFAULT = frozenset({"snaps", "snap_age"})
+# Chosen, but laid out only while some domain has a value for them: a fleet without pools or
+# clusters gets no column of dashes.
+AUTO_COLUMNS = frozenset({"node"})
 DEFAULT_COLUMNS = tuple(k for k in COLUMN_KEYS if k not in OFF_BY_DEFAULT)
 CHOOSABLE = tuple(k for k in COLUMN_KEYS if k != "mark")  # the mark column is the marks' only sign
 SORTABLE = tuple(c.key for c in COLUMNS if c.sortable)
@@ -260,6 +265,7 @@ def row_texts(
     return (
         "●" if marked else " ",
         MARKERS[age] + printable(row.host),
+        "-" if d.node is None else printable(d.node),
         printable(row.hypervisor),
         printable(d.name),
         d.state.value + ("?" if stale else ""),

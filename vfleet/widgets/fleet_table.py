@@ -32,6 +32,7 @@ from vfleet.core.sanitize import printable
 from vfleet.core.selector import Selector
 from vfleet.core.thresholds import DEFAULT_THRESHOLDS, Level, Thresholds
 from vfleet.widgets.columns import (
+    AUTO_COLUMNS,
     BY_KEY,
     COLUMN_KEYS,
     COLUMNS,
@@ -94,6 +95,7 @@ class FleetTable(LiveTable[KeyedText]):
         self._widths: dict[str, int] = {}
         self._natural = [0] * len(COLUMNS)  # widest text per column since the last full measure
         self._grew = False
+        self._node_hosts: set[str] = set()  # hosts with a domain on a node: the NODE column is laid out
 
     def on_mount(self) -> None:
         self._set_columns(self._layout())
@@ -107,16 +109,20 @@ class FleetTable(LiveTable[KeyedText]):
         return [c.key for c, _ in self.laid_out]
 
     def dropped_columns(self) -> list[str]:
-        """Chosen columns left out for lack of room."""
-        shown = set(self.shown_columns)
-        return [k for k in self.chosen if k not in shown]
+        """Chosen columns left out for lack of room (not those with nothing to show)."""
+        shown, empty = set(self.shown_columns), self._empty_columns()
+        return [k for k in self.chosen if k not in shown and k not in empty]
+
+    def _empty_columns(self) -> frozenset[str]:
+        return frozenset() if self._node_hosts else AUTO_COLUMNS
 
     def _width(self) -> int:
         return self.scrollable_content_region.width
 
     def _layout(self) -> list[tuple[Column, int]]:
         natural = {c.key: self._natural[i] for i, c in enumerate(COLUMNS)}
-        chosen = [BY_KEY[k] for k in self.chosen]
+        empty = self._empty_columns()
+        chosen = [BY_KEY[k] for k in self.chosen if k not in empty]
         return layout(chosen, natural, self._width(), (self.sort_column, self.sort_reverse))
 
     def _set_columns(self, plan: list[tuple[Column, int]]) -> None:
@@ -212,8 +218,9 @@ class FleetTable(LiveTable[KeyedText]):
         else:
             self._stale_hosts.discard(host)
         keys: list[str] = []
-        moved = False
+        moved = on_nodes = False
         for row in view.rows:
+            on_nodes = on_nodes or row.domain.node is not None
             key = row_key(host, row.domain.key)
             keys.append(key)
             previous = self.rows_by_key.get(key)
@@ -229,6 +236,9 @@ class FleetTable(LiveTable[KeyedText]):
                 del self._texts[gone]
                 self.remove_row(gone)
         self._host_keys[host] = keys
+        if on_nodes != (host in self._node_hosts):  # the first pool or cluster brings the NODE column
+            (self._node_hosts.add if on_nodes else self._node_hosts.discard)(host)
+            self._grew = True
         return moved
 
     def _show(self, key: str, row: DomainRow, config: HostConfig) -> bool:

@@ -20,6 +20,7 @@ from vfleet.core.aggregates import (
     hypervisor_label,
     summarize_fleet,
     summarize_host,
+    summarize_nodes,
     summary_cells,
 )
 from vfleet.core.engine import HostView
@@ -43,6 +44,8 @@ _KEYS = tuple(key for key, _ in HOST_COLUMNS)
 _RIGHT = frozenset(key for key, _ in SUMMARY_COLUMNS)
 FLEET_ROW = "fleet"  # the totals row; host rows are keyed "host:NAME", so no host can take its place
 _HOST_PREFIX = "host:"
+_NODE_PREFIX = "node:"  # a server of a pool or cluster, under its host: "node:HOST\x1fNODE"
+_NODE_SEP = "\x1f"  # never in an inventory name
 _ERROR_WIDTH = 100  # the pane shows the start of an error; the host screen shows all of it
 
 
@@ -78,6 +81,17 @@ def host_texts(view: HostView, summary: HostSummary, now: float) -> tuple[str, .
     return (printable(view.name), status, *summary_cells(summary), printable(hypervisor_label(view)), printable(error))
 
 
+def node_texts(node: HostSummary) -> tuple[str, ...]:
+    """A server of a pool or cluster, on a line under its host: the host's columns for its domains."""
+    return (f" └ {printable(node.node or '-')}", "", *summary_cells(node), "", "")
+
+
+class _Ordered(Text):
+    """A row's first cell, carrying the row's place: the fleet row, then each host followed by its nodes."""
+
+    order: tuple[int, int, int] = (0, 0, 0)
+
+
 def fleet_texts(fleet: FleetSummary) -> tuple[str, ...]:
     up = fleet.hosts_in(HostStatus.UP)
     return ("FLEET", f"{up}/{fleet.hosts} up", *summary_cells(fleet), "", "")
@@ -97,6 +111,10 @@ class HostsPane(LiveTable[Text]):
         self._clock = clock
         self._shown: dict[str, tuple[str, ...]] = {}  # host name -> its texts on screen
         self._summaries: dict[str, tuple[HostView, HostSummary]] = {}
+        self._node_summaries: dict[str, tuple[HostSummary, ...]] = {}  # host -> its servers (pools, clusters)
+        self._node_rows: dict[str, set[str]] = {}  # host -> the row keys of its servers' lines
+        self._places: dict[str, int] = {}  # host -> its place (the order hosts were first seen)
+        self._order: dict[str, tuple[int, int, int]] = {FLEET_ROW: (0, 0, 0)}  # row key -> its place
         self._fleet: tuple[str, ...] = ()
         self._fleet_summary = summarize_fleet([])
         self._widths: dict[str, int] = {}  # the widest text each column has held
@@ -121,18 +139,46 @@ class HostsPane(LiveTable[Text]):
 
     def apply(self, views: Iterable[HostView]) -> None:
         now = self._clock()
+        added_nodes = False
         with self.updating_rows():
             for view in views:
+                place = self._places.setdefault(view.name, len(self._places) + 1)
+                self._order[host_row_key(view.name)] = (place, 0, 0)
                 texts = host_texts(view, self._summarize(view, now), now)
                 old = self._shown.get(view.name)
                 if texts != old:
                     self._shown[view.name] = texts
                     self._show(host_row_key(view.name), old, texts, view.health.status)
+                added_nodes |= self._show_nodes(view.name, place)
             self._fleet_summary = summarize_fleet([summary for _, summary in self._summaries.values()])
             texts = fleet_texts(self._fleet_summary)
             if texts != self._fleet:
                 old, self._fleet = self._fleet, texts
                 self._show(FLEET_ROW, old, texts, None)
+        if added_nodes:  # rows are added at the end: put each server back under its host (rare)
+            self.sort(_KEYS[0], key=lambda cell: getattr(cell, "order", (0, 0, 0)))
+
+    def _show_nodes(self, host: str, place: int) -> bool:
+        """The lines of a host's servers, under it; True when one was added."""
+        nodes = self._node_summaries.get(host, ())
+        shown = self._node_rows.get(host)
+        if not nodes and not shown:  # a single host: nothing to do (the pane runs this for every host each second)
+            return False
+        keys = {node_row_key(host, n.node or ""): n for n in nodes}
+        added = False
+        for index, (key, node) in enumerate(keys.items(), start=1):
+            self._order[key] = (place, index, 0)
+            texts = node_texts(node)
+            old = self._shown.get(key)
+            if texts != old:
+                self._shown[key] = texts
+                self._show(key, old, texts, None)
+                added |= old is None
+        for gone in (shown or set()) - keys.keys():
+            del self._shown[gone]
+            self.remove_row(gone)
+        self._node_rows[host] = set(keys)
+        return added
 
     def _summarize(self, view: HostView, now: float) -> HostSummary:
         # The health tick re-applies every host each second: reuse a summary while its data is the same.
@@ -144,10 +190,11 @@ class HostsPane(LiveTable[Text]):
                 return summary
         summary = summarize_host(view, now)
         self._summaries[view.name] = (view, summary)
+        self._node_summaries[view.name] = summarize_nodes(view, now)
         return summary
 
     def _show(self, key: str, old: tuple[str, ...] | None, texts: tuple[str, ...], status: HostStatus | None) -> None:
-        cells = self._cells(status, texts, bold=key == FLEET_ROW)
+        cells = self._cells(status, texts, bold=key == FLEET_ROW, order=self._order.get(key, (0, 0, 0)))
         grown = self._grow(texts)
         if old is None:
             self.add_row(*cells, key=key)
@@ -160,10 +207,14 @@ class HostsPane(LiveTable[Text]):
             self.set_cells(key, changed)
             self._touched_cells.setdefault(key, set()).update(changed)
 
-    def _cells(self, status: HostStatus | None, texts: tuple[str, ...], *, bold: bool) -> list[Text]:
+    def _cells(
+        self, status: HostStatus | None, texts: tuple[str, ...], *, bold: bool, order: tuple[int, int, int]
+    ) -> list[Text]:
         colour = self.colours.get(STATUS_COLOURS.get(status, ""), Style()) if status is not None else Style()
         base = Style(bold=True) if bold else Style()
-        return [
+        first = _Ordered(texts[0], style=base, justify="left", no_wrap=True, end="")
+        first.order = order
+        return [first] + [
             Text(
                 text,
                 style=colour + base if key == "status" else base,
@@ -171,7 +222,7 @@ class HostsPane(LiveTable[Text]):
                 no_wrap=True,
                 end="",
             )
-            for key, text in zip(_KEYS, texts, strict=True)
+            for key, text in zip(_KEYS[1:], texts[1:], strict=True)
         ]
 
     def _grow(self, texts: tuple[str, ...]) -> set[str]:
@@ -216,6 +267,9 @@ class HostsPane(LiveTable[Text]):
 
     def restyle(self) -> None:
         self._shown.clear()
+        self._node_rows.clear()
+        self._node_summaries.clear()
+        self._summaries.clear()
         self.clear()
         self._add_fleet_row()
 
@@ -229,8 +283,14 @@ def host_row_key(host: str) -> str:
     return _HOST_PREFIX + host
 
 
+def node_row_key(host: str, node: str) -> str:
+    return f"{_NODE_PREFIX}{host}{_NODE_SEP}{node}"
+
+
 def host_of(row_key: str | None) -> str | None:
-    """The host a row of the pane stands for (None for the fleet row)."""
+    """The host a row of the pane stands for, a server's line its host's (None for the fleet row)."""
+    if row_key is not None and row_key.startswith(_NODE_PREFIX):
+        return row_key.removeprefix(_NODE_PREFIX).partition(_NODE_SEP)[0]
     if row_key is None or not row_key.startswith(_HOST_PREFIX):
         return None
     return row_key.removeprefix(_HOST_PREFIX)

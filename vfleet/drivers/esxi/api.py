@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import json
 import logging
 import os
 import socket
@@ -31,7 +32,6 @@ import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Iterable
-from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any, ClassVar, TypeVar
 
@@ -60,7 +60,6 @@ from vfleet.core.models import (
     MigrateParams,
     PowerState,
     SnapshotInfo,
-    TlsSettings,
     Verb,
 )
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
@@ -69,17 +68,19 @@ from vfleet.drivers.esxi.login import NotVimServer, login, service_version
 from vfleet.drivers.esxi.vsphere_map import (
     HOST_PROPERTIES,
     REALTIME_INTERVAL_S,
+    RECORDING_FILE,
     VM_PROPERTIES,
     PerfSample,
     domain_from_props,
     facts_from_hosts,
-    fingerprint,
-    parse_thumbprint,
-    pin_matches,
+    on_node,
+    perf_samples,
     power_state,
     resolve_counters,
+    vsphere_json,
 )
 from vfleet.drivers.threaded import Lane, pool_for
+from vfleet.drivers.tls import PinMismatch, presented_fingerprint, tls_context
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -93,58 +94,6 @@ Disconnect: Any = _connect.Disconnect
 PC = vmodl.query.PropertyCollector
 
 
-# -- TLS --------------------------------------------------------------------------
-
-
-class PinMismatch(ssl.SSLCertVerificationError):
-    def __init__(self, expected: str, actual: str) -> None:
-        super().__init__(f"certificate fingerprint {actual} does not match the pinned {expected}")
-        self.expected, self.actual = expected, actual
-
-
-class _PinnedSocket(ssl.SSLSocket):
-    """Checks the peer certificate against the context's pin right after each handshake."""
-
-    def do_handshake(self, block: bool = False) -> None:
-        super().do_handshake(block)
-        algorithm, digest = self.context.vfleet_pin  # type: ignore[attr-defined]
-        der = self.getpeercert(binary_form=True) or b""
-        if not pin_matches(der, algorithm, digest):
-            self.close()
-            expected = ":".join(digest[i : i + 2] for i in range(0, len(digest), 2)).upper()
-            raise PinMismatch(f"{algorithm.upper()} {expected}", f"{algorithm.upper()} {fingerprint(der, algorithm)}")
-
-
-class _PinnedContext(ssl.SSLContext):
-    sslsocket_class = _PinnedSocket
-    vfleet_pin: tuple[str, str]
-
-
-def tls_context(tls: TlsSettings) -> tuple[ssl.SSLContext, list[str]]:
-    """The SSL context for these settings, and the warnings to show. A pin wins over insecure."""
-    if tls.thumbprint:
-        pinned = _PinnedContext(ssl.PROTOCOL_TLS_CLIENT)
-        pinned.check_hostname = False  # the pin names exactly one certificate; names add nothing
-        pinned.verify_mode = ssl.CERT_NONE
-        pinned.vfleet_pin = parse_thumbprint(tls.thumbprint)
-        return pinned, []
-    if tls.insecure:
-        loose = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
-        loose.check_hostname = False
-        loose.verify_mode = ssl.CERT_NONE
-        return loose, ["TLS certificate verification is OFF (tls.insecure: true)"]
-    return ssl.create_default_context(cafile=tls.ca_file), []
-
-
-def _presented_fingerprint(address: str, port: int, timeout: float) -> str:
-    """The SHA-256 fingerprint the server shows, for the error message (never trusted)."""
-    try:
-        pem = ssl.get_server_certificate((address, port), timeout=timeout)
-        return fingerprint(ssl.PEM_cert_to_DER_cert(pem))
-    except (OSError, ValueError):
-        return "unknown"
-
-
 class _Untrusted(Exception):
     def __init__(self, reason: str, presented: str) -> None:
         super().__init__(reason)
@@ -156,7 +105,7 @@ class _Untrusted(Exception):
 
 class EsxiApiDriver(Driver):
     kind = "esxi_api"
-    capabilities = LIFECYCLE | {Capability.SNAPSHOT, Capability.MIGRATION}
+    capabilities = LIFECYCLE | {Capability.SUSPEND, Capability.SNAPSHOT, Capability.MIGRATION}
     # Verb -> (vSphere method, whether it returns a Task). PAUSE has no vSphere
     # equivalent: it suspends (memory to disk); RESUME powers a suspended VM on.
     METHODS: ClassVar[dict[Verb, tuple[str, bool]]] = {
@@ -166,6 +115,7 @@ class EsxiApiDriver(Driver):
         Verb.REBOOT: ("RebootGuest", False),
         Verb.RESET: ("ResetVM_Task", True),
         Verb.PAUSE: ("SuspendVM_Task", True),
+        Verb.SUSPEND: ("SuspendVM_Task", True),
         Verb.RESUME: ("PowerOnVM_Task", True),
     }
 
@@ -187,6 +137,7 @@ class EsxiApiDriver(Driver):
         self._nodes: dict[str, Any] = {}  # server name -> HostSystem, from the last poll
         self.warnings: list[str] = []  # shown as a badge: e.g. TLS verification is off
         self.calls: Counter[str] = Counter()  # SOAP round trips by method, for diagnostics and tests
+        self._recording: dict[str, Any] | None = None  # the raw answers of a poll, while recording
 
     @property
     def endpoint(self) -> str:
@@ -306,7 +257,7 @@ class EsxiApiDriver(Driver):
             raise
         except ssl.SSLCertVerificationError as exc:
             reason = exc.verify_message or str(exc)
-            presented = _presented_fingerprint(cfg.address, self._port, max(0.1, self.seconds_left(deadline)))
+            presented = presented_fingerprint(cfg.address, self._port, max(0.1, self.seconds_left(deadline)))
             raise _Untrusted(reason, presented) from exc
         try:
             return si, self._setup(si)
@@ -331,7 +282,7 @@ class EsxiApiDriver(Driver):
             (c.groupInfo.key, c.nameInfo.key, str(c.rollupType), c.key) for c in content.perfManager.perfCounter
         )
         _vms, hosts = self._retrieve()
-        return facts_from_hosts(self._about, hosts.values(), cfg.address or self.host)
+        return facts_from_hosts(self._about, hosts.values(), cfg.address or self.host, vcenter=self._vcenter)
 
     async def close(self) -> None:
         """Log out; behind a stuck call the logout is queued, never skipped (a leaked session stays on vCenter)."""
@@ -373,6 +324,8 @@ class EsxiApiDriver(Driver):
             for item in result.objects:
                 props = {p.name: p.val for p in item.propSet}
                 (vms if isinstance(item.obj, vim.VirtualMachine) else hosts)[item.obj] = props
+                if self._recording is not None:
+                    self._recording["objects"].append({"obj": vsphere_json(item.obj), "props": vsphere_json(props)})
             if result.token and deadline is not None and time.monotonic() > deadline:
                 with contextlib.suppress(Exception):  # let the server free the rest of the answer
                     collector.CancelRetrievePropertiesEx(result.token)
@@ -392,10 +345,33 @@ class EsxiApiDriver(Driver):
         if self._vcenter:
             self._nodes = {str(p.get("name")): h for h, p in hosts.items() if p.get("name")}
             names = {h._moId: name for name, h in self._nodes.items()}
-            pairs = [(vm, _on_node(d, names, vms[vm].get("runtime.host"))) for vm, d in pairs]
+            pairs = [(vm, on_node(d, names, getattr(vms[vm].get("runtime.host"), "_moId", ""))) for vm, d in pairs]
         self._index(pairs)
-        facts = facts_from_hosts(self._about, hosts.values(), self.config.address or self.host)
+        facts = facts_from_hosts(self._about, hosts.values(), self.config.address or self.host, vcenter=self._vcenter)
         return HostSnapshot(self.host, taken_at, tuple(d for _vm, d in pairs if d is not None), facts)
+
+    async def record_poll(self, *, deadline: float | None = None) -> dict[str, str]:
+        """One poll's PropertyCollector objects and QueryPerf answer (asked for afresh), as JSON."""
+        deadline = self.due(deadline)
+        self._connected()
+        recording: dict[str, Any] = {
+            "about": {"fullName": self._about, "apiType": "VirtualCenter" if self._vcenter else "HostAgent"},
+            "counters": {str(key): name for key, name in self._counters.items()},
+            "objects": [],
+            "perf": None,
+        }
+        self._perf_at, self._perf_asked = float("-inf"), set()  # a recording holds a perf answer too
+
+        def read() -> HostSnapshot:
+            self._recording = recording
+            try:
+                recording["now"] = datetime.now(UTC).isoformat()
+                return self._read_snapshot(deadline)
+            finally:
+                self._recording = None
+
+        await self._call(Lane.CONTROL, "poll", read, deadline)
+        return {RECORDING_FILE: json.dumps(recording, indent=1, ensure_ascii=False)}
 
     def _index(self, pairs: Iterable[tuple[Any, Domain | None]]) -> None:
         """Names and UUIDs -> VM objects, for actions."""
@@ -427,14 +403,10 @@ class EsxiApiDriver(Driver):
         except vmodl.MethodFault as exc:  # no statistics is not a failed poll: gauges stay None
             log.info("%s: QueryPerf failed (%s); no realtime metrics this interval", self.host, type(exc).__name__)
             return
-        for entity_metric in answer or ():
-            interval = entity_metric.sampleInfo[-1].interval if entity_metric.sampleInfo else REALTIME_INTERVAL_S
-            values = {
-                self._counters[s.id.counterId]: int(s.value[-1])
-                for s in entity_metric.value
-                if s.id.counterId in self._counters and s.value
-            }
-            self._perf[entity_metric.entity._moId] = PerfSample(values, int(interval or REALTIME_INTERVAL_S))
+        plain = [vsphere_json(entity_metric) for entity_metric in answer or ()]
+        if self._recording is not None:
+            self._recording["perf"] = plain
+        self._perf.update(perf_samples(plain, self._counters))
 
     # -- actions ------------------------------------------------------------------
 
@@ -559,11 +531,6 @@ class EsxiApiDriver(Driver):
         if len(matches) > 1:  # vCenter allows the same name in different folders
             raise ActionFailed(self.host, f"{len(matches)} VMs are named {domain!r}; name the VM by its UUID instead")
         return matches[0] if matches else None
-
-
-def _on_node(domain: Domain | None, names: dict[str, str], host: Any) -> Domain | None:
-    name = names.get(getattr(host, "_moId", ""))
-    return domain if domain is None or name is None else replace(domain, node=name)
 
 
 def _wait_for_task(task: Any, timeout: float, host: str, what: str) -> Any:

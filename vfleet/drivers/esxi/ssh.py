@@ -4,19 +4,31 @@ A poll is two round trips: the VM ids (getallvms) with the running worlds, then
 every get.summary in one command line; every SNAPSHOT_FACTS_EVERY polls (and right after
 a snapshot operation) a third reads every VM's snapshot tree (snapshot.get), for the
 snapshot count and age: vim-cmd starts a process per call on the host, so not every poll.
+Disk and network rates and CPU contention come from esxtop (see esxtop.py), which needs
+two samples 2 s apart: it runs on a channel of its own beside the polls (EsxtopSampler),
+and a poll takes the newest finished sample without waiting for it (the first poll waits).
 Force-off is `power.off`, and when that fails on a wedged VM, `esxcli vm process kill`
 escalating soft -> hard -> force.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
+from collections import Counter
 from dataclasses import replace
 
 from vfleet.core.console import ConsoleStream
-from vfleet.core.errors import ActionFailed, DomainNotFound, NoConsole, UnsupportedAction, VFleetError
+from vfleet.core.errors import (
+    ActionFailed,
+    DomainNotFound,
+    HostUnreachable,
+    NoConsole,
+    UnsupportedAction,
+    VFleetError,
+)
 from vfleet.core.models import (
     ActionParams,
     ActionResult,
@@ -30,6 +42,7 @@ from vfleet.core.models import (
     Verb,
 )
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
+from vfleet.drivers.esxi import esxtop
 from vfleet.drivers.esxi.parse import (
     POWER_STATES,
     UNKNOWN_VM,
@@ -50,6 +63,7 @@ from vfleet.drivers.esxi.sshsnap import (
     revert_command,
 )
 from vfleet.drivers.ssh.batch import join, split_sections
+from vfleet.drivers.ssh.record import COMMANDS_FILE, write_blocks
 from vfleet.drivers.ssh.transport import MAX_OUTPUT, CommandResult, SshTransport, first_line, raise_for
 
 log = logging.getLogger(__name__)
@@ -61,6 +75,7 @@ FACTS = (
     "esxcli hardware memory get",
 )
 _SKIPPED = re.compile(r"^Skipping invalid VM")
+_NOT_FOUND = re.compile(r"\b(esxtop|awk): not found")
 _POWER = {
     Verb.START: "power.on",
     Verb.RESUME: "power.on",  # a suspended VM resumes on power-on
@@ -68,12 +83,14 @@ _POWER = {
     Verb.REBOOT: "power.reboot",
     Verb.RESET: "power.reset",
     Verb.PAUSE: "power.suspend",  # ESXi has no pause: suspend to disk is the nearest
+    Verb.SUSPEND: "power.suspend",
     Verb.FORCE_OFF: "power.off",
 }
 _TARGET = {
     Verb.START: "poweredOn",
     Verb.RESUME: "poweredOn",
     Verb.PAUSE: "suspended",
+    Verb.SUSPEND: "suspended",
     Verb.FORCE_OFF: "poweredOff",
     Verb.SHUTDOWN: "poweredOff",
 }
@@ -81,13 +98,91 @@ KILL_TYPES = ("soft", "hard", "force")
 SNAPSHOT_FACTS_EVERY = 10  # the cadence libvirt uses too (bench/snapshot_facts.py)
 
 
+ESXTOP_RUN_S = 3 * esxtop.DELAY_S + 10  # one esxtop run's budget: two samples, start-up and the filter
+ESXTOP_MAX_AGE_S = 15.0  # an older sample is not shown as current: its fields go empty
+ESXTOP_FIRST_WAIT_S = 8.0  # the first poll waits this long at most (a run: 2 s of samples, start-up, the filter)
+
+
 def batch(commands: list[str]) -> str:
     return join(commands)
 
 
+class EsxtopSampler:
+    """esxtop runs beside the polls, one run at a time: each poll starts a run if none is
+    in flight and takes the newest finished sample. Only the first poll waits for one.
+
+    A failure leaves the esxtop fields empty and is logged once (again only when the
+    reason changes); a host without esxtop is not asked again on this connection.
+    """
+
+    def __init__(self, ssh: SshTransport, host: str) -> None:
+        self.ssh, self.host = ssh, host
+        self.clock = time.monotonic  # a sample's age is read on this clock (tests move it)
+        self.runs = 0  # runs started (tests count them)
+        self._run: asyncio.Task[tuple[float, esxtop.EsxtopSample]] | None = None
+        self._latest: tuple[float, esxtop.EsxtopSample] | None = None  # (when it finished, the sample)
+        self._tried = False  # a run has finished (with a sample or not): polls stop waiting
+        self._said: str | None = None  # the failure last reported
+        self.missing = False
+
+    async def sample(self, deadline: float) -> esxtop.EsxtopSample | None:
+        if self.missing:
+            return None
+        self._harvest()
+        if self._run is None:
+            self._run = asyncio.get_running_loop().create_task(self._measure())
+            self.runs += 1
+        if not self._tried:  # the first poll waits, so one `vfleet status` shows these fields too
+            wait = min(deadline - time.monotonic(), ESXTOP_FIRST_WAIT_S)
+            await asyncio.wait({self._run}, timeout=max(0.0, wait))
+            self._harvest()
+        if self._latest is None or self.clock() - self._latest[0] > ESXTOP_MAX_AGE_S:
+            return None
+        return self._latest[1]
+
+    async def _measure(self) -> tuple[float, esxtop.EsxtopSample]:
+        result = await self.ssh.run(esxtop.command(), timeout=ESXTOP_RUN_S)
+        missing = _NOT_FOUND.search(result.stderr)
+        if missing is not None:  # busybox sh: "sh: esxtop: not found"
+            self.missing = True
+            raise ActionFailed(self.host, f"{missing.group(1)} is not on this host")
+        if result.exit_status != 0:
+            why = esxtop.why_failed(result.exit_status, result.stderr)
+            detail = first_line(result.stderr)
+            raise ActionFailed(self.host, why + (f": {detail}" if detail else ""))
+        return self.clock(), esxtop.parse_esxtop(result.stdout, self.host)
+
+    def _harvest(self) -> None:
+        run = self._run
+        if run is None or not run.done():
+            return
+        self._run, self._tried = None, True
+        if run.cancelled():
+            return
+        exc = run.exception()
+        if exc is None:
+            self._latest = run.result()
+            if self._said is not None:
+                log.info("%s: esxtop answers again", self.host)
+            self._said = None
+            return
+        if isinstance(exc, HostUnreachable):
+            return  # the connection is gone: the poll says so
+        reason = str(exc) if isinstance(exc, VFleetError) else f"{self.host}: esxtop: {type(exc).__name__}: {exc}"
+        if reason != self._said:
+            log.warning("%s (disk, network and contention stay empty)", reason)
+            self._said = reason
+
+    async def close(self) -> None:
+        run, self._run = self._run, None
+        if run is not None:
+            run.cancel()  # the transport stops the remote esxtop too
+            await asyncio.wait({run})
+
+
 class EsxiSshDriver(Driver):
     kind = "esxi_ssh"
-    capabilities = LIFECYCLE | {Capability.SNAPSHOT}
+    capabilities = LIFECYCLE | {Capability.SUSPEND, Capability.SNAPSHOT}
     unsupported = {Capability.MIGRATION: "vMotion needs vCenter; a single ESXi host has nowhere to move a VM to"}
     max_output = MAX_OUTPUT  # bytes per command; a poll's get.summary batch is about 4 KiB per VM
 
@@ -97,10 +192,16 @@ class EsxiSshDriver(Driver):
         self.worlds: dict[str, int] = {}  # display name -> world id, from the last listing
         self._snapshot_facts: dict[int, tuple[int, float | None]] = {}  # vmid -> (count, oldest creation)
         self._polls_to_facts = 0  # polls until snapshot facts are read again (0: by the next poll)
+        self.esxtop = EsxtopSampler(self.ssh, self.host)
 
     async def connect(self, *, deadline: float | None = None) -> HostFacts:
         deadline = self.due(deadline, self.config.connect_timeout)
         await self.ssh.connect(deadline=deadline)
+        await self.esxtop.close()
+        self.esxtop = EsxtopSampler(self.ssh, self.host)  # a new connection asks for esxtop afresh
+        return await self._facts(deadline)
+
+    async def _facts(self, deadline: float) -> HostFacts:
         result = await self.ssh.run(batch(list(FACTS)), deadline=deadline)
         sections = split_sections(result.stdout, len(FACTS), self.host)
         for (status, _text), command in zip(sections, FACTS, strict=True):
@@ -113,7 +214,19 @@ class EsxiSshDriver(Driver):
         return host_facts(*(text for _status, text in sections))
 
     async def close(self) -> None:
+        await self.esxtop.close()
         await self.ssh.close()
+
+    async def record_poll(self, *, deadline: float | None = None) -> dict[str, str]:
+        """What connect() reads for the host facts and one poll's commands (snapshot facts too), verbatim."""
+        deadline = self.due(deadline)
+        self._polls_to_facts = 0  # a recording holds every kind of answer a poll can read
+        await self.esxtop.close()
+        self.esxtop = EsxtopSampler(self.ssh, self.host)  # so the poll waits for an esxtop run of its own
+        with self.ssh.recorded() as commands:
+            await self._facts(deadline)
+            await self.poll(deadline=deadline)
+        return {COMMANDS_FILE: write_blocks(commands)}
 
     async def _summaries(self, deadline: float) -> list[VmSummary]:
         """Two round trips under one deadline: the VM ids, then every summary."""
@@ -146,12 +259,21 @@ class EsxiSshDriver(Driver):
 
     async def poll(self, *, deadline: float | None = None) -> HostSnapshot:
         deadline = self.due(deadline)
-        summaries = await self._summaries(deadline)
-        taken_at = time.monotonic()
-        await self._refresh_snapshot_facts(summaries, deadline)
+        sampling = asyncio.get_running_loop().create_task(self.esxtop.sample(deadline))
+        try:
+            summaries = await self._summaries(deadline)
+            taken_at = time.monotonic()
+            await self._refresh_snapshot_facts(summaries, deadline)
+            top = await sampling
+        finally:
+            sampling.cancel()  # a failed poll stops waiting; the esxtop run itself goes on for the next one
+        names = Counter(s.name for s in summaries)
+        shared = {name for name, count in names.items() if count > 1}
         domains = []
         for summary in summaries:
             domain = domain_from_summary(summary)
+            if top is not None:
+                domain = esxtop.apply_esxtop(domain, top, self.worlds.get(summary.name), shared)
             facts = self._snapshot_facts.get(summary.vmid)
             if facts is not None:
                 domain = replace(domain, snapshot_count=facts[0], oldest_snapshot_at=facts[1])

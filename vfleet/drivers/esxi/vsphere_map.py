@@ -14,14 +14,15 @@ quickStats are populated at all (uptimeSeconds > 0 or hostMemoryUsage > 0).
 
 from __future__ import annotations
 
-import hashlib
-import re
+import json
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, replace
 from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
-from vfleet.core.models import Domain, DomainGauges, HostFacts, MemorySource, PowerState
+from vfleet.core.errors import GarbledOutput
+from vfleet.core.models import Domain, DomainGauges, HostFacts, HostSnapshot, MemorySource, NodeFacts, PowerState
 
 MIB = 1024 * 1024
 KIB = 1024
@@ -196,9 +197,26 @@ def snapshot_facts(roots: Any) -> dict[str, Any]:
     return {"snapshot_count": count, "oldest_snapshot_at": min(times, default=None)}
 
 
-def facts_from_hosts(about_full_name: str | None, hosts: Iterable[Mapping[str, Any]], hostname: str) -> HostFacts:
-    """One inventory host may be a vCenter of many ESXi hosts: sum their capacity."""
+def facts_from_hosts(
+    about_full_name: str | None, hosts: Iterable[Mapping[str, Any]], hostname: str, *, vcenter: bool = False
+) -> HostFacts:
+    """One inventory host may be a vCenter of many ESXi hosts: sum their capacity, and list each
+    one as a node (the servers its VMs run on, for per-node aggregates)."""
     hosts = list(hosts)
+    nodes = tuple(
+        sorted(
+            (
+                NodeFacts(
+                    str(h["name"]),
+                    _positive(h.get("summary.hardware.numCpuThreads")),
+                    _positive(h.get("summary.hardware.memorySize")),
+                )
+                for h in hosts
+                if vcenter and h.get("name")
+            ),
+            key=lambda n: n.name,
+        )
+    )
     cpus = [_positive(h.get("summary.hardware.numCpuThreads")) for h in hosts]
     memory = [_positive(h.get("summary.hardware.memorySize")) for h in hosts]
     models = {str(h.get("summary.hardware.cpuModel")) for h in hosts if h.get("summary.hardware.cpuModel")}
@@ -211,6 +229,7 @@ def facts_from_hosts(about_full_name: str | None, hosts: Iterable[Mapping[str, A
         cpus=sum(c for c in cpus if c) if cpus and all(cpus) else None,
         memory_bytes=sum(m for m in memory if m) if memory and all(memory) else None,
         cpu_model=models.pop() if len(models) == 1 else None,
+        nodes=nodes,
     )
 
 
@@ -225,30 +244,94 @@ def resolve_counters(available: Iterable[tuple[str, str, str, int]]) -> dict[int
     return out
 
 
-# -- certificate pins ------------------------------------------------------------
-
-_HEX = re.compile(r"^[0-9a-f]+$")
-_DIGESTS = {40: "sha1", 64: "sha256"}
-
-
-def parse_thumbprint(text: str) -> tuple[str, str]:
-    """'AB:CD:..' or 'abcd..' (SHA-256, or SHA-1 for older tooling) -> (algorithm, lower hex)."""
-    digest = re.sub(r"[\s:]", "", text).lower()
-    if "=" in digest:  # "sha256=..." / "SHA1 Fingerprint=..." as openssl prints it
-        digest = digest.split("=", 1)[1]
-    algorithm = _DIGESTS.get(len(digest))
-    if algorithm is None or not _HEX.match(digest):
-        raise ValueError(
-            f"tls.thumbprint {text!r} is neither a SHA-256 (64 hex digits) nor a SHA-1 (40 hex digits) fingerprint"
-        )
-    return algorithm, digest
+def perf_samples(answer: Iterable[Mapping[str, Any]], counters: Mapping[int, str]) -> dict[str, PerfSample]:
+    """QueryPerf's EntityMetric list (as JSON values, see vsphere_json) -> the latest sample per VM moId."""
+    out: dict[str, PerfSample] = {}
+    for metric in answer:
+        infos = metric.get("sampleInfo") or []
+        interval = infos[-1].get("interval") if infos else REALTIME_INTERVAL_S
+        values = {}
+        for series in metric.get("value") or []:
+            key = int(series.get("id", {}).get("counterId", -1))
+            if key in counters and series.get("value"):
+                values[counters[key]] = int(series["value"][-1])
+        moref = str(metric.get("entity", {}).get("_moref", ""))
+        out[moref.partition(":")[2]] = PerfSample(values, int(interval or REALTIME_INTERVAL_S))
+    return out
 
 
-def fingerprint(der: bytes, algorithm: str = "sha256") -> str:
-    """The usual colon-separated upper-case form, as ESXi and openssl print it."""
-    digest = hashlib.new(algorithm, der).hexdigest().upper()
-    return ":".join(digest[i : i + 2] for i in range(0, len(digest), 2))
+def on_node(domain: Domain | None, names: Mapping[str, str], host_moid: str) -> Domain | None:
+    """The domain placed on the vCenter server (node) it runs on, when that server is known."""
+    name = names.get(host_moid)
+    return domain if domain is None or name is None else replace(domain, node=name)
 
 
-def pin_matches(der: bytes, algorithm: str, digest: str) -> bool:
-    return hashlib.new(algorithm, der).hexdigest() == digest
+# -- recordings (`vfleet debug record`) --------------------------------------------
+
+RECORDING_FILE = "vsphere-poll.json"
+
+
+def vsphere_json(value: Any) -> Any:
+    """pyVmomi values as JSON values: data objects as {"_type", fields}, references as {"_moref"},
+    times as {"_datetime"}; revive() turns them back into what this module reads. Duck-typed (no
+    pyVmomi here): a managed object has `_moId`, a data object `_GetPropertyList`."""
+    if value is None or isinstance(value, (bool, int, float)):
+        return value
+    if isinstance(value, str):
+        return str(value)  # enums are str subclasses
+    if isinstance(value, datetime):
+        return {"_datetime": value.isoformat()}
+    if hasattr(value, "_moId"):
+        return {"_moref": f"{value._wsdlName}:{value._moId}"}
+    if hasattr(value, "_GetPropertyList"):
+        fields = {p.name: vsphere_json(getattr(value, p.name, None)) for p in value._GetPropertyList()}
+        return {"_type": value._wsdlName, **{k: v for k, v in fields.items() if v not in (None, [])}}
+    if isinstance(value, dict):
+        return {str(k): vsphere_json(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [vsphere_json(v) for v in value]
+    return str(value)
+
+
+def revive(value: Any) -> Any:
+    """vsphere_json() values back into what this module reads: datetimes, objects with attributes."""
+    if isinstance(value, list):
+        return [revive(v) for v in value]
+    if not isinstance(value, dict):
+        return value
+    if "_datetime" in value:
+        return datetime.fromisoformat(str(value["_datetime"]))
+    if "_moref" in value:
+        return SimpleNamespace(_moId=str(value["_moref"]).partition(":")[2], moref=str(value["_moref"]))
+    fields = {k: revive(v) for k, v in value.items() if k != "_type"}
+    if "_type" in value:
+        tree = str(value["_type"]).endswith("SnapshotTree")  # snapshot_facts() reads these two
+        defaults: dict[str, Any] = {"childSnapshotList": [], "createTime": None} if tree else {}
+        return SimpleNamespace(**{**defaults, **fields})
+    return fields
+
+
+def replay(host: str, text: str, address: str) -> HostSnapshot:
+    """A recording through the same mapping a poll uses: the recording as a fixture."""
+    try:
+        data = json.loads(text)
+        now = datetime.fromisoformat(data["now"])
+        counters = {int(k): str(v) for k, v in data["counters"].items()}
+        objects = [(str(o["obj"]["_moref"]), revive(o["props"])) for o in data["objects"]]
+    except (ValueError, TypeError, KeyError) as exc:
+        raise GarbledOutput(host, f"{RECORDING_FILE}: not a vSphere poll recording ({exc})") from exc
+    perf = perf_samples(data.get("perf") or [], counters)
+    vcenter = data.get("about", {}).get("apiType") == "VirtualCenter"
+    hosts = {moref.partition(":")[2]: props for moref, props in objects if moref.startswith("HostSystem:")}
+    names = {moid: str(p.get("name")) for moid, p in hosts.items() if p.get("name")}
+    domains = []
+    for moref, props in objects:
+        if not moref.startswith("VirtualMachine:"):
+            continue
+        domain = domain_from_props(props, now, perf.get(moref.partition(":")[2]))
+        if vcenter:
+            domain = on_node(domain, names, getattr(props.get("runtime.host"), "_moId", ""))
+        if domain is not None:
+            domains.append(domain)
+    facts = facts_from_hosts(data.get("about", {}).get("fullName"), hosts.values(), address or host, vcenter=vcenter)
+    return HostSnapshot(host, 0.0, tuple(domains), facts)

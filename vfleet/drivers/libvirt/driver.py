@@ -50,7 +50,15 @@ from vfleet.core.models import (
 )
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
 from vfleet.drivers.libvirt import snapshots
-from vfleet.drivers.libvirt.parse import RecordCache, event_words, hypervisor_name, power_state, version_string
+from vfleet.drivers.libvirt.parse import (
+    CALLS_FILE,
+    HOST_CALLS,
+    RecordCache,
+    calls_json,
+    event_words,
+    host_facts,
+    power_state,
+)
 from vfleet.drivers.libvirt.sshcmd import SshLaunch
 from vfleet.drivers.threaded import Lane, pool_for
 
@@ -102,6 +110,10 @@ class LibvirtDriver(Driver):
         Capability.CONSOLE,
         Capability.SNAPSHOT,
         Capability.MIGRATION,
+    }
+    unsupported = {
+        Capability.SUSPEND: "libvirt saves a domain to disk with managedsave, which it reports as shut off: "
+        "not offered, pause keeps the memory in RAM",
     }
 
     def __init__(self, config: HostConfig, *, read_only: bool = False) -> None:
@@ -189,20 +201,27 @@ class LibvirtDriver(Driver):
         assert conn is not None
         if events:
             await self._call(Lane.CONTROL, "keepalive", lambda: self._setup_connection(conn), deadline)
-        info, conn_type, version, hostname = await self._call(
+        return host_facts(*await self._host_calls(conn, deadline))
+
+    async def _host_calls(self, conn: libvirt.virConnect, deadline: float) -> tuple[list[Any], str, int, str | None]:
+        """getInfo, getType, getVersion and getHostname: the host facts, in one job."""
+        return await self._call(
             Lane.CONTROL,
-            "host facts",
+            HOST_CALLS,
             lambda: (conn.getInfo(), conn.getType(), conn.getVersion(), self._hostname(conn)),
             deadline,
         )
-        return HostFacts(
-            hypervisor=hypervisor_name(conn_type),
-            version=version_string(version) if version else None,
-            hostname=hostname,
-            cpus=int(info[2]),
-            memory_bytes=int(info[1]) * 1024 * 1024,
-            cpu_model=str(info[0]),
-        )
+
+    async def record_poll(self, *, deadline: float | None = None) -> dict[str, str]:
+        """The host calls connect() makes and the calls of one poll (bulk stats or their per-domain
+        equivalent, snapshot facts), as the blocking pool saw them return."""
+        deadline = self.due(deadline)
+        conn = self._connection()
+        self._polls_to_facts = 0  # a recording holds every kind of answer a poll can read
+        with self._pool.recorded() as calls:
+            await self._host_calls(conn, deadline)
+            await self.poll(deadline=deadline)
+        return {CALLS_FILE: calls_json(calls)}
 
     @staticmethod
     def _hostname(conn: libvirt.virConnect) -> str | None:
@@ -266,21 +285,37 @@ class LibvirtDriver(Driver):
         """One budget for the bulk call and, where it is unsupported, the per-domain fallback."""
         deadline = self.due(deadline)
         conn = self._connection()
-        # Facts first: the records below are made with them (and in the poll's thread).
-        await self._refresh_snapshot_facts(conn, deadline)
-        if self._bulk:
+        if self._bulk and self._pool.recording is None:
+            # Facts first: the Domains are made with them, in the poll's thread.
+            await self._refresh_snapshot_facts(conn, deadline)
             try:
                 taken_at, domains = await self._call(
                     Lane.CONTROL, "getAllDomainStats", lambda: self._read_bulk(conn), deadline
                 )
-            except UnsupportedAction:
-                log.info("%s: no bulk stats (VIR_ERR_NO_SUPPORT); polling domain by domain", self.host)
-                self._bulk = False
-            else:
                 return HostSnapshot(self.host, taken_at, domains)
-        records = await self._call(Lane.CONTROL, "per-domain stats", lambda: self._read_each(conn, deadline), deadline)
+            except UnsupportedAction:
+                self._no_bulk()
+            records = await self._read_each_call(conn, deadline)
+        else:  # the per-domain fallback, or `vfleet debug record`: raw records, then facts, in that order
+            records = await self._read_records_call(conn, deadline)
+            await self._refresh_snapshot_facts(conn, deadline)
         taken_at = records[0][4] if records else time.monotonic()
         return HostSnapshot(self.host, taken_at, self._records.domains(records, self._snapshot_facts))
+
+    def _no_bulk(self) -> None:
+        log.info("%s: no bulk stats (VIR_ERR_NO_SUPPORT); polling domain by domain", self.host)
+        self._bulk = False
+
+    async def _read_records_call(self, conn: libvirt.virConnect, deadline: float) -> list[Record]:
+        if self._bulk:
+            try:
+                return await self._call(Lane.CONTROL, "getAllDomainStats", lambda: self._read_records(conn), deadline)
+            except UnsupportedAction:
+                self._no_bulk()
+        return await self._read_each_call(conn, deadline)
+
+    async def _read_each_call(self, conn: libvirt.virConnect, deadline: float) -> list[Record]:
+        return await self._call(Lane.CONTROL, "per-domain stats", lambda: self._read_each(conn, deadline), deadline)
 
     async def _refresh_snapshot_facts(self, conn: libvirt.virConnect, deadline: float) -> None:
         """Every snapshots.FACTS_EVERY polls; a failure keeps the last facts and never fails the poll."""
@@ -305,6 +340,16 @@ class LibvirtDriver(Driver):
         now = time.monotonic()
         # With lifecycle events registered, a domain's uuid and id are known by its name.
         return now, self._records.from_bulk(raw, now, self._snapshot_facts, trust_names=bool(self._callbacks))
+
+    @staticmethod
+    def _read_records(conn: libvirt.virConnect) -> list[Record]:
+        """getAllDomainStats as records with every uuid and id read: what a recording keeps."""
+        raw = conn.getAllDomainStats(STATS_GROUPS, STATS_FLAGS)
+        now = time.monotonic()
+        return [
+            (dom.name(), dom.UUIDString(), -1 if stats.get("state.state") == SHUTOFF else dom.ID(), stats, now)
+            for dom, stats in raw
+        ]
 
     def _read_each(self, conn: libvirt.virConnect, deadline: float) -> list[Record]:
         """The per-domain equivalent of getAllDomainStats, in its key format.

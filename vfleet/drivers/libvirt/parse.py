@@ -6,11 +6,13 @@ a test checks every one against the installed binding's constants.
 
 from __future__ import annotations
 
+import json
 from collections import deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any, Protocol
 
-from vfleet.core.models import Domain, DomainCounters, MemorySource, PowerState
+from vfleet.core.errors import GarbledOutput
+from vfleet.core.models import Domain, DomainCounters, HostFacts, HostSnapshot, MemorySource, PowerState
 
 KIB = 1024
 
@@ -337,3 +339,46 @@ def version_string(number: int) -> str:
     major, rest = divmod(number, 1_000_000)
     minor, release = divmod(rest, 1000)
     return f"{major}.{minor}.{release}"
+
+
+def host_facts(info: Sequence[Any], conn_type: str, version: int, hostname: str | None) -> HostFacts:
+    """getInfo(), getType(), getVersion() and getHostname() -> HostFacts."""
+    return HostFacts(
+        hypervisor=hypervisor_name(conn_type),
+        version=version_string(version) if version else None,
+        hostname=hostname,
+        cpus=int(info[2]),
+        memory_bytes=int(info[1]) * 1024 * 1024,
+        cpu_model=str(info[0]),
+    )
+
+
+# -- recordings (`vfleet debug record`): the blocking pool's (what, result) pairs as JSON ------------
+
+CALLS_FILE = "libvirt-calls.json"
+HOST_CALLS = "host facts"
+_STATS_CALLS = ("getAllDomainStats", "per-domain stats")
+_SNAPSHOT_CALL = "snapshot facts"
+
+
+def calls_json(calls: Iterable[tuple[str, Any]]) -> str:
+    """[{"call": what, "result": ...}] in call order; records are [name, uuid, id, stats, taken_at]."""
+    return json.dumps([{"call": what, "result": result} for what, result in calls], indent=1, ensure_ascii=False)
+
+
+def replay(host: str, text: str) -> HostSnapshot:
+    """A recording's calls through the same code a poll runs: the recording as a fixture."""
+    try:
+        calls = {str(c["call"]): c["result"] for c in json.loads(text)}
+    except (ValueError, TypeError, KeyError) as exc:
+        raise GarbledOutput(host, f"{CALLS_FILE}: not a recording of libvirt calls ({exc})") from exc
+    stats = next((calls[name] for name in _STATS_CALLS if name in calls), None)
+    if stats is None or HOST_CALLS not in calls:
+        raise GarbledOutput(host, f"{CALLS_FILE}: no {' or '.join(_STATS_CALLS)} or {HOST_CALLS} call")
+    records = [(str(n), str(u), int(i), dict(s), float(t)) for n, u, i, s, t in stats]
+    snapshots: dict[str, Snapshots] = {}
+    if _SNAPSHOT_CALL in calls:
+        found, _complete = calls[_SNAPSHOT_CALL]
+        snapshots = {uuid: (int(count), oldest) for uuid, (count, oldest) in found.items()}
+    taken_at = records[0][4] if records else 0.0
+    return HostSnapshot(host, taken_at, RecordCache().domains(records, snapshots), host_facts(*calls[HOST_CALLS]))

@@ -25,6 +25,7 @@ import logging
 import os
 import re
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -76,6 +77,8 @@ class SshTransport:
         self._kills: set[asyncio.Task[None]] = set()
         # commands in flight: close() stops them on the host too (its caller may not have unwound yet)
         self._running: dict[asyncssh.SSHClientProcess[bytes], _Remote] = {}
+        # while recording (`vfleet debug record`): every command's result, in order
+        self.recording: list[CommandResult] | None = None
 
     @property
     def host(self) -> str:
@@ -229,7 +232,20 @@ class SshTransport:
         finally:
             if process is not None and self._running.pop(process, None) is not None and not finished:
                 self._abort(process, remote)  # a timeout, cancellation or error: stop the remote command too
-        return self._result(command, completed, stdout, stderr)
+        result = self._result(command, completed, stdout, stderr)
+        if self.recording is not None:
+            self.recording.append(result)
+        return result
+
+    @contextlib.contextmanager
+    def recorded(self) -> Iterator[list[CommandResult]]:
+        """Every command run() completes inside the block, with its verbatim output (the recording hook)."""
+        commands: list[CommandResult] = []
+        self.recording = commands
+        try:
+            yield commands
+        finally:
+            self.recording = None
 
     async def open_terminal(
         self, command: str, *, term_type: str, term_size: tuple[int, int], deadline: float | None = None

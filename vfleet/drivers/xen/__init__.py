@@ -12,6 +12,8 @@ UNSUPPORTED = {
     Capability.SNAPSHOT: "xl has no snapshots: `xl save` writes the guest's memory to a file and stops it, "
     "`xl restore` starts it again from that file; neither captures the disks, which xl leaves "
     "to the storage (LVM, qcow2) underneath",
+    Capability.SUSPEND: "`xl save` writes the guest's memory to a file on the dom0 that `xl restore` must be "
+    "given again; vfleet does not manage those files: pause keeps the memory in RAM",
     Capability.MIGRATION: "`xl migrate` needs root SSH from this dom0 to the other one and storage both "
     "see; vfleet does not set up trust between dom0s",
 }

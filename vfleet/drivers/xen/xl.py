@@ -25,6 +25,7 @@ from vfleet.core.models import ActionResult, DomainRef, HostConfig, HostFacts, H
 from vfleet.drivers.base import Capability, Driver
 from vfleet.drivers.ssh.batch import join, split_sections
 from vfleet.drivers.ssh.console import SshPtyConsole
+from vfleet.drivers.ssh.record import COMMANDS_FILE, write_blocks
 from vfleet.drivers.ssh.transport import MAX_OUTPUT, CommandResult, SshTransport, first_line, raise_for
 from vfleet.drivers.xen import UNSUPPORTED
 from vfleet.drivers.xen.parse import (
@@ -82,8 +83,19 @@ class XenXlDriver(Driver):
     async def connect(self, *, deadline: float | None = None) -> HostFacts:
         deadline = self.due(deadline, self.config.connect_timeout)
         await self.ssh.connect(deadline=deadline)
+        return await self._facts(deadline)
+
+    async def _facts(self, deadline: float) -> HostFacts:
         result = await self.ssh.run_checked("xl info", deadline=deadline)
         return parse_xl_info(result.stdout, self.host)
+
+    async def record_poll(self, *, deadline: float | None = None) -> dict[str, str]:
+        """What connect() reads for the host facts and one poll's command line, verbatim."""
+        deadline = self.due(deadline)
+        with self.ssh.recorded() as commands:
+            await self._facts(deadline)
+            await self.poll(deadline=deadline)
+        return {COMMANDS_FILE: write_blocks(commands)}
 
     async def close(self) -> None:
         await self.ssh.close()
