@@ -285,6 +285,8 @@ class NodeFacts(Value):
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
 class HostFacts(Value):
+    """What a host says about itself when vfleet connects."""
+
     hypervisor: str  # "kvm", "qemu", "xen", "esxi", "test", "sim"
     version: str | None = None
     hostname: str | None = None
@@ -319,6 +321,8 @@ class DomainEvent(Value):
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
 class ActionResult(Value):
+    """How one action on one domain ended."""
+
     host: str
     domain: str
     verb: Verb
@@ -356,6 +360,8 @@ class DomainRates(Value):
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
 class HostHealth(Value):
+    """The engine's view of one host's connection and polls."""
+
     status: HostStatus
     last_error: str | None = None
     last_error_at: float | None = None  # monotonic time of last_error
@@ -381,6 +387,8 @@ class SshSettings(Value):
 
 @dataclass(frozen=True, slots=True, repr=False, eq=False)
 class TlsSettings(Value):
+    """How a host's TLS certificate is checked."""
+
     insecure: bool = False  # skip certificate checks: only when asked, and always shown as a warning
     ca_file: str | None = None
     thumbprint: str | None = None  # pin a certificate by its SHA-1/SHA-256 fingerprint
