@@ -197,3 +197,40 @@ async def test_unchanged_domains_come_back_as_the_same_objects_and_changed_ones_
     assert third["moving"] is not second["moving"] and third["moving"].state is PowerState.PAUSED
     assert third["steady"] is second["steady"] and third["off"] is second["off"]
     assert third["off"].domain_id is None and third["steady"].domain_id is not None
+
+
+async def test_a_domain_redefined_or_restarted_between_polls_shows_its_new_uuid_and_id(tmp_path: Path) -> None:
+    """The bulk poll knows a domain's uuid and id by its name until a lifecycle event says otherwise."""
+    import uuid
+
+    from nodexml import domain_xml
+
+    node = write_node(tmp_path / "node.xml", [("twin", SHUTOFF), ("runner", RUNNING)])
+    driver = driver_for(config(node))
+    await driver.connect()
+    events = driver.events()
+    conn = driver._conn
+    assert conn is not None
+    try:
+        first = {d.name: d for d in (await driver.poll()).domains}
+        # Same name, same (off) stats, another domain: only the events tell.
+        conn.lookupByName("twin").undefine()
+        replacement = domain_xml("twin", runstate=SHUTOFF).replace(
+            str(uuid.uuid5(uuid.NAMESPACE_DNS, "twin")), str(uuid.uuid4())
+        )
+        conn.defineXML(replacement)
+        await next_event(events, "defined")
+        dom = conn.lookupByName("runner")
+        dom.destroy()
+        dom.create()  # a new id; its (state-only) stats are as they were
+        await next_event(events, "started")
+        second = {d.name: d for d in (await driver.poll()).domains}
+    finally:
+        await driver.close()
+    assert second["twin"].uuid != first["twin"].uuid and second["twin"].uuid == conn_uuid(replacement)
+    assert second["runner"].domain_id != first["runner"].domain_id
+    assert second["runner"].uuid == first["runner"].uuid
+
+
+def conn_uuid(xml: str) -> str:
+    return xml.split("<uuid>")[1].split("</uuid>")[0]

@@ -26,6 +26,9 @@ MACHINERY = (
     "vfleet.core.preflight",
     "vfleet.core.keyref",
     "vfleet.core.demo",
+    "vfleet.core.thresholds",  # `check` and the console colour by thresholds; a status row sorts without them
+    "vfleet.core.console",  # serial consoles: `console` and the TUI open them, polls never do
+    "vfleet.drivers.libvirt.console",
     "vfleet.drivers.sim",
     "vfleet.drivers.esxi",
     "vfleet.drivers.xen",

@@ -55,6 +55,50 @@ def test_stats_cache_keeps_no_large_records() -> None:
     assert again is not first and again == first  # parsed again, same content
 
 
+class Handle:
+    """A virDomain's three accessors, counting the uuid and id reads."""
+
+    def __init__(self, name: str, uuid: str, domain_id: int) -> None:
+        self._name, self._uuid, self._id, self.reads = name, uuid, domain_id, 0
+
+    def name(self) -> str:
+        return self._name
+
+    def UUIDString(self) -> str:
+        self.reads += 1
+        return self._uuid
+
+    def ID(self) -> int:
+        self.reads += 1
+        return self._id
+
+
+def test_bulk_reads_uuid_and_id_once_while_events_vouch_for_the_name() -> None:
+    cache = StatsCache()
+    web = Handle("web1", "uuid-1", 3)
+    off = {"state.state": 5, "state.reason": 1}
+    db = Handle("db1", "uuid-2", -1)
+
+    def poll(trust: bool = True, state: int = 1) -> dict[str, Domain]:
+        raw = [(web, {**RUNNING, "state.state": state}), (db, dict(off))]
+        return {d.name: d for d in cache.from_bulk(raw, 1.0, trust_names=trust)}
+
+    first = poll()
+    assert (web.reads, db.reads) == (2, 1)  # uuid and id; an off domain has no id to read
+    again = poll()
+    assert (web.reads, db.reads) == (2, 1) and again["web1"] is first["web1"]
+    cache.forget("web1")  # a lifecycle event for it
+    poll()
+    assert (web.reads, db.reads) == (4, 1)
+    paused = poll(state=3)  # a state change reads them again, event or not
+    assert web.reads == 6 and paused["web1"].state is PowerState.PAUSED and paused["web1"].uuid == "uuid-1"
+    poll(trust=False, state=3)  # no events: every poll reads them
+    poll(trust=False, state=3)
+    assert (web.reads, db.reads) == (10, 3)
+    web._uuid = "uuid-9"  # redefined under the same name, seen without events
+    assert poll(trust=False, state=3)["web1"].uuid == "uuid-9"
+
+
 def test_parse_sums_devices_and_vcpu_delays_by_count() -> None:
     stats = {
         **RUNNING,
@@ -99,9 +143,11 @@ def test_a_domain_standing_still_shows_zero_then_the_next_change_over_its_own_in
     assert data.rows[0].rates.cpu_percent == 50.0
     poll(4.0, 1_000_000_000)  # unchanged: the driver hands back the same Domain
     assert data.rows[0].rates.cpu_percent == 0.0, "a stand-still is 0 %, not the last change's rate"
-    assert data.rows[0].taken_at == 4.0
+    still = data.rows[0]
+    assert still.taken_at == 4.0 and data.taken_at == 4.0
     poll(6.0, 1_000_000_000)
-    assert data.rows[0].rates.cpu_percent == 0.0 and data.rows[0].taken_at == 6.0
+    assert data.rows[0] is still, "standing still again: the same row (no new object per poll)"
+    assert data.rows[0].rates.cpu_percent == 0.0 and data.taken_at == 6.0
     poll(8.0, 1_500_000_000)  # 0.5 s of CPU since the values were last known current (6.0)
     assert data.rows[0].rates.cpu_percent == 25.0, "over the last interval (2 s), not since the values first appeared"
 

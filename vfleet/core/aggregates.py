@@ -14,15 +14,15 @@ from typing import Any
 
 from vfleet.core.engine import HostView
 from vfleet.core.metrics import DomainRow
-from vfleet.core.models import HostStatus, PowerState
+from vfleet.core.models import HostStatus, PowerState, Value
 from vfleet.core.sanitize import display_width, pad, printable
 
 # Domains that hold host memory: an off or suspended (to disk) domain holds none.
 MEMORY_HOLDING = frozenset({PowerState.RUNNING, PowerState.PAUSED, PowerState.SHUTTING_DOWN})
 
 
-@dataclass(frozen=True, slots=True)
-class HostSummary:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class HostSummary(Value):
     """One host's aggregates at one moment (None = unknown)."""
 
     host: str
@@ -56,8 +56,8 @@ class HostSummary:
         return ratio(self.vcpus, self.cpus)
 
 
-@dataclass(frozen=True, slots=True)
-class FleetSummary:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class FleetSummary(Value):
     """The fleet's totals over the hosts it was built from."""
 
     hosts: int

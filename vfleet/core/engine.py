@@ -29,7 +29,7 @@ from typing import Any, TypeVar
 from vfleet.core.errors import AuthFailed, DataStale, GarbledOutput, HostUnreachable, VFleetError
 from vfleet.core.history import History, HostHistory, capacity_for
 from vfleet.core.metrics import DomainRow
-from vfleet.core.models import DomainEvent, HostConfig, HostFacts, HostHealth, HostSnapshot, HostStatus
+from vfleet.core.models import DomainEvent, HostConfig, HostFacts, HostHealth, HostSnapshot, HostStatus, Value
 from vfleet.core.samples import HostData, check_facts
 from vfleet.drivers.base import Capability, Driver
 from vfleet.drivers.registry import create_driver
@@ -65,8 +65,8 @@ class Backoff:
         self.failures = 0
 
 
-@dataclass(frozen=True, slots=True)
-class HostView:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class HostView(Value):
     """Everything the faces know about one host at one moment."""
 
     config: HostConfig
@@ -77,6 +77,7 @@ class HostView:
     capabilities: frozenset[Capability]
     attempts: int  # connection attempts so far; lets callers tell "not tried yet"
     unsupported: Mapping[Capability, str] = field(default_factory=dict)  # why the driver lacks a capability
+    polled_at: float | None = None  # the driver's time of the last poll absorbed (rows keep their own)
 
     @property
     def name(self) -> str:
@@ -292,6 +293,7 @@ class Fleet:
             capabilities=driver_caps,
             attempts=state.attempts,
             unsupported=type(state.driver).unsupported if state.driver else {},
+            polled_at=state.data.taken_at,
         )
 
     def _health_now(self, state: _HostState) -> HostHealth:

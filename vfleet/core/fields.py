@@ -13,13 +13,19 @@ from dataclasses import dataclass
 from typing import Any
 
 from vfleet.core.metrics import DomainRow
-from vfleet.core.thresholds import memory_used_percent
+from vfleet.core.models import Value
 
 Record = dict[str, Any]  # one domain record of vfleet.core.report
 
 
-@dataclass(frozen=True, slots=True)
-class Field:
+def _memory_used_percent(row: DomainRow) -> float | None:
+    from vfleet.core.thresholds import memory_used_percent  # here: `status` loads no thresholds
+
+    return memory_used_percent(row.domain)
+
+
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class Field(Value):
     key: str
     doc: str
     numeric: bool
@@ -66,7 +72,7 @@ FIELDS: tuple[Field, ...] = (
         lambda r: r.domain.memory_used_bytes,
         lambda r: r["mem_used_bytes"],
     ),
-    Field("mem_pct", "memory used, % of the maximum", True, lambda r: memory_used_percent(r.domain), _record_mem_pct),
+    Field("mem_pct", "memory used, % of the maximum", True, _memory_used_percent, _record_mem_pct),
     Field(
         "disk",
         "disk read/write bytes/s",

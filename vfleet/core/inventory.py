@@ -22,7 +22,7 @@ import yaml
 
 from vfleet.core import yamlnodes
 from vfleet.core.errors import InventoryError, UsageError
-from vfleet.core.models import HostConfig, SshSettings, TlsSettings
+from vfleet.core.models import HostConfig, SshSettings, TlsSettings, Value
 from vfleet.drivers import registry
 from vfleet.drivers.spec import CONNECTION_KEYS, DriverSpec, KeySpec
 
@@ -88,8 +88,8 @@ def key_sections() -> list[tuple[str, tuple[KeySpec, ...]]]:
     ]
 
 
-@dataclass(frozen=True, slots=True)
-class Inventory:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class Inventory(Value):
     path: str
     hosts: tuple[HostConfig, ...]
     groups: Mapping[str, str] = field(default_factory=dict)  # name -> description

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from operator import attrgetter
 
-from vfleet.core.models import Domain, DomainCounters, DomainGauges, DomainRates
+from vfleet.core.models import Domain, DomainCounters, DomainGauges, DomainRates, Value
 
 
 def rate(before: int | None, after: int | None, seconds: float) -> float | None:
@@ -102,8 +102,8 @@ def _scale(domain_percent: float | None, vcpus: int | None, host_cpus: int | Non
     return min(100.0, domain_percent * vcpus / host_cpus)
 
 
-@dataclass(frozen=True, slots=True)
-class DomainRow:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class DomainRow(Value):
     """What the faces show for one domain: the latest poll plus derived rates."""
 
     host: str

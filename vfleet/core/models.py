@@ -9,9 +9,55 @@ not have is None, never 0.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
 from enum import Enum
+from operator import attrgetter
+
+
+class Value:
+    """Equality, hash and repr of vfleet's frozen value classes, written once.
+
+    @dataclass compiles these three for every class at import, and every command
+    imports these classes: shared, they cost nothing at start-up. They mean what the
+    generated ones do: same class and equal fields (in order), a hash of the fields,
+    `Name(field=value, ...)`. Use: `@dataclass(frozen=True, slots=True, repr=False,
+    eq=False)` on a subclass.
+    """
+
+    __slots__ = ()
+
+    def __eq__(self, other: object) -> bool:
+        if other.__class__ is not self.__class__:
+            return NotImplemented
+        values = _values_of(self.__class__)
+        return values(self) == values(other)
+
+    def __hash__(self) -> int:
+        return hash(_values_of(self.__class__)(self))
+
+    def __repr__(self) -> str:
+        names = _FIELD_NAMES.get(self.__class__) or _field_names(self.__class__)
+        return f"{self.__class__.__qualname__}({', '.join(f'{n}={getattr(self, n)!r}' for n in names)})"
+
+
+_FIELD_NAMES: dict[type, tuple[str, ...]] = {}
+_VALUES: dict[type, Callable[[object], tuple[object, ...]]] = {}
+
+
+def _field_names(cls: type) -> tuple[str, ...]:
+    names = _FIELD_NAMES[cls] = tuple(f.name for f in fields(cls))
+    return names
+
+
+def _values_of(cls: type) -> Callable[[object], tuple[object, ...]]:
+    """All field values of an instance of `cls` as one tuple, read in one C call."""
+    found = _VALUES.get(cls)
+    if found is None:
+        names = _FIELD_NAMES.get(cls) or _field_names(cls)
+        read = attrgetter(*names)
+        found = _VALUES[cls] = read if len(names) > 1 else lambda obj: (read(obj),)
+    return found
 
 
 class PowerState(Enum):
@@ -76,8 +122,8 @@ class MemorySource(Enum):
     HYPERVISOR = "hypervisor"  # the hypervisor's own active-memory estimate
 
 
-@dataclass(frozen=True, slots=True)
-class DomainCounters:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class DomainCounters(Value):
     """Cumulative counters at one instant; the core turns two of them into rates."""
 
     taken_at: float  # time.monotonic() when the sample was read
@@ -91,8 +137,8 @@ class DomainCounters:
     vcpu_wait_ns: int | None = None  # time runnable but not running (steal/ready)
 
 
-@dataclass(frozen=True, slots=True)
-class DomainGauges:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class DomainGauges(Value):
     """Instant values, for backends that report rates rather than counters."""
 
     cpu_percent: float | None = None
@@ -105,8 +151,8 @@ class DomainGauges:
     disk_write_iops: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Domain:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class Domain(Value):
     """One VM as a driver saw it in one poll."""
 
     name: str
@@ -143,8 +189,8 @@ class Domain:
         return max(0.0, (time.time() if now is None else now) - self.oldest_snapshot_at)
 
 
-@dataclass(frozen=True, slots=True)
-class DomainRef:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class DomainRef(Value):
     """What an action aims at: the domain's key (its UUID where the backend has one) and,
     for messages and for backends that only know names, its name as last polled."""
 
@@ -165,8 +211,8 @@ class DomainRef:
         return self.key != self.name
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotParams:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class SnapshotParams(Value):
     """What a snapshot verb needs: the snapshot's name and, for create, whether to save the RAM too.
 
     The parameters of an action are typed values like this one (migration adds its own);
@@ -181,8 +227,8 @@ class SnapshotParams:
         return {"snapshot": self.name, "memory": self.memory}
 
 
-@dataclass(frozen=True, slots=True)
-class MigrateParams:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class MigrateParams(Value):
     """Where a migration goes and how: `to_host` is an inventory host; `node` a server inside it
     (an ESXi host of a vCenter: `--to vc1/esx-2`), or None to move between inventory hosts.
 
@@ -216,8 +262,8 @@ class MigrateParams:
 ActionParams = SnapshotParams | MigrateParams
 
 
-@dataclass(frozen=True, slots=True)
-class SnapshotInfo:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class SnapshotInfo(Value):
     """One snapshot of one domain as the backend lists it."""
 
     name: str
@@ -230,8 +276,8 @@ class SnapshotInfo:
     key: str = ""  # the backend's id where names are not unique (ESXi's snapshot moref); else the name
 
 
-@dataclass(frozen=True, slots=True)
-class NodeFacts:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class NodeFacts(Value):
     """One server inside a pool or cluster (an ESXi host of a vCenter, an XCP-ng pool member):
     what Domain.node names, with its own capacity for per-node aggregates."""
 
@@ -240,8 +286,10 @@ class NodeFacts:
     memory_bytes: int | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class HostFacts:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class HostFacts(Value):
+    """What a host says about itself when vfleet connects."""
+
     hypervisor: str  # "kvm", "qemu", "xen", "esxi", "test", "sim"
     version: str | None = None
     hostname: str | None = None
@@ -251,8 +299,8 @@ class HostFacts:
     nodes: tuple[NodeFacts, ...] = ()  # a pool's or cluster's servers; () for a single host
 
 
-@dataclass(frozen=True, slots=True)
-class HostSnapshot:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class HostSnapshot(Value):
     """Everything one poll of one host returned."""
 
     host: str
@@ -262,8 +310,8 @@ class HostSnapshot:
     lag: float = 0.0  # seconds the data had already aged when the poll returned it (a relay such as Prometheus)
 
 
-@dataclass(frozen=True, slots=True)
-class DomainEvent:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class DomainEvent(Value):
     """A lifecycle event as the backend announced it."""
 
     host: str
@@ -274,8 +322,10 @@ class DomainEvent:
     wall_time: float = 0.0  # time.time(), for display
 
 
-@dataclass(frozen=True, slots=True)
-class ActionResult:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class ActionResult(Value):
+    """How one action on one domain ended."""
+
     host: str
     domain: str
     verb: Verb
@@ -296,8 +346,8 @@ class ActionResult:
         return "refused" if self.refused else "timed-out" if self.timed_out else "failed"
 
 
-@dataclass(frozen=True, slots=True)
-class DomainRates:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class DomainRates(Value):
     """Per-second rates and percentages derived by the core (None = unknown)."""
 
     cpu_percent: float | None = None  # of the domain's own vCPUs (100 = all busy)
@@ -311,8 +361,10 @@ class DomainRates:
     contention_percent: float | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class HostHealth:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class HostHealth(Value):
+    """The engine's view of one host's connection and polls."""
+
     status: HostStatus
     last_error: str | None = None
     last_error_at: float | None = None  # monotonic time of last_error
@@ -326,8 +378,8 @@ class HostHealth:
         return None if self.last_ok_at is None else max(0.0, now - self.last_ok_at + self.lag)
 
 
-@dataclass(frozen=True, slots=True)
-class SshSettings:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class SshSettings(Value):
     """How to reach an SSH host; credentials are references, never secrets."""
 
     agent: bool = True  # offer keys from $SSH_AUTH_SOCK
@@ -336,15 +388,17 @@ class SshSettings:
     config: bool = True  # honour ~/.ssh/config (Host aliases, User, ProxyJump ...)
 
 
-@dataclass(frozen=True, slots=True)
-class TlsSettings:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class TlsSettings(Value):
+    """How a host's TLS certificate is checked."""
+
     insecure: bool = False  # skip certificate checks: only when asked, and always shown as a warning
     ca_file: str | None = None
     thumbprint: str | None = None  # pin a certificate by its SHA-1/SHA-256 fingerprint
 
 
-@dataclass(frozen=True, slots=True)
-class HostConfig:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class HostConfig(Value):
     """One inventory host after defaults and groups were applied."""
 
     name: str

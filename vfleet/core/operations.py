@@ -208,9 +208,10 @@ class Operations:
         patched = []
         for view in views:
             rows = []
+            polled_at = view.polled_at if view.polled_at is not None else float("-inf")
             for row in view.rows:
                 known = self._read_back.get((view.name, row.domain.key))
-                if known is not None and row.taken_at < known[1]:
+                if known is not None and polled_at < known[1]:  # the host's last poll, not the row's
                     row = replace(row, domain=replace(row.domain, state=known[0]))
                 elif known is not None:
                     del self._read_back[(view.name, row.domain.key)]  # a newer poll knows better

@@ -25,7 +25,7 @@ from vfleet.core.aggregates import (
 )
 from vfleet.core.engine import DriverFactory, Fleet, HostView, default_driver_factory
 from vfleet.core.metrics import DomainRow
-from vfleet.core.models import HostConfig, HostStatus
+from vfleet.core.models import HostConfig, HostStatus, Value
 from vfleet.core.selector import Selector
 
 STATUS_SCHEMA = "vfleet.status/2"
@@ -63,8 +63,8 @@ DOMAIN_FIELDS = (
 )
 
 
-@dataclass(frozen=True)
-class Report:
+@dataclass(frozen=True, repr=False, eq=False)
+class Report(Value):
     hosts: list[dict[str, Any]]
     domains: list[dict[str, Any]]
     unreachable: list[str]  # hosts that are not UP, for the exit code and stderr
@@ -150,9 +150,10 @@ class RecordCache:
                 and prev[2] == hypervisor
                 and prev[3] is stale
             ):
-                record = prev[4]
-            else:
-                record = domain_record(row, stale)
+                new[key] = prev  # as it was: no new entry either
+                out.append(prev[4])
+                continue
+            record = domain_record(row, stale)
             new[key] = (domain, rates, hypervisor, stale, record)
             out.append(record)
         self._hosts[host] = new

@@ -89,10 +89,11 @@ def check_snapshot(host: str, snapshot: HostSnapshot) -> None:
 
 
 # Per domain key: (the Domain last absorbed, the counters its next rates start from,
-# the time those counters were last known current, the rates it was given, and the
-# counters whose stand-still those rates are, or None when they are the rates of a
-# change), so a domain that keeps standing still reuses its zero rates.
-_Seen = tuple[Domain, DomainCounters | None, float, DomainRates, DomainCounters | None]
+# the time those counters were last known current (None: at the last poll absorbed,
+# HostData.taken_at), the rates it was given, the counters whose stand-still those
+# rates are, or None when they are the rates of a change, and its row), so a domain
+# that keeps standing still reuses its zero rates, its row and this very entry.
+_Seen = tuple[Domain, DomainCounters | None, float | None, DomainRates, DomainCounters | None, DomainRow]
 
 
 class HostData:
@@ -102,6 +103,7 @@ class HostData:
         self.config = config
         self.facts: HostFacts | None = None
         self.rows: tuple[DomainRow, ...] = ()
+        self.taken_at: float | None = None  # of the last snapshot absorbed (a kept row keeps its own time)
         self.seen: dict[str, _Seen] = {}
         self.history: HostHistory | None = None  # kept only for a face that draws it (Fleet.keep_history)
         self._host_cpus: int | None = None
@@ -116,7 +118,9 @@ class HostData:
 
         A driver that hands back last poll's Domain object says "nothing changed":
         it was checked then, and its rates are those of unchanged counters, so the
-        check and the arithmetic are skipped (most of a large fleet idles or is off).
+        check and the arithmetic are skipped (most of a large fleet idles or is off),
+        and from its second still poll on it keeps its row where no history is kept
+        (taken_at: when its values were read; the host's last poll is self.taken_at).
         """
         config = self.config
         check_facts(config.name, snapshot.facts)
@@ -125,6 +129,10 @@ class HostData:
         hypervisor = facts.hypervisor if facts else config.driver
         name, tags, taken = config.name, config.tags, snapshot.taken_at
         last = self.seen if host_cpus == self._host_cpus else {}
+        # With history kept, a console draws a sparkline that moves on every poll: it
+        # redraws the rows that are new objects, so each poll's rows are new there.
+        keep_rows = self.history is None
+        last_poll = self.taken_at if self.taken_at is not None else 0.0
         seen: dict[str, _Seen] = {}
         rows: list[DomainRow] = []
         for domain in snapshot.domains:
@@ -134,6 +142,13 @@ class HostData:
             if prev is not None and prev[0] is domain:  # unchanged since the last poll
                 if counters is None or prev[4] is counters:
                     rates = prev[3]
+                    row = prev[5]
+                    if keep_rows and row.hypervisor == hypervisor and (counters is None or prev[2] is None):
+                        seen[key] = prev  # standing still again: all as it was
+                        rows.append(row)
+                        continue
+                    if not keep_rows or row.hypervisor != hypervisor:
+                        row = DomainRow(name, hypervisor, domain, rates, tags, taken)
                 else:  # the first poll it stood still: zero deltas from its own values
                     rates = compute_rates(
                         counters,
@@ -141,14 +156,16 @@ class HostData:
                         vcpus=domain.vcpus,
                         host_cpus=host_cpus,
                         gauges=domain.gauges,
-                        seconds=taken - prev[2],
+                        seconds=taken - (prev[2] if prev[2] is not None else last_poll),
                     )
-                entry: _Seen = (domain, prev[1], taken if counters is not None else prev[2], rates, counters)
+                    row = DomainRow(name, hypervisor, domain, rates, tags, taken)
+                # Its counters are current as of this poll (None says so without a new time per poll).
+                entry: _Seen = (domain, prev[1], None if counters is not None else prev[2], rates, counters, row)
             else:
                 problem = _problem(domain)
                 if problem is not None:
                     raise GarbledOutput(name, f"bad sample: domain {domain.name!r:.60}: {problem}")
-                before, at = (prev[1], prev[2]) if prev is not None else (None, 0.0)
+                before, at = (None, 0.0) if prev is None else (prev[1], last_poll if prev[2] is None else prev[2])
                 rates = compute_rates(
                     before,
                     counters,
@@ -157,12 +174,13 @@ class HostData:
                     gauges=domain.gauges,
                     seconds=None if before is None or counters is None else counters.taken_at - at,
                 )
+                row = DomainRow(name, hypervisor, domain, rates, tags, taken)
                 if counters is None:  # off: the last counters stay, as they were
-                    entry = (domain, before, at, rates, None)
+                    entry = (domain, before, at, rates, None, row)
                 else:
-                    entry = (domain, counters, counters.taken_at, rates, None)  # rates of a change
+                    entry = (domain, counters, counters.taken_at, rates, None, row)  # rates of a change
             seen[key] = entry
-            rows.append(DomainRow(name, hypervisor, domain, rates, tags, taken))
+            rows.append(row)
         # Commit: nothing above changed self, so a sample that raised left the host as it was.
         self.seen = seen
         self._host_cpus = host_cpus
@@ -170,3 +188,4 @@ class HostData:
             self.history.record(rows)
         self.facts = facts
         self.rows = tuple(rows)
+        self.taken_at = taken

@@ -25,7 +25,7 @@ from typing import Literal
 
 from vfleet.core.errors import UsageError
 from vfleet.core.metrics import DomainRow
-from vfleet.core.models import HostConfig, PowerState
+from vfleet.core.models import HostConfig, PowerState, Value
 
 _STATE_ALIASES = {"on": PowerState.RUNNING, "shutoff": PowerState.OFF, "stopped": PowerState.OFF}
 _COMPARE = re.compile(r"^(?P<field>[a-z_]+)(?P<op>>=|<=|>|<|=)(?P<value>-?\d+(\.\d+)?)$", re.IGNORECASE)
@@ -61,8 +61,8 @@ class _Bad(Exception):
     """A problem with one part of a term; the caller names the whole term."""
 
 
-@dataclass(frozen=True)
-class _Term:
+@dataclass(frozen=True, repr=False, eq=False)
+class _Term(Value):
     matches: Predicate
     on_host: HostTest
 
@@ -230,8 +230,8 @@ def _term(text: str, bare: Bare) -> _Term:
         raise UsageError(f"filter term {text!r}: {exc}") from None
 
 
-@dataclass(frozen=True)
-class Selector:
+@dataclass(frozen=True, repr=False, eq=False)
+class Selector(Value):
     text: str
     terms: tuple[_Term, ...]
 

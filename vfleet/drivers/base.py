@@ -12,9 +12,8 @@ import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Mapping
 from enum import Enum
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
-from vfleet.core.console import ConsoleStream
 from vfleet.core.errors import NoConsole, PolicyRefused, UnsupportedAction, UsageError
 from vfleet.core.models import (
     LIFECYCLE_VERBS,
@@ -31,6 +30,9 @@ from vfleet.core.models import (
     SnapshotParams,
     Verb,
 )
+
+if TYPE_CHECKING:
+    from vfleet.core.console import ConsoleStream
 
 
 class Capability(Enum):

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from vfleet.core.errors import MissingDependency, UsageError
-from vfleet.core.models import HostConfig
+from vfleet.core.models import HostConfig, Value
 from vfleet.drivers.base import Driver
 from vfleet.drivers.spec import DriverSpec
 
@@ -47,8 +47,8 @@ class DriverLoadError(UsageError):
     """A registered driver whose spec cannot be loaded (a broken or half-installed plugin)."""
 
 
-@dataclass(frozen=True, slots=True)
-class Registration:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class Registration(Value):
     name: str
     value: str  # "module:ATTRIBUTE"
     source: str  # "built-in" or the distribution that registered it

@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from vfleet.core.models import Value
+
 # The connection keys the inventory knows (they map onto HostConfig fields); a transport
 # says which of them apply to its drivers and which are required.
 CONNECTION_KEYS = ("uri", "address", "port", "user", "password_env", "ssh", "tls")
@@ -24,8 +26,8 @@ _TYPES: dict[type, str] = {
 }
 
 
-@dataclass(frozen=True, slots=True)
-class KeySpec:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class KeySpec(Value):
     """One inventory key: its YAML type, default, one-line doc and bounds."""
 
     name: str
@@ -79,8 +81,8 @@ class KeySpec:
         return str(self.default)
 
 
-@dataclass(frozen=True, slots=True)
-class Transport:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class Transport(Value):
     """Which connection keys a driver uses, and which of them a host must set."""
 
     name: str  # shown in docs: "libvirt URI", "SSH", "API" ...
@@ -99,8 +101,8 @@ API = Transport("API", ("address", "port", "user", "password_env", "tls"), ("add
 NONE = Transport("none", ())
 
 
-@dataclass(frozen=True, slots=True)
-class DriverSpec:
+@dataclass(frozen=True, slots=True, repr=False, eq=False)
+class DriverSpec(Value):
     """Everything vfleet needs to know about a driver before importing it."""
 
     name: str  # the inventory's `driver:` value

@@ -19,13 +19,12 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import libvirt
 import libvirtaio
 
-from vfleet.core.console import ConsoleStream
 from vfleet.core.errors import (
     ActionFailed,
     AuthFailed,
@@ -38,6 +37,7 @@ from vfleet.core.errors import (
 from vfleet.core.models import (
     ActionParams,
     ActionResult,
+    Domain,
     DomainEvent,
     DomainRef,
     HostConfig,
@@ -50,7 +50,6 @@ from vfleet.core.models import (
 )
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
 from vfleet.drivers.libvirt import snapshots
-from vfleet.drivers.libvirt.console import LibvirtConsole, console_flags, open_error
 from vfleet.drivers.libvirt.parse import (
     CALLS_FILE,
     HOST_CALLS,
@@ -62,6 +61,9 @@ from vfleet.drivers.libvirt.parse import (
 )
 from vfleet.drivers.libvirt.sshcmd import SshLaunch
 from vfleet.drivers.threaded import Lane, pool_for
+
+if TYPE_CHECKING:
+    from vfleet.core.console import ConsoleStream
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -242,7 +244,9 @@ class LibvirtDriver(Driver):
 
     def _on_lifecycle(self, _conn: object, dom: libvirt.virDomain, event: int, detail: int, _opaque: object) -> None:
         kind, words = event_words(event, detail)
-        record = DomainEvent(self.host, dom.name(), kind, words, dom.UUIDString(), time.time())
+        name = dom.name()
+        self._records.forget(name)  # a define or a start may give it a new uuid or id
+        record = DomainEvent(self.host, name, kind, words, dom.UUIDString(), time.time())
         if self._loop is not None:
             self._loop.call_soon_threadsafe(self._events.put_nowait, record)
 
@@ -281,19 +285,37 @@ class LibvirtDriver(Driver):
         """One budget for the bulk call and, where it is unsupported, the per-domain fallback."""
         deadline = self.due(deadline)
         conn = self._connection()
+        if self._bulk and self._pool.recording is None:
+            # Facts first: the Domains are made with them, in the poll's thread.
+            await self._refresh_snapshot_facts(conn, deadline)
+            try:
+                taken_at, domains = await self._call(
+                    Lane.CONTROL, "getAllDomainStats", lambda: self._read_bulk(conn), deadline
+                )
+                return HostSnapshot(self.host, taken_at, domains)
+            except UnsupportedAction:
+                self._no_bulk()
+            records = await self._read_each_call(conn, deadline)
+        else:  # the per-domain fallback, or `vfleet debug record`: raw records, then facts, in that order
+            records = await self._read_records_call(conn, deadline)
+            await self._refresh_snapshot_facts(conn, deadline)
+        taken_at = records[0][4] if records else time.monotonic()
+        return HostSnapshot(self.host, taken_at, self._records.domains(records, self._snapshot_facts))
+
+    def _no_bulk(self) -> None:
+        log.info("%s: no bulk stats (VIR_ERR_NO_SUPPORT); polling domain by domain", self.host)
+        self._bulk = False
+
+    async def _read_records_call(self, conn: libvirt.virConnect, deadline: float) -> list[Record]:
         if self._bulk:
             try:
-                records = await self._call(Lane.CONTROL, "getAllDomainStats", lambda: self._read_bulk(conn), deadline)
+                return await self._call(Lane.CONTROL, "getAllDomainStats", lambda: self._read_records(conn), deadline)
             except UnsupportedAction:
-                log.info("%s: no bulk stats (VIR_ERR_NO_SUPPORT); polling domain by domain", self.host)
-                self._bulk = False
-        if not self._bulk:
-            records = await self._call(
-                Lane.CONTROL, "per-domain stats", lambda: self._read_each(conn, deadline), deadline
-            )
-        taken_at = records[0][4] if records else time.monotonic()
-        await self._refresh_snapshot_facts(conn, deadline)
-        return HostSnapshot(self.host, taken_at, self._records.domains(records, self._snapshot_facts))
+                self._no_bulk()
+        return await self._read_each_call(conn, deadline)
+
+    async def _read_each_call(self, conn: libvirt.virConnect, deadline: float) -> list[Record]:
+        return await self._call(Lane.CONTROL, "per-domain stats", lambda: self._read_each(conn, deadline), deadline)
 
     async def _refresh_snapshot_facts(self, conn: libvirt.virConnect, deadline: float) -> None:
         """Every snapshots.FACTS_EVERY polls; a failure keeps the last facts and never fails the poll."""
@@ -313,11 +335,17 @@ class LibvirtDriver(Driver):
             return
         self._snapshot_facts = found if complete else {**self._snapshot_facts, **found}
 
-    @staticmethod
-    def _read_bulk(conn: libvirt.virConnect) -> list[Record]:
+    def _read_bulk(self, conn: libvirt.virConnect) -> tuple[float, tuple[Domain, ...]]:
         raw = conn.getAllDomainStats(STATS_GROUPS, STATS_FLAGS)
         now = time.monotonic()
-        # A shut-off domain has no id (-1): one C call fewer per off domain and poll.
+        # With lifecycle events registered, a domain's uuid and id are known by its name.
+        return now, self._records.from_bulk(raw, now, self._snapshot_facts, trust_names=bool(self._callbacks))
+
+    @staticmethod
+    def _read_records(conn: libvirt.virConnect) -> list[Record]:
+        """getAllDomainStats as records with every uuid and id read: what a recording keeps."""
+        raw = conn.getAllDomainStats(STATS_GROUPS, STATS_FLAGS)
+        now = time.monotonic()
         return [
             (dom.name(), dom.UUIDString(), -1 if stats.get("state.state") == SHUTOFF else dom.ID(), stats, now)
             for dom, stats in raw
@@ -440,7 +468,10 @@ class LibvirtDriver(Driver):
             Verb.FORCE_OFF: dom.destroy,
             Verb.RESET: lambda: dom.reset(0),
         }
-        await self._call(Lane.ACTION, f"{verb.value} {domain}", calls[verb], deadline)
+        try:
+            await self._call(Lane.ACTION, f"{verb.value} {domain}", calls[verb], deadline)
+        finally:
+            self._records.forget(domain)  # its id may change: read it at the next poll, event or not
         code, _reason = await self._call(Lane.ACTION, f"state of {domain}", dom.state, deadline)
         state, raw = power_state(code)
         return ActionResult(self.host, domain, verb, ok=True, state_after=state, message=raw)
@@ -450,6 +481,8 @@ class LibvirtDriver(Driver):
     async def open_console(
         self, target: DomainRef, *, force: bool = False, safe: bool = False, deadline: float | None = None
     ) -> ConsoleStream:
+        from vfleet.drivers.libvirt.console import LibvirtConsole, console_flags, open_error  # polls never need it
+
         deadline = self.due(deadline)
         domain = target.name
         conn = self._connection()
