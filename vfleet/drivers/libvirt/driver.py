@@ -325,7 +325,9 @@ class LibvirtDriver(Driver):
         self._polls_to_facts = snapshots.FACTS_EVERY - 1
         # Not on the control lane, and briefly: snapshot calls can wait on a domain a hung
         # action holds, and an optional fact must never stall the poll behind it.
-        budget = min(deadline, time.monotonic() + FACTS_BUDGET)
+        # They come before the stats now: at most half the time left, the rest stays the stats'.
+        now = time.monotonic()
+        budget = min(now + (deadline - now) / 2, now + FACTS_BUDGET)
         try:
             found, complete = await self._call(
                 Lane.ACTION, "snapshot facts", lambda: snapshots.facts(conn, budget), budget
