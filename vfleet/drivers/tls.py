@@ -9,10 +9,12 @@ is checked too. tls.insecure is honoured and returned as a warning to show.
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import ssl
 
-from vfleet.core.models import TlsSettings
+from vfleet.core.errors import AuthFailed
+from vfleet.core.models import HostConfig, TlsSettings
 
 __all__ = [
     "PinMismatch", "fingerprint", "parse_thumbprint", "pin_matches", "pinned_context", "presented_fingerprint",
@@ -98,3 +100,20 @@ def presented_fingerprint(address: str, port: int, timeout: float) -> str:
         return fingerprint(ssl.PEM_cert_to_DER_cert(pem))
     except (OSError, ValueError):
         return "unknown"
+
+
+def login_context(config: HostConfig, kind: str) -> tuple[ssl.SSLContext, list[str]]:
+    """What an HTTPS login needs checked before it is tried: address, user, a password in the
+    environment (read later, at login, never here) and the TLS context with its warnings."""
+    if not config.address or not config.user:
+        raise AuthFailed(config.name, f"the {kind} driver needs address and user in the inventory")
+    if not config.password_env:
+        raise AuthFailed(config.name, "no password_env: name the environment variable that holds the password")
+    if config.password_env not in os.environ:
+        raise AuthFailed(
+            config.name, f"the environment variable {config.password_env} (password_env) is not set; export it"
+        )
+    try:
+        return tls_context(config.tls)
+    except (ValueError, OSError) as exc:  # a bad pin, or an unreadable ca_file
+        raise AuthFailed(config.name, f"TLS settings: {exc}") from exc

@@ -80,7 +80,7 @@ from vfleet.drivers.esxi.vsphere_map import (
     vsphere_json,
 )
 from vfleet.drivers.threaded import Lane, pool_for
-from vfleet.drivers.tls import PinMismatch, presented_fingerprint, tls_context
+from vfleet.drivers.tls import PinMismatch, login_context, presented_fingerprint
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -208,19 +208,7 @@ class EsxiApiDriver(Driver):
 
     async def connect(self, *, deadline: float | None = None) -> HostFacts:
         deadline = self.due(deadline, self.config.connect_timeout)
-        cfg = self.config
-        if not cfg.address or not cfg.user:
-            raise AuthFailed(self.host, "the esxi_api driver needs address and user in the inventory")
-        if not cfg.password_env:
-            raise AuthFailed(self.host, "no password_env: name the environment variable that holds the password")
-        if cfg.password_env not in os.environ:
-            raise AuthFailed(
-                self.host, f"the environment variable {cfg.password_env} (password_env) is not set; export it"
-            )
-        try:
-            context, warnings = tls_context(cfg.tls)
-        except (ValueError, OSError) as exc:  # a bad pin, or an unreadable ca_file
-            raise AuthFailed(self.host, f"TLS settings: {exc}") from exc
+        context, warnings = login_context(self.config, self.kind)
         self.warnings = warnings
         for warning in warnings:
             log.warning("%s: %s", self.host, warning)

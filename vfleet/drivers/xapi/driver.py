@@ -34,7 +34,6 @@ from typing import Any, TypeVar
 from vfleet.core.console import ConsoleStream
 from vfleet.core.errors import (
     ActionFailed,
-    AuthFailed,
     DomainNotFound,
     DriverError,
     HostUnreachable,
@@ -59,7 +58,7 @@ from vfleet.core.models import (
 from vfleet.core.sanitize import printable
 from vfleet.drivers.base import LIFECYCLE, Capability, Driver
 from vfleet.drivers.threaded import Lane, pool_for
-from vfleet.drivers.tls import PinMismatch, pinned_context, presented_fingerprint, tls_context
+from vfleet.drivers.tls import PinMismatch, login_context, pinned_context, presented_fingerprint
 from vfleet.drivers.xapi import events as feed
 from vfleet.drivers.xapi import recording, snapshots, wire
 from vfleet.drivers.xapi.records import (
@@ -166,19 +165,7 @@ class XapiDriver(Driver):
 
     async def connect(self, *, deadline: float | None = None) -> HostFacts:
         deadline = self.due(deadline, self.config.connect_timeout)
-        cfg = self.config
-        if not cfg.address or not cfg.user:
-            raise AuthFailed(self.host, "the xapi driver needs address and user in the inventory")
-        if not cfg.password_env:
-            raise AuthFailed(self.host, "no password_env: name the environment variable that holds the password")
-        if cfg.password_env not in os.environ:
-            raise AuthFailed(
-                self.host, f"the environment variable {cfg.password_env} (password_env) is not set; export it"
-            )
-        try:
-            context, warnings = tls_context(cfg.tls)
-        except (ValueError, OSError) as exc:  # a bad pin, or an unreadable ca_file
-            raise AuthFailed(self.host, f"TLS settings: {exc}") from exc
+        context, warnings = login_context(self.config, self.kind)
         self.warnings = list(warnings)
         for warning in warnings:
             log.warning("%s: %s", self.host, warning)
